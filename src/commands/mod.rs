@@ -1,0 +1,30 @@
+//! What each CLI subcommand does, written for the POC at a terminal: plain
+//! lines, counts that add up, and errors in one sentence. `main.rs` parses
+//! the arguments and calls these.
+
+pub mod config;
+pub mod registry;
+
+/// 1,234,567 — counts in summaries are read by people.
+pub fn thousands(n: usize) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn thousands_groups_digits() {
+        assert_eq!(super::thousands(0), "0");
+        assert_eq!(super::thousands(999), "999");
+        assert_eq!(super::thousands(100_000), "100,000");
+        assert_eq!(super::thousands(1_234_567), "1,234,567");
+    }
+}

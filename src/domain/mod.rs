@@ -1,0 +1,15 @@
+//! Plain values that parse at the edge of cocreate and are trusted inside it.
+//!
+//! Anything typed by a person (a CSV cell, a config value, a command-line
+//! argument) becomes one of these types once, with a one-sentence error if it
+//! cannot; code further in never re-checks.
+
+mod email;
+mod language;
+mod registration_no;
+mod text;
+
+pub use email::{EmailAddress, EmailAddressError};
+pub use language::{Language, LanguageError};
+pub use registration_no::{RegistrationNumber, RegistrationNumberError};
+pub use text::{fold, fold_words};

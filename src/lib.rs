@@ -1,0 +1,13 @@
+//! cocreate: takes civil society's input into an Open Government Partnership
+//! national action plan by email and web form.
+//!
+//! See the README's "Architecture" section for how the modules fit together.
+
+pub mod commands;
+pub mod config;
+pub mod domain;
+pub mod registry;
+pub mod serve;
+pub mod store;
+pub mod telemetry;
+pub mod web;

@@ -1,0 +1,267 @@
+//! The `cocreate` command: parses arguments and hands each subcommand to the
+//! library. Every failure ends here as one sentence on stderr and a non-zero
+//! exit status.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use cocreate::commands;
+use cocreate::config::{Config, ConfigError};
+use cocreate::registry::import::{ImportMode, ImportOptions};
+use cocreate::store;
+
+/// cocreate takes civil society's proposals for an Open Government
+/// Partnership action plan by email and web form, and keeps the record of how
+/// each one was considered.
+#[derive(Parser)]
+#[command(name = "cocreate", version, propagate_version = true)]
+struct Cli {
+    /// Settings file [default: config/cocreate.toml if present, else the
+    /// built-in default]. Any setting can also be given as an environment
+    /// variable such as COCREATE_DATABASE_URL.
+    #[arg(long, global = true, env = "COCREATE_CONFIG", value_name = "PATH")]
+    config: Option<PathBuf>,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the daemon: web server and health check on the configured address.
+    Serve {
+        /// First load 300 fictional organisations and the example policy
+        /// areas, to try cocreate out. Safe to run again.
+        #[arg(long)]
+        demo: bool,
+    },
+    /// Check the settings file.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    /// The registry of civil-society organisations (CSOs).
+    #[command(subcommand)]
+    Registry(RegistryCommand),
+}
+
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// Validate the settings and environment overrides without starting
+    /// anything; prints what was read.
+    Check,
+}
+
+#[derive(Subcommand)]
+enum RegistryCommand {
+    /// Import the registry office's CSV export.
+    ///
+    /// Columns are found by their header (Albanian or English, any order):
+    /// registration number, name, email, phone, city/district, fields of
+    /// activity, language (sq or en; empty means sq). UTF-8, Windows-1250 and
+    /// Windows-1252 files and `;` or `,` separators are all read. Importing
+    /// the same file again changes nothing; organisations missing from the
+    /// file are marked inactive, never deleted.
+    Import {
+        /// The CSV file.
+        file: PathBuf,
+        /// Show what would change, write nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// The file holds only some organisations: add and update them, mark
+        /// no one inactive.
+        #[arg(long)]
+        partial: bool,
+        /// Read the file in this encoding (e.g. windows-1250) instead of
+        /// detecting it.
+        #[arg(long, value_name = "NAME")]
+        encoding: Option<String>,
+        /// Let a full import mark more than half of the active organisations
+        /// inactive.
+        #[arg(long)]
+        allow_mass_inactivation: bool,
+        /// Also write every skipped row and note to this CSV file.
+        #[arg(long, value_name = "FILE.csv")]
+        report: Option<PathBuf>,
+        /// Print the summary as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List the organisations.
+    List {
+        /// Include organisations no longer in the registry.
+        #[arg(long)]
+        inactive: bool,
+    },
+    /// Show past imports.
+    History,
+    /// Show which organisations each policy area reaches, and why.
+    Match {
+        /// Only this policy area (its code, e.g. ANTICOR).
+        #[arg(long, value_name = "CODE")]
+        policy_area: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Override a match, for cases the keywords get wrong.
+    #[command(subcommand)]
+    Relevance(RelevanceCommand),
+}
+
+#[derive(Subcommand)]
+enum RelevanceCommand {
+    /// Make an organisation directly, indirectly or not relevant to a policy
+    /// area, whatever its fields of activity say. Survives re-imports.
+    Set {
+        /// Registration number of the organisation.
+        registration_no: String,
+        /// Policy area code, e.g. ANTICOR.
+        policy_area: String,
+        /// direct, indirect or none.
+        relevance: String,
+        /// Why: kept with the decision.
+        #[arg(long)]
+        reason: String,
+    },
+    /// Remove an override: keywords decide again.
+    Clear {
+        registration_no: String,
+        policy_area: String,
+    },
+    /// List all overrides.
+    List,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let config = match Config::load(cli.config.as_deref()) {
+        Ok(c) => c,
+        Err(e) => return fail(&e, exit_code_for_config(&e)),
+    };
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => return fail(&format!("cannot start: {e}"), ExitCode::FAILURE),
+    };
+    match runtime.block_on(run(cli.command, config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        // `cocreate registry list | head`: the reader has what it wanted.
+        Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
+        Err(e) => fail(&e, ExitCode::FAILURE),
+    }
+}
+
+fn exit_code_for_config(_: &ConfigError) -> ExitCode {
+    // EX_CONFIG from sysexits.h: systemd and scripts can tell a bad config
+    // from a failure at run time.
+    ExitCode::from(78)
+}
+
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
+
+fn fail(error: &dyn std::fmt::Display, code: ExitCode) -> ExitCode {
+    let _ = writeln!(std::io::stderr(), "error: {error}");
+    code
+}
+
+async fn run(command: Command, config: Config) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    match command {
+        Command::Config(ConfigCommand::Check) => {
+            commands::config::check(&config, &mut out)?;
+        }
+        Command::Serve { demo } => {
+            cocreate::telemetry::init(&config.log);
+            cocreate::serve::run(config, demo).await?;
+        }
+        Command::Registry(cmd) => {
+            let store = store::open(&config.database).await?;
+            let store = store.as_ref();
+            match cmd {
+                RegistryCommand::Import {
+                    file,
+                    dry_run,
+                    partial,
+                    encoding,
+                    allow_mass_inactivation,
+                    report,
+                    json,
+                } => {
+                    let options = ImportOptions {
+                        mode: if partial {
+                            ImportMode::Partial
+                        } else {
+                            ImportMode::Full
+                        },
+                        dry_run,
+                        encoding,
+                        allow_mass_inactivation,
+                    };
+                    commands::registry::import(
+                        store,
+                        &file,
+                        &options,
+                        report.as_deref(),
+                        json,
+                        &mut out,
+                    )
+                    .await?;
+                }
+                RegistryCommand::List { inactive } => {
+                    commands::registry::list(store, inactive, &mut out).await?;
+                }
+                RegistryCommand::History => commands::registry::history(store, &mut out).await?,
+                RegistryCommand::Match { policy_area, json } => {
+                    commands::registry::matches(
+                        store,
+                        &config,
+                        policy_area.as_deref(),
+                        json,
+                        &mut out,
+                    )
+                    .await?;
+                }
+                RegistryCommand::Relevance(RelevanceCommand::Set {
+                    registration_no,
+                    policy_area,
+                    relevance,
+                    reason,
+                }) => {
+                    commands::registry::set_override(
+                        store,
+                        &config,
+                        &registration_no,
+                        &policy_area,
+                        &relevance,
+                        &reason,
+                        &mut out,
+                    )
+                    .await?;
+                }
+                RegistryCommand::Relevance(RelevanceCommand::Clear {
+                    registration_no,
+                    policy_area,
+                }) => {
+                    commands::registry::clear_override(
+                        store,
+                        &config,
+                        &registration_no,
+                        &policy_area,
+                        &mut out,
+                    )
+                    .await?;
+                }
+                RegistryCommand::Relevance(RelevanceCommand::List) => {
+                    commands::registry::list_overrides(store, &mut out).await?;
+                }
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,649 @@
+//! Reading a registry export as the registry office actually produces it:
+//! saved from Excel in Windows-1250 or -1252, or as UTF-8 with or without a
+//! byte-order mark; separated by `;` (Excel in Albanian and most European
+//! locales) or `,`; headers in Albanian or English, in any order and case.
+//!
+//! The file is decoded and split into good rows and problem rows. Nothing
+//! here touches the store.
+
+use std::collections::HashMap;
+use std::io::IsTerminal;
+
+use encoding_rs::Encoding;
+
+use super::CsoRecord;
+use crate::domain::{EmailAddress, Language, RegistrationNumber, fold};
+
+/// Why a whole file is refused. Each is one sentence for the POC.
+#[derive(Debug, thiserror::Error)]
+pub enum CsvFileError {
+    #[error("the file is empty")]
+    Empty,
+    #[error(
+        "the file is an Excel workbook, not CSV: open it in Excel and save it with File > Save As > CSV UTF-8"
+    )]
+    Spreadsheet,
+    #[error(
+        "the file is not readable text in UTF-8, Windows-1250 or Windows-1252 (it may be binary or in another encoding)"
+    )]
+    Unreadable,
+    #[error(
+        "the encoding '{0}' is not one cocreate knows (try utf-8, windows-1250 or windows-1252)"
+    )]
+    UnknownEncoding(String),
+    #[error("the first line is not a usable header: it needs columns for {missing}; found {found}")]
+    NoHeader { missing: String, found: String },
+    #[error("the header has more than one column for {field} (columns {first} and {second})")]
+    AmbiguousHeader {
+        field: &'static str,
+        first: usize,
+        second: usize,
+    },
+    #[error("the file has a header but no rows")]
+    NoRows,
+    #[error("the CSV cannot be read: {0}")]
+    Csv(String),
+}
+
+/// A row that was skipped, with the line it starts on in the file.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct RowProblem {
+    pub line: u64,
+    pub registration_no: Option<String>,
+    pub reason: String,
+}
+
+/// A row that was imported, with something worth telling the POC about.
+pub type RowWarning = RowProblem;
+
+/// The outcome of reading a file: good rows, problems, and how it was read.
+#[derive(Debug)]
+pub struct RegistryFile {
+    pub rows: Vec<CsoRecord>,
+    pub problems: Vec<RowProblem>,
+    pub warnings: Vec<RowWarning>,
+    /// Registration numbers seen on skipped rows: the organisation is still in
+    /// the registry, so a full import must not mark it inactive.
+    pub skipped_registration_nos: Vec<RegistrationNumber>,
+    pub encoding: &'static str,
+    pub delimiter: char,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Field {
+    RegistrationNo,
+    Name,
+    Email,
+    Phone,
+    City,
+    FieldsOfActivity,
+    Language,
+}
+
+impl Field {
+    const ALL: [Field; 7] = [
+        Field::RegistrationNo,
+        Field::Name,
+        Field::Email,
+        Field::Phone,
+        Field::City,
+        Field::FieldsOfActivity,
+        Field::Language,
+    ];
+
+    fn label(self) -> &'static str {
+        match self {
+            Field::RegistrationNo => "registration number",
+            Field::Name => "name",
+            Field::Email => "email",
+            Field::Phone => "phone",
+            Field::City => "city/district",
+            Field::FieldsOfActivity => "fields of activity",
+            Field::Language => "language",
+        }
+    }
+
+    /// Header names accepted for each column, folded (lower case, no
+    /// diacritics, punctuation as spaces). Documented in the README.
+    fn aliases(self) -> &'static [&'static str] {
+        match self {
+            Field::RegistrationNo => &[
+                "registration number",
+                "registration no",
+                "registration nr",
+                "reg no",
+                "reg nr",
+                "registration",
+                "registry number",
+                "nipt",
+                "nuis",
+                "numri i regjistrimit",
+                "nr i regjistrimit",
+                "nr regjistrimi",
+                "numer regjistrimi",
+                "numri regjistrimit",
+                "nr regjistrimit",
+            ],
+            Field::Name => &[
+                "name",
+                "organisation",
+                "organization",
+                "organisation name",
+                "organization name",
+                "cso name",
+                "cso",
+                "emri",
+                "emertimi",
+                "emri i organizates",
+                "organizata",
+                "emri i oshc",
+                "oshc",
+            ],
+            Field::Email => &[
+                "email",
+                "e mail",
+                "email address",
+                "e mail address",
+                "emails",
+                "email addresses",
+                "adresa e emailit",
+                "adresa email",
+                "adresa e email",
+                "posta elektronike",
+                "e posta",
+                "emaili",
+            ],
+            Field::Phone => &[
+                "phone",
+                "telephone",
+                "tel",
+                "mobile",
+                "phone number",
+                "telefon",
+                "telefoni",
+                "nr telefoni",
+                "numri i telefonit",
+                "cel",
+                "celular",
+            ],
+            Field::City => &[
+                "city",
+                "district",
+                "city district",
+                "town",
+                "municipality",
+                "qyteti",
+                "qytet",
+                "rrethi",
+                "bashkia",
+                "qarku",
+                "qyteti rrethi",
+                "qytet rreth",
+            ],
+            Field::FieldsOfActivity => &[
+                "fields of activity",
+                "field of activity",
+                "fields",
+                "field",
+                "activity",
+                "activities",
+                "sector",
+                "sectors",
+                "area of activity",
+                "areas of activity",
+                "fusha e veprimtarise",
+                "fushat e veprimtarise",
+                "fusha e aktivitetit",
+                "fushat e aktivitetit",
+                "fusha",
+                "fushat",
+                "veprimtaria",
+                "fusha veprimtarie",
+            ],
+            Field::Language => &[
+                "language",
+                "preferred language",
+                "lang",
+                "gjuha",
+                "gjuha e preferuar",
+                "gjuha e komunikimit",
+            ],
+        }
+    }
+
+    fn required(self) -> bool {
+        matches!(self, Field::RegistrationNo | Field::Name | Field::Email)
+    }
+
+    /// Fields that may come from several columns (Email 1, Email 2; Qyteti, Rrethi).
+    fn repeatable(self) -> bool {
+        matches!(
+            self,
+            Field::Email | Field::Phone | Field::City | Field::FieldsOfActivity
+        )
+    }
+
+    fn for_header(header: &str) -> Option<Field> {
+        let folded = fold(header);
+        // "Email 2", "Telefoni 1": the number only tells columns apart.
+        let base = folded
+            .trim_end_matches(|c: char| c.is_ascii_digit())
+            .trim_end();
+        Field::ALL.into_iter().find(|f| f.aliases().contains(&base))
+    }
+}
+
+/// Reads a registry export. `encoding` forces a character set by its WHATWG
+/// label (e.g. "windows-1250"); otherwise it is detected.
+pub fn read(bytes: &[u8], encoding: Option<&str>) -> Result<RegistryFile, CsvFileError> {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Err(CsvFileError::Empty);
+    }
+    if bytes.starts_with(b"PK\x03\x04") || bytes.starts_with(b"\xD0\xCF\x11\xE0") {
+        return Err(CsvFileError::Spreadsheet);
+    }
+    let (text, encoding) = decode(bytes, encoding)?;
+    parse(&text, encoding.name())
+}
+
+fn decode<'a>(
+    bytes: &'a [u8],
+    forced: Option<&str>,
+) -> Result<(std::borrow::Cow<'a, str>, &'static Encoding), CsvFileError> {
+    let (encoding, body) = if let Some(label) = forced {
+        let enc = Encoding::for_label(label.trim().as_bytes())
+            .ok_or_else(|| CsvFileError::UnknownEncoding(label.to_string()))?;
+        let skip = Encoding::for_bom(bytes).map_or(0, |(_, n)| n);
+        (enc, &bytes[skip..])
+    } else if let Some((enc, bom_len)) = Encoding::for_bom(bytes) {
+        (enc, &bytes[bom_len..])
+    } else if std::str::from_utf8(bytes).is_ok() {
+        (encoding_rs::UTF_8, bytes)
+    } else {
+        // Not UTF-8: a legacy Excel export. chardetng tells Central European
+        // (Windows-1250) from Western (Windows-1252) by the letters used.
+        let mut detector = chardetng::EncodingDetector::new();
+        detector.feed(bytes, true);
+        (detector.guess(None, false), bytes)
+    };
+    // NUL bytes outside UTF-16 mean a binary file, whatever it decodes as.
+    if body.contains(&0) && encoding != encoding_rs::UTF_16LE && encoding != encoding_rs::UTF_16BE {
+        return Err(CsvFileError::Unreadable);
+    }
+    let text = encoding
+        .decode_without_bom_handling_and_without_replacement(body)
+        .ok_or(CsvFileError::Unreadable)?;
+    if text
+        .chars()
+        .any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t'))
+    {
+        return Err(CsvFileError::Unreadable);
+    }
+    Ok((text, encoding))
+}
+
+/// The separator used in the header line: whichever of `;`, `,` and tab
+/// occurs most outside quotes. Excel writes `;` where `,` is the decimal mark.
+fn sniff_delimiter(text: &str) -> u8 {
+    let header = text.lines().find(|l| !l.trim().is_empty()).unwrap_or("");
+    let mut counts = [(b',', 0usize), (b';', 0), (b'\t', 0)];
+    let mut quoted = false;
+    for b in header.bytes() {
+        if b == b'"' {
+            quoted = !quoted;
+        } else if !quoted {
+            for (d, n) in &mut counts {
+                if *d == b {
+                    *n += 1;
+                }
+            }
+        }
+    }
+    // Ties go to ',' (first), the standard.
+    counts
+        .iter()
+        .fold(
+            (b',', 0),
+            |best, &(d, n)| if n > best.1 { (d, n) } else { best },
+        )
+        .0
+}
+
+fn parse(text: &str, encoding: &'static str) -> Result<RegistryFile, CsvFileError> {
+    let delimiter = sniff_delimiter(text);
+    let mut reader = csv::ReaderBuilder::new()
+        .delimiter(delimiter)
+        .has_headers(false)
+        .flexible(true)
+        .from_reader(text.as_bytes());
+    let mut records = reader.records();
+
+    let header = loop {
+        match records.next() {
+            None => return Err(CsvFileError::Empty),
+            Some(Err(e)) => return Err(CsvFileError::Csv(e.to_string())),
+            Some(Ok(r)) if r.iter().all(|c| c.trim().is_empty()) => continue,
+            Some(Ok(r)) => break r,
+        }
+    };
+    let columns = map_header(&header)?;
+    let header_len = header.len();
+
+    let progress = progress_bar(text.len() as u64);
+    let mut file = RegistryFile {
+        rows: Vec::new(),
+        problems: Vec::new(),
+        warnings: Vec::new(),
+        skipped_registration_nos: Vec::new(),
+        encoding,
+        delimiter: delimiter as char,
+    };
+    let mut first_line: HashMap<RegistrationNumber, u64> = HashMap::new();
+    let mut any_rows = false;
+    for (n, result) in records.enumerate() {
+        let record = match result {
+            Ok(r) => r,
+            Err(e) => {
+                let line = e.position().map_or(0, |p| p.line());
+                file.problems.push(RowProblem {
+                    line,
+                    registration_no: None,
+                    reason: format!("cannot be read: {e}"),
+                });
+                continue;
+            }
+        };
+        if n.is_multiple_of(4096) {
+            progress.set_position(record.position().map_or(0, |p| p.byte()));
+        }
+        if record.iter().all(|c| c.trim().is_empty()) {
+            continue;
+        }
+        any_rows = true;
+        let line = record.position().map_or(0, |p| p.line());
+        match parse_row(&record, &columns, header_len) {
+            Ok((row, warnings)) => {
+                if let Some(first) = first_line.get(&row.registration_no) {
+                    file.problems.push(RowProblem {
+                        line,
+                        registration_no: Some(row.registration_no.to_string()),
+                        reason: format!(
+                            "repeats registration number {} from line {first}",
+                            row.registration_no
+                        ),
+                    });
+                    continue;
+                }
+                first_line.insert(row.registration_no.clone(), line);
+                for reason in warnings {
+                    file.warnings.push(RowWarning {
+                        line,
+                        registration_no: Some(row.registration_no.to_string()),
+                        reason,
+                    });
+                }
+                file.rows.push(row);
+            }
+            Err((reg, reason)) => {
+                if let Some(r) = &reg {
+                    file.skipped_registration_nos.push(r.clone());
+                }
+                file.problems.push(RowProblem {
+                    line,
+                    registration_no: reg.map(|r| r.to_string()),
+                    reason,
+                });
+            }
+        }
+    }
+    progress.finish_and_clear();
+    if !any_rows {
+        return Err(CsvFileError::NoRows);
+    }
+    Ok(file)
+}
+
+fn progress_bar(len: u64) -> indicatif::ProgressBar {
+    // Only worth drawing for files that take more than a moment, and only
+    // for a person watching; a cron job's log stays clean.
+    if len < 2_000_000 || !std::io::stderr().is_terminal() {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::new(len);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "reading {bar:40} {bytes}/{total_bytes} ({eta} left)",
+        )
+        .expect("the template is valid"),
+    );
+    bar
+}
+
+/// Column indexes for each field, from the header row.
+struct Columns {
+    by_field: HashMap<Field, Vec<usize>>,
+}
+
+impl Columns {
+    fn get<'r>(&self, field: Field, record: &'r csv::StringRecord) -> Vec<&'r str> {
+        self.by_field
+            .get(&field)
+            .into_iter()
+            .flatten()
+            .filter_map(|&i| record.get(i))
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .collect()
+    }
+}
+
+fn map_header(header: &csv::StringRecord) -> Result<Columns, CsvFileError> {
+    let mut by_field: HashMap<Field, Vec<usize>> = HashMap::new();
+    for (i, cell) in header.iter().enumerate() {
+        // Excel sometimes leaves a BOM or stray quotes in the first cell.
+        let cell = cell.trim_start_matches('\u{feff}');
+        if let Some(field) = Field::for_header(cell) {
+            let cols = by_field.entry(field).or_default();
+            if let Some(&first) = cols.first()
+                && !field.repeatable()
+            {
+                return Err(CsvFileError::AmbiguousHeader {
+                    field: field.label(),
+                    first: first + 1,
+                    second: i + 1,
+                });
+            }
+            cols.push(i);
+        }
+    }
+    let missing: Vec<&str> = Field::ALL
+        .into_iter()
+        .filter(|f| f.required() && !by_field.contains_key(f))
+        .map(Field::label)
+        .collect();
+    if !missing.is_empty() {
+        let found: Vec<String> = header
+            .iter()
+            .take(8)
+            .map(|h| format!("'{}'", h.trim().chars().take(40).collect::<String>()))
+            .collect();
+        return Err(CsvFileError::NoHeader {
+            missing: missing.join(", "),
+            found: if found.is_empty() {
+                "nothing".into()
+            } else {
+                found.join(", ")
+            },
+        });
+    }
+    Ok(Columns { by_field })
+}
+
+type RowError = (Option<RegistrationNumber>, String);
+
+fn parse_row(
+    record: &csv::StringRecord,
+    columns: &Columns,
+    header_len: usize,
+) -> Result<(CsoRecord, Vec<String>), RowError> {
+    let registration_no = match columns.get(Field::RegistrationNo, record).first() {
+        None => return Err((None, "has no registration number".into())),
+        Some(raw) => RegistrationNumber::parse(raw).map_err(|e| (None, e.to_string()))?,
+    };
+    let fail = |reason: String| (Some(registration_no.clone()), reason);
+
+    if record.len() < header_len {
+        return Err(fail(format!(
+            "has only {} of the header's {header_len} columns (the line looks cut off)",
+            record.len()
+        )));
+    }
+    if record.iter().skip(header_len).any(|c| !c.trim().is_empty()) {
+        return Err(fail(format!(
+            "has {} columns but the header has {header_len} (a value may contain an unquoted separator)",
+            record.len()
+        )));
+    }
+
+    let name = columns.get(Field::Name, record).join(" ");
+    if name.is_empty() {
+        return Err(fail("has no name".into()));
+    }
+
+    let mut warnings = Vec::new();
+    let mut emails = Vec::new();
+    let mut bad = Vec::new();
+    for cell in columns.get(Field::Email, record) {
+        for part in cell
+            .split([';', ',', ' ', '\n', '/'])
+            .filter(|p| !p.trim().is_empty())
+        {
+            match EmailAddress::parse(part) {
+                Ok(e) if !emails.contains(&e) => emails.push(e),
+                Ok(_) => {}
+                Err(e) => bad.push(e.to_string()),
+            }
+        }
+    }
+    if emails.is_empty() {
+        return Err(fail(match bad.first() {
+            Some(e) => format!("has no valid email address ({e})"),
+            None => "has no email address".into(),
+        }));
+    }
+    warnings.extend(bad.into_iter().map(|e| format!("{e}; it was left out")));
+
+    let language = match columns.get(Field::Language, record).first() {
+        None => Language::default(),
+        Some(raw) => Language::parse(raw).map_err(|e| fail(e.to_string()))?,
+    };
+
+    let fields_of_activity = columns
+        .get(Field::FieldsOfActivity, record)
+        .into_iter()
+        .flat_map(|c| c.split([';', ',', '|', '\n']))
+        .map(|f| f.split_whitespace().collect::<Vec<_>>().join(" "))
+        .filter(|f| !f.is_empty())
+        .collect();
+    let joined = |field| {
+        let parts = columns.get(field, record);
+        (!parts.is_empty()).then(|| parts.join(", "))
+    };
+
+    Ok((
+        CsoRecord {
+            registration_no,
+            name: name.split_whitespace().collect::<Vec<_>>().join(" "),
+            emails,
+            phone: joined(Field::Phone),
+            city: joined(Field::City),
+            fields_of_activity,
+            language,
+        },
+        warnings,
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_albanian_headers_semicolons_and_windows_1250() {
+        let text = "Nr. i regjistrimit;Emërtimi;E-mail;Qyteti;Fushat e veprimtarisë;Gjuha\r\n\
+                    L1;Shoqata Çelësi;info@celesi.al;Korçë;Arsim, rini;\r\n";
+        let (bytes, _, _) = encoding_rs::WINDOWS_1250.encode(text);
+        let file = read(&bytes, None).unwrap();
+        assert_eq!(file.delimiter, ';');
+        assert_eq!(file.problems, []);
+        let row = &file.rows[0];
+        assert_eq!(row.name, "Shoqata Çelësi");
+        assert_eq!(row.city.as_deref(), Some("Korçë"));
+        assert_eq!(row.fields_of_activity, ["Arsim", "rini"]);
+        assert_eq!(row.language, Language::Sq);
+    }
+
+    #[test]
+    fn header_names_match_in_any_case_order_and_accents() {
+        for h in ["EMËRTIMI", "emertimi", " Organisation Name "] {
+            assert_eq!(Field::for_header(h), Some(Field::Name), "{h}");
+        }
+        assert_eq!(Field::for_header("Email 2"), Some(Field::Email));
+        assert_eq!(Field::for_header("Notes"), None);
+    }
+
+    #[test]
+    fn problem_rows_are_reported_with_their_line_and_reason() {
+        let text = "reg no,name,email,language\n\
+                    A1,One,one@x.al,en\n\
+                    A2,,two@x.al,\n\
+                    A3,Three,not-an-address,\n\
+                    A1,Again,again@x.al,\n\
+                    A5,Five,five@x.al,fr\n";
+        let file = read(text.as_bytes(), None).unwrap();
+        assert_eq!(file.rows.len(), 1);
+        let got: Vec<(u64, &str)> = file
+            .problems
+            .iter()
+            .map(|p| (p.line, p.reason.as_str()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (3, "has no name"),
+                (
+                    4,
+                    "has no valid email address ('not-an-address' is not an email address)"
+                ),
+                (5, "repeats registration number A1 from line 2"),
+                (
+                    6,
+                    "'fr' is not a language cocreate writes in (use sq for Albanian or en for English)"
+                ),
+            ]
+        );
+    }
+
+    #[test]
+    fn whole_file_refusals_are_one_sentence() {
+        assert!(matches!(read(b"", None), Err(CsvFileError::Empty)));
+        assert!(matches!(read(b" \n\n", None), Err(CsvFileError::Empty)));
+        assert!(matches!(
+            read(b"PK\x03\x04rest", None),
+            Err(CsvFileError::Spreadsheet)
+        ));
+        assert!(matches!(
+            read(b"a\x00b\x00c,d\n", None),
+            Err(CsvFileError::Unreadable)
+        ));
+        let err = read(b"foo,bar\n1,2\n", None).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "the first line is not a usable header: it needs columns for registration number, name, email; found 'foo', 'bar'"
+        );
+        assert!(matches!(
+            read(b"reg no,name,email\n", None),
+            Err(CsvFileError::NoRows)
+        ));
+    }
+}

@@ -1,0 +1,84 @@
+//! `cocreate serve`: the daemon. Loads and checks everything before it
+//! listens, so a broken config or database stops it at start, not at the
+//! first proposal.
+
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+
+use crate::config::Config;
+use crate::registry::demo;
+use crate::store::{self, StoreError};
+use crate::web::{self, AppState};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Demo(#[from] demo::DemoError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: std::net::SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("the web server stopped: {0}")]
+    Server(std::io::Error),
+}
+
+pub async fn run(config: Config, demo_mode: bool) -> Result<(), ServeError> {
+    let store = store::open(&config.database).await?;
+    tracing::info!(
+        database = %store::redact(&config.database.url),
+        config = %config.source,
+        "store open, migrations applied"
+    );
+    if demo_mode {
+        let summary = demo::load(store.as_ref()).await?;
+        tracing::info!(
+            added = summary.added,
+            unchanged = summary.unchanged,
+            policy_areas = config.policy_areas.len(),
+            "demo registry loaded (fictional organisations)"
+        );
+    }
+
+    let addr = config.server.listen;
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|source| ServeError::Bind { addr, source })?;
+    let local = listener.local_addr().map_err(ServeError::Server)?;
+    tracing::info!(%local, "listening; health check at http://{local}/healthz");
+
+    let app = web::router(AppState {
+        store,
+        config: Arc::new(config),
+    });
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .map_err(ServeError::Server)?;
+    tracing::info!("stopped cleanly");
+    Ok(())
+}
+
+/// Resolves on SIGINT (Ctrl-C) or SIGTERM (systemd, docker stop).
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        () = ctrl_c => tracing::info!("SIGINT received, shutting down"),
+        () = term => tracing::info!("SIGTERM received, shutting down"),
+    }
+}

@@ -1,0 +1,141 @@
+//! Where everything cocreate knows is kept.
+//!
+//! [`Store`] is the one interface the rest of cocreate uses. It has two
+//! implementations: SQLite, the embedded default (one file under data/), and
+//! PostgreSQL, for deployments where several daemons share one database. The
+//! backend is chosen by the URL. Each has its own migrations folder,
+//! applied when the store is opened, and one conformance suite
+//! (tests/store_conformance.rs) runs the same cases against both.
+//!
+//! Reads whose SQL is the same on both backends are written once, in
+//! [`portable`]; writes are per backend, because the fast way to write many rows
+//! differs (multi-row VALUES on SQLite, UNNEST of arrays on PostgreSQL) and
+//! so does locking (one writer with BEGIN IMMEDIATE on SQLite).
+
+mod portable;
+mod postgres;
+mod sqlite;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+pub use postgres::PostgresStore;
+pub use sqlite::SqliteStore;
+
+use crate::config::DatabaseConfig;
+use crate::domain::RegistrationNumber;
+use crate::registry::relevance::RelevanceOverride;
+use crate::registry::{Cso, ImportLogEntry, RegistryChanges};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("cannot open the database {target}: {source}")]
+    Open {
+        target: String,
+        #[source]
+        source: sqlx::Error,
+    },
+    #[error("cannot create the folder {path} for the database: {source}")]
+    Folder {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot bring the database schema up to date: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("the database failed: {0}")]
+    Query(#[from] sqlx::Error),
+    #[error("the database holds a value cocreate cannot read: {0}")]
+    Corrupt(String),
+    #[error("the database URL must start with sqlite: or postgres://")]
+    UnknownBackend,
+}
+
+/// Which implementation a store is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// A past import, as the history shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImportRecord {
+    pub imported_at: DateTime<Utc>,
+    pub entry: ImportLogEntry,
+}
+
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    fn backend(&self) -> Backend;
+
+    /// Succeeds when the database answers a query.
+    async fn ping(&self) -> Result<(), StoreError>;
+
+    /// Every CSO ever imported, active or not, with its addresses, by id.
+    async fn csos(&self) -> Result<Vec<Cso>, StoreError>;
+
+    /// Writes one import's changes, all or nothing.
+    async fn apply_registry_changes(&self, changes: &RegistryChanges) -> Result<(), StoreError>;
+
+    /// The most recent imports, newest first.
+    async fn registry_imports(&self, limit: u32) -> Result<Vec<ImportRecord>, StoreError>;
+
+    /// Records the POC's decision, replacing an earlier one for the same
+    /// CSO and policy area.
+    async fn set_relevance_override(&self, o: &RelevanceOverride) -> Result<(), StoreError>;
+
+    /// Removes an override; false when there was none.
+    async fn clear_relevance_override(
+        &self,
+        registration_no: &RegistrationNumber,
+        policy_area: &str,
+    ) -> Result<bool, StoreError>;
+
+    async fn relevance_overrides(&self) -> Result<Vec<RelevanceOverride>, StoreError>;
+}
+
+/// Opens the store the config names and brings its schema up to date.
+pub async fn open(config: &DatabaseConfig) -> Result<Arc<dyn Store>, StoreError> {
+    let url = config.url.as_str();
+    if url.starts_with("sqlite:") {
+        Ok(Arc::new(SqliteStore::open(url).await?))
+    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok(Arc::new(
+            PostgresStore::open(url, config.password().as_deref(), config.max_connections).await?,
+        ))
+    } else {
+        Err(StoreError::UnknownBackend)
+    }
+}
+
+/// The URL without any password, for messages and logs.
+pub fn redact(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(end);
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) if userinfo.contains(':') => {
+            let user = userinfo.split(':').next().unwrap_or("");
+            format!("{scheme}://{user}:***@{host}{tail}")
+        }
+        _ => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn redact_hides_only_the_password() {
+        assert_eq!(
+            super::redact("postgres://u:secret@db:5432/x?sslmode=require"),
+            "postgres://u:***@db:5432/x?sslmode=require"
+        );
+        assert_eq!(super::redact("postgres://u@db/x"), "postgres://u@db/x");
+        assert_eq!(super::redact("sqlite:data/c.db"), "sqlite:data/c.db");
+    }
+}

@@ -1,0 +1,198 @@
+//! The embedded default: one SQLite file, nothing to install.
+//!
+//! SQLite allows one writer at a time. Writes go through a pool of exactly one
+//! connection and start with BEGIN IMMEDIATE, so a transaction takes the write
+//! lock before it reads instead of failing with "database is locked" when it
+//! tries to upgrade; other processes (a CLI command beside the daemon) wait
+//! for the lock up to the busy timeout. Reads use their own pool and, in WAL
+//! mode, never wait for the writer.
+
+use std::collections::HashMap;
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::Utc;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{QueryBuilder, Sqlite, SqlitePool};
+
+use super::{Backend, ImportRecord, Store, StoreError, portable};
+use crate::domain::RegistrationNumber;
+use crate::registry::relevance::RelevanceOverride;
+use crate::registry::{Cso, CsoRecord, RegistryChanges};
+
+/// Rows per multi-row INSERT: 9 parameters each stays well under SQLite's
+/// limit of 32,766 bound parameters.
+const ROWS_PER_INSERT: usize = 1000;
+
+pub struct SqliteStore {
+    read: SqlitePool,
+    write: SqlitePool,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database file named by a `sqlite:` URL
+    /// and applies migrations/sqlite.
+    pub async fn open(url: &str) -> Result<Self, StoreError> {
+        let open_err = |source| StoreError::Open {
+            target: url.to_string(),
+            source,
+        };
+        let options = SqliteConnectOptions::from_str(url)
+            .map_err(open_err)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            // In WAL mode NORMAL loses no committed transaction on a crash of
+            // cocreate, only possibly the last ones on a power cut.
+            .synchronous(SqliteSynchronous::Normal)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(30));
+        if let Some(parent) = options.get_filename().parent()
+            && !parent.as_os_str().is_empty()
+        {
+            std::fs::create_dir_all(parent).map_err(|source| StoreError::Folder {
+                path: parent.display().to_string(),
+                source,
+            })?;
+        }
+        let write = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options.clone())
+            .await
+            .map_err(open_err)?;
+        sqlx::migrate!("migrations/sqlite").run(&write).await?;
+        let read = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options)
+            .await
+            .map_err(open_err)?;
+        Ok(Self { read, write })
+    }
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    fn backend(&self) -> Backend {
+        Backend::Sqlite
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        portable::ping(&self.read).await
+    }
+
+    async fn csos(&self) -> Result<Vec<Cso>, StoreError> {
+        portable::csos(&self.read).await
+    }
+
+    async fn apply_registry_changes(&self, changes: &RegistryChanges) -> Result<(), StoreError> {
+        let now = Utc::now();
+        let mut tx = self.write.begin_with("BEGIN IMMEDIATE").await?;
+
+        let mut emails: Vec<(i64, &CsoRecord)> = Vec::with_capacity(changes.added.len());
+        for chunk in changes.added.chunks(ROWS_PER_INSERT) {
+            let mut insert = QueryBuilder::<Sqlite>::new(
+                "INSERT INTO csos (registration_no, name, phone, city, fields_of_activity, language, active, created_at, updated_at) ",
+            );
+            insert.push_values(chunk, |mut row, r| {
+                row.push_bind(r.registration_no.as_str())
+                    .push_bind(&r.name)
+                    .push_bind(r.phone.as_deref())
+                    .push_bind(r.city.as_deref())
+                    .push_bind(portable::fields_column(r))
+                    .push_bind(r.language.code())
+                    .push_bind(true)
+                    .push_bind(now)
+                    .push_bind(now);
+            });
+            insert.push(" RETURNING id, registration_no");
+            let ids: Vec<(i64, String)> = insert.build_query_as().fetch_all(&mut *tx).await?;
+            // RETURNING does not promise VALUES order, so match by number.
+            let by_reg: HashMap<&str, &CsoRecord> = chunk
+                .iter()
+                .map(|r| (r.registration_no.as_str(), r))
+                .collect();
+            for (id, reg) in &ids {
+                let record = by_reg.get(reg.as_str()).ok_or_else(|| {
+                    StoreError::Corrupt(format!("insert returned an unknown number {reg}"))
+                })?;
+                emails.push((*id, record));
+            }
+        }
+
+        for (id, r) in &changes.updated {
+            sqlx::query(
+                "UPDATE csos SET name = $1, phone = $2, city = $3, fields_of_activity = $4, \
+                 language = $5, active = TRUE, inactivated_at = NULL, updated_at = $6 WHERE id = $7",
+            )
+            .bind(&r.name)
+            .bind(r.phone.as_deref())
+            .bind(r.city.as_deref())
+            .bind(portable::fields_column(r))
+            .bind(r.language.code())
+            .bind(now)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query("DELETE FROM cso_emails WHERE cso_id = $1")
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+            emails.push((*id, r));
+        }
+
+        let addresses: Vec<(i64, i64, &str)> = emails
+            .iter()
+            .flat_map(|(id, r)| {
+                r.emails
+                    .iter()
+                    .enumerate()
+                    .map(move |(pos, e)| (*id, pos as i64, e.as_str()))
+            })
+            .collect();
+        for chunk in addresses.chunks(ROWS_PER_INSERT) {
+            let mut insert =
+                QueryBuilder::<Sqlite>::new("INSERT INTO cso_emails (cso_id, position, address) ");
+            insert.push_values(chunk, |mut row, (id, pos, address)| {
+                row.push_bind(*id).push_bind(*pos).push_bind(*address);
+            });
+            insert.build().execute(&mut *tx).await?;
+        }
+
+        for chunk in changes.inactivated.chunks(ROWS_PER_INSERT) {
+            let mut update =
+                QueryBuilder::<Sqlite>::new("UPDATE csos SET active = FALSE, inactivated_at = ");
+            update.push_bind(now).push(", updated_at = ").push_bind(now);
+            update.push(" WHERE id IN (");
+            let mut ids = update.separated(", ");
+            for id in chunk {
+                ids.push_bind(*id);
+            }
+            update.push(")");
+            update.build().execute(&mut *tx).await?;
+        }
+
+        portable::insert_import_log::<Sqlite>(&mut tx, &changes.log, now).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn registry_imports(&self, limit: u32) -> Result<Vec<ImportRecord>, StoreError> {
+        portable::registry_imports(&self.read, limit).await
+    }
+
+    async fn set_relevance_override(&self, o: &RelevanceOverride) -> Result<(), StoreError> {
+        portable::set_relevance_override(&self.write, o).await
+    }
+
+    async fn clear_relevance_override(
+        &self,
+        registration_no: &RegistrationNumber,
+        policy_area: &str,
+    ) -> Result<bool, StoreError> {
+        portable::clear_relevance_override(&self.write, registration_no, policy_area).await
+    }
+
+    async fn relevance_overrides(&self) -> Result<Vec<RelevanceOverride>, StoreError> {
+        portable::relevance_overrides(&self.read).await
+    }
+}
