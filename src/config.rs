@@ -196,12 +196,12 @@ impl Config {
                 let key = e.path().to_string();
                 ConfigError::Invalid {
                     origin: origin.clone(),
+                    problem: serde_problem(&e.into_inner().to_string()),
                     key: if key == "." {
                         "(top level)".into()
                     } else {
                         key
                     },
-                    problem: one_line(&e.into_inner().to_string()),
                 }
             })?;
         raw.validate(source, &overridden)
@@ -229,6 +229,25 @@ fn toml_error_message(e: &toml::de::Error, text: &str) -> String {
         }
         None => e.message().to_string(),
     }
+}
+
+/// Rephrases serde's messages as the rest of a sentence that starts with the key.
+fn serde_problem(message: &str) -> String {
+    let mut message = one_line(message);
+    // toml names the table at the end; the sentence already starts with it.
+    if message.ends_with('`')
+        && let Some(at) = message.rfind(" in `")
+    {
+        message.truncate(at);
+    }
+    if let Some(rest) = message.strip_prefix("unknown field `") {
+        let expected = rest.split_once("`, ").map_or("", |(_, e)| e);
+        return format!("is not a setting ({expected})");
+    }
+    if let Some(rest) = message.strip_prefix("missing field ") {
+        return format!("is missing {rest}");
+    }
+    format!("is wrong: {message}")
 }
 
 fn one_line(s: &str) -> String {
@@ -472,7 +491,7 @@ impl RawConfig {
                 invalid(
                     "office.time_zone",
                     format!(
-                        "'{}' is not a time zone name like Europe/Tirane",
+                        "must be a time zone name like Europe/Tirane, not '{}'",
                         self.office.time_zone
                     ),
                 )
@@ -488,14 +507,14 @@ impl RawConfig {
             let at = |field: &str| format!("policy_areas[{i}].{field}");
             let code = area_code(&area.code).map_err(|p| invalid(&at("code"), p))?;
             if !codes.insert(code.clone()) {
-                return Err(invalid(&at("code"), format!("'{code}' is used twice")));
+                return Err(invalid(&at("code"), format!("is '{code}', which another area or group already uses")));
             }
             let mut groups = Vec::new();
             for (j, g) in area.thematic_groups.into_iter().enumerate() {
                 let key = at(&format!("thematic_groups[{j}].code"));
                 let gcode = area_code(&g.code).map_err(|p| invalid(&key, p))?;
                 if !codes.insert(gcode.clone()) {
-                    return Err(invalid(&key, format!("'{gcode}' is used twice")));
+                    return Err(invalid(&key, format!("is '{gcode}', which another area or group already uses")));
                 }
                 groups.push(ThematicGroup {
                     code: gcode,
@@ -581,7 +600,7 @@ fn area_code(raw: &str) -> Result<String, String> {
         Ok(code)
     } else {
         Err(format!(
-            "'{raw}' must be 2 to 24 letters, digits, '-' or '_' (like ANTICOR)"
+            "must be 2 to 24 letters, digits, '-' or '_' (like ANTICOR), not '{raw}'"
         ))
     }
 }

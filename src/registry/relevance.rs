@@ -132,7 +132,7 @@ impl Relevance {
 
 impl fmt::Display for Relevance {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+        f.pad(self.as_str())
     }
 }
 
