@@ -507,14 +507,20 @@ impl RawConfig {
             let at = |field: &str| format!("policy_areas[{i}].{field}");
             let code = area_code(&area.code).map_err(|p| invalid(&at("code"), p))?;
             if !codes.insert(code.clone()) {
-                return Err(invalid(&at("code"), format!("is '{code}', which another area or group already uses")));
+                return Err(invalid(
+                    &at("code"),
+                    format!("is '{code}', which another area or group already uses"),
+                ));
             }
             let mut groups = Vec::new();
             for (j, g) in area.thematic_groups.into_iter().enumerate() {
                 let key = at(&format!("thematic_groups[{j}].code"));
                 let gcode = area_code(&g.code).map_err(|p| invalid(&key, p))?;
                 if !codes.insert(gcode.clone()) {
-                    return Err(invalid(&key, format!("is '{gcode}', which another area or group already uses")));
+                    return Err(invalid(
+                        &key,
+                        format!("is '{gcode}', which another area or group already uses"),
+                    ));
                 }
                 groups.push(ThematicGroup {
                     code: gcode,

@@ -24,9 +24,13 @@ pub enum ServeError {
     },
     #[error("the web server stopped: {0}")]
     Server(std::io::Error),
+    #[error("cannot install the signal handlers: {0}")]
+    Signals(std::io::Error),
 }
 
 pub async fn run(config: Config, demo_mode: bool) -> Result<(), ServeError> {
+    // From here on a signal lets the current step finish, then stops.
+    let shutdown = shutdown_signal()?;
     let store = store::open(&config.database).await?;
     tracing::info!(
         database = %store::redact(&config.database.url),
@@ -55,30 +59,24 @@ pub async fn run(config: Config, demo_mode: bool) -> Result<(), ServeError> {
         config: Arc::new(config),
     });
     axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
+        .with_graceful_shutdown(shutdown)
         .await
         .map_err(ServeError::Server)?;
     tracing::info!("stopped cleanly");
     Ok(())
 }
 
-/// Resolves on SIGINT (Ctrl-C) or SIGTERM (systemd, docker stop).
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        if tokio::signal::ctrl_c().await.is_err() {
-            std::future::pending::<()>().await;
+/// Installs the SIGINT and SIGTERM handlers at once, so a signal that
+/// arrives the moment the daemon says it is listening still stops it cleanly;
+/// the returned future resolves on the first of them.
+fn shutdown_signal() -> Result<impl Future<Output = ()>, ServeError> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut int = signal(SignalKind::interrupt()).map_err(ServeError::Signals)?;
+    let mut term = signal(SignalKind::terminate()).map_err(ServeError::Signals)?;
+    Ok(async move {
+        tokio::select! {
+            _ = int.recv() => tracing::info!("SIGINT received, shutting down"),
+            _ = term.recv() => tracing::info!("SIGTERM received, shutting down"),
         }
-    };
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    tokio::select! {
-        () = ctrl_c => tracing::info!("SIGINT received, shutting down"),
-        () = term => tracing::info!("SIGTERM received, shutting down"),
-    }
+    })
 }

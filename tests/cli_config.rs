@@ -28,7 +28,10 @@ fn the_shipped_file_works_as_it_is() {
     let out = check(repo, &[], &[]);
     assert!(out.status.success(), "{}", stderr(&out));
     let text = stdout(&out);
-    assert!(text.starts_with("config/cocreate.toml is valid.\n"), "{text}");
+    assert!(
+        text.starts_with("config/cocreate.toml is valid.\n"),
+        "{text}"
+    );
     assert!(text.contains("  listen:   127.0.0.1:8080\n"));
     assert!(text.contains("  policy areas: 5\n"));
 
@@ -46,7 +49,10 @@ fn environment_variables_override_single_settings() {
         &[],
         &[
             ("COCREATE_SERVER_LISTEN", "0.0.0.0:9999"),
-            ("COCREATE_DATABASE_URL", "postgres://cocreate:secret@db.internal/cocreate"),
+            (
+                "COCREATE_DATABASE_URL",
+                "postgres://cocreate:secret@db.internal/cocreate",
+            ),
         ],
     );
     assert!(out.status.success(), "{}", stderr(&out));
@@ -58,11 +64,14 @@ fn environment_variables_override_single_settings() {
     );
 }
 
+/// A config file's text, extra environment, and the end of the expected error.
+type Case = (String, Vec<(&'static str, &'static str)>, String);
+
 #[test]
 fn each_mistake_is_one_sentence_with_exit_status_78() {
     let dir = tempfile::tempdir().unwrap();
     let file = shipped();
-    let cases: Vec<(String, Vec<(&str, &str)>, String)> = vec![
+    let cases: Vec<Case> = vec![
         (
             file.replace("listen = \"127.0.0.1:8080\"", "listen = \"localhost\""),
             vec![],
@@ -111,7 +120,10 @@ fn each_mistake_is_one_sentence_with_exit_status_78() {
         let err = stderr(&out);
         assert_eq!(err.lines().count(), 1, "{err}");
         assert!(err.starts_with("error: "), "{err}");
-        assert!(err.trim_end().ends_with(&expected), "expected …{expected}\n got {err}");
+        assert!(
+            err.trim_end().ends_with(&expected),
+            "expected …{expected}\n got {err}"
+        );
     }
 
     let out = check(dir.path(), &[], &[("COCREATE_SERVR_LISTEN", "x")]);
@@ -122,7 +134,11 @@ fn each_mistake_is_one_sentence_with_exit_status_78() {
     let broken = write(dir.path(), "broken.toml", "[server\nlisten = 1\n");
     let out = check(dir.path(), &["--config", broken.to_str().unwrap()], &[]);
     assert_eq!(out.status.code(), Some(78));
-    assert!(stderr(&out).contains("broken.toml is not valid TOML: "), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("broken.toml is not valid TOML: "),
+        "{}",
+        stderr(&out)
+    );
     let out = check(dir.path(), &["--config", "missing.toml"], &[]);
     assert_eq!(
         stderr(&out),

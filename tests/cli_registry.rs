@@ -16,7 +16,11 @@ fn a_good_file_imports_and_importing_it_again_changes_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let db = TestDb::sqlite();
     let file = write(dir.path(), "registry.csv", registry_csv(1, 30));
-    let out = cocreate(dir.path(), &db, &["registry", "import", file.to_str().unwrap()]);
+    let out = cocreate(
+        dir.path(),
+        &db,
+        &["registry", "import", file.to_str().unwrap()],
+    );
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(
         stdout(&out),
@@ -25,9 +29,16 @@ fn a_good_file_imports_and_importing_it_again_changes_nothing() {
             file.display()
         )
     );
-    let again = cocreate(dir.path(), &db, &["registry", "import", file.to_str().unwrap()]);
+    let again = cocreate(
+        dir.path(),
+        &db,
+        &["registry", "import", file.to_str().unwrap()],
+    );
     assert!(stdout(&again).contains("Added 0, updated 0, unchanged 30, inactivated 0, skipped 0."));
-    assert_eq!(active_count(dir.path(), &db), "30 active organisations, 0 inactive.");
+    assert_eq!(
+        active_count(dir.path(), &db),
+        "30 active organisations, 0 inactive."
+    );
 }
 
 #[test]
@@ -39,7 +50,11 @@ fn a_bad_header_is_refused_in_one_sentence_and_nothing_is_written() {
         "wrong.csv",
         "Organisation;Town;Phone\nShoqata A;Tiranë;123\n",
     );
-    let out = cocreate(dir.path(), &db, &["registry", "import", file.to_str().unwrap()]);
+    let out = cocreate(
+        dir.path(),
+        &db,
+        &["registry", "import", file.to_str().unwrap()],
+    );
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(
         stderr(&out),
@@ -48,7 +63,10 @@ fn a_bad_header_is_refused_in_one_sentence_and_nothing_is_written() {
             file.display()
         )
     );
-    assert_eq!(active_count(dir.path(), &db), "0 active organisations, 0 inactive.");
+    assert_eq!(
+        active_count(dir.path(), &db),
+        "0 active organisations, 0 inactive."
+    );
 }
 
 #[test]
@@ -67,7 +85,11 @@ fn bad_rows_are_reported_by_line_and_skipped_while_good_rows_import() {
          ,Pa numër,pa@x.al,\n\
          A7,Shoqata Shtatë,shtate@x.al; gabim@,en\n",
     );
-    let out = cocreate(dir.path(), &db, &["registry", "import", file.to_str().unwrap()]);
+    let out = cocreate(
+        dir.path(),
+        &db,
+        &["registry", "import", file.to_str().unwrap()],
+    );
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(
         stdout(&out),
@@ -98,9 +120,17 @@ fn a_windows_1250_excel_export_with_semicolons_keeps_albanian_letters() {
     assert!(!unmappable);
     assert!(std::str::from_utf8(&bytes).is_err(), "really not UTF-8");
     let file = write(dir.path(), "excel.csv", &bytes);
-    let out = cocreate(dir.path(), &db, &["registry", "import", file.to_str().unwrap()]);
+    let out = cocreate(
+        dir.path(),
+        &db,
+        &["registry", "import", file.to_str().unwrap()],
+    );
     assert!(out.status.success(), "{}", stderr(&out));
-    assert!(stdout(&out).contains("separated by ';'"), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("separated by ';'"),
+        "{}",
+        stdout(&out)
+    );
     let list = stdout(&cocreate(dir.path(), &db, &["registry", "list"]));
     assert!(list.contains("Shoqata Çelësi i Së Ardhmes"), "{list}");
     assert!(list.contains("Korçë"), "{list}");
@@ -116,7 +146,11 @@ fn utf8_with_a_byte_order_mark_and_windows_1252_are_read() {
         "bom.csv",
         "\u{feff}Registration number,Name,Email\nB1,Shoqata Ëndrra,e@x.al\n",
     );
-    let out = cocreate(dir.path(), &db, &["registry", "import", "--partial", bom.to_str().unwrap()]);
+    let out = cocreate(
+        dir.path(),
+        &db,
+        &["registry", "import", "--partial", bom.to_str().unwrap()],
+    );
     assert!(out.status.success(), "{}", stderr(&out));
     let (bytes, _, _) = encoding_rs::WINDOWS_1252
         .encode("Registration number;Name;Email\nB2;Associação Française Ç;f@x.al\n");
@@ -139,7 +173,11 @@ fn a_truncated_last_line_is_reported_and_the_rest_imports() {
     let mut csv = registry_csv(1, 3);
     csv.push_str("REG-000004,Shoqata Nr. 4,info4@x.al,+355");
     let file = write(dir.path(), "cut.csv", csv);
-    let out = cocreate(dir.path(), &db, &["registry", "import", file.to_str().unwrap()]);
+    let out = cocreate(
+        dir.path(),
+        &db,
+        &["registry", "import", file.to_str().unwrap()],
+    );
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(
         stdout(&out).contains(
@@ -154,9 +192,17 @@ fn a_truncated_last_line_is_reported_and_the_rest_imports() {
     let mut csv = registry_csv(1, 3);
     csv.push_str("REG-000004,\"Shoqata Nr. 4");
     let file = write(dir.path(), "cut2.csv", csv);
-    let out = cocreate(dir.path(), &db, &["registry", "import", file.to_str().unwrap()]);
+    let out = cocreate(
+        dir.path(),
+        &db,
+        &["registry", "import", file.to_str().unwrap()],
+    );
     assert!(out.status.success(), "{}", stderr(&out));
-    assert!(stdout(&out).contains("the line looks cut off"), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("the line looks cut off"),
+        "{}",
+        stdout(&out)
+    );
 }
 
 #[test]
@@ -165,11 +211,18 @@ fn empty_and_zero_byte_files_are_refused_and_nothing_is_written() {
     let db = TestDb::sqlite();
     for (name, bytes) in [("zero.csv", &b""[..]), ("blank.csv", b"\r\n\r\n  \n")] {
         let file = write(dir.path(), name, bytes);
-        let out = cocreate(dir.path(), &db, &["registry", "import", file.to_str().unwrap()]);
+        let out = cocreate(
+            dir.path(),
+            &db,
+            &["registry", "import", file.to_str().unwrap()],
+        );
         assert_eq!(out.status.code(), Some(1));
         assert_eq!(
             stderr(&out),
-            format!("error: {} was not imported: the file is empty\n", file.display())
+            format!(
+                "error: {} was not imported: the file is empty\n",
+                file.display()
+            )
         );
     }
     let header_only = write(dir.path(), "header.csv", "Registration number,Name,Email\n");
@@ -184,7 +237,10 @@ fn empty_and_zero_byte_files_are_refused_and_nothing_is_written() {
         stderr(&missing),
         "error: cannot read nowhere.csv: No such file or directory (os error 2)\n"
     );
-    assert_eq!(active_count(dir.path(), &db), "0 active organisations, 0 inactive.");
+    assert_eq!(
+        active_count(dir.path(), &db),
+        "0 active organisations, 0 inactive."
+    );
 }
 
 #[test]
@@ -217,10 +273,17 @@ fn ten_thousand_duplicate_registration_numbers_are_summarised_and_fully_reported
         report.display()
     )));
     assert!(text.contains("Added 1, updated 0, unchanged 0, inactivated 0, skipped 10,000."));
-    assert_eq!(text.lines().count(), 1 + 1 + 20 + 1 + 1, "the terminal is not flooded");
+    assert_eq!(
+        text.lines().count(),
+        1 + 1 + 20 + 1 + 1,
+        "the terminal is not flooded"
+    );
     let mut rows = csv::Reader::from_path(&report).unwrap();
     assert_eq!(rows.records().count(), 10_000);
-    assert_eq!(active_count(dir.path(), &db), "1 active organisations, 0 inactive.");
+    assert_eq!(
+        active_count(dir.path(), &db),
+        "1 active organisations, 0 inactive."
+    );
 }
 
 #[test]
@@ -236,7 +299,10 @@ fn a_dry_run_reports_everything_and_writes_nothing() {
     assert!(stdout(&out).ends_with(
         "Added 12, updated 0, unchanged 0, inactivated 0, skipped 0.\nDry run: nothing was written.\n"
     ));
-    assert_eq!(active_count(dir.path(), &db), "0 active organisations, 0 inactive.");
+    assert_eq!(
+        active_count(dir.path(), &db),
+        "0 active organisations, 0 inactive."
+    );
 }
 
 #[test]
@@ -250,8 +316,16 @@ fn match_explains_relevance_and_an_override_survives_a_reimport() {
          K1,Qendra Kundër Korrupsionit,k1@x.al,Antikorrupsion; Transparencë\n\
          S1,Klubi Sportiv,s1@x.al,Sport\n",
     );
-    cocreate(dir.path(), &db, &["registry", "import", file.to_str().unwrap()]);
-    let out = cocreate(dir.path(), &db, &["registry", "match", "--policy-area", "anticor"]);
+    cocreate(
+        dir.path(),
+        &db,
+        &["registry", "import", file.to_str().unwrap()],
+    );
+    let out = cocreate(
+        dir.path(),
+        &db,
+        &["registry", "match", "--policy-area", "anticor"],
+    );
     let text = stdout(&out);
     assert!(text.contains("  directly relevant (1):\n    K1             Qendra Kundër Korrupsionit — matched: antikorrupsion*"), "{text}");
     assert!(!text.contains("S1"), "{text}");
@@ -260,19 +334,39 @@ fn match_explains_relevance_and_an_override_survives_a_reimport() {
         dir.path(),
         &db,
         &[
-            "registry", "relevance", "set", "s1", "ANTICOR", "indirect", "--reason",
+            "registry",
+            "relevance",
+            "set",
+            "s1",
+            "ANTICOR",
+            "indirect",
+            "--reason",
             "Runs the integrity in sport programme",
         ],
     );
     assert!(set.status.success(), "{}", stderr(&set));
-    cocreate(dir.path(), &db, &["registry", "import", file.to_str().unwrap()]);
-    let text = stdout(&cocreate(dir.path(), &db, &["registry", "match", "--policy-area", "ANTICOR"]));
+    cocreate(
+        dir.path(),
+        &db,
+        &["registry", "import", file.to_str().unwrap()],
+    );
+    let text = stdout(&cocreate(
+        dir.path(),
+        &db,
+        &["registry", "match", "--policy-area", "ANTICOR"],
+    ));
     assert!(
-        text.contains("S1             Klubi Sportiv — set by the POC: Runs the integrity in sport programme"),
+        text.contains(
+            "S1             Klubi Sportiv — set by the POC: Runs the integrity in sport programme"
+        ),
         "{text}"
     );
 
-    let unknown = cocreate(dir.path(), &db, &["registry", "match", "--policy-area", "SPORT"]);
+    let unknown = cocreate(
+        dir.path(),
+        &db,
+        &["registry", "match", "--policy-area", "SPORT"],
+    );
     assert_eq!(unknown.status.code(), Some(1));
     assert_eq!(
         stderr(&unknown),
@@ -281,7 +375,16 @@ fn match_explains_relevance_and_an_override_survives_a_reimport() {
     let no_reason = cocreate(
         dir.path(),
         &db,
-        &["registry", "relevance", "set", "K1", "FISCAL", "direct", "--reason", " "],
+        &[
+            "registry",
+            "relevance",
+            "set",
+            "K1",
+            "FISCAL",
+            "direct",
+            "--reason",
+            " ",
+        ],
     );
     assert_eq!(
         stderr(&no_reason),

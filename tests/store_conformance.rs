@@ -52,7 +52,10 @@ fn record(reg: &str, name: &str, emails: &[&str]) -> CsoRecord {
     CsoRecord {
         registration_no: RegistrationNumber::parse(reg).unwrap(),
         name: name.to_string(),
-        emails: emails.iter().map(|e| EmailAddress::parse(e).unwrap()).collect(),
+        emails: emails
+            .iter()
+            .map(|e| EmailAddress::parse(e).unwrap())
+            .collect(),
         phone: None,
         city: Some("Gjirokastër".into()),
         fields_of_activity: vec!["Të drejtat e njeriut".into(), "Arsim".into()],
@@ -60,7 +63,11 @@ fn record(reg: &str, name: &str, emails: &[&str]) -> CsoRecord {
     }
 }
 
-async fn import(store: &dyn Store, csv: &str, mode: ImportMode) -> cocreate::registry::import::ImportSummary {
+async fn import(
+    store: &dyn Store,
+    csv: &str,
+    mode: ImportMode,
+) -> cocreate::registry::import::ImportSummary {
     let options = ImportOptions {
         mode,
         ..ImportOptions::default()
@@ -81,7 +88,11 @@ async fn opening_twice_applies_migrations_once(db: &TestDb) {
 
 async fn changes_round_trip_with_addresses_and_unicode(db: &TestDb) {
     let store = db.open().await;
-    let mut a = record("L1", "Shoqata “Çelësi” për të Drejtat", &["b@x.al", "a@x.al"]);
+    let mut a = record(
+        "L1",
+        "Shoqata “Çelësi” për të Drejtat",
+        &["b@x.al", "a@x.al"],
+    );
     a.phone = Some("+355 00 000 0001".into());
     let b = record("L2", "Qendra Ëndrra", &["qendra@x.al"]);
     let mut c = record("L3", "Forum", &["forum@x.al"]);
@@ -118,7 +129,10 @@ async fn changes_round_trip_with_addresses_and_unicode(db: &TestDb) {
     let got = store.csos().await.unwrap();
     assert_eq!(got[0].record, a2);
     assert!(got[0].active);
-    assert_eq!(got[1].record, b, "inactive organisations are kept as they were");
+    assert_eq!(
+        got[1].record, b,
+        "inactive organisations are kept as they were"
+    );
     assert!(!got[1].active);
 
     // Back in the registry: an update makes it active again.
@@ -141,12 +155,25 @@ async fn reimporting_the_same_file_changes_nothing(db: &TestDb) {
 
     let again = import(store.as_ref(), &csv, ImportMode::Full).await;
     assert_eq!(
-        (again.added, again.updated, again.unchanged, again.inactivated),
+        (
+            again.added,
+            again.updated,
+            again.unchanged,
+            again.inactivated
+        ),
         (0, 0, 50, 0)
     );
-    assert_eq!(store.csos().await.unwrap(), before, "not even a timestamp moved");
+    assert_eq!(
+        store.csos().await.unwrap(),
+        before,
+        "not even a timestamp moved"
+    );
     let history = store.registry_imports(10).await.unwrap();
-    assert_eq!(history.len(), 1, "an import that changes nothing leaves no history");
+    assert_eq!(
+        history.len(),
+        1,
+        "an import that changes nothing leaves no history"
+    );
     assert_eq!(
         history[0].entry,
         ImportLogEntry {
@@ -181,7 +208,13 @@ async fn an_updated_file_updates_adds_and_inactivates(db: &TestDb) {
         .collect();
     assert_eq!(
         inactive,
-        ["REG-000001", "REG-000002", "REG-000003", "REG-000004", "REG-000005"]
+        [
+            "REG-000001",
+            "REG-000002",
+            "REG-000003",
+            "REG-000004",
+            "REG-000005"
+        ]
     );
 
     // A partial file adds and updates but inactivates no one.
@@ -219,8 +252,18 @@ async fn overrides_survive_reimports_and_can_be_replaced_and_cleared(db: &TestDb
     assert_eq!(got.len(), 1);
     assert_eq!(got[0].relevance, Relevance::Direct);
 
-    assert!(store.clear_relevance_override(&reg, "FISCAL").await.unwrap());
-    assert!(!store.clear_relevance_override(&reg, "FISCAL").await.unwrap());
+    assert!(
+        store
+            .clear_relevance_override(&reg, "FISCAL")
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .clear_relevance_override(&reg, "FISCAL")
+            .await
+            .unwrap()
+    );
     assert!(store.relevance_overrides().await.unwrap().is_empty());
 }
 
@@ -230,9 +273,14 @@ async fn a_dry_run_writes_nothing(db: &TestDb) {
         dry_run: true,
         ..ImportOptions::default()
     };
-    let s = import_bytes(store.as_ref(), registry_csv(1, 10).as_bytes(), "x.csv", &options)
-        .await
-        .unwrap();
+    let s = import_bytes(
+        store.as_ref(),
+        registry_csv(1, 10).as_bytes(),
+        "x.csv",
+        &options,
+    )
+    .await
+    .unwrap();
     assert_eq!(s.added, 10);
     assert!(store.csos().await.unwrap().is_empty());
     assert!(store.registry_imports(10).await.unwrap().is_empty());
@@ -242,7 +290,11 @@ async fn a_refused_file_writes_nothing(db: &TestDb) {
     let store = db.open().await;
     import(store.as_ref(), &registry_csv(1, 5), ImportMode::Full).await;
     let before = store.csos().await.unwrap();
-    for bad in [&b""[..], b"name;city\nA;B\n", b"\xD0\xCF\x11\xE0 an old .xls"] {
+    for bad in [
+        &b""[..],
+        b"name;city\nA;B\n",
+        b"\xD0\xCF\x11\xE0 an old .xls",
+    ] {
         let err = import_bytes(store.as_ref(), bad, "bad.csv", &ImportOptions::default())
             .await
             .unwrap_err();
@@ -275,9 +327,14 @@ async fn a_full_import_will_not_silently_empty_the_registry(db: &TestDb) {
         allow_mass_inactivation: true,
         ..ImportOptions::default()
     };
-    let s = import_bytes(store.as_ref(), registry_csv(1, 3).as_bytes(), "x.csv", &options)
-        .await
-        .unwrap();
+    let s = import_bytes(
+        store.as_ref(),
+        registry_csv(1, 3).as_bytes(),
+        "x.csv",
+        &options,
+    )
+    .await
+    .unwrap();
     assert_eq!(s.inactivated, 37);
 }
 
@@ -326,6 +383,9 @@ async fn many_rows_cross_statement_chunks(db: &TestDb) {
     let s = import(store.as_ref(), &changed, ImportMode::Full).await;
     assert_eq!(s.updated, 25_000);
     let csos = store.csos().await.unwrap();
-    assert!(csos.iter().all(|c| c.record.city.as_deref() == Some("Tiranë")));
+    assert!(
+        csos.iter()
+            .all(|c| c.record.city.as_deref() == Some("Tiranë"))
+    );
     assert!(csos.iter().all(|c| c.record.emails.len() == 1));
 }

@@ -45,9 +45,11 @@ impl TestDb {
             N.fetch_add(1, Ordering::SeqCst),
             rand_suffix()
         );
-        let mut conn = sqlx::PgConnection::connect(&admin).await.unwrap_or_else(|e| {
-            panic!("{POSTGRES_ENV} is set to {admin} but PostgreSQL cannot be reached: {e}")
-        });
+        let mut conn = sqlx::PgConnection::connect(&admin)
+            .await
+            .unwrap_or_else(|e| {
+                panic!("{POSTGRES_ENV} is set to {admin} but PostgreSQL cannot be reached: {e}")
+            });
         sqlx::query(&format!("CREATE DATABASE {name}"))
             .execute(&mut conn)
             .await
@@ -112,10 +114,7 @@ impl Drop for TestDb {
 /// The cocreate binary, run in `dir` (so it uses the built-in config unless
 /// the test writes one) against `db`.
 pub fn cocreate(dir: &Path, db: &TestDb, args: &[&str]) -> Output {
-    command(dir, db)
-        .args(args)
-        .output()
-        .expect("run cocreate")
+    command(dir, db).args(args).output().expect("run cocreate")
 }
 
 pub fn command(dir: &Path, db: &TestDb) -> Command {
@@ -144,9 +143,8 @@ pub fn write(dir: &Path, name: &str, bytes: impl AsRef<[u8]>) -> PathBuf {
 
 /// A registry export of `n` organisations, numbered from `first`.
 pub fn registry_csv(first: usize, n: usize) -> String {
-    let mut s = String::from(
-        "Registration number,Name,Email,Phone,City,Fields of activity,Language\n",
-    );
+    let mut s =
+        String::from("Registration number,Name,Email,Phone,City,Fields of activity,Language\n");
     for i in first..first + n {
         s.push_str(&format!(
             "REG-{i:06},Shoqata Nr. {i} për Transparencë,info{i}@shoqata{i}.org.al,+355 00 000 {i},Korçë,\"Transparencë; Buxhet\",{}\n",
