@@ -1,1 +1,250 @@
-fn main() {}
+//! Registry import throughput, end to end: the real `cocreate registry import`
+//! process on a generated 100,000-row registry, from process start to exit
+//! (config, store, migrations, decode, parse, diff, write, commit).
+//!
+//!     cargo bench --bench registry_import
+//!     COCREATE_TEST_POSTGRES_URL=postgres://postgres@127.0.0.1:5432/test cargo bench --bench registry_import
+//!
+//! Each scenario runs RUNS times on a fresh database; the median rows/s and
+//! the largest peak resident memory (from wait4) are printed.
+
+use std::path::Path;
+use std::process::Command;
+use std::str::FromStr;
+use std::time::Instant;
+
+use sqlx::Connection;
+
+const ROWS: usize = 100_000;
+const RUNS: usize = 5;
+const TARGET_ROWS_PER_SEC: f64 = 50_000.0;
+
+fn main() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let first = dir.path().join("registry.csv");
+    let changed = dir.path().join("registry-changed.csv");
+    std::fs::write(&first, generate(ROWS, "")).unwrap();
+    std::fs::write(&changed, generate(ROWS, " (updated)")).unwrap();
+    let size = std::fs::metadata(&first).unwrap().len();
+    println!(
+        "registry import benchmark: {ROWS} rows, {:.1} MB CSV, {RUNS} runs each, medians",
+        size as f64 / 1e6
+    );
+
+    let sqlite_runs: Vec<Scenario> = (0..RUNS)
+        .map(|i| {
+            let url = format!("sqlite:{}", dir.path().join(format!("b{i}.db")).display());
+            run_scenarios(dir.path(), &url, &first, &changed)
+        })
+        .collect();
+    report("SQLite", &sqlite_runs);
+
+    if let Ok(admin) = std::env::var("COCREATE_TEST_POSTGRES_URL") {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let pg_runs: Vec<Scenario> = (0..RUNS)
+            .map(|i| {
+                let name = format!("cocreate_bench_{}_{i}", std::process::id());
+                let url = rt.block_on(create_database(&admin, &name));
+                let s = run_scenarios(dir.path(), &url, &first, &changed);
+                rt.block_on(drop_database(&admin, &name));
+                s
+            })
+            .collect();
+        report("PostgreSQL", &pg_runs);
+    } else {
+        println!("PostgreSQL: not run (set COCREATE_TEST_POSTGRES_URL)");
+    }
+}
+
+/// One fresh database through three imports: everything new, the same file
+/// again, and every row changed.
+struct Scenario {
+    add: Measure,
+    unchanged: Measure,
+    update: Measure,
+}
+
+#[derive(Clone, Copy)]
+struct Measure {
+    seconds: f64,
+    peak_rss_kb: i64,
+}
+
+fn run_scenarios(dir: &Path, url: &str, first: &Path, changed: &Path) -> Scenario {
+    let add = import(dir, url, first, "Added 100,000, updated 0");
+    let unchanged = import(dir, url, first, "unchanged 100,000");
+    let update = import(dir, url, changed, "updated 100,000");
+    Scenario {
+        add,
+        unchanged,
+        update,
+    }
+}
+
+fn import(dir: &Path, url: &str, file: &Path, expect: &str) -> Measure {
+    let start = Instant::now();
+    let child = Command::new(env!("CARGO_BIN_EXE_cocreate"))
+        .current_dir(dir)
+        .env("COCREATE_DATABASE_URL", url)
+        .args(["registry", "import", file.to_str().unwrap()])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start cocreate");
+    let pid = child.id() as i32;
+    let mut output = child.wait_with_output_and_rusage(pid);
+    let seconds = start.elapsed().as_secs_f64();
+    let text = String::from_utf8_lossy(&std::mem::take(&mut output.stdout)).into_owned();
+    assert!(
+        output.ok && text.contains(expect),
+        "import failed or said something else:\n{text}\n{}",
+        output.stderr
+    );
+    Measure {
+        seconds,
+        peak_rss_kb: output.max_rss_kb,
+    }
+}
+
+struct Finished {
+    ok: bool,
+    stdout: Vec<u8>,
+    stderr: String,
+    max_rss_kb: i64,
+}
+
+trait WaitRusage {
+    fn wait_with_output_and_rusage(self, pid: i32) -> Finished;
+}
+
+impl WaitRusage for std::process::Child {
+    /// Reads the pipes, then reaps the child with wait4(2) to get its own
+    /// peak resident set size (ru_maxrss, in kilobytes on Linux).
+    fn wait_with_output_and_rusage(mut self, pid: i32) -> Finished {
+        use std::io::Read;
+        let mut stdout = Vec::new();
+        let mut stderr = String::new();
+        let mut err_pipe = self.stderr.take().unwrap();
+        let err_thread = std::thread::spawn(move || {
+            let mut s = String::new();
+            let _ = err_pipe.read_to_string(&mut s);
+            s
+        });
+        self.stdout
+            .take()
+            .unwrap()
+            .read_to_end(&mut stdout)
+            .unwrap();
+        stderr.push_str(&err_thread.join().unwrap());
+        let mut status = 0;
+        // SAFETY: plain FFI call with valid pointers to locals; pid is our child.
+        let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+        let r = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+        assert_eq!(r, pid, "wait4 failed");
+        Finished {
+            ok: libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+            stdout,
+            stderr,
+            max_rss_kb: usage.ru_maxrss,
+        }
+    }
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    v[v.len() / 2]
+}
+
+fn report(backend: &str, runs: &[Scenario]) {
+    println!("{backend}:");
+    let line = |name: &str, pick: fn(&Scenario) -> Measure| {
+        let rates: Vec<f64> = runs.iter().map(|s| ROWS as f64 / pick(s).seconds).collect();
+        let secs: Vec<f64> = runs.iter().map(|s| pick(s).seconds).collect();
+        let peak = runs.iter().map(|s| pick(s).peak_rss_kb).max().unwrap();
+        let m = median(rates.clone());
+        println!(
+            "  {name:<28} median {:>9.0} rows/s ({:.2} s; runs {}), {:.2}x the 50,000 rows/s target, peak memory {:.0} MB",
+            m,
+            median(secs),
+            rates
+                .iter()
+                .map(|r| format!("{r:.0}"))
+                .collect::<Vec<_>>()
+                .join(" "),
+            m / TARGET_ROWS_PER_SEC,
+            peak as f64 / 1024.0
+        );
+    };
+    line("first import (all added)", |s| s.add);
+    line("same file again (unchanged)", |s| s.unchanged);
+    line("every row changed (updated)", |s| s.update);
+}
+
+/// A registry like a real export: Albanian names with diacritics, one or two
+/// addresses, several fields of activity, both languages, `;`-separated.
+fn generate(rows: usize, suffix: &str) -> String {
+    const FIELDS: [&str; 8] = [
+        "Të drejtat e njeriut",
+        "Transparencë",
+        "Buxhet; Financa publike",
+        "Rini; Arsim",
+        "Mjedis",
+        "Antikorrupsion",
+        "Shërbime publike; Teknologji",
+        "Barazi gjinore",
+    ];
+    const CITIES: [&str; 6] = [
+        "Tiranë",
+        "Korçë",
+        "Shkodër",
+        "Gjirokastër",
+        "Durrës",
+        "Vlorë",
+    ];
+    let mut s = String::with_capacity(rows * 160);
+    s.push_str("Nr. i regjistrimit;Emërtimi;E-mail;Telefoni;Qyteti;Fushat e veprimtarisë;Gjuha\n");
+    for i in 0..rows {
+        let emails = if i % 7 == 0 {
+            format!("info{i}@oshc{i}.org.al, drejtori{i}@oshc{i}.org.al")
+        } else {
+            format!("info{i}@oshc{i}.org.al")
+        };
+        s.push_str(&format!(
+            "L{i:08}A;Shoqata Çelësi Nr. {i}{suffix};{emails};+355 00 {i:07};{};\"{}; {}\";{}\n",
+            CITIES[i % CITIES.len()],
+            FIELDS[i % FIELDS.len()],
+            FIELDS[(i / 8) % FIELDS.len()],
+            if i % 5 == 0 { "en" } else { "sq" }
+        ));
+    }
+    s
+}
+
+async fn create_database(admin: &str, name: &str) -> String {
+    let mut conn = sqlx::PgConnection::connect(admin)
+        .await
+        .expect("COCREATE_TEST_POSTGRES_URL is set but PostgreSQL cannot be reached");
+    sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let opts = sqlx::postgres::PgConnectOptions::from_str(admin).unwrap();
+    format!(
+        "postgres://{}@{}:{}/{name}",
+        opts.get_username(),
+        opts.get_host(),
+        opts.get_port()
+    )
+}
+
+async fn drop_database(admin: &str, name: &str) {
+    let mut conn = sqlx::PgConnection::connect(admin).await.unwrap();
+    sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+}

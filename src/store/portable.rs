@@ -1,8 +1,6 @@
 //! Row shapes shared by both backends and the reads whose SQL is identical
 //! on SQLite and PostgreSQL, written once over sqlx's generic pool.
 
-use std::collections::HashMap;
-
 use chrono::{DateTime, Utc};
 use sqlx::{Database, Encode, Executor, FromRow, IntoArguments, Pool, Type};
 
@@ -12,6 +10,8 @@ use crate::registry::relevance::{Relevance, RelevanceOverride};
 use crate::registry::{Cso, CsoRecord, ImportLogEntry};
 
 pub(super) const FIELD_SEPARATOR: &str = "\n";
+/// Addresses never contain a newline (EmailAddress refuses whitespace).
+pub(super) const EMAIL_SEPARATOR: char = '\n';
 
 #[derive(FromRow)]
 pub(super) struct CsoRow {
@@ -24,12 +24,7 @@ pub(super) struct CsoRow {
     language: String,
     active: bool,
     updated_at: DateTime<Utc>,
-}
-
-#[derive(FromRow)]
-pub(super) struct EmailRow {
-    cso_id: i64,
-    address: String,
+    emails: Option<String>,
 }
 
 #[derive(FromRow)]
@@ -68,40 +63,39 @@ where
     Ok(sqlx::query_as::<DB, R>(sql).fetch_all(pool).await?)
 }
 
-pub(super) async fn csos<DB>(pool: &Pool<DB>) -> Result<Vec<Cso>, StoreError>
+/// Every CSO with its addresses. `emails_sql` is the backend's way of
+/// gathering a CSO's addresses, in order, into one newline-separated column
+/// (group_concat or string_agg): one row per CSO instead of a second query,
+/// which halves the rows decoded on a 100,000-organisation registry.
+pub(super) async fn csos<DB>(pool: &Pool<DB>, emails_sql: &str) -> Result<Vec<Cso>, StoreError>
 where
     DB: Database,
     CsoRow: for<'r> FromRow<'r, DB::Row>,
-    EmailRow: for<'r> FromRow<'r, DB::Row>,
     for<'c> &'c Pool<DB>: Executor<'c, Database = DB>,
     for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
 {
     let rows: Vec<CsoRow> = fetch_all(
         pool,
-        "SELECT id, registration_no, name, phone, city, fields_of_activity, language, active, updated_at \
-         FROM csos ORDER BY id",
+        &format!(
+            "SELECT c.id, c.registration_no, c.name, c.phone, c.city, c.fields_of_activity, \
+             c.language, c.active, c.updated_at, ({emails_sql}) AS emails \
+             FROM csos c ORDER BY c.id"
+        ),
     )
     .await?;
-    let email_rows: Vec<EmailRow> = fetch_all(
-        pool,
-        "SELECT cso_id, address FROM cso_emails ORDER BY cso_id, position",
-    )
-    .await?;
-    let mut emails: HashMap<i64, Vec<EmailAddress>> = HashMap::with_capacity(rows.len());
-    for e in email_rows {
-        let address = EmailAddress::parse(&e.address).map_err(corrupt)?;
-        emails.entry(e.cso_id).or_default().push(address);
-    }
-    rows.into_iter()
-        .map(|r| {
-            let mine = emails.remove(&r.id).unwrap_or_default();
-            r.into_cso(mine)
-        })
-        .collect()
+    rows.into_iter().map(CsoRow::into_cso).collect()
 }
 
 impl CsoRow {
-    fn into_cso(self, emails: Vec<EmailAddress>) -> Result<Cso, StoreError> {
+    fn into_cso(self) -> Result<Cso, StoreError> {
+        let emails = self
+            .emails
+            .as_deref()
+            .unwrap_or("")
+            .split(EMAIL_SEPARATOR)
+            .filter(|e| !e.is_empty())
+            .map(|e| EmailAddress::parse(e).map_err(corrupt))
+            .collect::<Result<_, _>>()?;
         Ok(Cso {
             id: self.id,
             record: CsoRecord {

@@ -98,7 +98,12 @@ impl Store for PostgresStore {
     }
 
     async fn csos(&self) -> Result<Vec<Cso>, StoreError> {
-        portable::csos(&self.pool).await
+        portable::csos(
+            &self.pool,
+            "SELECT string_agg(address, E'\\n' ORDER BY position) FROM cso_emails e \
+             WHERE e.cso_id = c.id",
+        )
+        .await
     }
 
     async fn apply_registry_changes(&self, changes: &RegistryChanges) -> Result<(), StoreError> {

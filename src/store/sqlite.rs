@@ -81,7 +81,12 @@ impl Store for SqliteStore {
     }
 
     async fn csos(&self) -> Result<Vec<Cso>, StoreError> {
-        portable::csos(&self.read).await
+        portable::csos(
+            &self.read,
+            "SELECT group_concat(address, char(10)) FROM \
+             (SELECT address FROM cso_emails e WHERE e.cso_id = c.id ORDER BY position)",
+        )
+        .await
     }
 
     async fn apply_registry_changes(&self, changes: &RegistryChanges) -> Result<(), StoreError> {
@@ -119,25 +124,34 @@ impl Store for SqliteStore {
             }
         }
 
-        for (id, r) in &changes.updated {
-            sqlx::query(
-                "UPDATE csos SET name = $1, phone = $2, city = $3, fields_of_activity = $4, \
-                 language = $5, active = TRUE, inactivated_at = NULL, updated_at = $6 WHERE id = $7",
-            )
-            .bind(&r.name)
-            .bind(r.phone.as_deref())
-            .bind(r.city.as_deref())
-            .bind(portable::fields_column(r))
-            .bind(r.language.code())
-            .bind(now)
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
-            sqlx::query("DELETE FROM cso_emails WHERE cso_id = $1")
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
-            emails.push((*id, r));
+        // UPDATE … FROM (VALUES …): one statement per chunk, not per row.
+        for chunk in changes.updated.chunks(ROWS_PER_INSERT) {
+            let mut update = QueryBuilder::<Sqlite>::new(
+                "UPDATE csos SET name = v.column2, phone = v.column3, city = v.column4, \
+                 fields_of_activity = v.column5, language = v.column6, active = TRUE, \
+                 inactivated_at = NULL, updated_at = ",
+            );
+            update.push_bind(now).push(" FROM (");
+            update.push_values(chunk, |mut row, (id, r)| {
+                row.push_bind(*id)
+                    .push_bind(&r.name)
+                    .push_bind(r.phone.as_deref())
+                    .push_bind(r.city.as_deref())
+                    .push_bind(portable::fields_column(r))
+                    .push_bind(r.language.code());
+            });
+            update.push(") AS v WHERE csos.id = v.column1");
+            update.build().execute(&mut *tx).await?;
+
+            let mut delete =
+                QueryBuilder::<Sqlite>::new("DELETE FROM cso_emails WHERE cso_id IN (");
+            let mut ids = delete.separated(", ");
+            for (id, _) in chunk {
+                ids.push_bind(*id);
+            }
+            delete.push(")");
+            delete.build().execute(&mut *tx).await?;
+            emails.extend(chunk.iter().map(|(id, r)| (*id, r)));
         }
 
         let addresses: Vec<(i64, i64, &str)> = emails
