@@ -391,3 +391,90 @@ fn match_explains_relevance_and_an_override_survives_a_reimport() {
         "error: give a reason with --reason, so the decision can be explained later\n"
     );
 }
+
+#[test]
+fn the_readme_example_imports_as_documented() {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let example = readme
+        .split("```csv\n")
+        .nth(1)
+        .and_then(|rest| rest.split("```").next())
+        .expect("README has a csv example");
+    let dir = tempfile::tempdir().unwrap();
+    let db = TestDb::sqlite();
+    let file = write(dir.path(), "example.csv", example);
+    let out = cocreate(
+        dir.path(),
+        &db,
+        &["registry", "import", file.to_str().unwrap()],
+    );
+    assert!(
+        stdout(&out).contains("Added 2, updated 0, unchanged 0, inactivated 0, skipped 0."),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    let list = stdout(&cocreate(dir.path(), &db, &["registry", "list"]));
+    assert!(
+        list.contains("<hello@ypn.example.org, director@ypn.example.org>"),
+        "{list}"
+    );
+}
+
+#[test]
+fn several_imports_at_once_on_one_sqlite_file_all_succeed() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = TestDb::sqlite();
+    // Create the schema first, so the processes race on data, not migrations.
+    cocreate(dir.path(), &db, &["registry", "list"]);
+    let children: Vec<_> = (0..6)
+        .map(|i| {
+            let file = write(
+                dir.path(),
+                &format!("part{i}.csv"),
+                registry_csv(i * 1000, 1000),
+            );
+            common::command(dir.path(), &db)
+                .args(["registry", "import", "--partial", file.to_str().unwrap()])
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for child in children {
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+        assert!(stdout(&out).contains("Added 1,000"), "{}", stdout(&out));
+    }
+    assert_eq!(
+        active_count(dir.path(), &db),
+        "6,000 active organisations, 0 inactive."
+    );
+}
+
+#[test]
+fn an_import_killed_midway_leaves_all_or_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(dir.path(), "big.csv", registry_csv(1, 30_000));
+    for delay_ms in [50, 150, 300, 600, 1200] {
+        let db = TestDb::sqlite();
+        cocreate(dir.path(), &db, &["registry", "list"]);
+        let mut child = common::command(dir.path(), &db)
+            .args(["registry", "import", file.to_str().unwrap()])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(delay_ms));
+        let _ = child.kill(); // SIGKILL: no chance to clean up
+        let _ = child.wait();
+        let count = active_count(dir.path(), &db);
+        assert!(
+            count == "0 active organisations, 0 inactive."
+                || count == "30,000 active organisations, 0 inactive.",
+            "killed after {delay_ms} ms: {count}"
+        );
+    }
+}
