@@ -6,10 +6,8 @@
 //! The file is decoded and split into good rows and problem rows. Nothing
 //! here touches the store.
 
-use std::collections::HashMap;
-use std::io::IsTerminal;
-
 use encoding_rs::Encoding;
+use std::collections::HashMap;
 
 use super::CsoRecord;
 use crate::domain::{EmailAddress, Language, RegistrationNumber, fold};
@@ -329,7 +327,7 @@ fn parse(text: &str, encoding: &'static str) -> Result<RegistryFile, CsvFileErro
     let columns = map_header(&header)?;
     let header_len = header.len();
 
-    let progress = progress_bar(text.len() as u64);
+    let progress = super::progress::bytes(text.len() as u64, "reading");
     let mut file = RegistryFile {
         rows: Vec::new(),
         problems: Vec::new(),
@@ -401,22 +399,6 @@ fn parse(text: &str, encoding: &'static str) -> Result<RegistryFile, CsvFileErro
         return Err(CsvFileError::NoRows);
     }
     Ok(file)
-}
-
-fn progress_bar(len: u64) -> indicatif::ProgressBar {
-    // Only worth drawing for files that take more than a moment, and only
-    // for a person watching; a cron job's log stays clean.
-    if len < 2_000_000 || !std::io::stderr().is_terminal() {
-        return indicatif::ProgressBar::hidden();
-    }
-    let bar = indicatif::ProgressBar::new(len);
-    bar.set_style(
-        indicatif::ProgressStyle::with_template(
-            "reading {bar:40} {bytes}/{total_bytes} ({eta} left)",
-        )
-        .expect("the template is valid"),
-    );
-    bar
 }
 
 /// Column indexes for each field, from the header row.

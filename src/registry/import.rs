@@ -144,7 +144,10 @@ pub async fn import_bytes(
     };
     let changed = summary.added + summary.updated + summary.inactivated > 0;
     if !options.dry_run && changed {
+        let rows = summary.added + summary.updated + summary.inactivated;
+        let spinner = super::progress::spinner(rows, "writing to the database");
         store.apply_registry_changes(&changes).await?;
+        spinner.finish_and_clear();
     }
     Ok(summary)
 }

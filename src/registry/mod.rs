@@ -8,6 +8,7 @@
 pub mod csv_file;
 pub mod demo;
 pub mod import;
+mod progress;
 pub mod relevance;
 
 use chrono::{DateTime, Utc};
