@@ -1,6 +1,8 @@
 //! Row shapes shared by both backends and the reads whose SQL is identical
 //! on SQLite and PostgreSQL, written once over sqlx's generic pool.
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, Utc};
 use sqlx::{Database, Encode, Executor, FromRow, IntoArguments, Pool, Type};
 
@@ -119,6 +121,28 @@ fn join_fields_back(stored: &str) -> Vec<String> {
         .split(FIELD_SEPARATOR)
         .filter(|f| !f.is_empty())
         .map(str::to_owned)
+        .collect()
+}
+
+/// Pairs the `(id, registration_no)` rows an INSERT … RETURNING gave back
+/// with the records inserted. RETURNING does not promise VALUES order, so
+/// they are matched by registration number, which is unique.
+pub(super) fn pair_inserted<'a>(
+    inserted: &'a [CsoRecord],
+    returned: &[(i64, String)],
+) -> Result<Vec<(i64, &'a CsoRecord)>, StoreError> {
+    let by_reg: HashMap<&str, &CsoRecord> = inserted
+        .iter()
+        .map(|r| (r.registration_no.as_str(), r))
+        .collect();
+    returned
+        .iter()
+        .map(|(id, reg)| {
+            by_reg
+                .get(reg.as_str())
+                .map(|r| (*id, *r))
+                .ok_or_else(|| corrupt(format!("an insert returned an unknown number {reg}")))
+        })
         .collect()
 }
 

@@ -4,7 +4,6 @@
 //! Bulk writes send whole columns as arrays and UNNEST them on the server:
 //! one round trip for a chunk of thousands of rows instead of one per row.
 
-use std::collections::HashMap;
 use std::str::FromStr;
 
 use async_trait::async_trait;
@@ -129,16 +128,7 @@ impl Store for PostgresStore {
             .bind(now)
             .fetch_all(&mut *tx)
             .await?;
-            let by_reg: HashMap<&str, &CsoRecord> = chunk
-                .iter()
-                .map(|r| (r.registration_no.as_str(), r))
-                .collect();
-            for (id, reg) in &ids {
-                let record = by_reg.get(reg.as_str()).ok_or_else(|| {
-                    StoreError::Corrupt(format!("insert returned an unknown number {reg}"))
-                })?;
-                emails.push((*id, record));
-            }
+            emails.extend(portable::pair_inserted(chunk, &ids)?);
         }
 
         for chunk in changes.updated.chunks(ROWS_PER_STATEMENT) {

@@ -7,7 +7,6 @@
 //! for the lock up to the busy timeout. Reads use their own pool and, in WAL
 //! mode, never wait for the writer.
 
-use std::collections::HashMap;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -111,17 +110,7 @@ impl Store for SqliteStore {
             });
             insert.push(" RETURNING id, registration_no");
             let ids: Vec<(i64, String)> = insert.build_query_as().fetch_all(&mut *tx).await?;
-            // RETURNING does not promise VALUES order, so match by number.
-            let by_reg: HashMap<&str, &CsoRecord> = chunk
-                .iter()
-                .map(|r| (r.registration_no.as_str(), r))
-                .collect();
-            for (id, reg) in &ids {
-                let record = by_reg.get(reg.as_str()).ok_or_else(|| {
-                    StoreError::Corrupt(format!("insert returned an unknown number {reg}"))
-                })?;
-                emails.push((*id, record));
-            }
+            emails.extend(portable::pair_inserted(chunk, &ids)?);
         }
 
         // UPDATE … FROM (VALUES …): one statement per chunk, not per row.
