@@ -135,6 +135,13 @@ enum RelevanceCommand {
 }
 
 fn main() -> ExitCode {
+    // A bug must still end in one sentence, not a backtrace the POC cannot use.
+    std::panic::set_hook(Box::new(|info| {
+        let _ = writeln!(
+            std::io::stderr(),
+            "error: cocreate hit an internal error ({info}); please report this message"
+        );
+    }));
     let cli = Cli::parse();
     let config = match Config::load(cli.config.as_deref()) {
         Ok(c) => c,

@@ -231,6 +231,9 @@ impl Field {
     }
 }
 
+/// How many non-blank rows at the top may come before the header.
+const HEADER_SEARCH_ROWS: usize = 5;
+
 /// Reads a registry export. `encoding` forces a character set by its WHATWG
 /// label (e.g. "windows-1250"); otherwise it is detected.
 pub fn read(bytes: &[u8], encoding: Option<&str>) -> Result<RegistryFile, CsvFileError> {
@@ -271,13 +274,26 @@ fn decode<'a>(
     let text = encoding
         .decode_without_bom_handling_and_without_replacement(body)
         .ok_or(CsvFileError::Unreadable)?;
-    if text
-        .chars()
-        .any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t'))
-    {
+    // A stray control character (a DOS end-of-file mark, a form feed) is
+    // cleaned out of its cell; many of them mean the file is not text.
+    let controls = text.chars().filter(|&c| is_stray_control(c)).count();
+    if controls > 16 && controls * 100 > text.len() {
         return Err(CsvFileError::Unreadable);
     }
     Ok((text, encoding))
+}
+
+fn is_stray_control(c: char) -> bool {
+    c.is_control() && !matches!(c, '\n' | '\r' | '\t')
+}
+
+/// A cell's text as a person would read it: control characters removed and
+/// runs of whitespace (line breaks inside a cell included) made one space.
+fn clean(cell: &str) -> String {
+    cell.split(|c: char| c.is_whitespace() || is_stray_control(c))
+        .filter(|w| !w.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// The separator used in the header line: whichever of `;`, `,` and tab
@@ -316,15 +332,28 @@ fn parse(text: &str, encoding: &'static str) -> Result<RegistryFile, CsvFileErro
         .from_reader(text.as_bytes());
     let mut records = reader.records();
 
-    let header = loop {
+    // Exports often start with a title ("Regjistri i OSHC-ve, 2020") or a
+    // blank line; the header is the first of the opening rows that names the
+    // required columns.
+    let mut first_refusal = None;
+    let mut looked_at = 0;
+    let (header, columns) = loop {
         match records.next() {
-            None => return Err(CsvFileError::Empty),
+            None => return Err(first_refusal.unwrap_or(CsvFileError::Empty)),
             Some(Err(e)) => return Err(CsvFileError::Csv(e.to_string())),
             Some(Ok(r)) if r.iter().all(|c| c.trim().is_empty()) => continue,
-            Some(Ok(r)) => break r,
+            Some(Ok(r)) => match map_header(&r) {
+                Ok(columns) => break (r, columns),
+                Err(e) => {
+                    looked_at += 1;
+                    let refusal = first_refusal.get_or_insert(e);
+                    if looked_at == HEADER_SEARCH_ROWS {
+                        return Err(std::mem::replace(refusal, CsvFileError::Empty));
+                    }
+                }
+            },
         }
     };
-    let columns = map_header(&header)?;
     let header_len = header.len();
 
     let progress = super::progress::bytes(text.len() as u64, "reading");
@@ -487,7 +516,7 @@ fn parse_row(
         )));
     }
 
-    let name = columns.get(Field::Name, record).join(" ");
+    let name = clean(&columns.get(Field::Name, record).join(" "));
     if name.is_empty() {
         return Err(fail("has no name".into()));
     }
@@ -497,7 +526,9 @@ fn parse_row(
     let mut bad = Vec::new();
     for cell in columns.get(Field::Email, record) {
         for part in cell
-            .split([';', ',', ' ', '\n', '/'])
+            .split(|c: char| {
+                matches!(c, ';' | ',' | '/') || c.is_whitespace() || is_stray_control(c)
+            })
             .filter(|p| !p.trim().is_empty())
         {
             match EmailAddress::parse(part) {
@@ -524,18 +555,23 @@ fn parse_row(
         .get(Field::FieldsOfActivity, record)
         .into_iter()
         .flat_map(|c| c.split([';', ',', '|', '\n']))
-        .map(|f| f.split_whitespace().collect::<Vec<_>>().join(" "))
+        .map(clean)
         .filter(|f| !f.is_empty())
         .collect();
     let joined = |field| {
-        let parts = columns.get(field, record);
+        let parts: Vec<String> = columns
+            .get(field, record)
+            .into_iter()
+            .map(clean)
+            .filter(|p| !p.is_empty())
+            .collect();
         (!parts.is_empty()).then(|| parts.join(", "))
     };
 
     Ok((
         CsoRecord {
             registration_no,
-            name: name.split_whitespace().collect::<Vec<_>>().join(" "),
+            name,
             emails,
             phone: joined(Field::Phone),
             city: joined(Field::City),
@@ -627,5 +663,32 @@ mod tests {
             read(b"reg no,name,email\n", None),
             Err(CsvFileError::NoRows)
         ));
+    }
+
+    #[test]
+    fn a_title_above_the_header_is_passed_over() {
+        let text = "Regjistri i OSHC-ve;;\n\
+                    Eksportuar më 01.03.2020;;\n\
+                    NIPT;Emri;Email\n\
+                    K1;Shoqata;k@x.al\n";
+        let file = read(text.as_bytes(), None).unwrap();
+        assert_eq!(file.rows.len(), 1);
+        assert_eq!(file.rows[0].registration_no.as_str(), "K1");
+
+        let six_titles = "a\nb\nc\nd\ne\nNIPT,Emri,Email\nK1,S,k@x.al\n";
+        assert!(matches!(
+            read(six_titles.as_bytes(), None),
+            Err(CsvFileError::NoHeader { .. })
+        ));
+    }
+
+    #[test]
+    fn stray_control_characters_are_cleaned_out_of_cells() {
+        let text = "NIPT,Emri,Email,Qyteti\nK1,Shoqata\u{1a} \u{c}Ime,k@x.al\u{b},\"Tiranë\n\"\n";
+        let file = read(text.as_bytes(), None).unwrap();
+        assert_eq!(file.problems, []);
+        assert_eq!(file.rows[0].name, "Shoqata Ime");
+        assert_eq!(file.rows[0].emails[0].as_str(), "k@x.al");
+        assert_eq!(file.rows[0].city.as_deref(), Some("Tiranë"));
     }
 }
