@@ -70,7 +70,85 @@ pub struct Config {
     pub database: DatabaseConfig,
     pub log: LogConfig,
     pub office: OfficeConfig,
+    pub calendar: CalendarConfig,
+    pub mail: MailConfig,
+    pub outbox: OutboxConfig,
+    pub smtp: SmtpConfig,
     pub policy_areas: Vec<PolicyArea>,
+}
+
+/// Working days for consultation periods.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CalendarConfig {
+    pub holidays: std::collections::BTreeSet<chrono::NaiveDate>,
+    pub minimum_working_days: u32,
+    pub maximum_working_days: u32,
+}
+
+/// cocreate's own addresses and headers.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MailConfig {
+    pub domain: String,
+    pub reply_local: String,
+    pub from: String,
+    pub list_id: String,
+    #[serde(default)]
+    pub templates_dir: Option<PathBuf>,
+    #[serde(default)]
+    pub dkim_selector: String,
+    #[serde(default)]
+    pub dkim_key_file: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TransportKind {
+    File,
+    Smtp,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutboxConfig {
+    pub transport: TransportKind,
+    pub file_dir: PathBuf,
+    pub max_attempts: u32,
+    pub retry_base_seconds: u64,
+    pub retry_max_seconds: u64,
+    pub rate_per_second: u32,
+    pub concurrency: u32,
+    pub claim_seconds: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SmtpSecurity {
+    None,
+    Starttls,
+    Tls,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SmtpConfig {
+    pub host: String,
+    pub port: u16,
+    pub security: SmtpSecurity,
+    #[serde(default)]
+    pub username: String,
+    #[serde(default)]
+    pub password_env: Option<String>,
+    pub timeout_seconds: u64,
+}
+
+impl SmtpConfig {
+    /// The relay password from the environment variable the file names.
+    pub fn password(&self) -> Option<String> {
+        let var = self.password_env.as_deref()?;
+        std::env::var(var).ok().filter(|p| !p.is_empty())
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -386,6 +464,10 @@ struct RawConfig {
     database: DatabaseConfig,
     log: LogConfig,
     office: RawOffice,
+    calendar: CalendarConfig,
+    mail: MailConfig,
+    outbox: OutboxConfig,
+    smtp: SmtpConfig,
     #[serde(default)]
     policy_areas: Vec<RawPolicyArea>,
 }
@@ -570,12 +652,71 @@ impl RawConfig {
             });
         }
 
+        let cal = &self.calendar;
+        if cal.minimum_working_days == 0 || cal.maximum_working_days < cal.minimum_working_days {
+            return Err(invalid(
+                "calendar.maximum_working_days",
+                format!(
+                    "must be at least calendar.minimum_working_days ({}), which must be at least 1",
+                    cal.minimum_working_days
+                ),
+            ));
+        }
+        let mail = &self.mail;
+        if mail.domain.is_empty() || EmailAddress::parse(&format!("x@{}", mail.domain)).is_err() {
+            return Err(invalid(
+                "mail.domain",
+                format!(
+                    "must be a domain name like ogp.gov.al, not '{}'",
+                    mail.domain
+                ),
+            ));
+        }
+        if mail.reply_local.is_empty()
+            || !mail
+                .reply_local
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        {
+            return Err(invalid(
+                "mail.reply_local",
+                format!(
+                    "must be letters, digits, '-', '_' or '.', like consult, not '{}'",
+                    mail.reply_local
+                ),
+            ));
+        }
+        EmailAddress::parse(&mail.from)
+            .map_err(|e| invalid("mail.from", format!("is wrong: {e}")))?;
+        if mail.dkim_key_file.is_empty() != mail.dkim_selector.is_empty() {
+            return Err(invalid(
+                "mail.dkim_selector",
+                "and mail.dkim_key_file must be set together (or both left empty)".to_string(),
+            ));
+        }
+        let outbox = &self.outbox;
+        for (key, value) in [
+            ("outbox.max_attempts", outbox.max_attempts as u64),
+            ("outbox.concurrency", outbox.concurrency as u64),
+            ("outbox.retry_base_seconds", outbox.retry_base_seconds),
+            ("outbox.claim_seconds", outbox.claim_seconds),
+            ("smtp.timeout_seconds", self.smtp.timeout_seconds),
+        ] {
+            if value == 0 {
+                return Err(invalid(key, "must be at least 1".to_string()));
+            }
+        }
+
         Ok(Config {
             source,
             server: self.server,
             database: self.database,
             log: self.log,
             office,
+            calendar: self.calendar,
+            mail: self.mail,
+            outbox: self.outbox,
+            smtp: self.smtp,
             policy_areas,
         })
     }

@@ -5,7 +5,9 @@
 
 pub mod commands;
 pub mod config;
+pub mod consultation;
 pub mod domain;
+pub mod outbound;
 pub mod registry;
 pub mod serve;
 pub mod store;

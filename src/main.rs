@@ -9,7 +9,10 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 use cocreate::commands;
+use cocreate::commands::consultation::SpecFlags;
 use cocreate::config::{Config, ConfigError};
+use cocreate::consultation::ConsultationState;
+use cocreate::outbound::templates::Templates;
 use cocreate::registry::import::{ImportMode, ImportOptions};
 use cocreate::store;
 
@@ -44,6 +47,72 @@ enum Command {
     /// The registry of civil-society organisations (CSOs).
     #[command(subcommand)]
     Registry(RegistryCommand),
+    /// Consultations: create, edit, open, close, extend.
+    #[command(subcommand)]
+    Consultation(Box<ConsultationCommand>),
+    /// Invitations to a consultation's relevant CSOs.
+    #[command(subcommand)]
+    Outreach(OutreachCommand),
+    /// The queue every outgoing message goes through.
+    #[command(subcommand)]
+    Outbox(OutboxCommand),
+}
+
+#[derive(Subcommand)]
+enum ConsultationCommand {
+    /// Create a consultation (as a draft) from a TOML file and/or flags.
+    ///
+    /// The period must be at least the legal minimum of working days
+    /// (Law 146/2014, Art. 15; weekends and configured holidays do not
+    /// count), unless --short-period-reason says why.
+    Create(#[command(flatten)] SpecFlags),
+    /// Change a draft or open consultation; flags replace single values.
+    Edit {
+        reference: String,
+        #[command(flatten)]
+        flags: SpecFlags,
+    },
+    /// List all consultations.
+    List,
+    /// Show one consultation in full.
+    Show { reference: String },
+    /// Open a draft: invitations can then be sent.
+    Open { reference: String },
+    /// Close an open consultation.
+    Close { reference: String },
+    /// Move an open consultation's deadline later; the invited CSOs are told.
+    Extend {
+        reference: String,
+        /// The new last day, YYYY-MM-DD.
+        #[arg(long, value_name = "DATE")]
+        until: chrono::NaiveDate,
+        /// Why: recorded and sent to the CSOs.
+        #[arg(long)]
+        reason: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum OutreachCommand {
+    /// List exactly who will be invited and why, and who is left out and why.
+    Preview {
+        reference: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Queue one personal invitation per relevant CSO address not yet
+    /// invited. Safe to run again: no one is invited twice.
+    Send { reference: String },
+}
+
+#[derive(Subcommand)]
+enum OutboxCommand {
+    /// Counts by state and the last failures.
+    Status,
+    /// Deliver everything due now, once (`serve` does this continuously).
+    Flush,
+    /// Put failed messages back in the queue.
+    Retry,
 }
 
 #[derive(Subcommand)]
@@ -108,6 +177,15 @@ enum RegistryCommand {
     /// Override a match, for cases the keywords get wrong.
     #[command(subcommand)]
     Relevance(RelevanceCommand),
+    /// Addresses that opted out of consultation mail or bounced, and when.
+    Addresses,
+    /// Let an address that opted out or bounced receive consultation mail again.
+    Restore {
+        address: String,
+        /// Why: kept with the address.
+        #[arg(long)]
+        reason: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -267,6 +345,67 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
                 RegistryCommand::Relevance(RelevanceCommand::List) => {
                     commands::registry::list_overrides(store, &mut out).await?;
                 }
+                RegistryCommand::Addresses => commands::outbox::addresses(store, &mut out).await?,
+                RegistryCommand::Restore { address, reason } => {
+                    commands::outbox::restore(store, &address, &reason, &mut out).await?;
+                }
+            }
+        }
+        Command::Consultation(cmd) => {
+            let store = store::open(&config.database).await?;
+            let store = store.as_ref();
+            use commands::consultation as c;
+            match *cmd {
+                ConsultationCommand::Create(flags) => {
+                    c::create(store, &config, flags, &mut out).await?
+                }
+                ConsultationCommand::Edit { reference, flags } => {
+                    c::edit(store, &config, &reference, flags, &mut out).await?;
+                }
+                ConsultationCommand::List => c::list(store, &mut out).await?,
+                ConsultationCommand::Show { reference } => {
+                    c::show(store, &config, &reference, &mut out).await?;
+                }
+                ConsultationCommand::Open { reference } => {
+                    c::set_state(store, &reference, ConsultationState::Open, &mut out).await?;
+                }
+                ConsultationCommand::Close { reference } => {
+                    c::set_state(store, &reference, ConsultationState::Closed, &mut out).await?;
+                }
+                ConsultationCommand::Extend {
+                    reference,
+                    until,
+                    reason,
+                } => {
+                    let templates = Templates::load(config.mail.templates_dir.as_deref())?;
+                    c::extend(
+                        store, &config, &templates, &reference, until, &reason, &mut out,
+                    )
+                    .await?;
+                }
+            }
+        }
+        Command::Outreach(cmd) => {
+            let store = store::open(&config.database).await?;
+            let store = store.as_ref();
+            match cmd {
+                OutreachCommand::Preview { reference, json } => {
+                    commands::consultation::preview(store, &config, &reference, json, &mut out)
+                        .await?;
+                }
+                OutreachCommand::Send { reference } => {
+                    let templates = Templates::load(config.mail.templates_dir.as_deref())?;
+                    commands::consultation::send(store, &config, &templates, &reference, &mut out)
+                        .await?;
+                }
+            }
+        }
+        Command::Outbox(cmd) => {
+            let store = store::open(&config.database).await?;
+            match cmd {
+                OutboxCommand::Status => commands::outbox::status(store.as_ref(), &mut out).await?,
+                OutboxCommand::Flush => commands::outbox::flush(store, &config, &mut out).await?,
+                OutboxCommand::Retry => commands::outbox::retry(store.as_ref(), &mut out).await?,
             }
         }
     }

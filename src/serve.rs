@@ -7,6 +7,9 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 
 use crate::config::Config;
+use crate::outbound::outbox::Worker;
+use crate::outbound::templates::{TemplateError, Templates};
+use crate::outbound::transport::{Transport, TransportError};
 use crate::registry::demo;
 use crate::store::{self, StoreError};
 use crate::web::{self, AppState};
@@ -24,6 +27,10 @@ pub enum ServeError {
     },
     #[error("the web server stopped: {0}")]
     Server(std::io::Error),
+    #[error(transparent)]
+    Template(#[from] TemplateError),
+    #[error(transparent)]
+    Transport(#[from] TransportError),
     #[error("cannot install the signal handlers: {0}")]
     Signals(std::io::Error),
 }
@@ -47,6 +54,13 @@ pub async fn run(config: Config, demo_mode: bool) -> Result<(), ServeError> {
         );
     }
 
+    // Templates are checked now, so a broken override stops the daemon here.
+    Templates::load(config.mail.templates_dir.as_deref())?;
+    let transport = Arc::new(Transport::from_config(&config)?);
+    let worker = Worker::new(store.clone(), transport, config.outbox.clone());
+    let (stop_worker, stopped) = tokio::sync::watch::channel(false);
+    let worker = tokio::spawn(async move { worker.run(stopped).await });
+
     let addr = config.server.listen;
     let listener = TcpListener::bind(addr)
         .await
@@ -62,6 +76,10 @@ pub async fn run(config: Config, demo_mode: bool) -> Result<(), ServeError> {
         .with_graceful_shutdown(shutdown)
         .await
         .map_err(ServeError::Server)?;
+    // The worker finishes the message in hand: a message is marked sent
+    // only after the relay accepted it.
+    let _ = stop_worker.send(true);
+    let _ = worker.await;
     tracing::info!("stopped cleanly");
     Ok(())
 }

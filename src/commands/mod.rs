@@ -3,6 +3,8 @@
 //! the arguments and calls these.
 
 pub mod config;
+pub mod consultation;
+pub mod outbox;
 pub mod registry;
 
 /// 1,234,567 — counts in summaries are read by people.

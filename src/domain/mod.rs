@@ -7,9 +7,13 @@
 mod email;
 mod language;
 mod registration_no;
+mod reply_key;
 mod text;
+mod working_days;
 
 pub use email::{EmailAddress, EmailAddressError};
 pub use language::{Language, LanguageError};
 pub use registration_no::{RegistrationNumber, RegistrationNumberError};
+pub use reply_key::{ReplyKey, ReplyKeyError};
 pub use text::{fold, fold_words};
+pub use working_days::WorkingCalendar;

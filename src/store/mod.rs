@@ -16,7 +16,9 @@ mod portable;
 mod postgres;
 mod sqlite;
 
+use std::collections::HashSet;
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -25,7 +27,11 @@ pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
 use crate::config::DatabaseConfig;
-use crate::domain::RegistrationNumber;
+use crate::consultation::{Consultation, ConsultationSpec, ConsultationState, DeadlineExtension};
+use crate::domain::{EmailAddress, RegistrationNumber, ReplyKey};
+use crate::outbound::outbox::{
+    Delivery, NewMessage, OutboxCounts, OutboxFailure, OutboxMessage, ReplyKeyRecord,
+};
 use crate::registry::relevance::RelevanceOverride;
 use crate::registry::{Cso, ImportLogEntry, RegistryChanges};
 
@@ -51,6 +57,10 @@ pub enum StoreError {
     Corrupt(String),
     #[error("the database URL must start with sqlite: or postgres://")]
     UnknownBackend,
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0} does not exist")]
+    NotFound(String),
 }
 
 /// Which implementation a store is.
@@ -58,6 +68,20 @@ pub enum StoreError {
 pub enum Backend {
     Sqlite,
     Postgres,
+}
+
+/// What cocreate knows about one address beyond the registry: whether its
+/// owner opted out of consultation mail, and whether it bounces.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct AddressStatus {
+    pub address: String,
+    pub opted_out_at: Option<DateTime<Utc>>,
+    pub opt_out_source: Option<String>,
+    pub bounced_at: Option<DateTime<Utc>>,
+    pub bounce_reason: Option<String>,
+    pub soft_bounces: u32,
+    pub restored_at: Option<DateTime<Utc>>,
+    pub restore_reason: Option<String>,
 }
 
 /// A past import, as the history shows it.
@@ -95,6 +119,80 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<bool, StoreError>;
 
     async fn relevance_overrides(&self) -> Result<Vec<RelevanceOverride>, StoreError>;
+
+    // ----- consultations -----
+
+    /// Stores a new consultation as a draft; a reference in use is a Conflict.
+    async fn insert_consultation(&self, spec: &ConsultationSpec) -> Result<i64, StoreError>;
+
+    /// Replaces a consultation's details and, if given, its state.
+    async fn update_consultation(
+        &self,
+        id: i64,
+        spec: &ConsultationSpec,
+        state: Option<ConsultationState>,
+    ) -> Result<(), StoreError>;
+
+    async fn consultations(&self) -> Result<Vec<Consultation>, StoreError>;
+
+    /// Moves the deadline, records why, and queues the notices to the CSOs
+    /// already invited, all in one transaction.
+    async fn extend_deadline(
+        &self,
+        extension: &DeadlineExtension,
+        spec: &ConsultationSpec,
+        notices: &[NewMessage],
+    ) -> Result<u64, StoreError>;
+
+    async fn deadline_extensions(&self) -> Result<Vec<DeadlineExtension>, StoreError>;
+
+    // ----- outbox -----
+
+    /// Queues the messages whose idempotency key is new (with their reply
+    /// keys) in one transaction; returns how many were new.
+    async fn enqueue(&self, messages: &[NewMessage]) -> Result<u64, StoreError>;
+
+    /// Idempotency keys already in the outbox that start with `prefix`.
+    async fn queued_keys(&self, prefix: &str) -> Result<HashSet<String>, StoreError>;
+
+    /// Claims up to `limit` due messages for `lease`; no other claimer gets
+    /// them until the lease runs out.
+    async fn claim_due_messages(
+        &self,
+        limit: u32,
+        lease: Duration,
+    ) -> Result<Vec<OutboxMessage>, StoreError>;
+
+    /// Records a delivery attempt's outcome; a hard bounce marks the address.
+    async fn record_delivery(
+        &self,
+        id: i64,
+        recipient: &str,
+        delivery: &Delivery,
+    ) -> Result<(), StoreError>;
+
+    async fn outbox_counts(&self) -> Result<OutboxCounts, StoreError>;
+
+    async fn outbox_failures(&self, limit: u32) -> Result<Vec<OutboxFailure>, StoreError>;
+
+    /// Puts failed messages back in the queue; returns how many.
+    async fn retry_failed(&self) -> Result<u64, StoreError>;
+
+    async fn reply_key(&self, key: &ReplyKey) -> Result<Option<ReplyKeyRecord>, StoreError>;
+
+    // ----- addresses -----
+
+    async fn address_statuses(&self) -> Result<Vec<AddressStatus>, StoreError>;
+
+    /// Stops consultation mail to an address; `source` says how it was asked.
+    async fn opt_out(&self, address: &EmailAddress, source: &str) -> Result<(), StoreError>;
+
+    /// Lifts an opt-out or bounce, with the POC's reason; false if there was none.
+    async fn restore_address(
+        &self,
+        address: &EmailAddress,
+        reason: &str,
+    ) -> Result<bool, StoreError>;
 }
 
 /// Opens the store the config names and brings its schema up to date.

@@ -6,8 +6,12 @@ use std::collections::HashMap;
 use chrono::{DateTime, Utc};
 use sqlx::{Database, Encode, Executor, FromRow, IntoArguments, Pool, Type};
 
-use super::{ImportRecord, StoreError};
-use crate::domain::{EmailAddress, Language, RegistrationNumber};
+use super::{AddressStatus, ImportRecord, StoreError};
+use crate::consultation::{Consultation, ConsultationSpec, ConsultationState, DeadlineExtension};
+use crate::domain::{EmailAddress, Language, RegistrationNumber, ReplyKey};
+use crate::outbound::outbox::{
+    Delivery, NewMessage, OutboxCounts, OutboxFailure, OutboxMessage, ReplyKeyRecord,
+};
 use crate::registry::relevance::{Relevance, RelevanceOverride};
 use crate::registry::{Cso, CsoRecord, ImportLogEntry};
 
@@ -307,4 +311,625 @@ where
     .execute(conn)
     .await?;
     Ok(())
+}
+
+// ----- consultations -------------------------------------------------------
+
+#[derive(FromRow)]
+pub(super) struct ConsultationRow {
+    id: i64,
+    state: String,
+    spec: String,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+}
+
+impl ConsultationRow {
+    fn into_consultation(self) -> Result<Consultation, StoreError> {
+        Ok(Consultation {
+            id: self.id,
+            spec: serde_json::from_str(&self.spec).map_err(corrupt)?,
+            state: ConsultationState::parse(&self.state)
+                .ok_or_else(|| corrupt(format!("consultation state '{}'", self.state)))?,
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+        })
+    }
+}
+
+pub(super) fn spec_json(spec: &ConsultationSpec) -> String {
+    serde_json::to_string(spec).expect("a spec always serialises")
+}
+
+pub(super) async fn consultations<DB>(pool: &Pool<DB>) -> Result<Vec<Consultation>, StoreError>
+where
+    DB: Database,
+    ConsultationRow: for<'r> FromRow<'r, DB::Row>,
+    for<'c> &'c Pool<DB>: Executor<'c, Database = DB>,
+    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
+{
+    let rows: Vec<ConsultationRow> = fetch_all(
+        pool,
+        "SELECT id, state, spec, created_at, updated_at FROM consultations ORDER BY id",
+    )
+    .await?;
+    rows.into_iter()
+        .map(ConsultationRow::into_consultation)
+        .collect()
+}
+
+/// Turns a unique-constraint violation into a sentence about what clashed.
+pub(super) fn conflict(e: sqlx::Error, what: impl FnOnce() -> String) -> StoreError {
+    match &e {
+        sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict(what()),
+        _ => StoreError::Query(e),
+    }
+}
+
+// ----- outbox ----------------------------------------------------------------
+
+#[derive(FromRow)]
+pub(super) struct ClaimedRow {
+    id: i64,
+    idempotency_key: String,
+    kind: String,
+    recipient: String,
+    envelope_from: String,
+    message: Vec<u8>,
+    attempts: i64,
+}
+
+impl From<ClaimedRow> for OutboxMessage {
+    fn from(r: ClaimedRow) -> Self {
+        OutboxMessage {
+            id: r.id,
+            idempotency_key: r.idempotency_key,
+            kind: r.kind,
+            recipient: r.recipient,
+            envelope_from: r.envelope_from,
+            message: r.message,
+            attempts: u32::try_from(r.attempts).unwrap_or(u32::MAX),
+        }
+    }
+}
+
+/// The claim statement; `lock` is what the backend adds to the inner SELECT
+/// so that concurrent claimers skip each other's rows.
+pub(super) fn claim_sql(lock: &str) -> String {
+    format!(
+        "UPDATE outbox SET state = 'sending', claimed_until = $1, attempts = attempts + 1 \
+         WHERE id IN (SELECT id FROM outbox \
+                      WHERE (state = 'queued' AND next_attempt_at <= $2) \
+                         OR (state = 'sending' AND claimed_until < $2) \
+                      ORDER BY id LIMIT $3 {lock}) \
+         RETURNING id, idempotency_key, kind, recipient, envelope_from, message, attempts"
+    )
+}
+
+pub(super) fn sort_claimed(rows: Vec<ClaimedRow>) -> Vec<OutboxMessage> {
+    let mut out: Vec<OutboxMessage> = rows.into_iter().map(Into::into).collect();
+    out.sort_by_key(|m| m.id);
+    out
+}
+
+#[derive(FromRow)]
+pub(super) struct CountRow {
+    state: String,
+    n: i64,
+}
+
+pub(super) async fn outbox_counts<DB>(pool: &Pool<DB>) -> Result<OutboxCounts, StoreError>
+where
+    DB: Database,
+    CountRow: for<'r> FromRow<'r, DB::Row>,
+    for<'c> &'c Pool<DB>: Executor<'c, Database = DB>,
+    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
+{
+    let rows: Vec<CountRow> = fetch_all(
+        pool,
+        "SELECT state, COUNT(*) AS n FROM outbox GROUP BY state",
+    )
+    .await?;
+    let mut c = OutboxCounts::default();
+    for r in rows {
+        let n = u64::try_from(r.n).unwrap_or(0);
+        match r.state.as_str() {
+            "queued" => c.queued = n,
+            "sending" => c.sending = n,
+            "sent" => c.sent = n,
+            "failed" => c.failed = n,
+            other => return Err(corrupt(format!("outbox state '{other}'"))),
+        }
+    }
+    Ok(c)
+}
+
+#[derive(FromRow)]
+pub(super) struct FailureRow {
+    id: i64,
+    kind: String,
+    recipient: String,
+    attempts: i64,
+    last_error: Option<String>,
+}
+
+pub(super) async fn outbox_failures<DB>(
+    pool: &Pool<DB>,
+    limit: u32,
+) -> Result<Vec<OutboxFailure>, StoreError>
+where
+    DB: Database,
+    FailureRow: for<'r> FromRow<'r, DB::Row>,
+    for<'c> &'c Pool<DB>: Executor<'c, Database = DB>,
+    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
+{
+    let rows: Vec<FailureRow> = fetch_all(
+        pool,
+        &format!(
+            "SELECT id, kind, recipient, attempts, last_error FROM outbox \
+             WHERE state = 'failed' ORDER BY id DESC LIMIT {limit}"
+        ),
+    )
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| OutboxFailure {
+            id: r.id,
+            kind: r.kind,
+            recipient: r.recipient,
+            attempts: u32::try_from(r.attempts).unwrap_or(u32::MAX),
+            last_error: r.last_error.unwrap_or_default(),
+        })
+        .collect())
+}
+
+#[derive(FromRow)]
+pub(super) struct KeyRow {
+    idempotency_key: String,
+}
+
+/// Idempotency keys already queued that start with `prefix`.
+pub(super) async fn queued_keys<DB>(
+    pool: &Pool<DB>,
+    prefix: &str,
+) -> Result<std::collections::HashSet<String>, StoreError>
+where
+    DB: Database,
+    KeyRow: for<'r> FromRow<'r, DB::Row>,
+    for<'c> &'c Pool<DB>: Executor<'c, Database = DB>,
+    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
+    for<'q> String: Encode<'q, DB> + Type<DB>,
+{
+    // LIKE with an escaped prefix: keys are built by cocreate from ids,
+    // codes and addresses, which may contain '_' but never '\'.
+    let pattern = format!("{}%", prefix.replace('%', "\\%").replace('_', "\\_"));
+    let rows: Vec<KeyRow> = sqlx::query_as::<DB, KeyRow>(
+        "SELECT idempotency_key FROM outbox WHERE idempotency_key LIKE $1 ESCAPE '\\'",
+    )
+    .bind(pattern)
+    .fetch_all(pool)
+    .await?;
+    Ok(rows.into_iter().map(|r| r.idempotency_key).collect())
+}
+
+// ----- addresses ---------------------------------------------------------------
+
+#[derive(FromRow)]
+pub(super) struct AddressRow {
+    address: String,
+    opted_out_at: Option<DateTime<Utc>>,
+    opt_out_source: Option<String>,
+    bounced_at: Option<DateTime<Utc>>,
+    bounce_reason: Option<String>,
+    soft_bounces: i64,
+    restored_at: Option<DateTime<Utc>>,
+    restore_reason: Option<String>,
+}
+
+pub(super) async fn address_statuses<DB>(pool: &Pool<DB>) -> Result<Vec<AddressStatus>, StoreError>
+where
+    DB: Database,
+    AddressRow: for<'r> FromRow<'r, DB::Row>,
+    for<'c> &'c Pool<DB>: Executor<'c, Database = DB>,
+    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
+{
+    let rows: Vec<AddressRow> = fetch_all(
+        pool,
+        "SELECT address, opted_out_at, opt_out_source, bounced_at, bounce_reason, soft_bounces, \
+         restored_at, restore_reason FROM address_status ORDER BY address",
+    )
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| AddressStatus {
+            address: r.address,
+            opted_out_at: r.opted_out_at,
+            opt_out_source: r.opt_out_source,
+            bounced_at: r.bounced_at,
+            bounce_reason: r.bounce_reason,
+            soft_bounces: u32::try_from(r.soft_bounces).unwrap_or(0),
+            restored_at: r.restored_at,
+            restore_reason: r.restore_reason,
+        })
+        .collect())
+}
+
+#[derive(FromRow)]
+pub(super) struct ReplyKeyRow {
+    key: String,
+    consultation_id: i64,
+    cso_id: i64,
+    address: String,
+}
+
+pub(super) async fn reply_key<DB>(
+    pool: &Pool<DB>,
+    key: &ReplyKey,
+) -> Result<Option<ReplyKeyRecord>, StoreError>
+where
+    DB: Database,
+    ReplyKeyRow: for<'r> FromRow<'r, DB::Row>,
+    for<'c> &'c Pool<DB>: Executor<'c, Database = DB>,
+    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
+    for<'q> &'q str: Encode<'q, DB> + Type<DB>,
+{
+    let row: Option<ReplyKeyRow> = sqlx::query_as::<DB, ReplyKeyRow>(
+        "SELECT key, consultation_id, cso_id, address FROM reply_keys WHERE key = $1",
+    )
+    .bind(key.as_str())
+    .fetch_optional(pool)
+    .await?;
+    row.map(|r| {
+        Ok(ReplyKeyRecord {
+            key: ReplyKey::parse(&r.key).map_err(corrupt)?,
+            consultation_id: r.consultation_id,
+            cso_id: r.cso_id,
+            address: EmailAddress::parse(&r.address).map_err(corrupt)?,
+            purpose: "invitation",
+        })
+    })
+    .transpose()
+}
+
+// ----- writes shared by both backends, inside the caller's transaction -------
+
+pub(super) async fn insert_consultation<DB>(
+    conn: &mut DB::Connection,
+    spec: &ConsultationSpec,
+    now: DateTime<Utc>,
+) -> Result<i64, StoreError>
+where
+    DB: Database,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
+    for<'q> &'q str: Encode<'q, DB> + Type<DB>,
+    for<'q> String: Encode<'q, DB> + Type<DB>,
+    for<'q> chrono::NaiveDate: Encode<'q, DB> + Type<DB>,
+    for<'q> DateTime<Utc>: Encode<'q, DB> + Type<DB>,
+    (i64,): for<'r> FromRow<'r, DB::Row>,
+{
+    let (id,): (i64,) = sqlx::query_as::<DB, (i64,)>(
+        "INSERT INTO consultations (reference, policy_area, state, opens_on, closes_on, spec, created_at, updated_at) \
+         VALUES ($1, $2, 'draft', $3, $4, $5, $6, $6) RETURNING id",
+    )
+    .bind(spec.reference.as_str())
+    .bind(spec.policy_area.as_str())
+    .bind(spec.opens_on)
+    .bind(spec.closes_on)
+    .bind(spec_json(spec))
+    .bind(now)
+    .fetch_one(conn)
+    .await
+    .map_err(|e| {
+        conflict(e, || {
+            format!("a consultation with reference {} already exists", spec.reference)
+        })
+    })?;
+    Ok(id)
+}
+
+pub(super) async fn update_consultation<DB>(
+    conn: &mut DB::Connection,
+    id: i64,
+    spec: &ConsultationSpec,
+    state: Option<ConsultationState>,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError>
+where
+    DB: Database,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
+    for<'q> &'q str: Encode<'q, DB> + Type<DB>,
+    for<'q> Option<&'q str>: Encode<'q, DB> + Type<DB>,
+    for<'q> String: Encode<'q, DB> + Type<DB>,
+    for<'q> i64: Encode<'q, DB> + Type<DB>,
+    for<'q> chrono::NaiveDate: Encode<'q, DB> + Type<DB>,
+    for<'q> DateTime<Utc>: Encode<'q, DB> + Type<DB>,
+    (i64,): for<'r> FromRow<'r, DB::Row>,
+{
+    let updated: Option<(i64,)> = sqlx::query_as::<DB, (i64,)>(
+        "UPDATE consultations SET reference = $1, policy_area = $2, opens_on = $3, closes_on = $4, \
+         spec = $5, state = COALESCE($6, state), updated_at = $7 WHERE id = $8 RETURNING id",
+    )
+    .bind(spec.reference.as_str())
+    .bind(spec.policy_area.as_str())
+    .bind(spec.opens_on)
+    .bind(spec.closes_on)
+    .bind(spec_json(spec))
+    .bind(state.map(ConsultationState::as_str))
+    .bind(now)
+    .bind(id)
+    .fetch_optional(conn)
+    .await
+    .map_err(|e| {
+        conflict(e, || {
+            format!(
+                "a consultation with reference {} already exists",
+                spec.reference
+            )
+        })
+    })?;
+    updated
+        .map(|_| ())
+        .ok_or_else(|| StoreError::NotFound(format!("consultation {id}")))
+}
+
+pub(super) async fn insert_extension<DB>(
+    conn: &mut DB::Connection,
+    ext: &DeadlineExtension,
+) -> Result<(), StoreError>
+where
+    DB: Database,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
+    for<'q> &'q str: Encode<'q, DB> + Type<DB>,
+    for<'q> i64: Encode<'q, DB> + Type<DB>,
+    for<'q> chrono::NaiveDate: Encode<'q, DB> + Type<DB>,
+    for<'q> DateTime<Utc>: Encode<'q, DB> + Type<DB>,
+{
+    sqlx::query::<DB>(
+        "INSERT INTO deadline_extensions (consultation_id, previous, new, reason, at) \
+         VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(ext.consultation_id)
+    .bind(ext.previous)
+    .bind(ext.new)
+    .bind(ext.reason.as_str())
+    .bind(ext.at)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+#[derive(FromRow)]
+pub(super) struct ExtensionRow {
+    consultation_id: i64,
+    previous: chrono::NaiveDate,
+    new: chrono::NaiveDate,
+    reason: String,
+    at: DateTime<Utc>,
+}
+
+pub(super) async fn extensions<DB>(pool: &Pool<DB>) -> Result<Vec<DeadlineExtension>, StoreError>
+where
+    DB: Database,
+    ExtensionRow: for<'r> FromRow<'r, DB::Row>,
+    for<'c> &'c Pool<DB>: Executor<'c, Database = DB>,
+    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
+{
+    let rows: Vec<ExtensionRow> = fetch_all(
+        pool,
+        "SELECT consultation_id, previous, new, reason, at FROM deadline_extensions ORDER BY id",
+    )
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| DeadlineExtension {
+            consultation_id: r.consultation_id,
+            previous: r.previous,
+            new: r.new,
+            reason: r.reason,
+            at: r.at,
+        })
+        .collect())
+}
+
+/// Queues messages whose idempotency key is new, each with its reply key;
+/// returns how many were new.
+pub(super) async fn enqueue<DB>(
+    conn: &mut DB::Connection,
+    messages: &[NewMessage],
+    now: DateTime<Utc>,
+) -> Result<u64, StoreError>
+where
+    DB: Database,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
+    for<'q> &'q str: Encode<'q, DB> + Type<DB>,
+    for<'q> &'q [u8]: Encode<'q, DB> + Type<DB>,
+    for<'q> i64: Encode<'q, DB> + Type<DB>,
+    for<'q> Option<i64>: Encode<'q, DB> + Type<DB>,
+    for<'q> DateTime<Utc>: Encode<'q, DB> + Type<DB>,
+    (i64,): for<'r> FromRow<'r, DB::Row>,
+{
+    let mut new = 0;
+    for m in messages {
+        let inserted: Option<(i64,)> = sqlx::query_as::<DB, (i64,)>(
+            "INSERT INTO outbox (idempotency_key, kind, recipient, envelope_from, consultation_id, \
+             cso_id, message, state, attempts, next_attempt_at, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, 'queued', 0, $8, $8) \
+             ON CONFLICT (idempotency_key) DO NOTHING RETURNING id",
+        )
+        .bind(m.idempotency_key.as_str())
+        .bind(m.kind)
+        .bind(m.recipient.as_str())
+        .bind(m.envelope_from.as_str())
+        .bind(m.consultation_id)
+        .bind(m.cso_id)
+        .bind(m.message.as_slice())
+        .bind(now)
+        .fetch_optional(&mut *conn)
+        .await?;
+        if inserted.is_none() {
+            continue;
+        }
+        new += 1;
+        if let Some(k) = &m.reply_key {
+            sqlx::query::<DB>(
+                "INSERT INTO reply_keys (key, consultation_id, cso_id, address, purpose, created_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+            )
+            .bind(k.key.as_str())
+            .bind(k.consultation_id)
+            .bind(k.cso_id)
+            .bind(k.address.as_str())
+            .bind(k.purpose)
+            .bind(now)
+            .execute(&mut *conn)
+            .await?;
+        }
+    }
+    Ok(new)
+}
+
+pub(super) async fn record_delivery<DB>(
+    conn: &mut DB::Connection,
+    id: i64,
+    recipient: &str,
+    delivery: &Delivery,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError>
+where
+    DB: Database,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
+    for<'q> &'q str: Encode<'q, DB> + Type<DB>,
+    for<'q> i64: Encode<'q, DB> + Type<DB>,
+    for<'q> DateTime<Utc>: Encode<'q, DB> + Type<DB>,
+{
+    // `state = 'sending'`: a late outcome for a claim that expired and was
+    // taken over must not overwrite the newer attempt's record.
+    match delivery {
+        Delivery::Sent => {
+            sqlx::query::<DB>(
+                "UPDATE outbox SET state = 'sent', sent_at = $1, claimed_until = NULL, last_error = NULL \
+                 WHERE id = $2 AND state = 'sending'",
+            )
+            .bind(now)
+            .bind(id)
+            .execute(&mut *conn)
+            .await?;
+        }
+        Delivery::Retry { at, error } => {
+            sqlx::query::<DB>(
+                "UPDATE outbox SET state = 'queued', next_attempt_at = $1, last_error = $2, claimed_until = NULL \
+                 WHERE id = $3 AND state = 'sending'",
+            )
+            .bind(*at)
+            .bind(error.as_str())
+            .bind(id)
+            .execute(&mut *conn)
+            .await?;
+        }
+        Delivery::Failed { error, hard_bounce } => {
+            sqlx::query::<DB>(
+                "UPDATE outbox SET state = 'failed', last_error = $1, claimed_until = NULL \
+                 WHERE id = $2 AND state = 'sending'",
+            )
+            .bind(error.as_str())
+            .bind(id)
+            .execute(&mut *conn)
+            .await?;
+            if *hard_bounce {
+                sqlx::query::<DB>(
+                    "INSERT INTO address_status (address, bounced_at, bounce_reason) VALUES ($1, $2, $3) \
+                     ON CONFLICT (address) DO UPDATE SET bounced_at = excluded.bounced_at, \
+                     bounce_reason = excluded.bounce_reason",
+                )
+                .bind(recipient)
+                .bind(now)
+                .bind(error.as_str())
+                .execute(&mut *conn)
+                .await?;
+            }
+        }
+    }
+    Ok(())
+}
+
+pub(super) async fn retry_failed<DB>(
+    conn: &mut DB::Connection,
+    now: DateTime<Utc>,
+) -> Result<u64, StoreError>
+where
+    DB: Database,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
+    for<'q> DateTime<Utc>: Encode<'q, DB> + Type<DB>,
+    (i64,): for<'r> FromRow<'r, DB::Row>,
+{
+    let rows: Vec<(i64,)> = sqlx::query_as::<DB, (i64,)>(
+        "UPDATE outbox SET state = 'queued', attempts = 0, next_attempt_at = $1 \
+         WHERE state = 'failed' RETURNING id",
+    )
+    .bind(now)
+    .fetch_all(conn)
+    .await?;
+    Ok(rows.len() as u64)
+}
+
+pub(super) async fn opt_out<DB>(
+    conn: &mut DB::Connection,
+    address: &EmailAddress,
+    source: &str,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError>
+where
+    DB: Database,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
+    for<'q> &'q str: Encode<'q, DB> + Type<DB>,
+    for<'q> DateTime<Utc>: Encode<'q, DB> + Type<DB>,
+{
+    // An address already opted out keeps its first date.
+    sqlx::query::<DB>(
+        "INSERT INTO address_status (address, opted_out_at, opt_out_source) VALUES ($1, $2, $3) \
+         ON CONFLICT (address) DO UPDATE SET \
+         opted_out_at = COALESCE(address_status.opted_out_at, excluded.opted_out_at), \
+         opt_out_source = COALESCE(address_status.opt_out_source, excluded.opt_out_source)",
+    )
+    .bind(address.as_str())
+    .bind(now)
+    .bind(source)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+pub(super) async fn restore_address<DB>(
+    conn: &mut DB::Connection,
+    address: &EmailAddress,
+    reason: &str,
+    now: DateTime<Utc>,
+) -> Result<bool, StoreError>
+where
+    DB: Database,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
+    for<'q> &'q str: Encode<'q, DB> + Type<DB>,
+    for<'q> DateTime<Utc>: Encode<'q, DB> + Type<DB>,
+    (String,): for<'r> FromRow<'r, DB::Row>,
+{
+    let restored: Option<(String,)> = sqlx::query_as::<DB, (String,)>(
+        "UPDATE address_status SET opted_out_at = NULL, opt_out_source = NULL, bounced_at = NULL, \
+         bounce_reason = NULL, soft_bounces = 0, restored_at = $1, restore_reason = $2 \
+         WHERE address = $3 AND (opted_out_at IS NOT NULL OR bounced_at IS NOT NULL) \
+         RETURNING address",
+    )
+    .bind(now)
+    .bind(reason)
+    .bind(address.as_str())
+    .fetch_optional(conn)
+    .await?;
+    Ok(restored.is_some())
 }

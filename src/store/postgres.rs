@@ -5,20 +5,30 @@
 //! one round trip for a chunk of thousands of rows instead of one per row.
 
 use std::str::FromStr;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::Utc;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{PgPool, Postgres};
 
-use super::{Backend, ImportRecord, Store, StoreError, portable, redact};
-use crate::domain::RegistrationNumber;
+use super::{AddressStatus, Backend, ImportRecord, Store, StoreError, portable, redact};
+use std::collections::HashSet;
+
+use crate::consultation::{Consultation, ConsultationSpec, ConsultationState, DeadlineExtension};
+use crate::domain::{EmailAddress, RegistrationNumber, ReplyKey};
+use crate::outbound::outbox::{
+    Delivery, NewMessage, OutboxCounts, OutboxFailure, OutboxMessage, ReplyKeyRecord,
+};
 use crate::registry::relevance::RelevanceOverride;
 use crate::registry::{Cso, CsoRecord, RegistryChanges};
 
 /// Rows per UNNEST statement: large enough to amortise the round trip, small
 /// enough to keep each statement's memory modest.
 const ROWS_PER_STATEMENT: usize = 10_000;
+
+/// Several daemons may claim at once: each skips the rows another has locked.
+const CLAIM_LOCK: &str = "FOR UPDATE SKIP LOCKED";
 
 pub struct PostgresStore {
     pool: PgPool,
@@ -209,5 +219,137 @@ impl Store for PostgresStore {
 
     async fn relevance_overrides(&self) -> Result<Vec<RelevanceOverride>, StoreError> {
         portable::relevance_overrides(&self.pool).await
+    }
+
+    async fn consultations(&self) -> Result<Vec<Consultation>, StoreError> {
+        portable::consultations(&self.pool).await
+    }
+
+    async fn deadline_extensions(&self) -> Result<Vec<DeadlineExtension>, StoreError> {
+        portable::extensions(&self.pool).await
+    }
+
+    async fn queued_keys(&self, prefix: &str) -> Result<HashSet<String>, StoreError> {
+        portable::queued_keys(&self.pool, prefix).await
+    }
+
+    async fn outbox_counts(&self) -> Result<OutboxCounts, StoreError> {
+        portable::outbox_counts(&self.pool).await
+    }
+
+    async fn outbox_failures(&self, limit: u32) -> Result<Vec<OutboxFailure>, StoreError> {
+        portable::outbox_failures(&self.pool, limit).await
+    }
+
+    async fn reply_key(&self, key: &ReplyKey) -> Result<Option<ReplyKeyRecord>, StoreError> {
+        portable::reply_key(&self.pool, key).await
+    }
+
+    async fn address_statuses(&self) -> Result<Vec<AddressStatus>, StoreError> {
+        portable::address_statuses(&self.pool).await
+    }
+
+    async fn insert_consultation(&self, spec: &ConsultationSpec) -> Result<i64, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let id = portable::insert_consultation::<Postgres>(&mut tx, spec, Utc::now()).await?;
+        tx.commit().await?;
+        Ok(id)
+    }
+
+    async fn update_consultation(
+        &self,
+        id: i64,
+        spec: &ConsultationSpec,
+        state: Option<ConsultationState>,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        portable::update_consultation::<Postgres>(&mut tx, id, spec, state, Utc::now()).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn extend_deadline(
+        &self,
+        extension: &DeadlineExtension,
+        spec: &ConsultationSpec,
+        notices: &[NewMessage],
+    ) -> Result<u64, StoreError> {
+        let now = Utc::now();
+        let mut tx = self.pool.begin().await?;
+        portable::update_consultation::<Postgres>(
+            &mut tx,
+            extension.consultation_id,
+            spec,
+            None,
+            now,
+        )
+        .await?;
+        portable::insert_extension::<Postgres>(&mut tx, extension).await?;
+        let queued = portable::enqueue::<Postgres>(&mut tx, notices, now).await?;
+        tx.commit().await?;
+        Ok(queued)
+    }
+
+    async fn enqueue(&self, messages: &[NewMessage]) -> Result<u64, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let queued = portable::enqueue::<Postgres>(&mut tx, messages, Utc::now()).await?;
+        tx.commit().await?;
+        Ok(queued)
+    }
+
+    async fn claim_due_messages(
+        &self,
+        limit: u32,
+        lease: Duration,
+    ) -> Result<Vec<OutboxMessage>, StoreError> {
+        let now = Utc::now();
+        let until = now + chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::MAX);
+        let mut tx = self.pool.begin().await?;
+        let rows: Vec<portable::ClaimedRow> = sqlx::query_as(&portable::claim_sql(CLAIM_LOCK))
+            .bind(until)
+            .bind(now)
+            .bind(i64::from(limit))
+            .fetch_all(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(portable::sort_claimed(rows))
+    }
+
+    async fn record_delivery(
+        &self,
+        id: i64,
+        recipient: &str,
+        delivery: &Delivery,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        portable::record_delivery::<Postgres>(&mut tx, id, recipient, delivery, Utc::now()).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn retry_failed(&self) -> Result<u64, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let n = portable::retry_failed::<Postgres>(&mut tx, Utc::now()).await?;
+        tx.commit().await?;
+        Ok(n)
+    }
+
+    async fn opt_out(&self, address: &EmailAddress, source: &str) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        portable::opt_out::<Postgres>(&mut tx, address, source, Utc::now()).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn restore_address(
+        &self,
+        address: &EmailAddress,
+        reason: &str,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let restored =
+            portable::restore_address::<Postgres>(&mut tx, address, reason, Utc::now()).await?;
+        tx.commit().await?;
+        Ok(restored)
     }
 }

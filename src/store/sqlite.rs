@@ -15,14 +15,24 @@ use chrono::Utc;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{QueryBuilder, Sqlite, SqlitePool};
 
-use super::{Backend, ImportRecord, Store, StoreError, portable};
-use crate::domain::RegistrationNumber;
+use super::{AddressStatus, Backend, ImportRecord, Store, StoreError, portable};
+use std::collections::HashSet;
+
+use crate::consultation::{Consultation, ConsultationSpec, ConsultationState, DeadlineExtension};
+use crate::domain::{EmailAddress, RegistrationNumber, ReplyKey};
+use crate::outbound::outbox::{
+    Delivery, NewMessage, OutboxCounts, OutboxFailure, OutboxMessage, ReplyKeyRecord,
+};
 use crate::registry::relevance::RelevanceOverride;
 use crate::registry::{Cso, CsoRecord, RegistryChanges};
 
 /// Rows per multi-row INSERT: 9 parameters each stays well under SQLite's
 /// limit of 32,766 bound parameters.
 const ROWS_PER_INSERT: usize = 1000;
+
+/// SQLite has one writer at a time (BEGIN IMMEDIATE), so a claim needs no
+/// row locks: two claimers never run the UPDATE at once.
+const CLAIM_LOCK: &str = "";
 
 pub struct SqliteStore {
     read: SqlitePool,
@@ -197,5 +207,137 @@ impl Store for SqliteStore {
 
     async fn relevance_overrides(&self) -> Result<Vec<RelevanceOverride>, StoreError> {
         portable::relevance_overrides(&self.read).await
+    }
+
+    async fn consultations(&self) -> Result<Vec<Consultation>, StoreError> {
+        portable::consultations(&self.read).await
+    }
+
+    async fn deadline_extensions(&self) -> Result<Vec<DeadlineExtension>, StoreError> {
+        portable::extensions(&self.read).await
+    }
+
+    async fn queued_keys(&self, prefix: &str) -> Result<HashSet<String>, StoreError> {
+        portable::queued_keys(&self.read, prefix).await
+    }
+
+    async fn outbox_counts(&self) -> Result<OutboxCounts, StoreError> {
+        portable::outbox_counts(&self.read).await
+    }
+
+    async fn outbox_failures(&self, limit: u32) -> Result<Vec<OutboxFailure>, StoreError> {
+        portable::outbox_failures(&self.read, limit).await
+    }
+
+    async fn reply_key(&self, key: &ReplyKey) -> Result<Option<ReplyKeyRecord>, StoreError> {
+        portable::reply_key(&self.read, key).await
+    }
+
+    async fn address_statuses(&self) -> Result<Vec<AddressStatus>, StoreError> {
+        portable::address_statuses(&self.read).await
+    }
+
+    async fn insert_consultation(&self, spec: &ConsultationSpec) -> Result<i64, StoreError> {
+        let mut tx = self.write.begin_with("BEGIN IMMEDIATE").await?;
+        let id = portable::insert_consultation::<Sqlite>(&mut tx, spec, Utc::now()).await?;
+        tx.commit().await?;
+        Ok(id)
+    }
+
+    async fn update_consultation(
+        &self,
+        id: i64,
+        spec: &ConsultationSpec,
+        state: Option<ConsultationState>,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.write.begin_with("BEGIN IMMEDIATE").await?;
+        portable::update_consultation::<Sqlite>(&mut tx, id, spec, state, Utc::now()).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn extend_deadline(
+        &self,
+        extension: &DeadlineExtension,
+        spec: &ConsultationSpec,
+        notices: &[NewMessage],
+    ) -> Result<u64, StoreError> {
+        let now = Utc::now();
+        let mut tx = self.write.begin_with("BEGIN IMMEDIATE").await?;
+        portable::update_consultation::<Sqlite>(
+            &mut tx,
+            extension.consultation_id,
+            spec,
+            None,
+            now,
+        )
+        .await?;
+        portable::insert_extension::<Sqlite>(&mut tx, extension).await?;
+        let queued = portable::enqueue::<Sqlite>(&mut tx, notices, now).await?;
+        tx.commit().await?;
+        Ok(queued)
+    }
+
+    async fn enqueue(&self, messages: &[NewMessage]) -> Result<u64, StoreError> {
+        let mut tx = self.write.begin_with("BEGIN IMMEDIATE").await?;
+        let queued = portable::enqueue::<Sqlite>(&mut tx, messages, Utc::now()).await?;
+        tx.commit().await?;
+        Ok(queued)
+    }
+
+    async fn claim_due_messages(
+        &self,
+        limit: u32,
+        lease: Duration,
+    ) -> Result<Vec<OutboxMessage>, StoreError> {
+        let now = Utc::now();
+        let until = now + chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::MAX);
+        let mut tx = self.write.begin_with("BEGIN IMMEDIATE").await?;
+        let rows: Vec<portable::ClaimedRow> = sqlx::query_as(&portable::claim_sql(CLAIM_LOCK))
+            .bind(until)
+            .bind(now)
+            .bind(i64::from(limit))
+            .fetch_all(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(portable::sort_claimed(rows))
+    }
+
+    async fn record_delivery(
+        &self,
+        id: i64,
+        recipient: &str,
+        delivery: &Delivery,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.write.begin_with("BEGIN IMMEDIATE").await?;
+        portable::record_delivery::<Sqlite>(&mut tx, id, recipient, delivery, Utc::now()).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn retry_failed(&self) -> Result<u64, StoreError> {
+        let mut tx = self.write.begin_with("BEGIN IMMEDIATE").await?;
+        let n = portable::retry_failed::<Sqlite>(&mut tx, Utc::now()).await?;
+        tx.commit().await?;
+        Ok(n)
+    }
+
+    async fn opt_out(&self, address: &EmailAddress, source: &str) -> Result<(), StoreError> {
+        let mut tx = self.write.begin_with("BEGIN IMMEDIATE").await?;
+        portable::opt_out::<Sqlite>(&mut tx, address, source, Utc::now()).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn restore_address(
+        &self,
+        address: &EmailAddress,
+        reason: &str,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.write.begin_with("BEGIN IMMEDIATE").await?;
+        let restored =
+            portable::restore_address::<Sqlite>(&mut tx, address, reason, Utc::now()).await?;
+        tx.commit().await?;
+        Ok(restored)
     }
 }

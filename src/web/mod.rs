@@ -1,5 +1,7 @@
-//! The HTTP side of cocreate. For now: the health check that a load
-//! balancer or systemd watchdog polls.
+//! The HTTP side of cocreate: the health check that a load balancer or
+//! systemd watchdog polls, and the unsubscribe pages.
+
+mod unsubscribe;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,6 +24,10 @@ pub struct AppState {
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
+        .route(
+            "/unsubscribe/{key}",
+            get(unsubscribe::show).post(unsubscribe::confirm),
+        )
         .with_state(state)
 }
 

@@ -1,0 +1,478 @@
+//! `cocreate consultation …` and `cocreate outreach …`.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::bail;
+use chrono::{NaiveDate, Utc};
+
+use super::thousands;
+use crate::config::Config;
+use crate::consultation::spec::MeetingInput;
+use crate::consultation::{Consultation, ConsultationState, DeadlineExtension, SpecInput};
+use crate::domain::WorkingCalendar;
+use crate::outbound::message::load_dkim;
+use crate::outbound::outreach::{self, Sender};
+use crate::outbound::templates::Templates;
+use crate::store::Store;
+
+/// The consultation's details as flags; each replaces the file's value.
+#[derive(Debug, Default, clap::Args)]
+pub struct SpecFlags {
+    /// A TOML file with the consultation (see the README for its shape).
+    #[arg(long, value_name = "FILE.toml")]
+    pub file: Option<PathBuf>,
+    /// Reference code, e.g. OGP-2026-FISCAL.
+    #[arg(long)]
+    pub reference: Option<String>,
+    /// Policy area code, e.g. FISCAL.
+    #[arg(long)]
+    pub policy_area: Option<String>,
+    /// Thematic group code within the policy area.
+    #[arg(long)]
+    pub thematic_group: Option<String>,
+    #[arg(long)]
+    pub title_sq: Option<String>,
+    #[arg(long)]
+    pub title_en: Option<String>,
+    #[arg(long)]
+    pub description_sq: Option<String>,
+    #[arg(long)]
+    pub description_en: Option<String>,
+    /// Opening date, YYYY-MM-DD.
+    #[arg(long, value_name = "DATE")]
+    pub opens: Option<NaiveDate>,
+    /// Closing deadline (the last day), YYYY-MM-DD.
+    #[arg(long, value_name = "DATE")]
+    pub closes: Option<NaiveDate>,
+    /// Why the period is shorter than the legal minimum (recorded).
+    #[arg(long, value_name = "TEXT")]
+    pub short_period_reason: Option<String>,
+    /// Meeting start, local time: YYYY-MM-DDTHH:MM:SS.
+    #[arg(long, value_name = "DATETIME")]
+    pub meeting_at: Option<chrono::NaiveDateTime>,
+    #[arg(long, value_name = "MINUTES")]
+    pub meeting_minutes: Option<u32>,
+    #[arg(long, value_name = "TEXT")]
+    pub meeting_place: Option<String>,
+    #[arg(long, value_name = "URL")]
+    pub meeting_link: Option<String>,
+    /// A presentation to attach to the invitations (at most 10 MB).
+    #[arg(long, value_name = "FILE")]
+    pub presentation: Option<String>,
+}
+
+impl SpecFlags {
+    /// The file (if any) overlaid with the flags, and the folder relative
+    /// paths in it are resolved from.
+    fn input(self) -> anyhow::Result<(SpecInput, PathBuf)> {
+        let (base, dir) = match &self.file {
+            Some(f) => (
+                SpecInput::from_file(f)?,
+                f.parent()
+                    .map_or_else(|| PathBuf::from("."), Path::to_path_buf),
+            ),
+            None => (SpecInput::default(), PathBuf::from(".")),
+        };
+        let meeting_given = self.meeting_at.is_some()
+            || self.meeting_place.is_some()
+            || self.meeting_link.is_some()
+            || self.presentation.is_some()
+            || self.meeting_minutes.is_some();
+        let flags = SpecInput {
+            reference: self.reference,
+            policy_area: self.policy_area,
+            thematic_group: self.thematic_group,
+            opens: self.opens,
+            closes: self.closes,
+            title: crate::consultation::spec::Bilingual {
+                sq: self.title_sq,
+                en: self.title_en,
+            },
+            description: crate::consultation::spec::Bilingual {
+                sq: self.description_sq,
+                en: self.description_en,
+            },
+            meeting: meeting_given.then_some(MeetingInput {
+                starts: self.meeting_at,
+                duration_minutes: self.meeting_minutes,
+                place: self.meeting_place,
+                link: self.meeting_link,
+                presentation: self.presentation,
+            }),
+            drafts: None,
+            short_period_reason: self.short_period_reason,
+        };
+        Ok((base.overlay(flags), dir))
+    }
+}
+
+async fn find(store: &dyn Store, reference: &str) -> anyhow::Result<Consultation> {
+    Ok(outreach::find(store, reference).await?)
+}
+
+pub async fn create(
+    store: &dyn Store,
+    config: &Config,
+    flags: SpecFlags,
+    out: &mut impl Write,
+) -> anyhow::Result<()> {
+    let (input, dir) = flags.input()?;
+    let spec = input.validate(config, &dir)?;
+    store.insert_consultation(&spec).await?;
+    writeln!(
+        out,
+        "Created consultation {} as a draft: {} working days, {} to {}.",
+        spec.reference,
+        WorkingCalendar::new(config.calendar.holidays.clone())
+            .period_length(spec.opens_on, spec.closes_on),
+        spec.opens_on,
+        spec.closes_on
+    )?;
+    if let Some(reason) = &spec.short_period_reason {
+        writeln!(
+            out,
+            "Shorter than the legal minimum; the reason is recorded: {reason}"
+        )?;
+    }
+    writeln!(
+        out,
+        "Check it with `cocreate consultation show {0}` and `cocreate outreach preview {0}`, then `cocreate consultation open {0}`.",
+        spec.reference
+    )?;
+    Ok(())
+}
+
+pub async fn edit(
+    store: &dyn Store,
+    config: &Config,
+    reference: &str,
+    flags: SpecFlags,
+    out: &mut impl Write,
+) -> anyhow::Result<()> {
+    let current = find(store, reference).await?;
+    if current.state == ConsultationState::Closed {
+        bail!(
+            "consultation {} is closed and can no longer be edited",
+            current.spec.reference
+        );
+    }
+    let (input, dir) = flags.input()?;
+    let spec = SpecInput::from_spec(&current.spec)
+        .overlay(input)
+        .validate(config, &dir)?;
+    if current.state == ConsultationState::Open && spec.closes_on != current.spec.closes_on {
+        bail!(
+            "consultation {} is open: change its deadline with `cocreate consultation extend {} --until DATE --reason TEXT`, so the CSOs are told",
+            current.spec.reference,
+            current.spec.reference
+        );
+    }
+    store.update_consultation(current.id, &spec, None).await?;
+    writeln!(out, "Updated consultation {}.", spec.reference)?;
+    Ok(())
+}
+
+pub async fn list(store: &dyn Store, out: &mut impl Write) -> anyhow::Result<()> {
+    let all = store.consultations().await?;
+    if all.is_empty() {
+        writeln!(
+            out,
+            "No consultations yet; create one with `cocreate consultation create`."
+        )?;
+    }
+    for c in all {
+        writeln!(
+            out,
+            "{:<20} {:<7} {:<10} {} to {}  {}",
+            c.spec.reference,
+            c.state.as_str(),
+            c.spec.policy_area,
+            c.spec.opens_on,
+            c.spec.closes_on,
+            c.spec.title_en
+        )?;
+    }
+    Ok(())
+}
+
+pub async fn show(
+    store: &dyn Store,
+    config: &Config,
+    reference: &str,
+    out: &mut impl Write,
+) -> anyhow::Result<()> {
+    let c = find(store, reference).await?;
+    let s = &c.spec;
+    let calendar = WorkingCalendar::new(config.calendar.holidays.clone());
+    writeln!(out, "{} ({})", s.reference, c.state.as_str())?;
+    writeln!(
+        out,
+        "Policy area: {}{}",
+        s.policy_area,
+        s.thematic_group
+            .as_deref()
+            .map(|g| format!(", group {g}"))
+            .unwrap_or_default()
+    )?;
+    writeln!(
+        out,
+        "Title (sq): {}\nTitle (en): {}",
+        s.title_sq, s.title_en
+    )?;
+    writeln!(
+        out,
+        "Period: {} to {} ({} working days)",
+        s.opens_on,
+        s.closes_on,
+        calendar.period_length(s.opens_on, s.closes_on)
+    )?;
+    if let Some(r) = &s.short_period_reason {
+        writeln!(out, "Shorter than the legal minimum because: {r}")?;
+    }
+    for e in store
+        .deadline_extensions()
+        .await?
+        .iter()
+        .filter(|e| e.consultation_id == c.id)
+    {
+        writeln!(
+            out,
+            "Extended on {} from {} to {}: {}",
+            e.at.format("%Y-%m-%d"),
+            e.previous,
+            e.new,
+            e.reason
+        )?;
+    }
+    if let Some(m) = &s.meeting {
+        writeln!(
+            out,
+            "Meeting: {} for {} minutes{}{}{}",
+            m.starts_at,
+            m.duration_minutes,
+            m.place
+                .as_deref()
+                .map(|p| format!(", at {p}"))
+                .unwrap_or_default(),
+            m.online_link
+                .as_deref()
+                .map(|l| format!(", online {l}"))
+                .unwrap_or_default(),
+            m.presentation
+                .as_deref()
+                .map(|p| format!(", presentation {p}"))
+                .unwrap_or_default(),
+        )?;
+    }
+    for d in &s.drafts {
+        writeln!(out, "Draft commitment {}: {}", d.number, d.title)?;
+    }
+    writeln!(
+        out,
+        "\nDescription (sq):\n{}\n\nDescription (en):\n{}",
+        s.description_sq, s.description_en
+    )?;
+    Ok(())
+}
+
+pub async fn set_state(
+    store: &dyn Store,
+    reference: &str,
+    to: ConsultationState,
+    out: &mut impl Write,
+) -> anyhow::Result<()> {
+    let c = find(store, reference).await?;
+    let today = Utc::now().date_naive();
+    match (c.state, to) {
+        (ConsultationState::Draft, ConsultationState::Open) => {
+            if c.spec.closes_on < today {
+                bail!(
+                    "consultation {}'s deadline {} has passed; set a new one with `cocreate consultation edit {} --closes DATE` first",
+                    c.spec.reference,
+                    c.spec.closes_on,
+                    c.spec.reference
+                );
+            }
+        }
+        (ConsultationState::Open, ConsultationState::Closed) => {}
+        (from, to) => bail!(
+            "consultation {} is {}, so it cannot be made {}",
+            c.spec.reference,
+            from.as_str(),
+            to.as_str()
+        ),
+    }
+    store.update_consultation(c.id, &c.spec, Some(to)).await?;
+    match to {
+        ConsultationState::Open => writeln!(
+            out,
+            "Consultation {} is open. Send the invitations with `cocreate outreach send {}`.",
+            c.spec.reference, c.spec.reference
+        )?,
+        _ => writeln!(out, "Consultation {} is {}.", c.spec.reference, to.as_str())?,
+    }
+    Ok(())
+}
+
+pub async fn extend(
+    store: &dyn Store,
+    config: &Config,
+    templates: &Templates,
+    reference: &str,
+    until: NaiveDate,
+    reason: &str,
+    out: &mut impl Write,
+) -> anyhow::Result<()> {
+    let c = find(store, reference).await?;
+    let reason = reason.trim();
+    if reason.is_empty() {
+        bail!(
+            "give the reason for the extension with --reason; it is recorded and sent to the CSOs"
+        );
+    }
+    if c.state != ConsultationState::Open {
+        bail!(
+            "consultation {} is {}; only an open consultation's deadline is extended (edit a draft instead)",
+            c.spec.reference,
+            c.state.as_str()
+        );
+    }
+    if until <= c.spec.closes_on {
+        bail!(
+            "the new deadline {until} must come after the current one, {}",
+            c.spec.closes_on
+        );
+    }
+    let calendar = WorkingCalendar::new(config.calendar.holidays.clone());
+    let days = calendar.period_length(c.spec.opens_on, until);
+    let max = config.calendar.maximum_working_days;
+    if days > max {
+        bail!(
+            "{} to {until} is {days} working days, more than the maximum of {max}; the latest possible deadline is {}",
+            c.spec.opens_on,
+            calendar.period_end(c.spec.opens_on, max)
+        );
+    }
+    let mut spec = c.spec.clone();
+    spec.closes_on = until;
+    let dkim = load_dkim(&config.mail)?;
+    let sender = Sender {
+        config,
+        templates,
+        dkim: dkim.as_ref(),
+    };
+    let notices = outreach::extension_notices(store, &sender, &c, &spec, reason).await?;
+    let queued = store
+        .extend_deadline(
+            &DeadlineExtension {
+                consultation_id: c.id,
+                previous: c.spec.closes_on,
+                new: until,
+                reason: reason.to_string(),
+                at: Utc::now(),
+            },
+            &spec,
+            &notices,
+        )
+        .await?;
+    writeln!(
+        out,
+        "Deadline of {} moved from {} to {until} ({days} working days); {} CSO addresses will be told.",
+        c.spec.reference,
+        c.spec.closes_on,
+        thousands(queued as usize)
+    )?;
+    Ok(())
+}
+
+pub async fn preview(
+    store: &dyn Store,
+    config: &Config,
+    reference: &str,
+    json: bool,
+    out: &mut impl Write,
+) -> anyhow::Result<()> {
+    let c = find(store, reference).await?;
+    let plan = outreach::plan(store, config, &c).await?;
+    if json {
+        serde_json::to_writer_pretty(&mut *out, &plan)?;
+        writeln!(out)?;
+        return Ok(());
+    }
+    let new: Vec<_> = plan
+        .recipients
+        .iter()
+        .filter(|r| !r.already_invited)
+        .collect();
+    writeln!(
+        out,
+        "{} ({}): {} addresses will be invited, {} already were.",
+        plan.reference,
+        plan.policy_area,
+        thousands(new.len()),
+        thousands(plan.recipients.len() - new.len())
+    )?;
+    for r in &plan.recipients {
+        writeln!(
+            out,
+            "  {} {:<14} {:<2} {:<8} {} <{}> — {}",
+            if r.already_invited { "sent" } else { "new " },
+            r.registration_no,
+            r.language,
+            r.relevance,
+            r.name,
+            r.address,
+            r.why
+        )?;
+    }
+    if !plan.excluded.is_empty() {
+        writeln!(out, "Left out ({}):", thousands(plan.excluded.len()))?;
+        for e in &plan.excluded {
+            writeln!(
+                out,
+                "  {:<14} {}{} — {}",
+                e.registration_no,
+                e.name,
+                e.address
+                    .as_deref()
+                    .map(|a| format!(" <{a}>"))
+                    .unwrap_or_default(),
+                e.reason
+            )?;
+        }
+    }
+    writeln!(
+        out,
+        "{} active organisations are not relevant to {}.",
+        thousands(plan.not_relevant),
+        plan.policy_area
+    )?;
+    Ok(())
+}
+
+pub async fn send(
+    store: &dyn Store,
+    config: &Config,
+    templates: &Templates,
+    reference: &str,
+    out: &mut impl Write,
+) -> anyhow::Result<()> {
+    let c = find(store, reference).await?;
+    let dkim = load_dkim(&config.mail)?;
+    let sender = Sender {
+        config,
+        templates,
+        dkim: dkim.as_ref(),
+    };
+    let s = outreach::send(store, &sender, &c).await?;
+    writeln!(
+        out,
+        "Queued {} invitations for {} ({} addresses already invited, {} left out). `cocreate serve` delivers them; `cocreate outbox status` shows progress.",
+        thousands(s.queued as usize),
+        c.spec.reference,
+        thousands(s.already_invited),
+        thousands(s.excluded)
+    )?;
+    Ok(())
+}

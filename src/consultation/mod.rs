@@ -1,0 +1,100 @@
+//! Consultations: one per policy area or thematic group, with an opening
+//! date, a closing deadline counted in working days, an optional meeting and
+//! optional draft commitments from the government for CSOs to comment on.
+//!
+//! A consultation is written by the POC as a small TOML file (or with flags),
+//! checked here against the config and the law's minimum period, and kept as
+//! one document in the store.
+
+pub mod spec;
+
+use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+pub use spec::{SpecError, SpecInput};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ConsultationState {
+    /// Being prepared: nothing has been sent.
+    Draft,
+    /// Accepting proposals; invitations may go out.
+    Open,
+    /// No longer accepting proposals as on time.
+    Closed,
+}
+
+impl ConsultationState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Draft => "draft",
+            Self::Open => "open",
+            Self::Closed => "closed",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "draft" => Some(Self::Draft),
+            "open" => Some(Self::Open),
+            "closed" => Some(Self::Closed),
+            _ => None,
+        }
+    }
+}
+
+/// What the POC wrote, validated.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConsultationSpec {
+    pub reference: String,
+    pub policy_area: String,
+    pub thematic_group: Option<String>,
+    pub title_sq: String,
+    pub title_en: String,
+    pub description_sq: String,
+    pub description_en: String,
+    pub opens_on: NaiveDate,
+    pub closes_on: NaiveDate,
+    pub meeting: Option<Meeting>,
+    pub drafts: Vec<DraftCommitment>,
+    /// Why the period is shorter than the legal minimum, when it is.
+    pub short_period_reason: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Meeting {
+    /// Local time in the office's time zone.
+    pub starts_at: NaiveDateTime,
+    pub duration_minutes: u32,
+    pub place: Option<String>,
+    pub online_link: Option<String>,
+    /// A file attached to the invitation (the presentation), as given.
+    pub presentation: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DraftCommitment {
+    pub number: u32,
+    pub title: String,
+    pub text: String,
+}
+
+/// A consultation as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Consultation {
+    pub id: i64,
+    pub spec: ConsultationSpec,
+    pub state: ConsultationState,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A recorded change of deadline.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeadlineExtension {
+    pub consultation_id: i64,
+    pub previous: NaiveDate,
+    pub new: NaiveDate,
+    pub reason: String,
+    pub at: DateTime<Utc>,
+}

@@ -1,0 +1,149 @@
+//! Building the RFC 5322 message: parts, attachments and the headers that
+//! keep consultation mail out of loops and filters (List-Id, one-click
+//! List-Unsubscribe, Auto-Submitted, X-Auto-Response-Suppress), then DKIM
+//! signing when configured. lettre writes the MIME and encodes every header,
+//! so no value a CSO or the POC typed can inject a header.
+
+use lettre::Message;
+use lettre::message::dkim::{DkimConfig, DkimSigningAlgorithm, DkimSigningKey};
+use lettre::message::header::{ContentType, HeaderName, HeaderValue};
+use lettre::message::{Attachment as MimeAttachment, Mailbox, MultiPart, SinglePart};
+
+use super::templates::Rendered;
+use crate::config::MailConfig;
+use crate::domain::EmailAddress;
+
+#[derive(Debug, thiserror::Error)]
+pub enum MessageError {
+    #[error("cannot build the message to {to}: {message}")]
+    Build { to: String, message: String },
+    #[error("cannot read the DKIM key {path}: {source}")]
+    DkimRead {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("the DKIM key {path} is neither an RSA (PKCS#1 PEM) nor an Ed25519 key")]
+    DkimKey { path: String },
+    #[error("cannot read the attachment {path}: {source}")]
+    Attachment {
+        path: String,
+        source: std::io::Error,
+    },
+}
+
+pub struct Attachment {
+    pub filename: String,
+    pub content_type: String,
+    pub bytes: Vec<u8>,
+}
+
+/// List headers for bulk consultation mail (not for receipts).
+pub struct ListHeaders<'a> {
+    pub list_id: &'a str,
+    pub unsubscribe_url: &'a str,
+}
+
+pub struct Outgoing<'a> {
+    pub from_name: &'a str,
+    pub from: &'a EmailAddress,
+    pub to_name: &'a str,
+    pub to: &'a EmailAddress,
+    pub reply_to: Option<&'a str>,
+    /// Without angle brackets.
+    pub message_id: &'a str,
+    pub rendered: &'a Rendered,
+    pub list: Option<ListHeaders<'a>>,
+    pub attachments: &'a [Attachment],
+}
+
+const LIST_ID: HeaderName = HeaderName::new_from_ascii_str("List-Id");
+const LIST_UNSUBSCRIBE: HeaderName = HeaderName::new_from_ascii_str("List-Unsubscribe");
+const LIST_UNSUBSCRIBE_POST: HeaderName = HeaderName::new_from_ascii_str("List-Unsubscribe-Post");
+const AUTO_SUBMITTED: HeaderName = HeaderName::new_from_ascii_str("Auto-Submitted");
+const AUTO_RESPONSE_SUPPRESS: HeaderName =
+    HeaderName::new_from_ascii_str("X-Auto-Response-Suppress");
+
+/// Builds, signs and serialises one message.
+pub fn build(mail: &Outgoing<'_>, dkim: Option<&DkimConfig>) -> Result<Vec<u8>, MessageError> {
+    let err = |message: String| MessageError::Build {
+        to: mail.to.to_string(),
+        message,
+    };
+    let mailbox = |name: &str, address: &EmailAddress| -> Result<Mailbox, MessageError> {
+        let address = address
+            .as_str()
+            .parse()
+            .map_err(|e: lettre::address::AddressError| err(e.to_string()))?;
+        // Names are one line; lettre quotes and encodes the rest.
+        let name = name.split_whitespace().collect::<Vec<_>>().join(" ");
+        Ok(Mailbox::new(Some(name), address))
+    };
+    let mut builder = Message::builder()
+        .from(mailbox(mail.from_name, mail.from)?)
+        .to(mailbox(mail.to_name, mail.to)?)
+        .subject(mail.rendered.subject.clone())
+        .message_id(Some(format!("<{}>", mail.message_id)))
+        .date_now()
+        .raw_header(HeaderValue::new(AUTO_SUBMITTED, "auto-generated".into()))
+        .raw_header(HeaderValue::new(AUTO_RESPONSE_SUPPRESS, "All".into()));
+    if let Some(reply_to) = mail.reply_to {
+        let address = reply_to
+            .parse()
+            .map_err(|e: lettre::address::AddressError| err(e.to_string()))?;
+        builder = builder.reply_to(Mailbox::new(Some(mail.from_name.to_string()), address));
+    }
+    if let Some(list) = &mail.list {
+        builder = builder
+            .raw_header(HeaderValue::new(LIST_ID, format!("<{}>", list.list_id)))
+            .raw_header(HeaderValue::new(
+                LIST_UNSUBSCRIBE,
+                format!("<{}>", list.unsubscribe_url),
+            ))
+            // RFC 8058 one-click unsubscribe.
+            .raw_header(HeaderValue::new(
+                LIST_UNSUBSCRIBE_POST,
+                "List-Unsubscribe=One-Click".into(),
+            ));
+    }
+    let alternative = MultiPart::alternative()
+        .singlepart(SinglePart::plain(mail.rendered.text.clone()))
+        .singlepart(SinglePart::html(mail.rendered.html.clone()));
+    let body = if mail.attachments.is_empty() {
+        alternative
+    } else {
+        let mut mixed = MultiPart::mixed().multipart(alternative);
+        for a in mail.attachments {
+            let content_type = ContentType::parse(&a.content_type)
+                .map_err(|e| err(format!("content type {}: {e}", a.content_type)))?;
+            mixed = mixed.singlepart(
+                MimeAttachment::new(a.filename.clone()).body(a.bytes.clone(), content_type),
+            );
+        }
+        mixed
+    };
+    let mut message = builder.multipart(body).map_err(|e| err(e.to_string()))?;
+    if let Some(dkim) = dkim {
+        message.sign(dkim);
+    }
+    Ok(message.formatted())
+}
+
+/// The DKIM signer from the config, if one is configured.
+pub fn load_dkim(config: &MailConfig) -> Result<Option<DkimConfig>, MessageError> {
+    if config.dkim_key_file.is_empty() {
+        return Ok(None);
+    }
+    let path = config.dkim_key_file.clone();
+    let pem = std::fs::read_to_string(&path).map_err(|source| MessageError::DkimRead {
+        path: path.clone(),
+        source,
+    })?;
+    let key = DkimSigningKey::new(&pem, DkimSigningAlgorithm::Rsa)
+        .or_else(|_| DkimSigningKey::new(pem.trim(), DkimSigningAlgorithm::Ed25519))
+        .map_err(|_| MessageError::DkimKey { path })?;
+    Ok(Some(DkimConfig::default_config(
+        config.dkim_selector.clone(),
+        config.domain.clone(),
+        key,
+    )))
+}

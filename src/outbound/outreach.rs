@@ -1,0 +1,620 @@
+//! Outreach: one personal invitation per relevant CSO address, in the CSO's
+//! language, each with its own reply key; and the notices that follow a
+//! deadline extension.
+//!
+//! Every message gets an idempotency key naming what it is for
+//! (`invitation:CONSULTATION:CSO:ADDRESS`), so sending again never reaches
+//! anyone twice, while organisations added to the registry since the last
+//! send get theirs.
+
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+
+use chrono::{Datelike, NaiveDate, NaiveDateTime, Weekday};
+use lettre::message::dkim::DkimConfig;
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use super::ics::meeting_ics;
+use super::message::{self, Attachment, ListHeaders, MessageError, Outgoing};
+use super::outbox::{NewMessage, ReplyKeyRecord};
+use super::templates::{TemplateError, Templates};
+use crate::config::Config;
+use crate::consultation::{Consultation, ConsultationSpec, ConsultationState};
+use crate::domain::{EmailAddress, Language, ReplyKey, WorkingCalendar};
+use crate::registry::Cso;
+use crate::registry::relevance::{Matcher, Relevance};
+use crate::store::{AddressStatus, Store, StoreError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum OutreachError {
+    #[error("there is no consultation {0} (see `cocreate consultation list`)")]
+    UnknownConsultation(String),
+    #[error(
+        "consultation {reference} is {state}: invitations go out only while it is open (`cocreate consultation open {reference}`)"
+    )]
+    NotOpen {
+        reference: String,
+        state: &'static str,
+    },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Template(#[from] TemplateError),
+    #[error(transparent)]
+    Message(#[from] MessageError),
+}
+
+/// Who will be emailed, and why.
+#[derive(Debug, Clone, Serialize)]
+pub struct Recipient {
+    #[serde(skip)]
+    pub cso_id: i64,
+    pub registration_no: String,
+    pub name: String,
+    pub address: String,
+    pub language: Language,
+    pub relevance: Relevance,
+    pub why: String,
+    pub already_invited: bool,
+}
+
+/// Who is left out, and why.
+#[derive(Debug, Clone, Serialize)]
+pub struct Excluded {
+    pub registration_no: String,
+    pub name: String,
+    pub address: Option<String>,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct OutreachPlan {
+    pub reference: String,
+    pub policy_area: String,
+    pub recipients: Vec<Recipient>,
+    pub excluded: Vec<Excluded>,
+    /// Active organisations whose fields do not relate to the area.
+    pub not_relevant: usize,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct SendSummary {
+    pub queued: u64,
+    pub already_invited: usize,
+    pub excluded: usize,
+}
+
+pub async fn find(store: &dyn Store, reference: &str) -> Result<Consultation, OutreachError> {
+    let wanted = reference.trim().to_ascii_uppercase();
+    store
+        .consultations()
+        .await?
+        .into_iter()
+        .find(|c| c.spec.reference == wanted)
+        .ok_or(OutreachError::UnknownConsultation(wanted))
+}
+
+fn invitation_prefix(consultation_id: i64) -> String {
+    format!("invitation:{consultation_id}:")
+}
+
+fn invitation_key(consultation_id: i64, cso_id: i64, address: &EmailAddress) -> String {
+    format!("{}{cso_id}:{address}", invitation_prefix(consultation_id))
+}
+
+/// Whether mail to `address` is stopped, and the reason to show.
+fn blocked(status: Option<&AddressStatus>) -> Option<String> {
+    let s = status?;
+    if let Some(at) = s.opted_out_at {
+        return Some(format!("opted out on {}", at.format("%Y-%m-%d")));
+    }
+    if let Some(at) = s.bounced_at {
+        return Some(format!(
+            "bounced on {}: {}",
+            at.format("%Y-%m-%d"),
+            s.bounce_reason.as_deref().unwrap_or("")
+        ));
+    }
+    None
+}
+
+/// Works out who an outreach reaches, without changing anything.
+pub async fn plan(
+    store: &dyn Store,
+    config: &Config,
+    consultation: &Consultation,
+) -> Result<OutreachPlan, OutreachError> {
+    let spec = &consultation.spec;
+    let area = config
+        .policy_area(&spec.policy_area)
+        .cloned()
+        .into_iter()
+        .collect::<Vec<_>>();
+    let csos = store.csos().await?;
+    let overrides = store.relevance_overrides().await?;
+    let statuses: HashMap<String, AddressStatus> = store
+        .address_statuses()
+        .await?
+        .into_iter()
+        .map(|s| (s.address.clone(), s))
+        .collect();
+    let invited = store
+        .queued_keys(&invitation_prefix(consultation.id))
+        .await?;
+    let matcher = Matcher::new(&area, &overrides);
+
+    let mut plan = OutreachPlan {
+        reference: spec.reference.clone(),
+        policy_area: spec.policy_area.clone(),
+        recipients: Vec::new(),
+        excluded: Vec::new(),
+        not_relevant: 0,
+    };
+    for cso in &csos {
+        let Some(assessment) = matcher.assess(cso).into_iter().next() else {
+            continue;
+        };
+        let reg = cso.record.registration_no.to_string();
+        if assessment.relevance == Relevance::None {
+            if cso.active {
+                plan.not_relevant += 1;
+            }
+            continue;
+        }
+        if !cso.active {
+            plan.excluded.push(Excluded {
+                registration_no: reg,
+                name: cso.record.name.clone(),
+                address: None,
+                reason: "inactive: no longer in the registry".into(),
+            });
+            continue;
+        }
+        if cso.record.emails.is_empty() {
+            plan.excluded.push(Excluded {
+                registration_no: reg,
+                name: cso.record.name.clone(),
+                address: None,
+                reason: "no email address".into(),
+            });
+            continue;
+        }
+        let why = match &assessment.override_reason {
+            Some(r) => format!("set by the POC: {r}"),
+            None => format!("matched: {}", assessment.matched_words.join(", ")),
+        };
+        for address in &cso.record.emails {
+            if let Some(reason) = blocked(statuses.get(address.as_str())) {
+                plan.excluded.push(Excluded {
+                    registration_no: reg.clone(),
+                    name: cso.record.name.clone(),
+                    address: Some(address.to_string()),
+                    reason,
+                });
+                continue;
+            }
+            plan.recipients.push(Recipient {
+                cso_id: cso.id,
+                registration_no: reg.clone(),
+                name: cso.record.name.clone(),
+                address: address.to_string(),
+                language: cso.record.language,
+                relevance: assessment.relevance,
+                why: why.clone(),
+                already_invited: invited.contains(&invitation_key(
+                    consultation.id,
+                    cso.id,
+                    address,
+                )),
+            });
+        }
+    }
+    Ok(plan)
+}
+
+/// What every message needs besides the recipient.
+pub struct Sender<'a> {
+    pub config: &'a Config,
+    pub templates: &'a Templates,
+    pub dkim: Option<&'a DkimConfig>,
+}
+
+impl Sender<'_> {
+    fn from(&self) -> EmailAddress {
+        EmailAddress::parse(&self.config.mail.from).expect("checked when the config loaded")
+    }
+
+    fn office_name(&self, lang: Language) -> &str {
+        match lang {
+            Language::Sq => &self.config.office.name_sq,
+            Language::En => &self.config.office.name_en,
+        }
+    }
+
+    fn base_context(
+        &self,
+        spec: &ConsultationSpec,
+        lang: Language,
+        name: &str,
+        key: &ReplyKey,
+    ) -> Value {
+        let config = self.config;
+        let area = config.policy_area(&spec.policy_area);
+        let (title, description) = match lang {
+            Language::Sq => (&spec.title_sq, &spec.description_sq),
+            Language::En => (&spec.title_en, &spec.description_en),
+        };
+        let base = config.server.public_url.trim_end_matches('/');
+        let meeting = spec.meeting.as_ref().map(|m| {
+            json!({
+                "when": format_meeting(lang, m.starts_at, m.duration_minutes),
+                "place": m.place,
+                "link": m.online_link,
+                "presentation": m.presentation.as_deref().map(file_name),
+            })
+        });
+        let calendar = WorkingCalendar::new(config.calendar.holidays.clone());
+        json!({
+            "office": {
+                "name": self.office_name(lang),
+                "email": config.office.email.as_str(),
+                "postal_address": config.office.postal_address,
+            },
+            "cso": { "name": name },
+            "consultation": {
+                "reference": spec.reference,
+                "title": title,
+                "description": description,
+                "area_name": area.map(|a| match lang { Language::Sq => a.name_sq.as_str(), Language::En => a.name_en.as_str() }),
+                "lfp_name": area.map(|a| match lang { Language::Sq => a.lfp.name_sq.as_str(), Language::En => a.lfp.name_en.as_str() }),
+                "deadline": format_date(lang, spec.closes_on),
+                "deadline_short": spec.closes_on.format("%d.%m.%Y").to_string(),
+                "working_days": calendar.period_length(spec.opens_on, spec.closes_on),
+            },
+            "meeting": meeting,
+            "drafts": spec.drafts,
+            "reply_address": self.reply_address(key),
+            "form_url": format!("{base}/p/{key}"),
+            "unsubscribe_url": format!("{base}/unsubscribe/{key}"),
+        })
+    }
+
+    fn reply_address(&self, key: &ReplyKey) -> String {
+        format!(
+            "{}+{key}@{}",
+            self.config.mail.reply_local, self.config.mail.domain
+        )
+    }
+
+    /// Renders, builds and signs one consultation message to one address.
+    #[allow(clippy::too_many_arguments)]
+    fn compose(
+        &self,
+        email: &str,
+        context: &Value,
+        lang: Language,
+        to_name: &str,
+        to: &EmailAddress,
+        key: &ReplyKey,
+        attachments: &[Attachment],
+    ) -> Result<Vec<u8>, OutreachError> {
+        let rendered = self.templates.render(email, lang, context)?;
+        let reply_to = self.reply_address(key);
+        let message_id = format!("{key}.{}@{}", ReplyKey::generate(), self.config.mail.domain);
+        let unsubscribe = context["unsubscribe_url"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        let from = self.from();
+        let bytes = message::build(
+            &Outgoing {
+                from_name: self.office_name(lang),
+                from: &from,
+                to_name,
+                to,
+                reply_to: Some(&reply_to),
+                message_id: &message_id,
+                rendered: &rendered,
+                list: Some(ListHeaders {
+                    list_id: &self.config.mail.list_id,
+                    unsubscribe_url: &unsubscribe,
+                }),
+                attachments,
+            },
+            self.dkim,
+        )?;
+        Ok(bytes)
+    }
+
+    fn attachments(
+        &self,
+        spec: &ConsultationSpec,
+        lang: Language,
+    ) -> Result<Vec<Attachment>, OutreachError> {
+        let mut out = Vec::new();
+        if let Some(ics) = meeting_ics(
+            spec,
+            lang,
+            self.config.office.time_zone,
+            &self.config.mail.domain,
+        ) {
+            out.push(Attachment {
+                filename: match lang {
+                    Language::Sq => "takimi.ics",
+                    Language::En => "meeting.ics",
+                }
+                .into(),
+                content_type: "text/calendar; charset=utf-8; method=PUBLISH".into(),
+                bytes: ics.into_bytes(),
+            });
+        }
+        if let Some(path) = spec
+            .meeting
+            .as_ref()
+            .and_then(|m| m.presentation.as_deref())
+        {
+            let bytes = std::fs::read(path).map_err(|source| MessageError::Attachment {
+                path: path.to_string(),
+                source,
+            })?;
+            out.push(Attachment {
+                filename: file_name(path),
+                content_type: content_type_for(path).into(),
+                bytes,
+            });
+        }
+        Ok(out)
+    }
+}
+
+/// Queues an invitation for every recipient not yet invited.
+pub async fn send(
+    store: &dyn Store,
+    sender: &Sender<'_>,
+    consultation: &Consultation,
+) -> Result<SendSummary, OutreachError> {
+    if consultation.state != ConsultationState::Open {
+        return Err(OutreachError::NotOpen {
+            reference: consultation.spec.reference.clone(),
+            state: consultation.state.as_str(),
+        });
+    }
+    let plan = plan(store, sender.config, consultation).await?;
+    let spec = &consultation.spec;
+    let attachments: HashMap<Language, Vec<Attachment>> = [Language::Sq, Language::En]
+        .into_iter()
+        .map(|l| Ok((l, sender.attachments(spec, l)?)))
+        .collect::<Result<_, OutreachError>>()?;
+    let mut summary = SendSummary {
+        excluded: plan.excluded.len(),
+        ..SendSummary::default()
+    };
+    let mut batch = Vec::new();
+    for r in &plan.recipients {
+        if r.already_invited {
+            summary.already_invited += 1;
+            continue;
+        }
+        let address = EmailAddress::parse(&r.address).expect("came from the store");
+        let key = ReplyKey::generate();
+        let context = sender.base_context(spec, r.language, &r.name, &key);
+        let bytes = sender.compose(
+            "invitation",
+            &context,
+            r.language,
+            &r.name,
+            &address,
+            &key,
+            &attachments[&r.language],
+        )?;
+        batch.push(NewMessage {
+            idempotency_key: invitation_key(consultation.id, r.cso_id, &address),
+            kind: "invitation",
+            recipient: address.clone(),
+            envelope_from: sender.config.mail.from.clone(),
+            consultation_id: Some(consultation.id),
+            cso_id: Some(r.cso_id),
+            message: bytes,
+            reply_key: Some(ReplyKeyRecord {
+                key,
+                consultation_id: consultation.id,
+                cso_id: r.cso_id,
+                address,
+                purpose: "invitation",
+            }),
+        });
+        if batch.len() == 500 {
+            summary.queued += store.enqueue(&batch).await?;
+            batch.clear();
+        }
+    }
+    summary.queued += store.enqueue(&batch).await?;
+    Ok(summary)
+}
+
+/// The notices telling every CSO already invited that the deadline moved,
+/// for `Store::extend_deadline` to queue with the change.
+pub async fn extension_notices(
+    store: &dyn Store,
+    sender: &Sender<'_>,
+    consultation: &Consultation,
+    new_spec: &ConsultationSpec,
+    reason: &str,
+) -> Result<Vec<NewMessage>, OutreachError> {
+    let invited = store
+        .queued_keys(&invitation_prefix(consultation.id))
+        .await?;
+    let csos: HashMap<i64, Cso> = store.csos().await?.into_iter().map(|c| (c.id, c)).collect();
+    let statuses: HashMap<String, AddressStatus> = store
+        .address_statuses()
+        .await?
+        .into_iter()
+        .map(|s| (s.address.clone(), s))
+        .collect();
+    let prefix = invitation_prefix(consultation.id);
+    let mut seen = HashSet::new();
+    let mut notices = Vec::new();
+    for key in invited {
+        let Some((cso_id, address)) = key
+            .strip_prefix(&prefix)
+            .and_then(|rest| rest.split_once(':'))
+            .and_then(|(id, a)| Some((id.parse::<i64>().ok()?, EmailAddress::parse(a).ok()?)))
+        else {
+            continue;
+        };
+        let Some(cso) = csos.get(&cso_id) else {
+            continue;
+        };
+        if blocked(statuses.get(address.as_str())).is_some() || !seen.insert(address.clone()) {
+            continue;
+        }
+        let lang = cso.record.language;
+        let reply_key = ReplyKey::generate();
+        let mut context = sender.base_context(new_spec, lang, &cso.record.name, &reply_key);
+        context["previous_deadline"] = json!(format_date(lang, consultation.spec.closes_on));
+        context["reason"] = json!(reason);
+        let bytes = sender.compose(
+            "deadline_extended",
+            &context,
+            lang,
+            &cso.record.name,
+            &address,
+            &reply_key,
+            &[],
+        )?;
+        notices.push(NewMessage {
+            idempotency_key: format!(
+                "deadline_extended:{}:{}:{cso_id}:{address}",
+                consultation.id, new_spec.closes_on
+            ),
+            kind: "deadline_extended",
+            recipient: address.clone(),
+            envelope_from: sender.config.mail.from.clone(),
+            consultation_id: Some(consultation.id),
+            cso_id: Some(cso_id),
+            message: bytes,
+            reply_key: Some(ReplyKeyRecord {
+                key: reply_key,
+                consultation_id: consultation.id,
+                cso_id,
+                address,
+                purpose: "invitation",
+            }),
+        });
+    }
+    Ok(notices)
+}
+
+fn file_name(path: &str) -> String {
+    Path::new(path)
+        .file_name()
+        .map_or_else(|| "attachment".into(), |n| n.to_string_lossy().into_owned())
+}
+
+fn content_type_for(path: &str) -> &'static str {
+    match Path::new(path)
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase)
+        .as_deref()
+    {
+        Some("pdf") => "application/pdf",
+        Some("pptx") => "application/vnd.openxmlformats-officedocument.presentationml.presentation",
+        Some("ppt") => "application/vnd.ms-powerpoint",
+        Some("docx") => "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+        Some("odp") => "application/vnd.oasis.opendocument.presentation",
+        _ => "application/octet-stream",
+    }
+}
+
+const MONTHS_SQ: [&str; 12] = [
+    "janar", "shkurt", "mars", "prill", "maj", "qershor", "korrik", "gusht", "shtator", "tetor",
+    "nëntor", "dhjetor",
+];
+const MONTHS_EN: [&str; 12] = [
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
+];
+
+fn weekday(lang: Language, d: Weekday) -> &'static str {
+    let i = d.num_days_from_monday() as usize;
+    match lang {
+        Language::Sq => [
+            "e hënë",
+            "e martë",
+            "e mërkurë",
+            "e enjte",
+            "e premte",
+            "e shtunë",
+            "e diel",
+        ][i],
+        Language::En => [
+            "Monday",
+            "Tuesday",
+            "Wednesday",
+            "Thursday",
+            "Friday",
+            "Saturday",
+            "Sunday",
+        ][i],
+    }
+}
+
+/// "e hënë, 11 janar 2027" / "Monday 11 January 2027": dates spelled out,
+/// since 04/01 means different days to different readers.
+pub fn format_date(lang: Language, d: NaiveDate) -> String {
+    let m = d.month0() as usize;
+    match lang {
+        Language::Sq => format!(
+            "{}, {} {} {}",
+            weekday(lang, d.weekday()),
+            d.day(),
+            MONTHS_SQ[m],
+            d.year()
+        ),
+        Language::En => format!(
+            "{} {} {} {}",
+            weekday(lang, d.weekday()),
+            d.day(),
+            MONTHS_EN[m],
+            d.year()
+        ),
+    }
+}
+
+fn format_meeting(lang: Language, starts: NaiveDateTime, minutes: u32) -> String {
+    let end = starts + chrono::Duration::minutes(i64::from(minutes));
+    let times = format!("{}–{}", starts.format("%H:%M"), end.format("%H:%M"));
+    match lang {
+        Language::Sq => format!("{}, ora {times}", format_date(lang, starts.date())),
+        Language::En => format!("{}, {times}", format_date(lang, starts.date())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates_are_spelled_out_in_each_language() {
+        let d: NaiveDate = "2027-01-11".parse().unwrap();
+        assert_eq!(format_date(Language::Sq, d), "e hënë, 11 janar 2027");
+        assert_eq!(format_date(Language::En, d), "Monday 11 January 2027");
+        let t: NaiveDateTime = "2026-12-10T10:00:00".parse().unwrap();
+        assert_eq!(
+            format_meeting(Language::Sq, t, 120),
+            "e enjte, 10 dhjetor 2026, ora 10:00–12:00"
+        );
+    }
+}

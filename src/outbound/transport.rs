@@ -1,0 +1,141 @@
+//! How a message leaves: handed to an SMTP relay, or written as an .eml file
+//! (the embedded default, so the demo needs no relay). Tests use the same
+//! seam with a real relay.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use lettre::address::Envelope;
+use lettre::transport::smtp::PoolConfig;
+use lettre::transport::smtp::authentication::Credentials;
+use lettre::transport::smtp::client::{Tls, TlsParameters};
+use lettre::{Address, AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
+
+use super::outbox::OutboxMessage;
+use crate::config::{Config, SmtpSecurity, TransportKind};
+
+/// Why a message was not handed over.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SendError {
+    /// Worth trying again: a 4xx reply, a refused connection, a timeout.
+    Transient(String),
+    /// The relay refused it for good (5xx) or it cannot be sent as it is.
+    Permanent(String),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TransportError {
+    #[error("cannot set up SMTP to {host}:{port}: {message}")]
+    Smtp {
+        host: String,
+        port: u16,
+        message: String,
+    },
+    #[error("cannot create the outbox folder {path}: {source}")]
+    Folder {
+        path: String,
+        source: std::io::Error,
+    },
+}
+
+pub enum Transport {
+    Smtp(AsyncSmtpTransport<Tokio1Executor>),
+    File(PathBuf),
+}
+
+impl Transport {
+    pub fn from_config(config: &Config) -> Result<Self, TransportError> {
+        match config.outbox.transport {
+            TransportKind::File => {
+                let dir = config.outbox.file_dir.clone();
+                std::fs::create_dir_all(&dir).map_err(|source| TransportError::Folder {
+                    path: dir.display().to_string(),
+                    source,
+                })?;
+                Ok(Self::File(dir))
+            }
+            TransportKind::Smtp => {
+                let smtp = &config.smtp;
+                let err = |message: String| TransportError::Smtp {
+                    host: smtp.host.clone(),
+                    port: smtp.port,
+                    message,
+                };
+                let tls = match smtp.security {
+                    SmtpSecurity::None => Tls::None,
+                    SmtpSecurity::Starttls | SmtpSecurity::Tls => {
+                        let params = TlsParameters::new(smtp.host.clone())
+                            .map_err(|e| err(e.to_string()))?;
+                        if smtp.security == SmtpSecurity::Tls {
+                            Tls::Wrapper(params)
+                        } else {
+                            Tls::Required(params)
+                        }
+                    }
+                };
+                let mut builder =
+                    AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(smtp.host.clone())
+                        .port(smtp.port)
+                        .tls(tls)
+                        .timeout(Some(Duration::from_secs(smtp.timeout_seconds)))
+                        .pool_config(PoolConfig::new().max_size(config.outbox.concurrency.max(1)));
+                if !smtp.username.is_empty() {
+                    let password = smtp.password().ok_or_else(|| {
+                        err(format!(
+                            "smtp.username is set but the password variable {} is empty",
+                            smtp.password_env.as_deref().unwrap_or("(none named)")
+                        ))
+                    })?;
+                    builder =
+                        builder.credentials(Credentials::new(smtp.username.clone(), password));
+                }
+                Ok(Self::Smtp(builder.build()))
+            }
+        }
+    }
+
+    pub async fn send(&self, m: &OutboxMessage) -> Result<(), SendError> {
+        match self {
+            Self::Smtp(smtp) => {
+                let to: Address = m
+                    .recipient
+                    .parse()
+                    .map_err(|e| SendError::Permanent(format!("bad recipient: {e}")))?;
+                let from: Option<Address> =
+                    if m.envelope_from.is_empty() {
+                        None
+                    } else {
+                        Some(m.envelope_from.parse().map_err(|e| {
+                            SendError::Permanent(format!("bad envelope sender: {e}"))
+                        })?)
+                    };
+                let envelope = Envelope::new(from, vec![to])
+                    .map_err(|e| SendError::Permanent(e.to_string()))?;
+                match smtp.send_raw(&envelope, &m.message).await {
+                    Ok(_) => Ok(()),
+                    Err(e) if e.is_permanent() => Err(SendError::Permanent(one_line(&e))),
+                    Err(e) => Err(SendError::Transient(one_line(&e))),
+                }
+            }
+            Self::File(dir) => {
+                // Named by outbox id: a retry overwrites, never duplicates.
+                let name = format!("{:010}-{}.eml", m.id, m.kind);
+                let tmp = dir.join(format!(".{name}.tmp"));
+                let write = async {
+                    tokio::fs::write(&tmp, &m.message).await?;
+                    tokio::fs::rename(&tmp, dir.join(&name)).await
+                };
+                write
+                    .await
+                    .map_err(|e| SendError::Transient(format!("cannot write {name}: {e}")))
+            }
+        }
+    }
+}
+
+fn one_line(e: &impl std::fmt::Display) -> String {
+    e.to_string()
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+}
