@@ -153,3 +153,130 @@ pub fn registry_csv(first: usize, n: usize) -> String {
     }
     s
 }
+
+/// A real SMTP relay (aiosmtpd) on a free port, writing what it accepts to a
+/// folder; see tests/support/smtp_sink.py for its deliberate 451s and 550s.
+pub struct SmtpSink {
+    pub port: u16,
+    pub dir: tempfile::TempDir,
+    child: std::process::Child,
+}
+
+/// One accepted message.
+pub struct Delivered {
+    pub mail_from: String,
+    pub rcpt_tos: Vec<String>,
+    pub raw: Vec<u8>,
+}
+
+impl SmtpSink {
+    pub fn start() -> Self {
+        use std::io::BufRead;
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let dir = tempfile::tempdir().unwrap();
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support/smtp_sink.py");
+        let mut child = Command::new("/usr/bin/python3")
+            .args([script, &port.to_string(), dir.path().to_str().unwrap()])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::inherit())
+            .spawn()
+            .expect("aiosmtpd needs /usr/bin/python3 with python3-aiosmtpd installed");
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        assert_eq!(
+            line.trim(),
+            "ready",
+            "the SMTP sink did not start: is python3-aiosmtpd installed?"
+        );
+        Self { port, dir, child }
+    }
+
+    /// The environment that points cocreate at this relay.
+    pub fn env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("COCREATE_OUTBOX_TRANSPORT", "smtp".into()),
+            ("COCREATE_SMTP_HOST", "127.0.0.1".into()),
+            ("COCREATE_SMTP_PORT", self.port.to_string()),
+            ("COCREATE_SMTP_SECURITY", "none".into()),
+            ("COCREATE_OUTBOX_RATE_PER_SECOND", "0".into()),
+        ]
+    }
+
+    pub fn count(&self) -> usize {
+        std::fs::read_dir(self.dir.path())
+            .map(|d| {
+                d.filter_map(Result::ok)
+                    .filter(|e| e.path().extension().is_some_and(|x| x == "eml"))
+                    .count()
+            })
+            .unwrap_or(0)
+    }
+
+    pub fn messages(&self) -> Vec<Delivered> {
+        let mut paths: Vec<PathBuf> = std::fs::read_dir(self.dir.path())
+            .unwrap()
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|x| x == "eml"))
+            .collect();
+        paths.sort();
+        paths
+            .into_iter()
+            .map(|p| {
+                let meta: serde_json::Value =
+                    serde_json::from_slice(&std::fs::read(p.with_extension("json")).unwrap())
+                        .unwrap();
+                Delivered {
+                    mail_from: meta["mail_from"].as_str().unwrap_or("").to_string(),
+                    rcpt_tos: meta["rcpt_tos"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .map(|v| v.as_str().unwrap().to_string())
+                        .collect(),
+                    raw: std::fs::read(&p).unwrap(),
+                }
+            })
+            .collect()
+    }
+}
+
+impl Drop for SmtpSink {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A consultation file for the FISCAL area with a meeting and one draft.
+pub fn fiscal_consultation(dir: &Path, reference: &str) -> PathBuf {
+    write(
+        dir,
+        &format!("{reference}.toml"),
+        format!(
+            r#"reference = "{reference}"
+policy_area = "FISCAL"
+opens = 2026-12-01
+closes = 2027-01-11
+title = {{ sq = "Buxheti i hapur në bashki", en = "Open municipal budgets" }}
+description.sq = "Na tregoni çfarë të dhënash buxhetore ju nevojiten."
+description.en = "Tell us which budget data you need."
+
+[meeting]
+starts = 2026-12-10T10:00:00
+duration_minutes = 90
+place = "Kryeministria, salla 2"
+link = "https://meet.example/ogp-fiscal"
+
+[[drafts]]
+title = "Budget data every month"
+text = "The ministry publishes budget execution monthly as open data."
+"#
+        ),
+    )
+}

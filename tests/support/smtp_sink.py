@@ -1,0 +1,61 @@
+"""A real SMTP relay for cocreate's tests, on aiosmtpd (Debian python3-aiosmtpd).
+
+    /usr/bin/python3 tests/support/smtp_sink.py PORT OUTDIR
+
+Every accepted message is written to OUTDIR as NNNNNN.eml, with the envelope
+in NNNNNN.json beside it (written first, the .eml renamed into place last, so
+a reader never sees half a message). Recipients whose local part starts with
+`reject` are refused with 550; those starting with `later` get 451 on their
+first attempt and 250 afterwards. Prints "ready" once listening.
+"""
+
+import asyncio
+import json
+import os
+import sys
+
+from aiosmtpd.controller import Controller
+
+
+class Handler:
+    def __init__(self, out):
+        self.out = out
+        self.count = 0
+        self.deferred = set()
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        local = address.split("@")[0].lower()
+        if local.startswith("reject"):
+            return "550 5.1.1 <%s>: mailbox unavailable" % address
+        if local.startswith("later") and address not in self.deferred:
+            self.deferred.add(address)
+            return "451 4.7.1 <%s>: greylisted, try again later" % address
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server, session, envelope):
+        self.count += 1
+        base = os.path.join(self.out, "%06d" % self.count)
+        with open(base + ".json", "w") as f:
+            json.dump({"mail_from": envelope.mail_from, "rcpt_tos": envelope.rcpt_tos}, f)
+        with open(base + ".tmp", "wb") as f:
+            f.write(envelope.original_content)
+        os.rename(base + ".tmp", base + ".eml")
+        return "250 2.0.0 Message accepted"
+
+
+def main():
+    port, out = int(sys.argv[1]), sys.argv[2]
+    os.makedirs(out, exist_ok=True)
+    controller = Controller(Handler(out), hostname="127.0.0.1", port=port,
+                            data_size_limit=50 * 1024 * 1024)
+    controller.start()
+    print("ready", flush=True)
+    try:
+        asyncio.get_event_loop().run_forever()
+    finally:
+        controller.stop()
+
+
+if __name__ == "__main__":
+    main()
