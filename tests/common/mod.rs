@@ -2,7 +2,12 @@
 //! and registry files written the way registry offices write them.
 #![allow(dead_code)] // each test binary uses a different part of this file
 
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
 use std::process::{Command, Output};
 use std::str::FromStr;
 use std::sync::Arc;
@@ -154,6 +159,117 @@ pub fn registry_csv(first: usize, n: usize) -> String {
     s
 }
 
+/// A running daemon, its address, and the log lines it has written.
+pub struct Daemon {
+    pub addr: SocketAddr,
+    child: Child,
+    log: mpsc::Receiver<String>,
+    seen: Vec<String>,
+}
+
+impl Daemon {
+    pub fn start(dir: &Path, db: &TestDb, args: &[&str]) -> Self {
+        Self::start_with(dir, db, &[], args)
+    }
+
+    /// Starts `cocreate serve ARGS` with extra environment variables.
+    pub fn start_with(dir: &Path, db: &TestDb, env: &[(&str, String)], args: &[&str]) -> Self {
+        let mut cmd = command(dir, db);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd
+            .env("COCREATE_SERVER_LISTEN", "127.0.0.1:0")
+            .arg("serve")
+            .args(args)
+            .stderr(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("start cocreate serve");
+        let (tx, log) = mpsc::channel();
+        let stderr = child.stderr.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut seen = Vec::new();
+        let addr = loop {
+            let line = log
+                .recv_timeout(Duration::from_secs(30))
+                .unwrap_or_else(|_| panic!("no 'listening' line; log so far: {seen:#?}"));
+            let event: serde_json::Value = serde_json::from_str(&line)
+                .unwrap_or_else(|_| panic!("log line is not JSON: {line}"));
+            seen.push(line.clone());
+            if let Some(local) = event.get("local").and_then(|v| v.as_str()) {
+                break local.parse().unwrap();
+            }
+        };
+        Self {
+            child,
+            addr,
+            log,
+            seen,
+        }
+    }
+
+    pub fn get(&self, path: &str) -> (u16, String) {
+        let mut stream = TcpStream::connect(self.addr).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        write!(
+            stream,
+            "GET {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
+            self.addr
+        )
+        .unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).unwrap();
+        let status = response[9..12].parse().unwrap();
+        let body = response
+            .split_once("\r\n\r\n")
+            .map_or("", |(_, b)| b)
+            .to_string();
+        (status, body)
+    }
+
+    /// Sends `signal`, waits for the exit, and returns the status and whole log.
+    pub fn stop(mut self, signal: i32) -> (std::process::ExitStatus, Vec<String>) {
+        let pid = self.child.id() as i32;
+        // SAFETY: kill(2) on our own child's pid; no memory is involved.
+        assert_eq!(unsafe { libc::kill(pid, signal) }, 0);
+        let status = wait_with_timeout(&mut self.child, Duration::from_secs(20));
+        self.seen.extend(self.log.try_iter());
+        (status, self.seen)
+    }
+}
+
+pub fn wait_with_timeout(child: &mut Child, limit: Duration) -> std::process::ExitStatus {
+    let start = std::time::Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            panic!("cocreate did not stop within {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+
+impl Daemon {
+    /// Kills the daemon with SIGKILL: no shutdown, no cleanup.
+    pub fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// A real SMTP relay (aiosmtpd) on a free port, writing what it accepts to a
 /// folder; see tests/support/smtp_sink.py for its deliberate 451s and 550s.
 pub struct SmtpSink {
@@ -171,7 +287,6 @@ pub struct Delivered {
 
 impl SmtpSink {
     pub fn start() -> Self {
-        use std::io::BufRead;
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .expect("a free port")
@@ -180,12 +295,12 @@ impl SmtpSink {
         let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support/smtp_sink.py");
         let mut child = Command::new("/usr/bin/python3")
             .args([script, &port.to_string(), dir.path().to_str().unwrap()])
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::inherit())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
             .spawn()
             .expect("aiosmtpd needs /usr/bin/python3 with python3-aiosmtpd installed");
         let mut line = String::new();
-        std::io::BufReader::new(child.stdout.take().unwrap())
+        BufReader::new(child.stdout.take().unwrap())
             .read_line(&mut line)
             .unwrap();
         assert_eq!(
