@@ -9,11 +9,12 @@
 //! the largest peak resident memory (from wait4) are printed.
 
 use std::path::Path;
-use std::process::Command;
 use std::str::FromStr;
-use std::time::Instant;
 
 use sqlx::Connection;
+
+mod support;
+use support::median;
 
 const ROWS: usize = 100_000;
 const RUNS: usize = 5;
@@ -82,77 +83,21 @@ fn run_scenarios(dir: &Path, url: &str, first: &Path, changed: &Path) -> Scenari
 }
 
 fn import(dir: &Path, url: &str, file: &Path, expect: &str) -> Measure {
-    let start = Instant::now();
-    let child = Command::new(env!("CARGO_BIN_EXE_cocreate"))
-        .current_dir(dir)
-        .env("COCREATE_DATABASE_URL", url)
-        .args(["registry", "import", file.to_str().unwrap()])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("start cocreate");
-    let pid = child.id() as i32;
-    let mut output = child.wait_with_output_and_rusage(pid);
-    let seconds = start.elapsed().as_secs_f64();
-    let text = String::from_utf8_lossy(&std::mem::take(&mut output.stdout)).into_owned();
+    let done = support::run(
+        dir,
+        &[("COCREATE_DATABASE_URL", url.to_string())],
+        &["registry", "import", file.to_str().unwrap()],
+    );
     assert!(
-        output.ok && text.contains(expect),
-        "import failed or said something else:\n{text}\n{}",
-        output.stderr
+        done.ok && done.stdout.contains(expect),
+        "import failed or said something else:\n{}\n{}",
+        done.stdout,
+        done.stderr
     );
     Measure {
-        seconds,
-        peak_rss_kb: output.max_rss_kb,
+        seconds: done.seconds,
+        peak_rss_kb: done.peak_rss_kb,
     }
-}
-
-struct Finished {
-    ok: bool,
-    stdout: Vec<u8>,
-    stderr: String,
-    max_rss_kb: i64,
-}
-
-trait WaitRusage {
-    fn wait_with_output_and_rusage(self, pid: i32) -> Finished;
-}
-
-impl WaitRusage for std::process::Child {
-    /// Reads the pipes, then reaps the child with wait4(2) to get its own
-    /// peak resident set size (ru_maxrss, in kilobytes on Linux).
-    fn wait_with_output_and_rusage(mut self, pid: i32) -> Finished {
-        use std::io::Read;
-        let mut stdout = Vec::new();
-        let mut stderr = String::new();
-        let mut err_pipe = self.stderr.take().unwrap();
-        let err_thread = std::thread::spawn(move || {
-            let mut s = String::new();
-            let _ = err_pipe.read_to_string(&mut s);
-            s
-        });
-        self.stdout
-            .take()
-            .unwrap()
-            .read_to_end(&mut stdout)
-            .unwrap();
-        stderr.push_str(&err_thread.join().unwrap());
-        let mut status = 0;
-        // SAFETY: plain FFI call with valid pointers to locals; pid is our child.
-        let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-        let r = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
-        assert_eq!(r, pid, "wait4 failed");
-        Finished {
-            ok: libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
-            stdout,
-            stderr,
-            max_rss_kb: usage.ru_maxrss,
-        }
-    }
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    v[v.len() / 2]
 }
 
 fn report(backend: &str, runs: &[Scenario]) {

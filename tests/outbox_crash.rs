@@ -22,7 +22,9 @@ fn sigkill_mid_send_loses_nothing_and_duplicates_at_most_the_concurrency() {
     let db = TestDb::sqlite();
     let mut csv = String::from("Registration number,Name,Email,Fields of activity\n");
     for i in 0..INVITATIONS {
-        csv.push_str(&format!("K{i:05},Shoqata {i},cso{i}@cso.example.org,Buxhet\n"));
+        csv.push_str(&format!(
+            "K{i:05},Shoqata {i},cso{i}@cso.example.org,Buxhet\n"
+        ));
     }
     let registry = write(dir.path(), "r.csv", csv);
     let spec = fiscal_consultation(dir.path(), "OGP-CRASH");
@@ -44,12 +46,18 @@ fn sigkill_mid_send_loses_nothing_and_duplicates_at_most_the_concurrency() {
     let daemon = Daemon::start_with(dir.path(), &db, &env, &[]);
     let start = Instant::now();
     while sink.count() < INVITATIONS / 4 {
-        assert!(start.elapsed() < Duration::from_secs(120), "sending never got going");
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "sending never got going"
+        );
         std::thread::sleep(Duration::from_millis(5));
     }
     daemon.kill();
     let at_kill = sink.count();
-    assert!(at_kill < INVITATIONS, "killed too late to prove anything ({at_kill})");
+    assert!(
+        at_kill < INVITATIONS,
+        "killed too late to prove anything ({at_kill})"
+    );
 
     let daemon = Daemon::start_with(dir.path(), &db, &env, &[]);
     let start = Instant::now();
@@ -58,7 +66,10 @@ fn sigkill_mid_send_loses_nothing_and_duplicates_at_most_the_concurrency() {
         if status.starts_with("Queued 0, sending 0, sent 2,000, failed 0.") {
             break;
         }
-        assert!(start.elapsed() < Duration::from_secs(180), "not all sent: {status}");
+        assert!(
+            start.elapsed() < Duration::from_secs(180),
+            "not all sent: {status}"
+        );
         std::thread::sleep(Duration::from_millis(200));
     }
     let (status, _) = daemon.stop(libc::SIGTERM);

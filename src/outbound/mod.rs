@@ -12,5 +12,6 @@ pub mod ics;
 pub mod message;
 pub mod outbox;
 pub mod outreach;
+mod smtp;
 pub mod templates;
 pub mod transport;

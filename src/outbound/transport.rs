@@ -3,16 +3,14 @@
 //! seam with a real relay.
 
 use std::path::PathBuf;
-use std::time::Duration;
 
 use lettre::address::Envelope;
-use lettre::transport::smtp::PoolConfig;
 use lettre::transport::smtp::authentication::Credentials;
-use lettre::transport::smtp::client::{Tls, TlsParameters};
-use lettre::{Address, AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
+use lettre::Address;
 
 use super::outbox::OutboxMessage;
-use crate::config::{Config, SmtpSecurity, TransportKind};
+use super::smtp::SmtpRelay;
+use crate::config::{Config, TransportKind};
 
 /// Why a message was not handed over.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,7 +37,7 @@ pub enum TransportError {
 }
 
 pub enum Transport {
-    Smtp(AsyncSmtpTransport<Tokio1Executor>),
+    Smtp(SmtpRelay),
     File(PathBuf),
 }
 
@@ -61,35 +59,25 @@ impl Transport {
                     port: smtp.port,
                     message,
                 };
-                let tls = match smtp.security {
-                    SmtpSecurity::None => Tls::None,
-                    SmtpSecurity::Starttls | SmtpSecurity::Tls => {
-                        let params = TlsParameters::new(smtp.host.clone())
-                            .map_err(|e| err(e.to_string()))?;
-                        if smtp.security == SmtpSecurity::Tls {
-                            Tls::Wrapper(params)
-                        } else {
-                            Tls::Required(params)
-                        }
-                    }
-                };
-                let mut builder =
-                    AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(smtp.host.clone())
-                        .port(smtp.port)
-                        .tls(tls)
-                        .timeout(Some(Duration::from_secs(smtp.timeout_seconds)))
-                        .pool_config(PoolConfig::new().max_size(config.outbox.concurrency.max(1)));
-                if !smtp.username.is_empty() {
+                let credentials = if smtp.username.is_empty() {
+                    None
+                } else {
                     let password = smtp.password().ok_or_else(|| {
                         err(format!(
                             "smtp.username is set but the password variable {} is empty",
                             smtp.password_env.as_deref().unwrap_or("(none named)")
                         ))
                     })?;
-                    builder =
-                        builder.credentials(Credentials::new(smtp.username.clone(), password));
-                }
-                Ok(Self::Smtp(builder.build()))
+                    Some(Credentials::new(smtp.username.clone(), password))
+                };
+                let relay = SmtpRelay::new(
+                    smtp,
+                    credentials,
+                    &config.mail.domain,
+                    config.outbox.concurrency as usize,
+                )
+                .map_err(err)?;
+                Ok(Self::Smtp(relay))
             }
         }
     }
@@ -111,11 +99,7 @@ impl Transport {
                     };
                 let envelope = Envelope::new(from, vec![to])
                     .map_err(|e| SendError::Permanent(e.to_string()))?;
-                match smtp.send_raw(&envelope, &m.message).await {
-                    Ok(_) => Ok(()),
-                    Err(e) if e.is_permanent() => Err(SendError::Permanent(one_line(&e))),
-                    Err(e) => Err(SendError::Transient(one_line(&e))),
-                }
+                smtp.send(&envelope, &m.message).await
             }
             Self::File(dir) => {
                 // Named by outbox id: a retry overwrites, never duplicates.
@@ -131,11 +115,4 @@ impl Transport {
             }
         }
     }
-}
-
-fn one_line(e: &impl std::fmt::Display) -> String {
-    e.to_string()
-        .split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ")
 }

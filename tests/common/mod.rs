@@ -6,12 +6,12 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
-use std::sync::mpsc;
-use std::time::Duration;
 use std::process::{Command, Output};
 use std::str::FromStr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::mpsc;
+use std::time::Duration;
 
 use cocreate::config::DatabaseConfig;
 use cocreate::store::{self, Store};
@@ -260,7 +260,6 @@ pub fn wait_with_timeout(child: &mut Child, limit: Duration) -> std::process::Ex
         std::thread::sleep(Duration::from_millis(20));
     }
 }
-
 
 impl Daemon {
     /// Kills the daemon with SIGKILL: no shutdown, no cleanup.

@@ -1,0 +1,229 @@
+//! Outreach throughput, end to end: 10,000 personalised invitations queued by
+//! the real `cocreate outreach send` (render both languages, build MIME with
+//! a calendar attachment, store with reply keys), then delivered by the real
+//! daemon (`cocreate serve`, rate limit off) to a local SMTP sink, until
+//! `outbox status` reports all 10,000 sent.
+//!
+//!     cargo bench --bench outreach_delivery
+//!
+//! The sink is Postfix's smtp-sink when installed (Debian postfix), else the
+//! aiosmtpd relay of the tests. Prints medians of RUNS runs, and each
+//! process's peak resident memory (wait4).
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+mod support;
+use support::median;
+
+const INVITATIONS: usize = 10_000;
+const RUNS: usize = 3;
+const TARGET_PER_SEC: f64 = 2_000.0;
+
+struct Sink {
+    name: &'static str,
+    port: u16,
+    child: std::process::Child,
+}
+
+impl Drop for Sink {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn start_sink(dir: &std::path::Path) -> Sink {
+    let port = free_port();
+    let smtp_sink = std::path::Path::new("/usr/sbin/smtp-sink");
+    let (name, child) = if smtp_sink.exists() {
+        // -u: drop root after binding; backlog 256.
+        let child = Command::new(smtp_sink)
+            .args(["-u", "nobody", &format!("127.0.0.1:{port}"), "256"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start smtp-sink");
+        ("postfix smtp-sink", child)
+    } else {
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support/smtp_sink.py");
+        let child = Command::new("/usr/bin/python3")
+            .args([
+                script,
+                &port.to_string(),
+                dir.join("sink").to_str().unwrap(),
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start the aiosmtpd sink");
+        ("aiosmtpd", child)
+    };
+    let start = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "{name} did not start"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Sink { name, port, child }
+}
+
+struct Run {
+    queue_seconds: f64,
+    queue_rss_kb: i64,
+    deliver_seconds: f64,
+    daemon_rss_kb: i64,
+}
+
+fn one_run(run: usize) -> (Run, &'static str) {
+    let dir = tempfile::tempdir().unwrap();
+    let sink = start_sink(dir.path());
+    let env: Vec<(&str, String)> = vec![
+        (
+            "COCREATE_DATABASE_URL",
+            format!("sqlite:{}", dir.path().join("bench.db").display()),
+        ),
+        ("COCREATE_OUTBOX_TRANSPORT", "smtp".into()),
+        ("COCREATE_SMTP_HOST", "127.0.0.1".into()),
+        ("COCREATE_SMTP_PORT", sink.port.to_string()),
+        ("COCREATE_OUTBOX_RATE_PER_SECOND", "0".into()),
+        ("COCREATE_SERVER_LISTEN", "127.0.0.1:0".into()),
+        ("COCREATE_LOG_LEVEL", "warn".into()),
+    ];
+
+    let mut csv = String::from("Nr. i regjistrimit;Emërtimi;E-mail;Fushat e veprimtarisë;Gjuha\n");
+    for i in 0..INVITATIONS {
+        csv.push_str(&format!(
+            "B{run}{i:06};Shoqata për Buxhet të Hapur Nr. {i};cso{i}@oshc{i}.example.org;\"Buxhet; Financa publike\";{}\n",
+            if i % 3 == 0 { "en" } else { "sq" }
+        ));
+    }
+    let registry = dir.path().join("registry.csv");
+    std::fs::write(&registry, csv).unwrap();
+    let spec = dir.path().join("c.toml");
+    std::fs::write(
+        &spec,
+        r#"reference = "OGP-BENCH"
+policy_area = "FISCAL"
+opens = 2026-12-01
+closes = 2027-01-11
+title = { sq = "Buxheti i hapur në bashki", en = "Open municipal budgets" }
+description.sq = "Na tregoni çfarë të dhënash buxhetore ju nevojiten dhe si duhet të publikohen."
+description.en = "Tell us which budget data you need and how it should be published."
+[meeting]
+starts = 2026-12-10T10:00:00
+place = "Kryeministria, salla 2"
+link = "https://meet.example/ogp-fiscal"
+[[drafts]]
+title = "Budget data every month"
+text = "The ministry publishes budget execution monthly as open data."
+"#,
+    )
+    .unwrap();
+    for args in [
+        vec!["registry", "import", registry.to_str().unwrap()],
+        vec!["consultation", "create", "--file", spec.to_str().unwrap()],
+        vec!["consultation", "open", "OGP-BENCH"],
+    ] {
+        let done = support::run(dir.path(), &env, &args);
+        assert!(done.ok, "{args:?}: {}", done.stderr);
+        assert!(!done.stdout.contains("Skipped"), "{}", done.stdout);
+    }
+
+    let queued = support::run(dir.path(), &env, &["outreach", "send", "OGP-BENCH"]);
+    assert!(
+        queued.ok && queued.stdout.starts_with("Queued 10,000 invitations"),
+        "{}{}",
+        queued.stdout,
+        queued.stderr
+    );
+
+    let start = Instant::now();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_cocreate"));
+    cmd.current_dir(dir.path())
+        .arg("serve")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    for (k, v) in &env {
+        cmd.env(k, v);
+    }
+    let daemon = cmd.spawn().expect("start cocreate serve");
+    let pid = daemon.id() as i32;
+    loop {
+        let status = Command::new(env!("CARGO_BIN_EXE_cocreate"))
+            .current_dir(dir.path())
+            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+            .args(["outbox", "status"])
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&status.stdout);
+        if text.starts_with("Queued 0, sending 0, sent 10,000, failed 0.") {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(300),
+            "not delivered: {text}"
+        );
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    let deliver_seconds = start.elapsed().as_secs_f64();
+    // SAFETY: kill(2) on our own child.
+    unsafe { libc::kill(pid, libc::SIGTERM) };
+    let stopped = support::reap(daemon, start);
+    assert!(stopped.ok, "serve did not stop cleanly");
+    (
+        Run {
+            queue_seconds: queued.seconds,
+            queue_rss_kb: queued.peak_rss_kb,
+            deliver_seconds,
+            daemon_rss_kb: stopped.peak_rss_kb,
+        },
+        sink.name,
+    )
+}
+
+fn main() {
+    let mut runs = Vec::new();
+    let mut sink = "";
+    for i in 0..RUNS {
+        let (r, name) = one_run(i);
+        sink = name;
+        runs.push(r);
+    }
+    let per_sec = |secs: &dyn Fn(&Run) -> f64| -> Vec<f64> {
+        runs.iter().map(|r| INVITATIONS as f64 / secs(r)).collect()
+    };
+    let queue = median(per_sec(&|r| r.queue_seconds));
+    let deliver = median(per_sec(&|r| r.deliver_seconds));
+    let total = median(per_sec(&|r| r.queue_seconds + r.deliver_seconds));
+    println!(
+        "outreach benchmark: {INVITATIONS} invitations to {sink}, rate limit off, {RUNS} runs, medians"
+    );
+    println!(
+        "  queue   (outreach send: render, build, store) {queue:>7.0} messages/s, peak memory {:.0} MB",
+        runs.iter().map(|r| r.queue_rss_kb).max().unwrap() as f64 / 1024.0
+    );
+    println!(
+        "  deliver (cocreate serve to the relay)          {deliver:>7.0} messages/s, peak memory {:.0} MB",
+        runs.iter().map(|r| r.daemon_rss_kb).max().unwrap() as f64 / 1024.0
+    );
+    println!(
+        "  end to end                                     {total:>7.0} messages/s ({:.2}x the {TARGET_PER_SEC:.0}/s target; runs {})",
+        total / TARGET_PER_SEC,
+        per_sec(&|r| r.queue_seconds + r.deliver_seconds)
+            .iter()
+            .map(|v| format!("{v:.0}"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
+}
