@@ -4,9 +4,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use futures::StreamExt;
 use rand::Rng;
 use serde::Serialize;
+use tokio::sync::{Semaphore, mpsc};
 
 use super::transport::{SendError, Transport};
 use crate::config::OutboxConfig;
@@ -160,6 +160,12 @@ impl Worker {
     }
 
     /// One batch: claim, send, record.
+    ///
+    /// Each send holds one of `concurrency` permits until its outcome is
+    /// committed, and outcomes that finish together are committed together.
+    /// So at any moment at most `concurrency` messages can have been accepted
+    /// by the relay without being marked sent: the most a crash can make us
+    /// send twice.
     pub async fn pass(&self) -> Result<PassSummary, OutboxError> {
         let concurrency = self.config.concurrency.max(1) as usize;
         let batch = (concurrency * 64) as u32;
@@ -168,42 +174,64 @@ impl Worker {
         if claimed.is_empty() {
             return Ok(PassSummary::default());
         }
-        let mut pacer = Pacer::new(self.config.rate_per_second);
-        let mut summary = PassSummary::default();
-        let results = futures::stream::iter(claimed)
-            .then(|m| {
-                let wait = pacer.next_slot();
-                async move {
-                    if let Some(at) = wait {
-                        tokio::time::sleep_until(at).await;
-                    }
-                    m
+        let permits = Arc::new(Semaphore::new(concurrency));
+        let (done_tx, mut done_rx) = mpsc::unbounded_channel();
+
+        let dispatch = async {
+            let mut pacer = Pacer::new(self.config.rate_per_second);
+            for m in claimed {
+                // Closed when recording fails: then nothing more is sent.
+                let Ok(permit) = permits.clone().acquire_owned().await else {
+                    break;
+                };
+                if let Some(at) = pacer.next_slot() {
+                    tokio::time::sleep_until(at).await;
                 }
-            })
-            .map(|m| async move {
-                let outcome = self.transport.send(&m).await;
-                (m, outcome)
-            })
-            .buffer_unordered(concurrency);
-        let mut results = std::pin::pin!(results);
-        while let Some((m, outcome)) = results.next().await {
-            let delivery = self.judge(&m, outcome);
-            match &delivery {
-                Delivery::Sent => summary.sent += 1,
-                Delivery::Retry { error, .. } => {
-                    tracing::info!(id = m.id, recipient = %m.recipient, attempt = m.attempts, %error, "delivery deferred");
-                    summary.retried += 1;
-                }
-                Delivery::Failed { error, .. } => {
-                    tracing::warn!(id = m.id, recipient = %m.recipient, %error, "delivery failed for good");
-                    summary.failed += 1;
-                }
+                let transport = self.transport.clone();
+                let done = done_tx.clone();
+                tokio::spawn(async move {
+                    let outcome = transport.send(&m).await;
+                    let _ = done.send((m, outcome, permit));
+                });
             }
-            self.store
-                .record_delivery(m.id, &m.recipient, &delivery)
-                .await?;
-        }
-        Ok(summary)
+            drop(done_tx);
+        };
+
+        let record = async {
+            let mut summary = PassSummary::default();
+            while let Some(first) = done_rx.recv().await {
+                let mut finished = vec![first];
+                while let Ok(more) = done_rx.try_recv() {
+                    finished.push(more);
+                }
+                let mut outcomes = Vec::with_capacity(finished.len());
+                for (m, outcome, _) in &finished {
+                    let delivery = self.judge(m, outcome.clone());
+                    match &delivery {
+                        Delivery::Sent => summary.sent += 1,
+                        Delivery::Retry { error, .. } => {
+                            tracing::info!(id = m.id, recipient = %m.recipient, attempt = m.attempts, %error, "delivery deferred");
+                            summary.retried += 1;
+                        }
+                        Delivery::Failed { error, .. } => {
+                            tracing::warn!(id = m.id, recipient = %m.recipient, %error, "delivery failed for good");
+                            summary.failed += 1;
+                        }
+                    }
+                    outcomes.push((m.id, m.recipient.clone(), delivery));
+                }
+                if let Err(e) = self.store.record_deliveries(&outcomes).await {
+                    permits.close();
+                    return Err(OutboxError::Store(e));
+                }
+                // The permits in `finished` are released here, after the commit.
+                drop(finished);
+            }
+            Ok(summary)
+        };
+
+        let ((), summary) = tokio::join!(dispatch, record);
+        summary
     }
 
     fn judge(&self, m: &OutboxMessage, outcome: Result<(), SendError>) -> Delivery {

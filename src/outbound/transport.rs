@@ -4,9 +4,9 @@
 
 use std::path::PathBuf;
 
+use lettre::Address;
 use lettre::address::Envelope;
 use lettre::transport::smtp::authentication::Credentials;
-use lettre::Address;
 
 use super::outbox::OutboxMessage;
 use super::smtp::SmtpRelay;

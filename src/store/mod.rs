@@ -163,12 +163,11 @@ pub trait Store: Send + Sync + 'static {
         lease: Duration,
     ) -> Result<Vec<OutboxMessage>, StoreError>;
 
-    /// Records a delivery attempt's outcome; a hard bounce marks the address.
-    async fn record_delivery(
+    /// Records delivery outcomes `(outbox id, recipient, outcome)` in one
+    /// transaction; a hard bounce marks the address.
+    async fn record_deliveries(
         &self,
-        id: i64,
-        recipient: &str,
-        delivery: &Delivery,
+        outcomes: &[(i64, String, Delivery)],
     ) -> Result<(), StoreError>;
 
     async fn outbox_counts(&self) -> Result<OutboxCounts, StoreError>;

@@ -315,14 +315,15 @@ impl Store for PostgresStore {
         Ok(portable::sort_claimed(rows))
     }
 
-    async fn record_delivery(
+    async fn record_deliveries(
         &self,
-        id: i64,
-        recipient: &str,
-        delivery: &Delivery,
+        outcomes: &[(i64, String, Delivery)],
     ) -> Result<(), StoreError> {
+        let now = Utc::now();
         let mut tx = self.pool.begin().await?;
-        portable::record_delivery::<Postgres>(&mut tx, id, recipient, delivery, Utc::now()).await?;
+        for (id, recipient, delivery) in outcomes {
+            portable::record_delivery::<Postgres>(&mut tx, *id, recipient, delivery, now).await?;
+        }
         tx.commit().await?;
         Ok(())
     }

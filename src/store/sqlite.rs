@@ -303,14 +303,15 @@ impl Store for SqliteStore {
         Ok(portable::sort_claimed(rows))
     }
 
-    async fn record_delivery(
+    async fn record_deliveries(
         &self,
-        id: i64,
-        recipient: &str,
-        delivery: &Delivery,
+        outcomes: &[(i64, String, Delivery)],
     ) -> Result<(), StoreError> {
+        let now = Utc::now();
         let mut tx = self.write.begin_with("BEGIN IMMEDIATE").await?;
-        portable::record_delivery::<Sqlite>(&mut tx, id, recipient, delivery, Utc::now()).await?;
+        for (id, recipient, delivery) in outcomes {
+            portable::record_delivery::<Sqlite>(&mut tx, *id, recipient, delivery, now).await?;
+        }
         tx.commit().await?;
         Ok(())
     }
