@@ -168,7 +168,8 @@ impl Worker {
     /// send twice.
     pub async fn pass(&self) -> Result<PassSummary, OutboxError> {
         let concurrency = self.config.concurrency.max(1) as usize;
-        let batch = (concurrency * 64) as u32;
+        // Enough per claim that the pause between passes is rare.
+        let batch = (concurrency * 250) as u32;
         let lease = Duration::from_secs(self.config.claim_seconds);
         let claimed = self.store.claim_due_messages(batch, lease).await?;
         if claimed.is_empty() {

@@ -390,12 +390,13 @@ pub async fn send(
         excluded: plan.excluded.len(),
         ..SendSummary::default()
     };
-    let mut batch = Vec::new();
-    for r in &plan.recipients {
-        if r.already_invited {
-            summary.already_invited += 1;
-            continue;
-        }
+    let todo: Vec<&Recipient> = plan
+        .recipients
+        .iter()
+        .filter(|r| !r.already_invited)
+        .collect();
+    summary.already_invited = plan.recipients.len() - todo.len();
+    let invitation = |r: &Recipient| -> Result<NewMessage, OutreachError> {
         let address = EmailAddress::parse(&r.address).expect("came from the store");
         let key = ReplyKey::generate();
         let context = sender.base_context(spec, r.language, &r.name, &key);
@@ -408,7 +409,7 @@ pub async fn send(
             &key,
             &attachments[&r.language],
         )?;
-        batch.push(NewMessage {
+        Ok(NewMessage {
             idempotency_key: invitation_key(consultation.id, r.cso_id, &address),
             kind: "invitation",
             recipient: address.clone(),
@@ -423,15 +424,41 @@ pub async fn send(
                 address,
                 purpose: "invitation",
             }),
-        });
-        if batch.len() == 500 {
-            summary.queued += store.enqueue(&batch).await?;
-            batch.clear();
-        }
+        })
+    };
+    // Rendering is CPU work: each window is rendered on every core, then
+    // stored in one transaction, so memory stays at one window of messages.
+    let cores = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(8);
+    for window in todo.chunks(INVITATIONS_PER_COMMIT) {
+        let per_thread = window.len().div_ceil(cores);
+        let batch: Vec<NewMessage> = std::thread::scope(|scope| {
+            let parts: Vec<_> = window
+                .chunks(per_thread)
+                .map(|part| {
+                    scope.spawn(|| {
+                        part.iter()
+                            .map(|r| invitation(r))
+                            .collect::<Result<Vec<_>, _>>()
+                    })
+                })
+                .collect();
+            parts
+                .into_iter()
+                .map(|h| h.join().expect("a rendering thread panicked"))
+                .collect::<Result<Vec<Vec<NewMessage>>, _>>()
+        })?
+        .into_iter()
+        .flatten()
+        .collect();
+        summary.queued += store.enqueue(&batch).await?;
     }
-    summary.queued += store.enqueue(&batch).await?;
     Ok(summary)
 }
+
+/// Invitations rendered and stored together.
+const INVITATIONS_PER_COMMIT: usize = 1000;
 
 /// The notices telling every CSO already invited that the deadline moved,
 /// for `Store::extend_deadline` to queue with the change.

@@ -814,6 +814,37 @@ where
     Ok(new)
 }
 
+/// Marks many messages sent in one statement: the common case of a batch.
+pub(super) async fn mark_sent<DB>(
+    conn: &mut DB::Connection,
+    ids: &[i64],
+    now: DateTime<Utc>,
+) -> Result<(), StoreError>
+where
+    DB: Database,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
+    for<'q> i64: Encode<'q, DB> + Type<DB>,
+    for<'q> DateTime<Utc>: Encode<'q, DB> + Type<DB>,
+{
+    for chunk in ids.chunks(1000) {
+        let sql = format!(
+            "UPDATE outbox SET state = 'sent', sent_at = $1, claimed_until = NULL, last_error = NULL \
+             WHERE state = 'sending' AND id IN ({})",
+            (2..chunk.len() + 2)
+                .map(|i| format!("${i}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        let mut update = sqlx::query::<DB>(&sql).bind(now);
+        for id in chunk {
+            update = update.bind(*id);
+        }
+        update.execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
 /// `rows` groups of `per_row` numbered placeholders ($1, $2, …), each group
 /// formatted by `row`, joined by commas.
 fn placeholders(rows: usize, per_row: usize, row: impl Fn(&[String]) -> String) -> String {

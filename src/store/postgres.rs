@@ -321,7 +321,13 @@ impl Store for PostgresStore {
     ) -> Result<(), StoreError> {
         let now = Utc::now();
         let mut tx = self.pool.begin().await?;
-        for (id, recipient, delivery) in outcomes {
+        let sent: Vec<i64> = outcomes
+            .iter()
+            .filter(|(_, _, d)| *d == Delivery::Sent)
+            .map(|(id, _, _)| *id)
+            .collect();
+        portable::mark_sent::<Postgres>(&mut tx, &sent, now).await?;
+        for (id, recipient, delivery) in outcomes.iter().filter(|(_, _, d)| *d != Delivery::Sent) {
             portable::record_delivery::<Postgres>(&mut tx, *id, recipient, delivery, now).await?;
         }
         tx.commit().await?;

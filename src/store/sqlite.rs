@@ -309,7 +309,13 @@ impl Store for SqliteStore {
     ) -> Result<(), StoreError> {
         let now = Utc::now();
         let mut tx = self.write.begin_with("BEGIN IMMEDIATE").await?;
-        for (id, recipient, delivery) in outcomes {
+        let sent: Vec<i64> = outcomes
+            .iter()
+            .filter(|(_, _, d)| *d == Delivery::Sent)
+            .map(|(id, _, _)| *id)
+            .collect();
+        portable::mark_sent::<Sqlite>(&mut tx, &sent, now).await?;
+        for (id, recipient, delivery) in outcomes.iter().filter(|(_, _, d)| *d != Delivery::Sent) {
             portable::record_delivery::<Sqlite>(&mut tx, *id, recipient, delivery, now).await?;
         }
         tx.commit().await?;
