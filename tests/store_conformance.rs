@@ -7,11 +7,15 @@ mod common;
 use std::collections::HashMap;
 
 use chrono::Utc;
+use cocreate::consultation::{ConsultationSpec, ConsultationState, DeadlineExtension};
+use cocreate::domain::ReplyKey;
 use cocreate::domain::{EmailAddress, Language, RegistrationNumber};
+use cocreate::outbound::outbox::{Delivery, NewMessage, ReplyKeyRecord};
 use cocreate::registry::import::{ImportError, ImportMode, ImportOptions, import_bytes};
 use cocreate::registry::relevance::{Relevance, RelevanceOverride};
 use cocreate::registry::{CsoRecord, ImportLogEntry, RegistryChanges};
 use cocreate::store::Store;
+use cocreate::store::StoreError;
 use common::{TestDb, registry_csv};
 
 macro_rules! conformance {
@@ -46,6 +50,12 @@ conformance!(
     a_full_import_will_not_silently_empty_the_registry,
     concurrent_imports_all_succeed,
     many_rows_cross_statement_chunks,
+    consultations_round_trip_and_references_are_unique,
+    enqueueing_the_same_key_twice_queues_once_with_one_reply_key,
+    claims_never_hand_the_same_message_to_two_claimers,
+    outcomes_are_recorded_and_hard_bounces_mark_the_address,
+    an_expired_claim_is_taken_over,
+    opt_outs_and_restores_are_kept_with_their_reasons,
 );
 
 fn record(reg: &str, name: &str, emails: &[&str]) -> CsoRecord {
@@ -388,4 +398,301 @@ async fn many_rows_cross_statement_chunks(db: &TestDb) {
             .all(|c| c.record.city.as_deref() == Some("Tiranë"))
     );
     assert!(csos.iter().all(|c| c.record.emails.len() == 1));
+}
+
+fn spec(reference: &str) -> ConsultationSpec {
+    ConsultationSpec {
+        reference: reference.into(),
+        policy_area: "FISCAL".into(),
+        thematic_group: None,
+        title_sq: "Buxheti i hapur".into(),
+        title_en: "Open budget".into(),
+        description_sq: "Përshkrim".into(),
+        description_en: "Description".into(),
+        opens_on: "2026-12-01".parse().unwrap(),
+        closes_on: "2027-01-11".parse().unwrap(),
+        meeting: None,
+        drafts: vec![],
+        short_period_reason: None,
+    }
+}
+
+/// A consultation and one CSO to hang messages on.
+async fn fixtures(store: &dyn Store) -> (i64, i64) {
+    import(store, &registry_csv(1, 1), ImportMode::Full).await;
+    let cso = store.csos().await.unwrap()[0].id;
+    let consultation = store.insert_consultation(&spec("OGP-T")).await.unwrap();
+    (consultation, cso)
+}
+
+fn message(key: &str, to: &str, consultation: i64, cso: i64) -> NewMessage {
+    let address = EmailAddress::parse(to).unwrap();
+    NewMessage {
+        idempotency_key: key.into(),
+        kind: "invitation",
+        recipient: address.clone(),
+        envelope_from: "ogp-poc@office.example".into(),
+        consultation_id: Some(consultation),
+        cso_id: Some(cso),
+        message: format!("Subject: {key}\r\n\r\nBody\r\n").into_bytes(),
+        reply_key: Some(ReplyKeyRecord {
+            key: ReplyKey::generate(),
+            consultation_id: consultation,
+            cso_id: cso,
+            address,
+            purpose: "invitation",
+        }),
+    }
+}
+
+async fn consultations_round_trip_and_references_are_unique(db: &TestDb) {
+    let store = db.open().await;
+    let mut s = spec("OGP-A");
+    s.drafts.push(cocreate::consultation::DraftCommitment {
+        number: 1,
+        title: "Të dhëna çdo muaj".into(),
+        text: "Tekst".into(),
+    });
+    let id = store.insert_consultation(&s).await.unwrap();
+    let err = store.insert_consultation(&spec("OGP-A")).await.unwrap_err();
+    assert!(matches!(err, StoreError::Conflict(_)), "{err}");
+    assert_eq!(
+        err.to_string(),
+        "a consultation with reference OGP-A already exists"
+    );
+
+    let got = store.consultations().await.unwrap();
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].spec, s);
+    assert_eq!(got[0].state, ConsultationState::Draft);
+
+    store
+        .update_consultation(id, &s, Some(ConsultationState::Open))
+        .await
+        .unwrap();
+    let mut later = s.clone();
+    later.closes_on = "2027-01-25".parse().unwrap();
+    let queued = store
+        .extend_deadline(
+            &DeadlineExtension {
+                consultation_id: id,
+                previous: s.closes_on,
+                new: later.closes_on,
+                reason: "More time after the meeting".into(),
+                at: Utc::now(),
+            },
+            &later,
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(queued, 0);
+    let got = store.consultations().await.unwrap();
+    assert_eq!(
+        got[0].state,
+        ConsultationState::Open,
+        "extending keeps the state"
+    );
+    assert_eq!(got[0].spec.closes_on, later.closes_on);
+    let ext = store.deadline_extensions().await.unwrap();
+    assert_eq!(ext.len(), 1);
+    assert_eq!(ext[0].reason, "More time after the meeting");
+}
+
+async fn enqueueing_the_same_key_twice_queues_once_with_one_reply_key(db: &TestDb) {
+    let store = db.open().await;
+    let (c, cso) = fixtures(store.as_ref()).await;
+    let first = message("invitation:1:1:a@x.al", "a@x.al", c, cso);
+    let key = first.reply_key.as_ref().unwrap().key.clone();
+    assert_eq!(
+        store.enqueue(std::slice::from_ref(&first)).await.unwrap(),
+        1
+    );
+    let again = message("invitation:1:1:a@x.al", "a@x.al", c, cso);
+    let ghost = again.reply_key.as_ref().unwrap().key.clone();
+    assert_eq!(
+        store
+            .enqueue(&[again, message("invitation:1:1:b@x.al", "b@x.al", c, cso)])
+            .await
+            .unwrap(),
+        1
+    );
+    assert!(store.reply_key(&key).await.unwrap().is_some());
+    assert!(
+        store.reply_key(&ghost).await.unwrap().is_none(),
+        "no key for a message not queued"
+    );
+    let keys = store.queued_keys("invitation:1:").await.unwrap();
+    assert_eq!(keys.len(), 2);
+    assert!(
+        store.queued_keys("invitation_1").await.unwrap().is_empty(),
+        "'_' is not a wildcard"
+    );
+    assert_eq!(store.outbox_counts().await.unwrap().queued, 2);
+}
+
+async fn claims_never_hand_the_same_message_to_two_claimers(db: &TestDb) {
+    let store = db.open().await;
+    let (c, cso) = fixtures(store.as_ref()).await;
+    let messages: Vec<NewMessage> = (0..300)
+        .map(|i| message(&format!("k:{i}"), &format!("m{i}@x.al"), c, cso))
+        .collect();
+    store.enqueue(&messages).await.unwrap();
+    let mut claimers = Vec::new();
+    for _ in 0..6 {
+        let store = store.clone();
+        claimers.push(tokio::spawn(async move {
+            let mut mine = Vec::new();
+            loop {
+                let got = store
+                    .claim_due_messages(7, std::time::Duration::from_secs(600))
+                    .await
+                    .unwrap();
+                if got.is_empty() {
+                    return mine;
+                }
+                mine.extend(got.into_iter().map(|m| m.id));
+            }
+        }));
+    }
+    let mut all = Vec::new();
+    for c in claimers {
+        all.extend(c.await.unwrap());
+    }
+    let n = all.len();
+    all.sort_unstable();
+    all.dedup();
+    assert_eq!(
+        (n, all.len()),
+        (300, 300),
+        "each message claimed exactly once"
+    );
+    assert_eq!(store.outbox_counts().await.unwrap().sending, 300);
+}
+
+async fn outcomes_are_recorded_and_hard_bounces_mark_the_address(db: &TestDb) {
+    let store = db.open().await;
+    let (c, cso) = fixtures(store.as_ref()).await;
+    store
+        .enqueue(&[
+            message("k:ok", "ok@x.al", c, cso),
+            message("k:later", "later@x.al", c, cso),
+            message("k:bad", "bad@x.al", c, cso),
+        ])
+        .await
+        .unwrap();
+    let claimed = store
+        .claim_due_messages(10, std::time::Duration::from_secs(600))
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 3);
+    assert!(claimed.iter().all(|m| m.attempts == 1));
+    let id = |r: &str| claimed.iter().find(|m| m.recipient == r).unwrap().id;
+    let later = Utc::now() + chrono::Duration::hours(1);
+    store
+        .record_deliveries(&[
+            (id("ok@x.al"), "ok@x.al".into(), Delivery::Sent),
+            (
+                id("later@x.al"),
+                "later@x.al".into(),
+                Delivery::Retry {
+                    at: later,
+                    error: "451 greylisted".into(),
+                },
+            ),
+            (
+                id("bad@x.al"),
+                "bad@x.al".into(),
+                Delivery::Failed {
+                    error: "550 no such user".into(),
+                    hard_bounce: true,
+                },
+            ),
+        ])
+        .await
+        .unwrap();
+    let counts = store.outbox_counts().await.unwrap();
+    assert_eq!(
+        (counts.queued, counts.sending, counts.sent, counts.failed),
+        (1, 0, 1, 1)
+    );
+    assert!(
+        store
+            .claim_due_messages(10, std::time::Duration::from_secs(600))
+            .await
+            .unwrap()
+            .is_empty(),
+        "the retry is not due for an hour"
+    );
+    let failures = store.outbox_failures(10).await.unwrap();
+    assert_eq!(failures[0].recipient, "bad@x.al");
+    assert_eq!(failures[0].last_error, "550 no such user");
+    let statuses = store.address_statuses().await.unwrap();
+    assert_eq!(statuses.len(), 1);
+    assert_eq!(statuses[0].address, "bad@x.al");
+    assert!(statuses[0].bounced_at.is_some());
+
+    assert_eq!(store.retry_failed().await.unwrap(), 1);
+    let again = store
+        .claim_due_messages(10, std::time::Duration::from_secs(600))
+        .await
+        .unwrap();
+    assert_eq!(again.len(), 1);
+    assert_eq!(again[0].recipient, "bad@x.al");
+}
+
+async fn an_expired_claim_is_taken_over(db: &TestDb) {
+    let store = db.open().await;
+    let (c, cso) = fixtures(store.as_ref()).await;
+    store
+        .enqueue(&[message("k:1", "one@x.al", c, cso)])
+        .await
+        .unwrap();
+    let first = store
+        .claim_due_messages(10, std::time::Duration::from_millis(300))
+        .await
+        .unwrap();
+    assert_eq!(first.len(), 1);
+    assert!(
+        store
+            .claim_due_messages(10, std::time::Duration::from_secs(60))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+    let second = store
+        .claim_due_messages(10, std::time::Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert_eq!(
+        second.len(),
+        1,
+        "a crashed claimer's message is sent by another"
+    );
+    assert_eq!(second[0].attempts, 2);
+}
+
+async fn opt_outs_and_restores_are_kept_with_their_reasons(db: &TestDb) {
+    let store = db.open().await;
+    let a = EmailAddress::parse("cso@x.al").unwrap();
+    store.opt_out(&a, "unsubscribe page").await.unwrap();
+    let first = store.address_statuses().await.unwrap()[0].opted_out_at;
+    store.opt_out(&a, "one-click").await.unwrap();
+    let s = &store.address_statuses().await.unwrap()[0];
+    assert_eq!(s.opted_out_at, first, "the first opt-out date is kept");
+    assert_eq!(s.opt_out_source.as_deref(), Some("unsubscribe page"));
+    assert!(
+        store
+            .restore_address(&a, "Asked by phone to receive invitations again")
+            .await
+            .unwrap()
+    );
+    let s = &store.address_statuses().await.unwrap()[0];
+    assert!(s.opted_out_at.is_none());
+    assert_eq!(
+        s.restore_reason.as_deref(),
+        Some("Asked by phone to receive invitations again")
+    );
+    assert!(!store.restore_address(&a, "again").await.unwrap());
 }

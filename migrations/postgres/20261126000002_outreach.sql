@@ -35,7 +35,7 @@ CREATE TABLE outbox (
     cso_id          BIGINT REFERENCES csos (id),
     message         BYTEA   NOT NULL,
     state           TEXT    NOT NULL CHECK (state IN ('queued', 'sending', 'sent', 'failed')),
-    attempts        INTEGER NOT NULL DEFAULT 0,
+    attempts        BIGINT  NOT NULL DEFAULT 0,
     next_attempt_at TIMESTAMPTZ    NOT NULL,
     claimed_until   TIMESTAMPTZ,
     last_error      TEXT,
@@ -60,7 +60,7 @@ CREATE TABLE address_status (
     opt_out_source TEXT,
     bounced_at     TIMESTAMPTZ,
     bounce_reason  TEXT,
-    soft_bounces   INTEGER NOT NULL DEFAULT 0,
+    soft_bounces   BIGINT  NOT NULL DEFAULT 0,
     restored_at    TIMESTAMPTZ,
     restore_reason TEXT
 );
