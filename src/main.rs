@@ -68,7 +68,9 @@ enum ConsultationCommand {
     Create(#[command(flatten)] SpecFlags),
     /// Change a draft or open consultation; flags replace single values.
     Edit {
-        reference: String,
+        /// The consultation's current reference.
+        #[arg(value_name = "REFERENCE")]
+        consultation: String,
         #[command(flatten)]
         flags: SpecFlags,
     },
@@ -359,8 +361,11 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
                 ConsultationCommand::Create(flags) => {
                     c::create(store, &config, flags, &mut out).await?
                 }
-                ConsultationCommand::Edit { reference, flags } => {
-                    c::edit(store, &config, &reference, flags, &mut out).await?;
+                ConsultationCommand::Edit {
+                    consultation,
+                    flags,
+                } => {
+                    c::edit(store, &config, &consultation, flags, &mut out).await?;
                 }
                 ConsultationCommand::List => c::list(store, &mut out).await?,
                 ConsultationCommand::Show { reference } => {
@@ -410,4 +415,13 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_command_line_is_well_formed() {
+        use clap::CommandFactory;
+        super::Cli::command().debug_assert();
+    }
 }
