@@ -345,6 +345,37 @@ mod tests {
         assert_eq!(r.subject, "Have your say: Open municipal budgets");
     }
 
+    /// docs/examples/ shows reviewers what a CSO receives. It must match the
+    /// templates: run with COCREATE_WRITE_EXAMPLES=1 to write it anew.
+    #[test]
+    fn docs_examples_match_the_templates() {
+        let t = Templates::load(None).unwrap();
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/examples");
+        let write = std::env::var_os("COCREATE_WRITE_EXAMPLES").is_some();
+        for email in EMAILS {
+            for lang in [Language::Sq, Language::En] {
+                let r = t.render(email, lang, &example_context(email, lang)).unwrap();
+                let l = lang.code();
+                for (ext, body) in [
+                    ("txt", format!("Subject: {}\n\n{}", r.subject, r.text)),
+                    ("html", r.html.clone()),
+                ] {
+                    let path = dir.join(format!("{email}.{l}.{ext}"));
+                    if write {
+                        std::fs::create_dir_all(&dir).unwrap();
+                        std::fs::write(&path, &body).unwrap();
+                    }
+                    let committed = std::fs::read_to_string(&path).unwrap_or_default();
+                    assert!(
+                        committed == body,
+                        "{} is out of date: run COCREATE_WRITE_EXAMPLES=1 cargo test docs_examples",
+                        path.display()
+                    );
+                }
+            }
+        }
+    }
+
     #[test]
     fn subjects_are_one_line() {
         let t = Templates::load(None).unwrap();
