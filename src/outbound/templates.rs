@@ -354,7 +354,9 @@ mod tests {
         let write = std::env::var_os("COCREATE_WRITE_EXAMPLES").is_some();
         for email in EMAILS {
             for lang in [Language::Sq, Language::En] {
-                let r = t.render(email, lang, &example_context(email, lang)).unwrap();
+                let r = t
+                    .render(email, lang, &example_context(email, lang))
+                    .unwrap();
                 let l = lang.code();
                 for (ext, body) in [
                     ("txt", format!("Subject: {}\n\n{}", r.subject, r.text)),
