@@ -346,3 +346,59 @@ fn the_unsubscribe_link_shows_a_button_and_a_post_stops_invitations() {
         "{preview}"
     );
 }
+
+#[test]
+fn the_rate_limit_holds_and_a_stop_mid_batch_is_prompt_and_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = TestDb::sqlite();
+    let mut csv = String::from("Registration number,Name,Email,Fields of activity\n");
+    for i in 0..40 {
+        csv.push_str(&format!("R{i},Shoqata {i},cso{i}@cso.example.org,Buxhet\n"));
+    }
+    let registry = write(dir.path(), "r.csv", csv);
+    ok(
+        dir.path(),
+        &db,
+        &["registry", "import", registry.to_str().unwrap()],
+    );
+    let spec = fiscal_consultation(dir.path(), "OGP-RATE");
+    ok(
+        dir.path(),
+        &db,
+        &["consultation", "create", "--file", spec.to_str().unwrap()],
+    );
+    ok(dir.path(), &db, &["consultation", "open", "OGP-RATE"]);
+    ok(dir.path(), &db, &["outreach", "send", "OGP-RATE"]);
+
+    let env = [
+        (
+            "COCREATE_OUTBOX_FILE_DIR",
+            dir.path().join("outbox").display().to_string(),
+        ),
+        ("COCREATE_OUTBOX_RATE_PER_SECOND", "5".to_string()),
+    ];
+    let daemon = Daemon::start_with(dir.path(), &db, &env, &[]);
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let asked = std::time::Instant::now();
+    let (status, _) = daemon.stop(libc::SIGTERM);
+    assert!(status.success());
+    assert!(
+        asked.elapsed() < std::time::Duration::from_secs(3),
+        "stopping waited for the whole batch: {:?}",
+        asked.elapsed()
+    );
+    let sent = eml_files(dir.path()).len();
+    // 5 a second for about 1.5 s: the first at once, then one every 200 ms.
+    assert!(
+        (5..=11).contains(&sent),
+        "{sent} sent at 5 messages/s in 1.5 s"
+    );
+    let status = ok(dir.path(), &db, &["outbox", "status"]);
+    assert_eq!(
+        status,
+        format!("Queued {}, sending 0, sent {sent}, failed 0.\n", 40 - sent),
+        "unsent messages went back to the queue, not left claimed"
+    );
+    ok(dir.path(), &db, &["outbox", "flush"]);
+    assert_eq!(eml_files(dir.path()).len(), 40);
+}

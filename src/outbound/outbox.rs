@@ -6,7 +6,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use rand::Rng;
 use serde::Serialize;
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::{Semaphore, mpsc, watch};
 
 use super::transport::{SendError, Transport};
 use crate::config::OutboxConfig;
@@ -120,9 +120,10 @@ impl Worker {
     /// Delivers everything due now, batch after batch, and returns when
     /// nothing is due.
     pub async fn flush(&self) -> Result<PassSummary, OutboxError> {
+        let (_keep, never) = watch::channel(false);
         let mut total = PassSummary::default();
         loop {
-            let pass = self.pass().await?;
+            let pass = self.pass(&never).await?;
             total.sent += pass.sent;
             total.retried += pass.retried;
             total.failed += pass.failed;
@@ -134,9 +135,12 @@ impl Worker {
 
     /// Runs until `stop` resolves, polling for due messages every second
     /// when idle.
-    pub async fn run(&self, mut stop: tokio::sync::watch::Receiver<bool>) {
+    pub async fn run(&self, mut stop: watch::Receiver<bool>) {
         loop {
-            match self.pass().await {
+            if *stop.borrow() {
+                return;
+            }
+            match self.pass(&stop).await {
                 Ok(p) if p.handled() > 0 => {
                     tracing::info!(
                         sent = p.sent,
@@ -151,10 +155,7 @@ impl Worker {
             }
             tokio::select! {
                 _ = tokio::time::sleep(Duration::from_secs(1)) => {}
-                _ = stop.changed() => return,
-            }
-            if *stop.borrow() {
-                return;
+                _ = stop.wait_for(|s| *s) => return,
             }
         }
     }
@@ -166,10 +167,21 @@ impl Worker {
     /// So at any moment at most `concurrency` messages can have been accepted
     /// by the relay without being marked sent: the most a crash can make us
     /// send twice.
-    pub async fn pass(&self) -> Result<PassSummary, OutboxError> {
+    ///
+    /// When `stop` turns true, no further message is handed over: those in
+    /// flight finish and are recorded, the rest go back to the queue.
+    pub async fn pass(&self, stop: &watch::Receiver<bool>) -> Result<PassSummary, OutboxError> {
         let concurrency = self.config.concurrency.max(1) as usize;
-        // Enough per claim that the pause between passes is rare.
-        let batch = (concurrency * 250) as u32;
+        // Enough per claim that the pause between passes is rare, but never
+        // more than the rate limit lets us send in half the claim's lease,
+        // or another daemon would take over messages still waiting here.
+        let mut batch = (concurrency * 250) as u64;
+        if self.config.rate_per_second > 0 {
+            let in_half_lease =
+                u64::from(self.config.rate_per_second) * self.config.claim_seconds / 2;
+            batch = batch.min(in_half_lease.max(1));
+        }
+        let batch = batch as u32;
         let lease = Duration::from_secs(self.config.claim_seconds);
         let claimed = self.store.claim_due_messages(batch, lease).await?;
         if claimed.is_empty() {
@@ -179,14 +191,28 @@ impl Worker {
         let (done_tx, mut done_rx) = mpsc::unbounded_channel();
 
         let dispatch = async {
+            let mut stop = stop.clone();
             let mut pacer = Pacer::new(self.config.rate_per_second);
-            for m in claimed {
+            let mut unsent = Vec::new();
+            let mut claimed = claimed.into_iter();
+            for m in claimed.by_ref() {
                 // Closed when recording fails: then nothing more is sent.
-                let Ok(permit) = permits.clone().acquire_owned().await else {
+                let permit = tokio::select! {
+                    p = permits.clone().acquire_owned() => p.ok(),
+                    _ = stop.wait_for(|s| *s) => None,
+                };
+                let Some(permit) = permit else {
+                    unsent.push(m.id);
                     break;
                 };
                 if let Some(at) = pacer.next_slot() {
-                    tokio::time::sleep_until(at).await;
+                    tokio::select! {
+                        () = tokio::time::sleep_until(at) => {}
+                        _ = stop.wait_for(|s| *s) => {
+                            unsent.push(m.id);
+                            break;
+                        }
+                    }
                 }
                 let transport = self.transport.clone();
                 let done = done_tx.clone();
@@ -195,7 +221,9 @@ impl Worker {
                     let _ = done.send((m, outcome, permit));
                 });
             }
+            unsent.extend(claimed.map(|m| m.id));
             drop(done_tx);
+            unsent
         };
 
         let record = async {
@@ -231,7 +259,10 @@ impl Worker {
             Ok(summary)
         };
 
-        let ((), summary) = tokio::join!(dispatch, record);
+        let (unsent, summary) = tokio::join!(dispatch, record);
+        if !unsent.is_empty() {
+            self.store.release_claims(&unsent).await?;
+        }
         summary
     }
 

@@ -170,6 +170,10 @@ pub trait Store: Send + Sync + 'static {
         outcomes: &[(i64, String, Delivery)],
     ) -> Result<(), StoreError>;
 
+    /// Gives claimed messages that were not sent back to the queue, as
+    /// they were (a daemon stopping mid-batch).
+    async fn release_claims(&self, ids: &[i64]) -> Result<(), StoreError>;
+
     async fn outbox_counts(&self) -> Result<OutboxCounts, StoreError>;
 
     async fn outbox_failures(&self, limit: u32) -> Result<Vec<OutboxFailure>, StoreError>;

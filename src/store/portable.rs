@@ -845,6 +845,35 @@ where
     Ok(())
 }
 
+/// Undoes claims that were never used: the attempt did not happen.
+pub(super) async fn release_claims<DB>(
+    conn: &mut DB::Connection,
+    ids: &[i64],
+) -> Result<(), StoreError>
+where
+    DB: Database,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
+    for<'q> i64: Encode<'q, DB> + Type<DB>,
+{
+    for chunk in ids.chunks(1000) {
+        let sql = format!(
+            "UPDATE outbox SET state = 'queued', claimed_until = NULL, attempts = attempts - 1 \
+             WHERE state = 'sending' AND id IN ({})",
+            (1..=chunk.len())
+                .map(|i| format!("${i}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        let mut update = sqlx::query::<DB>(&sql);
+        for id in chunk {
+            update = update.bind(*id);
+        }
+        update.execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
 /// `rows` groups of `per_row` numbered placeholders ($1, $2, …), each group
 /// formatted by `row`, joined by commas.
 fn placeholders(rows: usize, per_row: usize, row: impl Fn(&[String]) -> String) -> String {

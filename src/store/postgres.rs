@@ -334,6 +334,13 @@ impl Store for PostgresStore {
         Ok(())
     }
 
+    async fn release_claims(&self, ids: &[i64]) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        portable::release_claims::<Postgres>(&mut tx, ids).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
     async fn retry_failed(&self) -> Result<u64, StoreError> {
         let mut tx = self.pool.begin().await?;
         let n = portable::retry_failed::<Postgres>(&mut tx, Utc::now()).await?;

@@ -322,6 +322,13 @@ impl Store for SqliteStore {
         Ok(())
     }
 
+    async fn release_claims(&self, ids: &[i64]) -> Result<(), StoreError> {
+        let mut tx = self.write.begin_with("BEGIN IMMEDIATE").await?;
+        portable::release_claims::<Sqlite>(&mut tx, ids).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
     async fn retry_failed(&self) -> Result<u64, StoreError> {
         let mut tx = self.write.begin_with("BEGIN IMMEDIATE").await?;
         let n = portable::retry_failed::<Sqlite>(&mut tx, Utc::now()).await?;
