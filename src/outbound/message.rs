@@ -147,3 +147,104 @@ pub fn load_dkim(config: &MailConfig) -> Result<Option<DkimConfig>, MessageError
         key,
     )))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Config, ConfigSource, EMBEDDED_DEFAULT};
+
+    fn rendered() -> Rendered {
+        Rendered {
+            subject: "Ftesë për konsultim".into(),
+            text: "Mjafton t'i përgjigjeni këtij emaili.\n".into(),
+            html: "<p>Mjafton t'i përgjigjeni këtij emaili.</p>".into(),
+        }
+    }
+
+    #[test]
+    fn a_configured_dkim_key_signs_every_message() {
+        let dir = tempfile::tempdir().unwrap();
+        // An Ed25519 key as lettre reads it: the 32-byte seed in base64.
+        let key = dir.path().join("dkim.key");
+        std::fs::write(&key, "nWGxne/9WmC6hEr0kuwsxERJxWl7MmkZcDusAxyuf2A=\n").unwrap();
+        let mut config = Config::parse(ConfigSource::Embedded, EMBEDDED_DEFAULT, &[]).unwrap();
+        config.mail.dkim_selector = "cocreate2026".into();
+        config.mail.dkim_key_file = key.display().to_string();
+        let dkim = load_dkim(&config.mail).unwrap().expect("configured");
+        let from = EmailAddress::parse("ogp-poc@office.example").unwrap();
+        let to = EmailAddress::parse("cso@example.org").unwrap();
+        let r = rendered();
+        let bytes = build(
+            &Outgoing {
+                from_name: "Pika e Kontaktit",
+                from: &from,
+                to_name: "Shoqata",
+                to: &to,
+                reply_to: None,
+                message_id: "key.random@ogp.office.example",
+                rendered: &r,
+                list: None,
+                attachments: &[],
+            },
+            Some(&dkim),
+        )
+        .unwrap();
+        let text = String::from_utf8_lossy(&bytes);
+        let signature = text
+            .lines()
+            .find(|l| l.starts_with("DKIM-Signature:"))
+            .expect("signed");
+        assert!(signature.contains("a=ed25519-sha256"), "{signature}");
+        let folded: String = text
+            .split("DKIM-Signature:")
+            .nth(1)
+            .unwrap()
+            .split("\r\n")
+            .take_while(|l| !l.contains(':') || l.starts_with(' ') || l.starts_with('\t'))
+            .collect();
+        assert!(folded.contains("d=ogp.office.example"), "{folded}");
+        assert!(folded.contains("s=cocreate2026"), "{folded}");
+
+        config.mail.dkim_key_file = dir.path().join("missing.key").display().to_string();
+        assert!(load_dkim(&config.mail).is_err());
+        std::fs::write(&key, "not a key").unwrap();
+        config.mail.dkim_key_file = key.display().to_string();
+        assert_eq!(
+            load_dkim(&config.mail).unwrap_err().to_string(),
+            format!(
+                "the DKIM key {} is neither an RSA (PKCS#1 PEM) nor an Ed25519 key",
+                key.display()
+            )
+        );
+    }
+
+    #[test]
+    fn names_cannot_inject_headers() {
+        let from = EmailAddress::parse("ogp-poc@office.example").unwrap();
+        let to = EmailAddress::parse("cso@example.org").unwrap();
+        let mut r = rendered();
+        r.subject = "Hello\r\nBcc: victim@example.org".into();
+        let bytes = build(
+            &Outgoing {
+                from_name: "Office\r\nBcc: victim@example.org",
+                from: &from,
+                to_name: "Shoqata\nX-Evil: 1",
+                to: &to,
+                reply_to: None,
+                message_id: "key.random@ogp.office.example",
+                rendered: &r,
+                list: None,
+                attachments: &[],
+            },
+            None,
+        )
+        .unwrap();
+        let text = String::from_utf8_lossy(&bytes);
+        assert!(
+            !text
+                .lines()
+                .any(|l| l.starts_with("Bcc:") || l.starts_with("X-Evil:")),
+            "{text}"
+        );
+    }
+}
