@@ -7,6 +7,7 @@ pub mod commands;
 pub mod config;
 pub mod consultation;
 pub mod domain;
+pub mod inbound;
 pub mod outbound;
 pub mod registry;
 pub mod serve;

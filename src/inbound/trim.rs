@@ -1,0 +1,247 @@
+//! Separating what the sender wrote from the history their client quoted
+//! and from their signature. All three are kept; only `reply_text` is shown
+//! as the proposal, the rest folded.
+//!
+//! Replies come from Gmail ("On … wrote:"), Outlook (a From/Sent/To/Subject
+//! block without `>`), Apple Mail and phones, in Albanian, English and the
+//! other languages CSO staff use. Text the sender wrote between quoted lines
+//! is theirs and stays in the reply.
+
+use std::sync::LazyLock;
+
+use regex::Regex;
+use serde::Serialize;
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Trimmed {
+    pub reply_text: String,
+    pub quoted_text: String,
+    pub signature: String,
+}
+
+/// "On Tue, 3 Mar 2026 at 10:00, Name <a@b> wrote:" in many languages; the
+/// header may be split over two lines by the client.
+static QUOTE_HEADER: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(
+        r"(?ix)^\s*
+        (?:on|le|am|il|el|em|op|den|på|më|në|w\s+dniu|dne|dana|il\s+giorno|в|el\s+día)\b .{0,300}?
+        (?:wrote|a\s+écrit|schrieb|ha\s+scritto|escribió|escreveu|schreef|skrev|shkroi|ka\s+shkruar|
+           napisał\(a\)|napisał|napisała|napsal|написал\(а\)|написал|написала|kirjoitti|írta)
+        \s*:?\s*$",
+    )
+    .expect("valid")
+});
+
+/// A quote header that ends the line without an opening word, as Russian,
+/// Finnish and some phone clients write it ("2026-03-03 10:00 GMT+01:00, Name <a@b>:").
+static TRAILING_WROTE: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?i)^.{0,200}<[^>\s]+@[^>\s]+>.{0,40}(?:wrote|написал\(а\)|написал|kirjoitti|shkroi)\s*:\s*$")
+        .expect("valid")
+});
+
+static ORIGINAL_MESSAGE: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(concat!(
+        r"(?i)^\s*-{2,}\s*(?:original\s+message|message\s+d'origine|ursprüngliche\s+nachricht|",
+        r"mesazhi\s+origjinal|messaggio\s+originale|mensaje\s+original|mensagem\s+original|",
+        r"oprindelig\s+meddelelse|opprinnelig\s+melding|ursprungligt\s+meddelande|",
+        r"alkuperäinen\s+viesti|oorspronkelijk\s+bericht|исходное\s+сообщение)\s*-{2,}\s*$"
+    ))
+    .expect("valid")
+});
+
+static FROM_LINE: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?i)^\s*\*?(?:from|de|von|da|nga|från|fra|van|lähettäjä|от|od|de\s*:)\*?\s*:\s*\S")
+        .expect("valid")
+});
+
+static SENT_LINE: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(
+        r"(?i)^\s*\*?(?:sent|date|envoyé|gesendet|inviato|enviado|enviada|dërguar|data|datë|skickat|sendt|verzonden|lähetetty|отправлено|дата|datum|to|à|an|a|për|para)\*?\s*:",
+    )
+    .expect("valid")
+});
+
+static PHONE_SIGNATURE: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(
+        r"(?i)^\s*(?:sent\s+from\s+my|sent\s+from\s+(?:mail|outlook|yahoo)|get\s+outlook\s+for|sent\s+via|dërguar\s+nga|envoyé\s+de\s+mon|gesendet\s+von\s+meinem|von\s+meinem|inviato\s+da|enviado\s+desde\s+mi|enviado\s+do\s+meu)\b.{0,60}$",
+    )
+    .expect("valid")
+});
+
+/// Splits a plain-text body.
+pub fn trim(body: &str) -> Trimmed {
+    let text = body.replace("\r\n", "\n").replace('\r', "\n");
+    let lines: Vec<&str> = text.lines().collect();
+
+    let (mine, mut quoted): (Vec<&str>, Vec<&str>) = match quote_start(&lines) {
+        Some(start) => {
+            let before = &lines[..start];
+            if before
+                .iter()
+                .all(|l| l.trim().is_empty() || l.trim_start().starts_with('>'))
+            {
+                // Bottom-posting: the reply follows the quoted history.
+                let mut mine = Vec::new();
+                let mut history = Vec::new();
+                for (i, l) in lines.iter().enumerate() {
+                    if i == start || l.trim_start().starts_with('>') {
+                        history.push(*l);
+                    } else {
+                        mine.push(*l);
+                    }
+                }
+                (mine, history)
+            } else {
+                (before.to_vec(), lines[start..].to_vec())
+            }
+        }
+        None => (lines.clone(), Vec::new()),
+    };
+
+    // Lines quoted with '>' are history even between the sender's own lines.
+    let mut reply: Vec<&str> = Vec::new();
+    let mut inline_quotes: Vec<&str> = Vec::new();
+    for l in mine {
+        if l.trim_start().starts_with('>') {
+            inline_quotes.push(l);
+        } else {
+            reply.push(l);
+        }
+    }
+    if !inline_quotes.is_empty() {
+        inline_quotes.extend(std::mem::take(&mut quoted));
+        quoted = inline_quotes;
+    }
+
+    let signature = split_signature(&mut reply);
+    Trimmed {
+        reply_text: tidy(&reply),
+        quoted_text: tidy(&quoted),
+        signature: tidy(&signature),
+    }
+}
+
+/// The first line where quoted history begins, if any.
+fn quote_start(lines: &[&str]) -> Option<usize> {
+    for (i, line) in lines.iter().enumerate() {
+        let unquoted = line.trim_start_matches(['>', ' ']);
+        if QUOTE_HEADER.is_match(unquoted) || TRAILING_WROTE.is_match(unquoted) {
+            return Some(i);
+        }
+        // Gmail wraps a long header: "On …, Name <a@b>" / "wrote:".
+        if let Some(next) = lines.get(i + 1) {
+            let joined = format!("{} {}", unquoted.trim_end(), next.trim_start_matches(['>', ' ']));
+            if unquoted.len() > 10 && QUOTE_HEADER.is_match(&joined) && !next.trim().is_empty() && next.trim().len() < 40 {
+                return Some(i);
+            }
+        }
+        if ORIGINAL_MESSAGE.is_match(line) {
+            return Some(i);
+        }
+        // Outlook: a From: line followed closely by Sent:/Date:/To:.
+        if FROM_LINE.is_match(line)
+            && lines[i + 1..]
+                .iter()
+                .take(4)
+                .any(|l| SENT_LINE.is_match(l))
+        {
+            // Include the rule Outlook draws above the block.
+            let start = if i > 0 && lines[i - 1].trim().chars().all(|c| c == '_' || c == '-') && lines[i - 1].trim().len() >= 10 {
+                i - 1
+            } else {
+                i
+            };
+            return Some(start);
+        }
+    }
+    None
+}
+
+/// Takes the signature off the end of `reply`: from an RFC 3676 "-- " line,
+/// or a phone client's "Sent from my …" among the last lines.
+fn split_signature<'a>(reply: &mut Vec<&'a str>) -> Vec<&'a str> {
+    if let Some(pos) = reply.iter().rposition(|l| l.trim_end() == "--" || *l == "-- ") {
+        // Only near the end: a "--" in the middle of a long text is prose.
+        if reply.len() - pos <= 12 {
+            return reply.split_off(pos);
+        }
+    }
+    let last_text: Vec<usize> = reply
+        .iter()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+        .map(|(i, _)| i)
+        .rev()
+        .take(2)
+        .collect();
+    if let Some(&pos) = last_text.iter().rev().find(|&&i| PHONE_SIGNATURE.is_match(reply[i])) {
+        return reply.split_off(pos);
+    }
+    Vec::new()
+}
+
+fn tidy(lines: &[&str]) -> String {
+    let mut out = String::new();
+    let mut blank = 0;
+    for l in lines.iter().map(|l| l.trim_end()) {
+        if l.is_empty() {
+            blank += 1;
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(if blank > 0 { "\n\n" } else { "\n" });
+        }
+        blank = 0;
+        out.push_str(l);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gmail_top_posting_in_english_and_albanian() {
+        let t = trim("Propozimi ynë është i thjeshtë.\n\nMe respekt,\nArta\n\nMë 3 mars 2026, në 10:00, Pika e Kontaktit <consult+abc@ogp.example> shkroi:\n> Ftesë për konsultim\n> Afati: 11 janar\n");
+        assert_eq!(t.reply_text, "Propozimi ynë është i thjeshtë.\n\nMe respekt,\nArta");
+        assert!(t.quoted_text.starts_with("Më 3 mars 2026"));
+        let t = trim("We propose monthly budget data.\n\nOn Tue, 3 Mar 2026 at 10:00, OGP Office <consult+abc@ogp.example> wrote:\n> Invitation\n");
+        assert_eq!(t.reply_text, "We propose monthly budget data.");
+    }
+
+    #[test]
+    fn gmail_header_split_over_two_lines() {
+        let t = trim("Yes, we support this.\n\nOn Tue, 3 Mar 2026 at 10:00, OGP Office <consult+abc@ogp.example>\nwrote:\n> Invitation\n");
+        assert_eq!(t.reply_text, "Yes, we support this.");
+    }
+
+    #[test]
+    fn outlook_block_without_quote_marks() {
+        let t = trim("Please find our proposal below.\n1. Open data\n\n________________________________\nFrom: OGP Office <consult+abc@ogp.example>\nSent: Tuesday, March 3, 2026 10:00 AM\nTo: info@cso.al\nSubject: Invitation\n\nDear colleagues,\n");
+        assert_eq!(t.reply_text, "Please find our proposal below.\n1. Open data");
+        assert!(t.quoted_text.starts_with("________________________________\nFrom: OGP Office"));
+        let sq = trim("Propozimi ynë.\n\nNga: Zyra OGP <consult+abc@ogp.example>\nDërguar: e martë, 3 mars 2026 10:00\nPër: info@cso.al\nSubjekti: Ftesë\n");
+        assert_eq!(sq.reply_text, "Propozimi ynë.");
+    }
+
+    #[test]
+    fn text_between_quoted_lines_is_kept() {
+        let t = trim("On Tue, 3 Mar 2026, OGP <consult+abc@ogp.example> wrote:\n> Question one?\nOur answer one.\n> Question two?\nOur answer two.\n");
+        assert_eq!(t.reply_text, "Our answer one.\nOur answer two.");
+        assert!(t.quoted_text.contains("> Question one?"));
+    }
+
+    #[test]
+    fn signatures_are_set_aside_but_prose_stays() {
+        let t = trim("Our proposal: publish contracts.\n\n-- \nArta Hoxha\nQendra X\n");
+        assert_eq!(t.reply_text, "Our proposal: publish contracts.");
+        assert_eq!(t.signature, "--\nArta Hoxha\nQendra X");
+        let phone = trim("Agree with draft 2.\n\nSent from my iPhone\n");
+        assert_eq!(phone.reply_text, "Agree with draft 2.");
+        assert_eq!(phone.signature, "Sent from my iPhone");
+        let prose = trim("On reflection we think the deadline is too short, and we wrote to the ministry about it.\n");
+        assert_eq!(prose.reply_text, "On reflection we think the deadline is too short, and we wrote to the ministry about it.");
+        assert_eq!(prose.quoted_text, "");
+    }
+}
