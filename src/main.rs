@@ -56,6 +56,20 @@ enum Command {
     /// The queue every outgoing message goes through.
     #[command(subcommand)]
     Outbox(OutboxCommand),
+    /// Inbound mail.
+    #[command(subcommand)]
+    Mail(MailCommand),
+}
+
+#[derive(Subcommand)]
+enum MailCommand {
+    /// Show, as JSON, how cocreate reads one message: its classification,
+    /// where it would be threaded and why, and what the sender wrote apart
+    /// from quotes and signature. Changes nothing.
+    Inspect {
+        /// An .eml file, or - for standard input.
+        file: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -404,6 +418,21 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
                         .await?;
                 }
             }
+        }
+        Command::Mail(MailCommand::Inspect { file }) => {
+            let raw = if file.as_os_str() == "-" {
+                let mut buf = Vec::new();
+                std::io::Read::read_to_end(&mut std::io::stdin(), &mut buf)?;
+                buf
+            } else {
+                std::fs::read(&file)
+                    .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", file.display()))?
+            };
+            let store = store::open(&config.database).await?;
+            let inspection =
+                cocreate::inbound::inspect::inspect(store.as_ref(), &config, &raw).await?;
+            serde_json::to_writer_pretty(&mut out, &inspection)?;
+            writeln!(out)?;
         }
         Command::Outbox(cmd) => {
             let store = store::open(&config.database).await?;

@@ -8,7 +8,8 @@ use std::str::FromStr;
 /// and `info@gmailcom` is a far likelier typo than a real dot-less domain.
 /// The domain is lower-cased so that the same mailbox is one address; the
 /// local part is kept as written because some servers treat it case-sensitively.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[serde(transparent)]
 pub struct EmailAddress(String);
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -23,20 +23,27 @@ pub struct Trimmed {
 /// header may be split over two lines by the client.
 static QUOTE_HEADER: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(
-        r"(?ix)^\s*
+        r"(?ix)^\s*(?:-{2,}\s*)?
         (?:on|le|am|il|el|em|op|den|på|më|në|w\s+dniu|dne|dana|il\s+giorno|в|el\s+día)\b .{0,300}?
         (?:wrote|a\s+écrit|schrieb|ha\s+scritto|escribió|escreveu|schreef|skrev|shkroi|ka\s+shkruar|
            napisał\(a\)|napisał|napisała|napsal|написал\(а\)|написал|написала|kirjoitti|írta)
-        \s*:?\s*$",
+        \s*:?\s*(?:-{2,})?\s*$",
     )
     .expect("valid")
 });
 
+/// German clients put the name after the verb: `Am 13.12.2017 schrieb "Name <a@b>":`.
+static GERMAN_HEADER: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"(?i)^\s*am\s.{0,100}\bschrieb\b.{0,160}:\s*$").expect("valid"));
+
 /// A quote header that ends the line without an opening word, as Russian,
 /// Finnish and some phone clients write it ("2026-03-03 10:00 GMT+01:00, Name <a@b>:").
 static TRAILING_WROTE: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?i)^.{0,200}<[^>\s]+@[^>\s]+>.{0,40}(?:wrote|написал\(а\)|написал|kirjoitti|shkroi)\s*:\s*$")
-        .expect("valid")
+    Regex::new(concat!(
+        r"(?i)^(?:.{0,200}<[^>\s]+@[^>\s]+>.{0,40}(?:wrote|shkroi)",
+        r"|.{0,200}(?:írta|kirjoitti|написал\(а\)|написал|napisał\(a\)))\s*:\s*$"
+    ))
+    .expect("valid")
 });
 
 static ORIGINAL_MESSAGE: LazyLock<Regex> = LazyLock::new(|| {
@@ -44,19 +51,19 @@ static ORIGINAL_MESSAGE: LazyLock<Regex> = LazyLock::new(|| {
         r"(?i)^\s*-{2,}\s*(?:original\s+message|message\s+d'origine|ursprüngliche\s+nachricht|",
         r"mesazhi\s+origjinal|messaggio\s+originale|mensaje\s+original|mensagem\s+original|",
         r"oprindelig\s+meddelelse|opprinnelig\s+melding|ursprungligt\s+meddelande|",
-        r"alkuperäinen\s+viesti|oorspronkelijk\s+bericht|исходное\s+сообщение)\s*-{2,}\s*$"
+        r"alkuperäinen\s+viesti|oorspronkelijk\s+bericht|oprindelig\s+besked|исходное\s+сообщение)\s*-{2,}\s*$"
     ))
     .expect("valid")
 });
 
 static FROM_LINE: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?i)^\s*\*?(?:from|de|von|da|nga|från|fra|van|lähettäjä|от|od|de\s*:)\*?\s*:\s*\S")
+    Regex::new(r"(?i)^\s*\*?(?:from|de|von|da|nga|från|fra|van|lähettäjä|от|od)\*?\s*:\s*\S")
         .expect("valid")
 });
 
 static SENT_LINE: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(
-        r"(?i)^\s*\*?(?:sent|date|envoyé|gesendet|inviato|enviado|enviada|dërguar|data|datë|skickat|sendt|verzonden|lähetetty|отправлено|дата|datum|to|à|an|a|për|para)\*?\s*:",
+        r"(?i)^\s*\*?(?:sent|date|envoyé|gesendet|inviato|enviado|enviada|dërguar|data|datë|skickat|sendt|verzonden|lähetetty|отправлено|дата|datum|dato|to|til|à|an|a|për|para)\*?\s*:",
     )
     .expect("valid")
 });
@@ -125,33 +132,41 @@ pub fn trim(body: &str) -> Trimmed {
 fn quote_start(lines: &[&str]) -> Option<usize> {
     for (i, line) in lines.iter().enumerate() {
         let unquoted = line.trim_start_matches(['>', ' ']);
-        if QUOTE_HEADER.is_match(unquoted) || TRAILING_WROTE.is_match(unquoted) {
+        if QUOTE_HEADER.is_match(unquoted)
+            || TRAILING_WROTE.is_match(unquoted)
+            || GERMAN_HEADER.is_match(unquoted)
+        {
             return Some(i);
         }
-        // Gmail wraps a long header: "On …, Name <a@b>" / "wrote:".
-        if let Some(next) = lines.get(i + 1) {
-            let joined = format!("{} {}", unquoted.trim_end(), next.trim_start_matches(['>', ' ']));
-            if unquoted.len() > 10 && QUOTE_HEADER.is_match(&joined) && !next.trim().is_empty() && next.trim().len() < 40 {
-                return Some(i);
+        // Clients wrap a long header over two or three lines:
+        // "On Dec 16, 2011, at 12:47 PM, Name" / "<a@b>" / "wrote:".
+        if unquoted.len() > 5 {
+            let mut joined = unquoted.trim_end().to_string();
+            for next in lines.iter().skip(i + 1).take(2) {
+                let next = next.trim_start_matches(['>', ' ']).trim_end();
+                if next.is_empty() || next.len() > 80 {
+                    break;
+                }
+                joined.push(' ');
+                joined.push_str(next);
+                if QUOTE_HEADER.is_match(&joined) {
+                    return Some(i);
+                }
             }
         }
         if ORIGINAL_MESSAGE.is_match(line) {
             return Some(i);
         }
         // Outlook: a From: line followed closely by Sent:/Date:/To:.
-        if FROM_LINE.is_match(line)
-            && lines[i + 1..]
-                .iter()
-                .take(4)
-                .any(|l| SENT_LINE.is_match(l))
+        if FROM_LINE.is_match(line) && lines[i + 1..].iter().take(4).any(|l| SENT_LINE.is_match(l))
         {
-            // Include the rule Outlook draws above the block.
-            let start = if i > 0 && lines[i - 1].trim().chars().all(|c| c == '_' || c == '-') && lines[i - 1].trim().len() >= 10 {
-                i - 1
-            } else {
-                i
+            // Include the rule Outlook draws above the block, if any.
+            let is_rule = |l: &str| {
+                let t = l.trim();
+                t.len() >= 10 && t.chars().all(|c| c == '_' || c == '-')
             };
-            return Some(start);
+            let rule = (i.saturating_sub(2)..i).find(|&j| is_rule(lines[j]));
+            return Some(rule.unwrap_or(i));
         }
     }
     None
@@ -160,7 +175,10 @@ fn quote_start(lines: &[&str]) -> Option<usize> {
 /// Takes the signature off the end of `reply`: from an RFC 3676 "-- " line,
 /// or a phone client's "Sent from my …" among the last lines.
 fn split_signature<'a>(reply: &mut Vec<&'a str>) -> Vec<&'a str> {
-    if let Some(pos) = reply.iter().rposition(|l| l.trim_end() == "--" || *l == "-- ") {
+    if let Some(pos) = reply
+        .iter()
+        .rposition(|l| l.trim_end() == "--" || *l == "-- ")
+    {
         // Only near the end: a "--" in the middle of a long text is prose.
         if reply.len() - pos <= 12 {
             return reply.split_off(pos);
@@ -174,7 +192,11 @@ fn split_signature<'a>(reply: &mut Vec<&'a str>) -> Vec<&'a str> {
         .rev()
         .take(2)
         .collect();
-    if let Some(&pos) = last_text.iter().rev().find(|&&i| PHONE_SIGNATURE.is_match(reply[i])) {
+    if let Some(&pos) = last_text
+        .iter()
+        .rev()
+        .find(|&&i| PHONE_SIGNATURE.is_match(reply[i]))
+    {
         return reply.split_off(pos);
     }
     Vec::new()
@@ -203,31 +225,52 @@ mod tests {
 
     #[test]
     fn gmail_top_posting_in_english_and_albanian() {
-        let t = trim("Propozimi ynë është i thjeshtë.\n\nMe respekt,\nArta\n\nMë 3 mars 2026, në 10:00, Pika e Kontaktit <consult+abc@ogp.example> shkroi:\n> Ftesë për konsultim\n> Afati: 11 janar\n");
-        assert_eq!(t.reply_text, "Propozimi ynë është i thjeshtë.\n\nMe respekt,\nArta");
+        let t = trim(
+            "Propozimi ynë është i thjeshtë.\n\nMe respekt,\nArta\n\nMë 3 mars 2026, në 10:00, Pika e Kontaktit <consult+abc@ogp.example> shkroi:\n> Ftesë për konsultim\n> Afati: 11 janar\n",
+        );
+        assert_eq!(
+            t.reply_text,
+            "Propozimi ynë është i thjeshtë.\n\nMe respekt,\nArta"
+        );
         assert!(t.quoted_text.starts_with("Më 3 mars 2026"));
-        let t = trim("We propose monthly budget data.\n\nOn Tue, 3 Mar 2026 at 10:00, OGP Office <consult+abc@ogp.example> wrote:\n> Invitation\n");
+        let t = trim(
+            "We propose monthly budget data.\n\nOn Tue, 3 Mar 2026 at 10:00, OGP Office <consult+abc@ogp.example> wrote:\n> Invitation\n",
+        );
         assert_eq!(t.reply_text, "We propose monthly budget data.");
     }
 
     #[test]
     fn gmail_header_split_over_two_lines() {
-        let t = trim("Yes, we support this.\n\nOn Tue, 3 Mar 2026 at 10:00, OGP Office <consult+abc@ogp.example>\nwrote:\n> Invitation\n");
+        let t = trim(
+            "Yes, we support this.\n\nOn Tue, 3 Mar 2026 at 10:00, OGP Office <consult+abc@ogp.example>\nwrote:\n> Invitation\n",
+        );
         assert_eq!(t.reply_text, "Yes, we support this.");
     }
 
     #[test]
     fn outlook_block_without_quote_marks() {
-        let t = trim("Please find our proposal below.\n1. Open data\n\n________________________________\nFrom: OGP Office <consult+abc@ogp.example>\nSent: Tuesday, March 3, 2026 10:00 AM\nTo: info@cso.al\nSubject: Invitation\n\nDear colleagues,\n");
-        assert_eq!(t.reply_text, "Please find our proposal below.\n1. Open data");
-        assert!(t.quoted_text.starts_with("________________________________\nFrom: OGP Office"));
-        let sq = trim("Propozimi ynë.\n\nNga: Zyra OGP <consult+abc@ogp.example>\nDërguar: e martë, 3 mars 2026 10:00\nPër: info@cso.al\nSubjekti: Ftesë\n");
+        let t = trim(
+            "Please find our proposal below.\n1. Open data\n\n________________________________\nFrom: OGP Office <consult+abc@ogp.example>\nSent: Tuesday, March 3, 2026 10:00 AM\nTo: info@cso.al\nSubject: Invitation\n\nDear colleagues,\n",
+        );
+        assert_eq!(
+            t.reply_text,
+            "Please find our proposal below.\n1. Open data"
+        );
+        assert!(
+            t.quoted_text
+                .starts_with("________________________________\nFrom: OGP Office")
+        );
+        let sq = trim(
+            "Propozimi ynë.\n\nNga: Zyra OGP <consult+abc@ogp.example>\nDërguar: e martë, 3 mars 2026 10:00\nPër: info@cso.al\nSubjekti: Ftesë\n",
+        );
         assert_eq!(sq.reply_text, "Propozimi ynë.");
     }
 
     #[test]
     fn text_between_quoted_lines_is_kept() {
-        let t = trim("On Tue, 3 Mar 2026, OGP <consult+abc@ogp.example> wrote:\n> Question one?\nOur answer one.\n> Question two?\nOur answer two.\n");
+        let t = trim(
+            "On Tue, 3 Mar 2026, OGP <consult+abc@ogp.example> wrote:\n> Question one?\nOur answer one.\n> Question two?\nOur answer two.\n",
+        );
         assert_eq!(t.reply_text, "Our answer one.\nOur answer two.");
         assert!(t.quoted_text.contains("> Question one?"));
     }
@@ -240,8 +283,13 @@ mod tests {
         let phone = trim("Agree with draft 2.\n\nSent from my iPhone\n");
         assert_eq!(phone.reply_text, "Agree with draft 2.");
         assert_eq!(phone.signature, "Sent from my iPhone");
-        let prose = trim("On reflection we think the deadline is too short, and we wrote to the ministry about it.\n");
-        assert_eq!(prose.reply_text, "On reflection we think the deadline is too short, and we wrote to the ministry about it.");
+        let prose = trim(
+            "On reflection we think the deadline is too short, and we wrote to the ministry about it.\n",
+        );
+        assert_eq!(
+            prose.reply_text,
+            "On reflection we think the deadline is too short, and we wrote to the ministry about it."
+        );
         assert_eq!(prose.quoted_text, "");
     }
 }

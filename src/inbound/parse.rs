@@ -1,0 +1,217 @@
+//! Reading one RFC 5322 message with mail-parser into what the rest of the
+//! inbound path needs. HTML-only mail becomes readable text; charsets such
+//! as ISO-8859-2 and Windows-1250 are decoded by mail-parser.
+
+use mail_parser::{Address, HeaderValue, MessageParser, MimeHeaders};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use crate::domain::EmailAddress;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ParseError {
+    #[error("the message cannot be parsed as email")]
+    Unparseable,
+    #[error("the message has no sender address (From)")]
+    NoSender,
+}
+
+/// An attachment as listed; its bytes stay in the raw message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AttachmentInfo {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub content_type: String,
+    pub size: usize,
+    pub sha256: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Parsed {
+    pub message_id: Option<String>,
+    pub from: EmailAddress,
+    pub from_name: Option<String>,
+    /// To, Cc, Delivered-To, X-Original-To and Envelope-To, lower-cased.
+    pub recipients: Vec<String>,
+    pub in_reply_to: Vec<String>,
+    pub references: Vec<String>,
+    pub subject: String,
+    pub body: String,
+    pub attachments: Vec<AttachmentInfo>,
+    /// Every header, name lower-cased, value as text.
+    #[serde(skip)]
+    pub headers: Vec<(String, String)>,
+}
+
+impl Parsed {
+    /// The first value of a header, by lower-case name.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+fn addresses(value: &HeaderValue<'_>, out: &mut Vec<String>) {
+    if let Some(list) = value.as_address() {
+        let items: Vec<_> = match list {
+            Address::List(l) => l.iter().collect(),
+            Address::Group(g) => g.iter().flat_map(|g| g.addresses.iter()).collect(),
+        };
+        for a in items {
+            if let Some(addr) = a.address() {
+                out.push(addr.trim().to_ascii_lowercase());
+            }
+        }
+    } else if let Some(text) = value.as_text() {
+        for part in text.split([',', ' ']) {
+            let a = part.trim().trim_matches(['<', '>']);
+            if a.contains('@') {
+                out.push(a.to_ascii_lowercase());
+            }
+        }
+    }
+}
+
+fn ids(value: &HeaderValue<'_>) -> Vec<String> {
+    match value {
+        HeaderValue::Text(t) => vec![t.to_string()],
+        HeaderValue::TextList(l) => l.iter().map(|t| t.to_string()).collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// Attachment names come from strangers: keep the last path component,
+/// drop control characters and leading dots, and bound the length.
+pub fn safe_file_name(raw: &str, index: usize) -> String {
+    let base = raw.rsplit(['/', '\\']).next().unwrap_or("");
+    let cleaned: String = base
+        .chars()
+        .filter(|c| !c.is_control() && !matches!(c, '<' | '>' | ':' | '"' | '|' | '?' | '*'))
+        .collect();
+    let cleaned = cleaned.trim().trim_start_matches('.').trim();
+    if cleaned.is_empty() {
+        format!("attachment-{}", index + 1)
+    } else {
+        cleaned.chars().take(120).collect()
+    }
+}
+
+pub fn parse(raw: &[u8]) -> Result<Parsed, ParseError> {
+    let message = MessageParser::default()
+        .parse(raw)
+        .ok_or(ParseError::Unparseable)?;
+    let from_addr = message
+        .from()
+        .and_then(|f| f.first())
+        .ok_or(ParseError::NoSender)?;
+    let from = from_addr
+        .address()
+        .and_then(|a| EmailAddress::parse(a).ok())
+        .ok_or(ParseError::NoSender)?;
+    let from_name = from_addr
+        .name()
+        .map(|n| n.trim().to_string())
+        .filter(|n| !n.is_empty());
+
+    let mut recipients = Vec::new();
+    for name in ["To", "Cc", "Delivered-To", "X-Original-To", "Envelope-To"] {
+        for v in message.header_values(name) {
+            addresses(v, &mut recipients);
+        }
+    }
+    recipients.dedup();
+
+    let headers = message
+        .headers_raw()
+        .map(|(n, v)| {
+            (
+                n.to_ascii_lowercase(),
+                v.split_whitespace().collect::<Vec<_>>().join(" "),
+            )
+        })
+        .collect();
+
+    let attachments = message
+        .attachments()
+        .enumerate()
+        .map(|(i, a)| {
+            let content_type = a
+                .content_type()
+                .map(|ct| match ct.subtype() {
+                    Some(sub) => format!("{}/{}", ct.ctype(), sub),
+                    None => ct.ctype().to_string(),
+                })
+                .unwrap_or_else(|| "application/octet-stream".into());
+            let name = safe_file_name(a.attachment_name().unwrap_or(""), i);
+            let bytes = a.contents();
+            AttachmentInfo {
+                name,
+                content_type,
+                size: bytes.len(),
+                sha256: hex(&Sha256::digest(bytes)),
+            }
+        })
+        .collect();
+
+    Ok(Parsed {
+        message_id: message.message_id().map(str::to_owned),
+        from,
+        from_name,
+        recipients,
+        in_reply_to: ids(message.in_reply_to()),
+        references: ids(message.references()),
+        subject: message.subject().unwrap_or("").trim().to_string(),
+        body: message
+            .body_text(0)
+            .map(|b| b.into_owned())
+            .unwrap_or_default(),
+        attachments,
+        headers,
+    })
+}
+
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn attachment_names_cannot_climb_out_of_a_folder() {
+        assert_eq!(safe_file_name("../../etc/passwd", 0), "passwd");
+        assert_eq!(
+            safe_file_name("C:\\Users\\x\\propozim.pdf", 0),
+            "propozim.pdf"
+        );
+        assert_eq!(safe_file_name(".hidden", 0), "hidden");
+        assert_eq!(safe_file_name("..", 2), "attachment-3");
+        assert_eq!(safe_file_name("a\u{0}b\r\n.pdf", 0), "ab.pdf");
+    }
+
+    #[test]
+    fn html_only_mail_becomes_text_and_charsets_are_decoded() {
+        let raw = b"From: =?iso-8859-2?q?Arta_Hoxha?= <arta@cso.al>\r\nTo: consult+abc@ogp.example\r\nSubject: =?windows-1250?q?Propozim_p=EBr_buxhetin?=\r\nContent-Type: text/html; charset=windows-1250\r\n\r\n<html><body><p>P\xebrsh\xebndetje,</p><p>Propozimi yn\xeb: <b>t\xeb dh\xebna</b> \xe7do muaj.</p></body></html>\r\n";
+        let p = parse(raw).unwrap();
+        assert_eq!(p.subject, "Propozim për buxhetin");
+        assert!(
+            p.body.contains("Propozimi ynë: të dhëna çdo muaj."),
+            "{}",
+            p.body
+        );
+        assert_eq!(p.from.as_str(), "arta@cso.al");
+        assert_eq!(p.recipients, ["consult+abc@ogp.example"]);
+    }
+
+    #[test]
+    fn broken_mail_is_an_error_not_a_crash() {
+        assert_eq!(parse(b"").unwrap_err(), ParseError::Unparseable);
+        assert_eq!(
+            parse(b"Subject: no sender\r\n\r\nhello\r\n").unwrap_err(),
+            ParseError::NoSender
+        );
+    }
+}

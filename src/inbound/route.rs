@@ -1,0 +1,191 @@
+//! Threading a message to its consultation and CSO, in the order DESIGN.md
+//! gives: the reply key in a recipient address, then in References or
+//! In-Reply-To (our Message-IDs start with it), then a registered sender with
+//! exactly one open consultation among their policy areas. Anything else
+//! waits in the holding pen for the POC.
+
+use chrono::Utc;
+use serde::Serialize;
+
+use super::parse::Parsed;
+use crate::config::Config;
+use crate::consultation::{Consultation, ConsultationState};
+use crate::domain::ReplyKey;
+use crate::registry::relevance::{Matcher, Relevance};
+use crate::store::{Store, StoreError};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RouteMethod {
+    RecipientKey,
+    ReferenceKey,
+    SenderConsultation,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Route {
+    pub method: Option<RouteMethod>,
+    pub consultation: Option<String>,
+    pub cso: Option<String>,
+    pub cso_name: Option<String>,
+    #[serde(skip)]
+    pub consultation_id: Option<i64>,
+    #[serde(skip)]
+    pub cso_id: Option<i64>,
+    /// The reply came from an address other than the one the key was sent to.
+    pub other_sender: bool,
+    /// The consultation's deadline had passed.
+    pub late: bool,
+    pub reason: String,
+}
+
+impl Route {
+    fn unmatched(reason: impl Into<String>) -> Self {
+        Self {
+            method: None,
+            consultation: None,
+            cso: None,
+            cso_name: None,
+            consultation_id: None,
+            cso_id: None,
+            other_sender: false,
+            late: false,
+            reason: reason.into(),
+        }
+    }
+}
+
+/// Reply keys in our plus-addresses: `consult+KEY@domain`.
+fn recipient_keys(p: &Parsed, config: &Config) -> Vec<ReplyKey> {
+    let prefix = format!("{}+", config.mail.reply_local.to_ascii_lowercase());
+    let suffix = format!("@{}", config.mail.domain.to_ascii_lowercase());
+    p.recipients
+        .iter()
+        .filter_map(|r| r.strip_prefix(&prefix)?.strip_suffix(&suffix))
+        .filter_map(|k| ReplyKey::parse(k).ok())
+        .collect()
+}
+
+/// Reply keys at the start of our Message-IDs: `KEY.RANDOM@domain`.
+fn reference_keys(p: &Parsed, config: &Config) -> Vec<ReplyKey> {
+    let suffix = format!("@{}", config.mail.domain.to_ascii_lowercase());
+    p.in_reply_to
+        .iter()
+        .chain(p.references.iter().rev())
+        .filter_map(|id| {
+            let id = id.trim().trim_matches(['<', '>']).to_ascii_lowercase();
+            let local = id.strip_suffix(&suffix)?.to_string();
+            let key = local.split('.').next()?.to_string();
+            ReplyKey::parse(&key).ok()
+        })
+        .collect()
+}
+
+pub async fn route(store: &dyn Store, config: &Config, p: &Parsed) -> Result<Route, StoreError> {
+    let consultations = store.consultations().await?;
+    let today = Utc::now()
+        .with_timezone(&config.office.time_zone)
+        .date_naive();
+    let late = |c: &Consultation| c.state == ConsultationState::Closed || c.spec.closes_on < today;
+
+    let by_key = [
+        (RouteMethod::RecipientKey, recipient_keys(p, config)),
+        (RouteMethod::ReferenceKey, reference_keys(p, config)),
+    ];
+    for (method, keys) in by_key {
+        for key in keys {
+            let Some(record) = store.reply_key(&key).await? else {
+                continue;
+            };
+            let Some(c) = consultations
+                .iter()
+                .find(|c| c.id == record.consultation_id)
+            else {
+                continue;
+            };
+            let csos = store.csos().await?;
+            let cso = csos.iter().find(|x| x.id == record.cso_id);
+            let other_sender = record.address != p.from;
+            return Ok(Route {
+                method: Some(method),
+                consultation: Some(c.spec.reference.clone()),
+                cso: cso.map(|x| x.record.registration_no.to_string()),
+                cso_name: cso.map(|x| x.record.name.clone()),
+                consultation_id: Some(c.id),
+                cso_id: Some(record.cso_id),
+                other_sender,
+                late: late(c),
+                reason: match (method, other_sender) {
+                    (RouteMethod::RecipientKey, false) => {
+                        "reply key in the recipient address".into()
+                    }
+                    (RouteMethod::ReferenceKey, false) => {
+                        "reply key in References/In-Reply-To".into()
+                    }
+                    (_, true) => format!(
+                        "reply key issued to {}, but sent from {}",
+                        record.address, p.from
+                    ),
+                    _ => unreachable!("only key methods here"),
+                },
+            });
+        }
+    }
+
+    // A registered sender with exactly one open consultation in their areas.
+    let csos = store.csos().await?;
+    let senders: Vec<_> = csos
+        .iter()
+        .filter(|c| c.active && c.record.emails.contains(&p.from))
+        .collect();
+    if senders.is_empty() {
+        return Ok(Route::unmatched(format!(
+            "no reply key, and {} is not a registered CSO address",
+            p.from
+        )));
+    }
+    let overrides = store.relevance_overrides().await?;
+    let open: Vec<&Consultation> = consultations
+        .iter()
+        .filter(|c| c.state == ConsultationState::Open)
+        .collect();
+    let mut candidates = Vec::new();
+    for cso in &senders {
+        for c in &open {
+            let area: Vec<_> = config
+                .policy_area(&c.spec.policy_area)
+                .cloned()
+                .into_iter()
+                .collect();
+            let relevant = Matcher::new(&area, &overrides)
+                .assess(cso)
+                .first()
+                .is_some_and(|a| a.relevance != Relevance::None);
+            if relevant {
+                candidates.push((*cso, *c));
+            }
+        }
+    }
+    match candidates.as_slice() {
+        [(cso, c)] => Ok(Route {
+            method: Some(RouteMethod::SenderConsultation),
+            consultation: Some(c.spec.reference.clone()),
+            cso: Some(cso.record.registration_no.to_string()),
+            cso_name: Some(cso.record.name.clone()),
+            consultation_id: Some(c.id),
+            cso_id: Some(cso.id),
+            other_sender: false,
+            late: late(c),
+            reason: "no reply key; the sender's only open consultation".into(),
+        }),
+        [] => Ok(Route::unmatched(format!(
+            "no reply key, and {} has no open consultation in its policy areas",
+            p.from
+        ))),
+        many => Ok(Route::unmatched(format!(
+            "no reply key, and {} could belong to {} open consultations",
+            p.from,
+            many.len()
+        ))),
+    }
+}
