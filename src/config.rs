@@ -96,6 +96,8 @@ pub struct MailConfig {
     pub list_id: String,
     #[serde(default)]
     pub templates_dir: Option<PathBuf>,
+    #[serde(default = "default_receipts_per_hour")]
+    pub receipts_per_address_per_hour: u32,
     #[serde(default)]
     pub dkim_selector: String,
     #[serde(default)]
@@ -166,6 +168,10 @@ pub struct DatabaseConfig {
     pub password_env: Option<String>,
     #[serde(default = "default_max_connections")]
     pub max_connections: u32,
+}
+
+fn default_receipts_per_hour() -> u32 {
+    10
 }
 
 fn default_max_connections() -> u32 {

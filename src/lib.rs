@@ -8,6 +8,7 @@ pub mod config;
 pub mod consultation;
 pub mod domain;
 pub mod inbound;
+pub mod intake;
 pub mod outbound;
 pub mod registry;
 pub mod serve;

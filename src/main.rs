@@ -63,6 +63,17 @@ enum Command {
 
 #[derive(Subcommand)]
 enum MailCommand {
+    /// Take in mail: one message on standard input (for an MTA pipe or
+    /// .forward), or the given .eml files. Each is stored before anything
+    /// else, then made into a proposal with a receipt, recognised as machine
+    /// mail, or put in the holding pen. Exits 75 (EX_TEMPFAIL) when a message
+    /// could not be stored, so the MTA tries again.
+    Ingest {
+        /// .eml files; none means one message on standard input.
+        files: Vec<PathBuf>,
+    },
+    /// List the proposals received.
+    Proposals,
     /// Show, as JSON, how cocreate reads one message: its classification,
     /// where it would be threaded and why, and what the sender wrote apart
     /// from quotes and signature. Changes nothing.
@@ -249,6 +260,10 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         // `cocreate registry list | head`: the reader has what it wanted.
         Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
+        // The MTA keeps the message and tries again later.
+        Err(e) if e.downcast_ref::<commands::mail::NotStored>().is_some() => {
+            fail(&e, ExitCode::from(75))
+        }
         Err(e) => fail(&e, ExitCode::FAILURE),
     }
 }
@@ -418,6 +433,13 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
                         .await?;
                 }
             }
+        }
+        Command::Mail(MailCommand::Ingest { files }) => {
+            return commands::mail::ingest(&config, &files, &mut out).await;
+        }
+        Command::Mail(MailCommand::Proposals) => {
+            let store = store::open(&config.database).await?;
+            commands::mail::proposals(store.as_ref(), &mut out).await?;
         }
         Command::Mail(MailCommand::Inspect { file }) => {
             let raw = if file.as_os_str() == "-" {

@@ -30,6 +30,8 @@ pub enum ServeError {
     #[error(transparent)]
     Template(#[from] TemplateError),
     #[error(transparent)]
+    Intake(crate::outbound::message::MessageError),
+    #[error(transparent)]
     Transport(#[from] TransportError),
     #[error("cannot install the signal handlers: {0}")]
     Signals(std::io::Error),
@@ -55,7 +57,22 @@ pub async fn run(config: Config, demo_mode: bool) -> Result<(), ServeError> {
     }
 
     // Templates are checked now, so a broken override stops the daemon here.
-    Templates::load(config.mail.templates_dir.as_deref())?;
+    let templates = Templates::load(config.mail.templates_dir.as_deref())?;
+    // Messages stored but not processed before a crash are processed now.
+    let dkim = crate::outbound::message::load_dkim(&config.mail).map_err(ServeError::Intake)?;
+    let pending = crate::intake::Intake {
+        store: store.as_ref(),
+        config: &config,
+        templates: &templates,
+        dkim: dkim.as_ref(),
+    }
+    .process_pending()
+    .await;
+    match pending {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(messages = n, "processed mail stored before a restart"),
+        Err(e) => tracing::error!(error = %e, "processing stored mail failed; it stays stored"),
+    }
     let transport = Arc::new(Transport::from_config(&config)?);
     let worker = Worker::new(store.clone(), transport, config.outbox.clone());
     let (stop_worker, stopped) = tokio::sync::watch::channel(false);

@@ -10,6 +10,7 @@ use chrono::Utc;
 use cocreate::consultation::{ConsultationSpec, ConsultationState, DeadlineExtension};
 use cocreate::domain::ReplyKey;
 use cocreate::domain::{EmailAddress, Language, RegistrationNumber};
+use cocreate::intake::types::{InboundState, NewInbound, NewProposal};
 use cocreate::outbound::outbox::{Delivery, NewMessage, ReplyKeyRecord};
 use cocreate::registry::import::{ImportError, ImportMode, ImportOptions, import_bytes};
 use cocreate::registry::relevance::{Relevance, RelevanceOverride};
@@ -56,6 +57,7 @@ conformance!(
     outcomes_are_recorded_and_hard_bounces_mark_the_address,
     an_expired_claim_is_taken_over,
     opt_outs_and_restores_are_kept_with_their_reasons,
+    a_message_is_stored_once_and_has_at_most_one_proposal,
 );
 
 fn record(reg: &str, name: &str, emails: &[&str]) -> CsoRecord {
@@ -695,4 +697,79 @@ async fn opt_outs_and_restores_are_kept_with_their_reasons(db: &TestDb) {
         Some("Asked by phone to receive invitations again")
     );
     assert!(!store.restore_address(&a, "again").await.unwrap());
+}
+
+async fn a_message_is_stored_once_and_has_at_most_one_proposal(db: &TestDb) {
+    let store = db.open().await;
+    let (c, cso) = fixtures(store.as_ref()).await;
+    let raw = b"From: a@x.al\r\nSubject: P\r\n\r\nPropozim\r\n".as_slice();
+    let inbound = NewInbound {
+        dedupe_key: "k1".into(),
+        source: "stdin",
+        raw,
+        message_id: Some("1@x.al".into()),
+        from_address: Some("a@x.al".into()),
+        subject: Some("P".into()),
+    };
+    let (id, new) = store.store_inbound(&inbound).await.unwrap();
+    assert!(new);
+    assert_eq!(store.store_inbound(&inbound).await.unwrap(), (id, false));
+    assert_eq!(
+        store.unprocessed_inbound().await.unwrap(),
+        [(id, raw.to_vec())]
+    );
+
+    let proposal = NewProposal {
+        receipt_no: "OGP-7K3M-Q9TX".into(),
+        consultation_id: c,
+        cso_id: Some(cso),
+        inbound_message_id: id,
+        from_address: "a@x.al".into(),
+        other_sender: false,
+        late: false,
+        subject: "P".into(),
+        reply_text: "Propozim".into(),
+        quoted_text: String::new(),
+        signature: String::new(),
+        attachments_json: "[]".into(),
+        authentication_json: "{}".into(),
+    };
+    let receipt = NewMessage {
+        kind: "receipt",
+        envelope_from: String::new(),
+        ..message("receipt:OGP-7K3M-Q9TX", "a@x.al", c, cso)
+    };
+    let first = store
+        .record_proposal(&proposal, Some(&receipt))
+        .await
+        .unwrap();
+    assert_eq!(first, ("OGP-7K3M-Q9TX".to_string(), true));
+    let again = NewProposal {
+        receipt_no: "OGP-AAAA-BBBB".into(),
+        ..proposal
+    };
+    let second = store.record_proposal(&again, Some(&receipt)).await.unwrap();
+    assert_eq!(
+        second,
+        ("OGP-7K3M-Q9TX".to_string(), false),
+        "the first proposal stands"
+    );
+    assert_eq!(store.proposals().await.unwrap().len(), 1);
+    assert!(store.unprocessed_inbound().await.unwrap().is_empty());
+    let hour_ago = Utc::now() - chrono::Duration::hours(1);
+    assert_eq!(store.receipts_since("a@x.al", hour_ago).await.unwrap(), 1);
+    assert_eq!(store.receipts_since("b@x.al", hour_ago).await.unwrap(), 0);
+
+    let (held, _) = store
+        .store_inbound(&NewInbound {
+            dedupe_key: "k2".into(),
+            ..inbound
+        })
+        .await
+        .unwrap();
+    store
+        .set_inbound_outcome(held, InboundState::Held, "unmatched", "no reply key")
+        .await
+        .unwrap();
+    assert!(store.unprocessed_inbound().await.unwrap().is_empty());
 }

@@ -4,6 +4,7 @@
 
 pub mod config;
 pub mod consultation;
+pub mod mail;
 pub mod outbox;
 pub mod registry;
 

@@ -6,6 +6,7 @@
 
 mod email;
 mod language;
+mod receipt_no;
 mod registration_no;
 mod reply_key;
 mod text;
@@ -13,6 +14,7 @@ mod working_days;
 
 pub use email::{EmailAddress, EmailAddressError};
 pub use language::{Language, LanguageError};
+pub use receipt_no::{ReceiptNo, ReceiptNoError};
 pub use registration_no::{RegistrationNumber, RegistrationNumberError};
 pub use reply_key::{ReplyKey, ReplyKeyError};
 pub use text::{fold, fold_words};

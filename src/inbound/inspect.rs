@@ -61,6 +61,11 @@ fn authentication(header: Option<&str>) -> Authentication {
     }
 }
 
+/// The authentication results recorded on a parsed message.
+pub fn authentication_of(p: &super::parse::Parsed) -> Authentication {
+    authentication(p.header("authentication-results"))
+}
+
 pub async fn inspect(
     store: &dyn Store,
     config: &Config,

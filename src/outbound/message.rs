@@ -51,6 +51,11 @@ pub struct Outgoing<'a> {
     pub reply_to: Option<&'a str>,
     /// Without angle brackets.
     pub message_id: &'a str,
+    /// The message this answers (a receipt answers the CSO's proposal).
+    pub in_reply_to: Option<&'a str>,
+    /// "auto-generated" for what cocreate starts, "auto-replied" for what
+    /// answers a person (RFC 3834).
+    pub auto_submitted: &'static str,
     pub rendered: &'a Rendered,
     pub list: Option<ListHeaders<'a>>,
     pub attachments: &'a [Attachment],
@@ -84,8 +89,12 @@ pub fn build(mail: &Outgoing<'_>, dkim: Option<&DkimConfig>) -> Result<Vec<u8>, 
         .subject(mail.rendered.subject.clone())
         .message_id(Some(format!("<{}>", mail.message_id)))
         .date_now()
-        .raw_header(HeaderValue::new(AUTO_SUBMITTED, "auto-generated".into()))
+        .raw_header(HeaderValue::new(AUTO_SUBMITTED, mail.auto_submitted.into()))
         .raw_header(HeaderValue::new(AUTO_RESPONSE_SUPPRESS, "All".into()));
+    if let Some(id) = mail.in_reply_to {
+        let id = format!("<{}>", id.trim().trim_matches(['<', '>']));
+        builder = builder.in_reply_to(id.clone()).references(id);
+    }
     if let Some(reply_to) = mail.reply_to {
         let address = reply_to
             .parse()
@@ -182,6 +191,8 @@ mod tests {
                 to: &to,
                 reply_to: None,
                 message_id: "key.random@ogp.office.example",
+                in_reply_to: None,
+                auto_submitted: "auto-generated",
                 rendered: &r,
                 list: None,
                 attachments: &[],
@@ -232,6 +243,8 @@ mod tests {
                 to: &to,
                 reply_to: None,
                 message_id: "key.random@ogp.office.example",
+                in_reply_to: None,
+                auto_submitted: "auto-generated",
                 rendered: &r,
                 list: None,
                 attachments: &[],

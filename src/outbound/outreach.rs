@@ -221,18 +221,18 @@ pub struct Sender<'a> {
 }
 
 impl Sender<'_> {
-    fn from(&self) -> EmailAddress {
+    pub(crate) fn from(&self) -> EmailAddress {
         EmailAddress::parse(&self.config.mail.from).expect("checked when the config loaded")
     }
 
-    fn office_name(&self, lang: Language) -> &str {
+    pub(crate) fn office_name(&self, lang: Language) -> &str {
         match lang {
             Language::Sq => &self.config.office.name_sq,
             Language::En => &self.config.office.name_en,
         }
     }
 
-    fn base_context(
+    pub(crate) fn base_context(
         &self,
         spec: &ConsultationSpec,
         lang: Language,
@@ -280,7 +280,7 @@ impl Sender<'_> {
         })
     }
 
-    fn reply_address(&self, key: &ReplyKey) -> String {
+    pub(crate) fn reply_address(&self, key: &ReplyKey) -> String {
         format!(
             "{}+{key}@{}",
             self.config.mail.reply_local, self.config.mail.domain
@@ -315,6 +315,8 @@ impl Sender<'_> {
                 to,
                 reply_to: Some(&reply_to),
                 message_id: &message_id,
+                in_reply_to: None,
+                auto_submitted: "auto-generated",
                 rendered: &rendered,
                 list: Some(ListHeaders {
                     list_id: &self.config.mail.list_id,

@@ -20,7 +20,7 @@ use serde_json::{Value, json};
 use crate::domain::Language;
 
 /// The emails cocreate sends, each a folder under templates/email/.
-pub const EMAILS: [&str; 2] = ["invitation", "deadline_extended"];
+pub const EMAILS: [&str; 3] = ["invitation", "deadline_extended", "receipt"];
 
 macro_rules! embedded {
     ($($path:literal),* $(,)?) => {
@@ -47,6 +47,12 @@ const EMBEDDED: &[(&str, &str)] = embedded!(
     "deadline_extended/text.en.hbs",
     "deadline_extended/html.sq.hbs",
     "deadline_extended/html.en.hbs",
+    "receipt/subject.sq.hbs",
+    "receipt/subject.en.hbs",
+    "receipt/text.sq.hbs",
+    "receipt/text.en.hbs",
+    "receipt/html.sq.hbs",
+    "receipt/html.en.hbs",
 );
 
 #[derive(Debug, thiserror::Error)]
@@ -273,6 +279,17 @@ pub fn example_context(email: &str, lang: Language) -> Value {
         "form_url": "https://ogp.office.example/p/abcdefghijklmnopqrst",
         "unsubscribe_url": "https://ogp.office.example/unsubscribe/abcdefghijklmnopqrst",
     });
+    if email == "receipt" {
+        ctx["receipt_no"] = json!("OGP-7K3M-Q9TX");
+        ctx["late"] = json!(false);
+        ctx["received_text"] = json!(match lang {
+            Language::Sq =>
+                "Propozojmë që ministria të publikojë çdo muaj ekzekutimin e buxhetit, sipas bashkive.\n\nMe respekt,\nArta Hoxha",
+            Language::En =>
+                "We propose that the ministry publish budget execution every month, by municipality.\n\nKind regards,\nArta Hoxha",
+        });
+        ctx["attachments"] = json!([{ "name": "propozimi.pdf", "size": "240 KB" }]);
+    }
     if email == "deadline_extended" {
         ctx["previous_deadline"] = json!(match lang {
             Language::Sq => "e hënë, 28 dhjetor 2026",

@@ -29,6 +29,7 @@ pub use sqlite::SqliteStore;
 use crate::config::DatabaseConfig;
 use crate::consultation::{Consultation, ConsultationSpec, ConsultationState, DeadlineExtension};
 use crate::domain::{EmailAddress, RegistrationNumber, ReplyKey};
+use crate::intake::types::{InboundState, NewInbound, NewProposal, ProposalSummary};
 use crate::outbound::outbox::{
     Delivery, NewMessage, OutboxCounts, OutboxFailure, OutboxMessage, ReplyKeyRecord,
 };
@@ -182,6 +183,38 @@ pub trait Store: Send + Sync + 'static {
     async fn retry_failed(&self) -> Result<u64, StoreError>;
 
     async fn reply_key(&self, key: &ReplyKey) -> Result<Option<ReplyKeyRecord>, StoreError>;
+
+    // ----- inbound mail and proposals -----
+
+    /// Stores a message byte for byte; returns its id and whether it is new
+    /// (false: the same message was stored before).
+    async fn store_inbound(&self, message: &NewInbound<'_>) -> Result<(i64, bool), StoreError>;
+
+    /// Messages stored but never processed (a crash between the two).
+    async fn unprocessed_inbound(&self) -> Result<Vec<(i64, Vec<u8>)>, StoreError>;
+
+    async fn set_inbound_outcome(
+        &self,
+        id: i64,
+        state: InboundState,
+        classification: &str,
+        reason: &str,
+    ) -> Result<(), StoreError>;
+
+    /// Records a proposal, queues its receipt and marks the message
+    /// processed, all at once. If the message already has a proposal,
+    /// nothing changes and that proposal's receipt number is returned with
+    /// `false`.
+    async fn record_proposal(
+        &self,
+        proposal: &NewProposal,
+        receipt: Option<&NewMessage>,
+    ) -> Result<(String, bool), StoreError>;
+
+    /// Receipts queued to `address` since `since`, for the loop guard.
+    async fn receipts_since(&self, address: &str, since: DateTime<Utc>) -> Result<u64, StoreError>;
+
+    async fn proposals(&self) -> Result<Vec<ProposalSummary>, StoreError>;
 
     // ----- addresses -----
 

@@ -9,6 +9,7 @@ use sqlx::{Database, Encode, Executor, FromRow, IntoArguments, Pool, Type};
 use super::{AddressStatus, ImportRecord, StoreError};
 use crate::consultation::{Consultation, ConsultationSpec, ConsultationState, DeadlineExtension};
 use crate::domain::{EmailAddress, Language, RegistrationNumber, ReplyKey};
+use crate::intake::types::{InboundState, NewInbound, NewProposal, ProposalSummary};
 use crate::outbound::outbox::{
     Delivery, NewMessage, OutboxCounts, OutboxFailure, OutboxMessage, ReplyKeyRecord,
 };
@@ -1028,4 +1029,228 @@ where
     .fetch_optional(conn)
     .await?;
     Ok(restored.is_some())
+}
+
+// ----- inbound mail and proposals ----------------------------------------------
+
+pub(super) async fn store_inbound<DB>(
+    conn: &mut DB::Connection,
+    m: &NewInbound<'_>,
+    now: DateTime<Utc>,
+) -> Result<(i64, bool), StoreError>
+where
+    DB: Database,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
+    for<'q> &'q str: Encode<'q, DB> + Type<DB>,
+    for<'q> Option<&'q str>: Encode<'q, DB> + Type<DB>,
+    for<'q> &'q [u8]: Encode<'q, DB> + Type<DB>,
+    for<'q> DateTime<Utc>: Encode<'q, DB> + Type<DB>,
+    (i64,): for<'r> FromRow<'r, DB::Row>,
+{
+    let inserted: Option<(i64,)> = sqlx::query_as::<DB, (i64,)>(
+        "INSERT INTO inbound_messages (dedupe_key, source, raw, received_at, message_id, from_address, subject, state) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, 'received') \
+         ON CONFLICT (dedupe_key) DO NOTHING RETURNING id",
+    )
+    .bind(m.dedupe_key.as_str())
+    .bind(m.source)
+    .bind(m.raw)
+    .bind(now)
+    .bind(m.message_id.as_deref())
+    .bind(m.from_address.as_deref())
+    .bind(m.subject.as_deref())
+    .fetch_optional(&mut *conn)
+    .await?;
+    if let Some((id,)) = inserted {
+        return Ok((id, true));
+    }
+    let (id,): (i64,) =
+        sqlx::query_as::<DB, (i64,)>("SELECT id FROM inbound_messages WHERE dedupe_key = $1")
+            .bind(m.dedupe_key.as_str())
+            .fetch_one(&mut *conn)
+            .await?;
+    Ok((id, false))
+}
+
+#[derive(FromRow)]
+pub(super) struct RawRow {
+    id: i64,
+    raw: Vec<u8>,
+}
+
+pub(super) async fn unprocessed_inbound<DB>(
+    pool: &Pool<DB>,
+) -> Result<Vec<(i64, Vec<u8>)>, StoreError>
+where
+    DB: Database,
+    RawRow: for<'r> FromRow<'r, DB::Row>,
+    for<'c> &'c Pool<DB>: Executor<'c, Database = DB>,
+    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
+{
+    let rows: Vec<RawRow> = fetch_all(
+        pool,
+        "SELECT id, raw FROM inbound_messages WHERE state = 'received' ORDER BY id",
+    )
+    .await?;
+    Ok(rows.into_iter().map(|r| (r.id, r.raw)).collect())
+}
+
+pub(super) async fn set_inbound_outcome<DB>(
+    conn: &mut DB::Connection,
+    id: i64,
+    state: InboundState,
+    classification: &str,
+    reason: &str,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError>
+where
+    DB: Database,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
+    for<'q> &'q str: Encode<'q, DB> + Type<DB>,
+    for<'q> i64: Encode<'q, DB> + Type<DB>,
+    for<'q> DateTime<Utc>: Encode<'q, DB> + Type<DB>,
+{
+    sqlx::query::<DB>(
+        "UPDATE inbound_messages SET state = $1, classification = $2, reason = $3, processed_at = $4 WHERE id = $5",
+    )
+    .bind(state.as_str())
+    .bind(classification)
+    .bind(reason)
+    .bind(now)
+    .bind(id)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+pub(super) async fn record_proposal<DB>(
+    conn: &mut DB::Connection,
+    p: &NewProposal,
+    receipt: Option<&NewMessage>,
+    now: DateTime<Utc>,
+) -> Result<(String, bool), StoreError>
+where
+    DB: Database,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
+    for<'q> &'q str: Encode<'q, DB> + Type<DB>,
+    for<'q> &'q [u8]: Encode<'q, DB> + Type<DB>,
+    for<'q> i64: Encode<'q, DB> + Type<DB>,
+    for<'q> Option<i64>: Encode<'q, DB> + Type<DB>,
+    for<'q> bool: Encode<'q, DB> + Type<DB>,
+    for<'q> DateTime<Utc>: Encode<'q, DB> + Type<DB>,
+    (i64,): for<'r> FromRow<'r, DB::Row>,
+    (String,): for<'r> FromRow<'r, DB::Row>,
+{
+    let inserted: Option<(i64,)> = sqlx::query_as::<DB, (i64,)>(
+        "INSERT INTO proposals (receipt_no, consultation_id, cso_id, inbound_message_id, from_address, \
+         other_sender, late, subject, reply_text, quoted_text, signature, attachments, authentication, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) \
+         ON CONFLICT (inbound_message_id) DO NOTHING RETURNING id",
+    )
+    .bind(p.receipt_no.as_str())
+    .bind(p.consultation_id)
+    .bind(p.cso_id)
+    .bind(p.inbound_message_id)
+    .bind(p.from_address.as_str())
+    .bind(p.other_sender)
+    .bind(p.late)
+    .bind(p.subject.as_str())
+    .bind(p.reply_text.as_str())
+    .bind(p.quoted_text.as_str())
+    .bind(p.signature.as_str())
+    .bind(p.attachments_json.as_str())
+    .bind(p.authentication_json.as_str())
+    .bind(now)
+    .fetch_optional(&mut *conn)
+    .await?;
+    if inserted.is_none() {
+        let (existing,): (String,) = sqlx::query_as::<DB, (String,)>(
+            "SELECT receipt_no FROM proposals WHERE inbound_message_id = $1",
+        )
+        .bind(p.inbound_message_id)
+        .fetch_one(&mut *conn)
+        .await?;
+        return Ok((existing, false));
+    }
+    if let Some(r) = receipt {
+        enqueue::<DB>(&mut *conn, std::slice::from_ref(r), now).await?;
+    }
+    set_inbound_outcome::<DB>(
+        &mut *conn,
+        p.inbound_message_id,
+        InboundState::Processed,
+        "proposal",
+        &format!("proposal {}", p.receipt_no),
+        now,
+    )
+    .await?;
+    Ok((p.receipt_no.clone(), true))
+}
+
+pub(super) async fn receipts_since<DB>(
+    pool: &Pool<DB>,
+    address: &str,
+    since: DateTime<Utc>,
+) -> Result<u64, StoreError>
+where
+    DB: Database,
+    for<'c> &'c Pool<DB>: Executor<'c, Database = DB>,
+    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
+    for<'q> &'q str: Encode<'q, DB> + Type<DB>,
+    for<'q> DateTime<Utc>: Encode<'q, DB> + Type<DB>,
+    (i64,): for<'r> FromRow<'r, DB::Row>,
+{
+    let (n,): (i64,) = sqlx::query_as::<DB, (i64,)>(
+        "SELECT COUNT(*) FROM outbox WHERE recipient = $1 AND kind = 'receipt' AND created_at >= $2",
+    )
+    .bind(address)
+    .bind(since)
+    .fetch_one(pool)
+    .await?;
+    Ok(u64::try_from(n).unwrap_or(0))
+}
+
+#[derive(FromRow)]
+pub(super) struct ProposalRow {
+    id: i64,
+    receipt_no: String,
+    consultation_id: i64,
+    cso_id: Option<i64>,
+    from_address: String,
+    other_sender: bool,
+    late: bool,
+    reply_text: String,
+    created_at: DateTime<Utc>,
+}
+
+pub(super) async fn proposals<DB>(pool: &Pool<DB>) -> Result<Vec<ProposalSummary>, StoreError>
+where
+    DB: Database,
+    ProposalRow: for<'r> FromRow<'r, DB::Row>,
+    for<'c> &'c Pool<DB>: Executor<'c, Database = DB>,
+    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
+{
+    let rows: Vec<ProposalRow> = fetch_all(
+        pool,
+        "SELECT id, receipt_no, consultation_id, cso_id, from_address, other_sender, late, reply_text, created_at \
+         FROM proposals ORDER BY id",
+    )
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| ProposalSummary {
+            id: r.id,
+            receipt_no: r.receipt_no,
+            consultation_id: r.consultation_id,
+            cso_id: r.cso_id,
+            from_address: r.from_address,
+            other_sender: r.other_sender,
+            late: r.late,
+            reply_text: r.reply_text,
+            created_at: r.created_at,
+        })
+        .collect())
 }

@@ -8,7 +8,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{PgPool, Postgres};
 
@@ -17,6 +17,7 @@ use std::collections::HashSet;
 
 use crate::consultation::{Consultation, ConsultationSpec, ConsultationState, DeadlineExtension};
 use crate::domain::{EmailAddress, RegistrationNumber, ReplyKey};
+use crate::intake::types::{InboundState, NewInbound, NewProposal, ProposalSummary};
 use crate::outbound::outbox::{
     Delivery, NewMessage, OutboxCounts, OutboxFailure, OutboxMessage, ReplyKeyRecord,
 };
@@ -365,5 +366,57 @@ impl Store for PostgresStore {
             portable::restore_address::<Postgres>(&mut tx, address, reason, Utc::now()).await?;
         tx.commit().await?;
         Ok(restored)
+    }
+
+    async fn store_inbound(&self, message: &NewInbound<'_>) -> Result<(i64, bool), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let stored = portable::store_inbound::<Postgres>(&mut tx, message, Utc::now()).await?;
+        tx.commit().await?;
+        Ok(stored)
+    }
+
+    async fn unprocessed_inbound(&self) -> Result<Vec<(i64, Vec<u8>)>, StoreError> {
+        portable::unprocessed_inbound(&self.pool).await
+    }
+
+    async fn set_inbound_outcome(
+        &self,
+        id: i64,
+        state: InboundState,
+        classification: &str,
+        reason: &str,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        portable::set_inbound_outcome::<Postgres>(
+            &mut tx,
+            id,
+            state,
+            classification,
+            reason,
+            Utc::now(),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn record_proposal(
+        &self,
+        proposal: &NewProposal,
+        receipt: Option<&NewMessage>,
+    ) -> Result<(String, bool), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let recorded =
+            portable::record_proposal::<Postgres>(&mut tx, proposal, receipt, Utc::now()).await?;
+        tx.commit().await?;
+        Ok(recorded)
+    }
+
+    async fn receipts_since(&self, address: &str, since: DateTime<Utc>) -> Result<u64, StoreError> {
+        portable::receipts_since(&self.pool, address, since).await
+    }
+
+    async fn proposals(&self) -> Result<Vec<ProposalSummary>, StoreError> {
+        portable::proposals(&self.pool).await
     }
 }

@@ -1,0 +1,344 @@
+//! Intake: a message becomes a proposal with a receipt, exactly once.
+//!
+//! A message is stored byte for byte first (`Store::store_inbound`); only
+//! then is it parsed, classified and routed. A message seen before (the same
+//! content from another source, or a redelivery) is recognised by a hash of
+//! everything but its trace headers, so a stranger cannot pre-empt someone's
+//! message by reusing its Message-ID. The proposal, its receipt in the
+//! outbox, and the message's new state are written in one transaction, and
+//! a message has at most one proposal, so processing again after a crash
+//! creates nothing twice.
+
+pub mod types;
+
+use chrono::Utc;
+use lettre::message::dkim::DkimConfig;
+use serde_json::json;
+use sha2::{Digest, Sha256};
+
+use crate::config::Config;
+use crate::domain::{Language, ReceiptNo, ReplyKey};
+use crate::inbound::classify::automated;
+use crate::inbound::inspect::authentication_of;
+use crate::inbound::parse::{Parsed, hex, parse};
+use crate::inbound::route::route;
+use crate::inbound::trim::trim;
+use crate::outbound::message::{self, MessageError, Outgoing};
+use crate::outbound::outbox::{NewMessage, ReplyKeyRecord};
+use crate::outbound::outreach::Sender;
+use crate::outbound::templates::{TemplateError, Templates};
+use crate::store::{Store, StoreError};
+use types::{InboundState, NewInbound, NewProposal};
+
+#[derive(Debug, thiserror::Error)]
+pub enum IntakeError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Template(#[from] TemplateError),
+    #[error(transparent)]
+    Message(#[from] MessageError),
+}
+
+/// What became of one message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Seen before; nothing was done again.
+    Duplicate { id: i64 },
+    /// A new proposal; `receipt` is false when the loop guard held it back.
+    Proposal {
+        id: i64,
+        receipt_no: String,
+        receipt: bool,
+    },
+    /// Machine mail (auto-reply, bounce, list, spam, our own): kept, no receipt.
+    Ignored { id: i64, classification: String },
+    /// In the holding pen, with the reason.
+    Held { id: i64, reason: String },
+}
+
+/// Headers that relays add or change on the way: the same message through
+/// two sources differs only in these.
+const TRACE_HEADERS: [&str; 9] = [
+    "received",
+    "return-path",
+    "delivered-to",
+    "x-original-to",
+    "envelope-to",
+    "authentication-results",
+    "arc-authentication-results",
+    "x-spam-status",
+    "x-spam-flag",
+];
+
+/// The hash that recognises the same message arriving twice.
+pub fn dedupe_key(raw: &[u8]) -> String {
+    let split = find(raw, b"\r\n\r\n")
+        .map(|i| i + 4)
+        .or_else(|| find(raw, b"\n\n").map(|i| i + 2))
+        .unwrap_or(raw.len());
+    let (head, body) = raw.split_at(split);
+    let mut hasher = Sha256::new();
+    let mut skipping = false;
+    for line in head.split(|b| *b == b'\n') {
+        let continuation = line.first().is_some_and(|b| *b == b' ' || *b == b'\t');
+        if !continuation {
+            let name = line
+                .split(|b| *b == b':')
+                .next()
+                .map(|n| String::from_utf8_lossy(n).trim().to_ascii_lowercase())
+                .unwrap_or_default();
+            skipping = TRACE_HEADERS.contains(&name.as_str());
+        }
+        if !skipping {
+            hasher.update(line.strip_suffix(b"\r").unwrap_or(line));
+            hasher.update(b"\n");
+        }
+    }
+    hasher.update(body);
+    hex(&hasher.finalize())
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+pub struct Intake<'a> {
+    pub store: &'a dyn Store,
+    pub config: &'a Config,
+    pub templates: &'a Templates,
+    pub dkim: Option<&'a DkimConfig>,
+}
+
+impl Intake<'_> {
+    /// Stores `raw` and processes it. Once this returns Ok the message is
+    /// safe in the store, whatever processing made of it.
+    pub async fn accept(&self, raw: &[u8], source: &str) -> Result<Outcome, IntakeError> {
+        let parsed = parse(raw).ok();
+        let (id, new) = self
+            .store
+            .store_inbound(&NewInbound {
+                dedupe_key: dedupe_key(raw),
+                source,
+                raw,
+                message_id: parsed.as_ref().and_then(|p| p.message_id.clone()),
+                from_address: parsed.as_ref().map(|p| p.from.to_string()),
+                subject: parsed.as_ref().map(|p| p.subject.clone()),
+            })
+            .await?;
+        if !new {
+            return Ok(Outcome::Duplicate { id });
+        }
+        self.process(id, raw).await
+    }
+
+    /// Processes messages stored but not processed, e.g. after a crash.
+    pub async fn process_pending(&self) -> Result<usize, IntakeError> {
+        let pending = self.store.unprocessed_inbound().await?;
+        let n = pending.len();
+        for (id, raw) in pending {
+            self.process(id, &raw).await?;
+        }
+        Ok(n)
+    }
+
+    /// Classifies, routes and records one stored message.
+    pub async fn process(&self, id: i64, raw: &[u8]) -> Result<Outcome, IntakeError> {
+        let parsed = match parse(raw) {
+            Ok(p) => p,
+            Err(e) => return self.hold(id, format!("{e}")).await,
+        };
+        if let Some((classification, why)) = automated(&parsed, &self.config.mail) {
+            let c = serde_json::to_value(classification)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .unwrap_or_default();
+            self.store
+                .set_inbound_outcome(id, InboundState::Processed, &c, &why)
+                .await?;
+            return Ok(Outcome::Ignored {
+                id,
+                classification: c,
+            });
+        }
+        let r = route(self.store, self.config, &parsed).await?;
+        let (Some(consultation_id), true) = (r.consultation_id, r.method.is_some()) else {
+            return self.hold(id, r.reason).await;
+        };
+        let trimmed = trim(&parsed.body);
+        if trimmed.reply_text.trim().is_empty() && parsed.attachments.is_empty() {
+            return self
+                .hold(id, "the message is empty apart from quoted text".into())
+                .await;
+        }
+
+        let receipt_no = ReceiptNo::generate();
+        let since = Utc::now() - chrono::Duration::hours(1);
+        let recent = self
+            .store
+            .receipts_since(parsed.from.as_str(), since)
+            .await?;
+        let receipt = if recent >= u64::from(self.config.mail.receipts_per_address_per_hour) {
+            tracing::warn!(address = %parsed.from, recent, "receipt held back: too many to this address this hour");
+            None
+        } else {
+            Some(
+                self.receipt(
+                    &parsed,
+                    consultation_id,
+                    r.cso_id,
+                    &receipt_no,
+                    &trimmed.reply_text,
+                )
+                .await?,
+            )
+        };
+        let (receipt_no, _) = self
+            .store
+            .record_proposal(
+                &NewProposal {
+                    receipt_no: receipt_no.to_string(),
+                    consultation_id,
+                    cso_id: r.cso_id,
+                    inbound_message_id: id,
+                    from_address: parsed.from.to_string(),
+                    other_sender: r.other_sender,
+                    late: r.late,
+                    subject: parsed.subject.clone(),
+                    reply_text: trimmed.reply_text,
+                    quoted_text: trimmed.quoted_text,
+                    signature: trimmed.signature,
+                    attachments_json: serde_json::to_string(&parsed.attachments)
+                        .unwrap_or_default(),
+                    authentication_json: serde_json::to_string(&authentication_of(&parsed))
+                        .unwrap_or_default(),
+                },
+                receipt.as_ref(),
+            )
+            .await?;
+        Ok(Outcome::Proposal {
+            id,
+            receipt_no,
+            receipt: receipt.is_some(),
+        })
+    }
+
+    async fn hold(&self, id: i64, reason: String) -> Result<Outcome, IntakeError> {
+        self.store
+            .set_inbound_outcome(id, InboundState::Held, "unmatched", &reason)
+            .await?;
+        Ok(Outcome::Held { id, reason })
+    }
+
+    /// The acknowledgement: in the CSO's language, to the address that
+    /// wrote, as an auto-reply (RFC 3834: Auto-Submitted: auto-replied, the
+    /// null envelope sender, In-Reply-To their message).
+    async fn receipt(
+        &self,
+        parsed: &Parsed,
+        consultation_id: i64,
+        cso_id: Option<i64>,
+        receipt_no: &ReceiptNo,
+        reply_text: &str,
+    ) -> Result<NewMessage, IntakeError> {
+        let consultations = self.store.consultations().await?;
+        let consultation = consultations
+            .iter()
+            .find(|c| c.id == consultation_id)
+            .ok_or_else(|| StoreError::NotFound(format!("consultation {consultation_id}")))?;
+        let csos = self.store.csos().await?;
+        let cso = cso_id.and_then(|id| csos.iter().find(|c| c.id == id));
+        let lang = cso.map_or(Language::Sq, |c| c.record.language);
+        let name = cso.map_or_else(
+            || {
+                parsed
+                    .from_name
+                    .clone()
+                    .unwrap_or_else(|| parsed.from.to_string())
+            },
+            |c| c.record.name.clone(),
+        );
+        let sender = Sender {
+            config: self.config,
+            templates: self.templates,
+            dkim: self.dkim,
+        };
+        let key = ReplyKey::generate();
+        let mut context = sender.base_context(&consultation.spec, lang, &name, &key);
+        let today = Utc::now()
+            .with_timezone(&self.config.office.time_zone)
+            .date_naive();
+        context["receipt_no"] = json!(receipt_no.as_str());
+        context["late"] = json!(consultation.spec.closes_on < today);
+        context["received_text"] = json!(reply_text);
+        context["attachments"] = json!(
+            parsed
+                .attachments
+                .iter()
+                .map(|a| json!({ "name": a.name, "size": human_size(a.size) }))
+                .collect::<Vec<_>>()
+        );
+        let rendered = self.templates.render("receipt", lang, &context)?;
+        let from = sender.from();
+        let reply_to = sender.reply_address(&key);
+        let message_id = format!("{key}.{}@{}", ReplyKey::generate(), self.config.mail.domain);
+        let bytes = message::build(
+            &Outgoing {
+                from_name: sender.office_name(lang),
+                from: &from,
+                to_name: &name,
+                to: &parsed.from,
+                reply_to: Some(&reply_to),
+                message_id: &message_id,
+                in_reply_to: parsed.message_id.as_deref(),
+                auto_submitted: "auto-replied",
+                rendered: &rendered,
+                list: None,
+                attachments: &[],
+            },
+            self.dkim,
+        )?;
+        Ok(NewMessage {
+            idempotency_key: format!("receipt:{receipt_no}"),
+            kind: "receipt",
+            recipient: parsed.from.clone(),
+            envelope_from: String::new(),
+            consultation_id: Some(consultation_id),
+            cso_id,
+            message: bytes,
+            reply_key: cso_id.map(|cso_id| ReplyKeyRecord {
+                key,
+                consultation_id,
+                cso_id,
+                address: parsed.from.clone(),
+                purpose: "receipt",
+            }),
+        })
+    }
+}
+
+fn human_size(bytes: usize) -> String {
+    match bytes {
+        b if b < 1024 => format!("{b} B"),
+        b if b < 1024 * 1024 => format!("{} KB", b.div_ceil(1024)),
+        b => format!("{:.1} MB", b as f64 / (1024.0 * 1024.0)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_same_message_through_two_relays_has_one_key() {
+        let a = b"Received: from mx1\r\nDelivered-To: consult+x@ogp\r\nFrom: a@cso.al\r\nMessage-ID: <1@cso.al>\r\nSubject: P\r\n\r\nBody\r\n";
+        let b = b"Received: from imap\r\n\tby host\r\nReturn-Path: <a@cso.al>\r\nFrom: a@cso.al\r\nMessage-ID: <1@cso.al>\r\nSubject: P\r\n\r\nBody\r\n";
+        assert_eq!(dedupe_key(a), dedupe_key(b));
+        // Someone reusing the Message-ID with other words is another message.
+        let c = b"From: a@cso.al\r\nMessage-ID: <1@cso.al>\r\nSubject: P\r\n\r\nOther body\r\n";
+        assert_ne!(dedupe_key(a), dedupe_key(c));
+        let d =
+            b"From: mallory@evil.example\r\nMessage-ID: <1@cso.al>\r\nSubject: P\r\n\r\nBody\r\n";
+        assert_ne!(dedupe_key(a), dedupe_key(d));
+    }
+}

@@ -1,0 +1,261 @@
+//! `cocreate mail ingest` as an MTA pipe uses it: a reply on standard input
+//! becomes one proposal with one receipt, the same message again changes
+//! nothing, machine mail gets no receipt, and a message that cannot be
+//! stored exits 75 so the MTA keeps it.
+
+mod common;
+
+use std::io::Write;
+use std::path::Path;
+use std::process::{Output, Stdio};
+
+use common::{TestDb, fiscal_consultation, stderr, stdout, write};
+
+fn run(dir: &Path, db: &TestDb, args: &[&str], stdin: Option<&[u8]>) -> Output {
+    let mut child = common::command(dir, db)
+        .env("COCREATE_OUTBOX_FILE_DIR", dir.join("outbox"))
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut pipe = child.stdin.take().unwrap();
+    if let Some(bytes) = stdin {
+        pipe.write_all(bytes).unwrap();
+    }
+    drop(pipe);
+    child.wait_with_output().unwrap()
+}
+
+fn ok(dir: &Path, db: &TestDb, args: &[&str], stdin: Option<&[u8]>) -> String {
+    let out = run(dir, db, args, stdin);
+    assert!(
+        out.status.success(),
+        "{args:?}: {}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    stdout(&out)
+}
+
+/// A consultation with one invited CSO; returns the invitation's reply key
+/// and Message-ID.
+fn setup(dir: &Path, db: &TestDb) -> (String, String) {
+    let registry = write(
+        dir,
+        "r.csv",
+        "Registration number,Name,Email,Fields of activity,Language\nF1,Qendra për Buxhet të Hapur,buxheti@cso.example.org,Buxhet,sq\n",
+    );
+    let spec = fiscal_consultation(dir, "OGP-IN");
+    for args in [
+        vec!["registry", "import", registry.to_str().unwrap()],
+        vec!["consultation", "create", "--file", spec.to_str().unwrap()],
+        vec!["consultation", "open", "OGP-IN"],
+        vec!["outreach", "send", "OGP-IN"],
+        vec!["outbox", "flush"],
+    ] {
+        ok(dir, db, &args, None);
+    }
+    let invitation = std::fs::read_dir(dir.join("outbox"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.to_string_lossy().contains("invitation"))
+        .unwrap();
+    let raw = std::fs::read(invitation).unwrap();
+    let m = mail_parser::MessageParser::default().parse(&raw).unwrap();
+    let reply_to = m
+        .reply_to()
+        .unwrap()
+        .first()
+        .unwrap()
+        .address()
+        .unwrap()
+        .to_string();
+    let key = reply_to
+        .trim_start_matches("consult+")
+        .split('@')
+        .next()
+        .unwrap()
+        .to_string();
+    (key, m.message_id().unwrap().to_string())
+}
+
+fn receipts(dir: &Path) -> Vec<Vec<u8>> {
+    let mut paths: Vec<_> = std::fs::read_dir(dir.join("outbox"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.to_string_lossy().ends_with("-receipt.eml"))
+        .collect();
+    paths.sort();
+    paths
+        .into_iter()
+        .map(|p| std::fs::read(p).unwrap())
+        .collect()
+}
+
+fn reply(key: &str, id: &str, message_id: &str, body: &str) -> Vec<u8> {
+    format!(
+        "Received: from mx.cso.example.org\r\nFrom: Arta <buxheti@cso.example.org>\r\nTo: consult+{key}@ogp.office.example\r\nSubject: Re: Ftesë për konsultim\r\nMessage-ID: <{message_id}>\r\nIn-Reply-To: <{id}>\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n{body}\r\n\r\nMë 3 dhj 2026, Zyra <consult+{key}@ogp.office.example> shkroi:\r\n> Ftesë\r\n"
+    )
+    .into_bytes()
+}
+
+#[test]
+fn a_piped_reply_becomes_one_proposal_with_one_receipt() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = TestDb::sqlite();
+    let (key, invitation_id) = setup(dir.path(), &db);
+    let raw = reply(
+        &key,
+        &invitation_id,
+        "p1@cso.example.org",
+        "Propozojmë publikimin mujor të buxhetit.",
+    );
+
+    let first = ok(dir.path(), &db, &["mail", "ingest"], Some(&raw));
+    assert!(
+        first.starts_with("standard input: proposal OGP-"),
+        "{first}"
+    );
+    assert!(first.ends_with(", receipt queued\n"), "{first}");
+    let receipt_no = first
+        .split_whitespace()
+        .nth(3)
+        .unwrap()
+        .trim_end_matches(',')
+        .to_string();
+
+    // The same message again, even through another relay, does nothing.
+    let mut again =
+        b"Received: from another.relay.example\r\nDelivered-To: consult@ogp.office.example\r\n"
+            .to_vec();
+    again.extend(raw.iter().skip_while(|b| **b != b'\n').skip(1));
+    let second = ok(dir.path(), &db, &["mail", "ingest"], Some(&again));
+    assert!(second.contains("already received"), "{second}");
+
+    let proposals = ok(dir.path(), &db, &["mail", "proposals"], None);
+    assert_eq!(
+        proposals,
+        format!(
+            "{receipt_no} OGP-IN buxheti@cso.example.org — Propozojmë publikimin mujor të buxhetit.\n"
+        )
+    );
+
+    ok(dir.path(), &db, &["outbox", "flush"], None);
+    let sent = receipts(dir.path());
+    assert_eq!(sent.len(), 1, "exactly one receipt");
+    let m = mail_parser::MessageParser::default()
+        .parse(&sent[0])
+        .unwrap();
+    assert_eq!(
+        m.subject().unwrap(),
+        format!("[{receipt_no}] Morëm propozimin tuaj: Buxheti i hapur në bashki")
+    );
+    assert_eq!(
+        m.header_raw("Auto-Submitted").unwrap().trim(),
+        "auto-replied"
+    );
+    assert_eq!(m.in_reply_to().as_text(), Some("p1@cso.example.org"));
+    assert!(
+        m.header_raw("List-Id").is_none(),
+        "a receipt is not list mail"
+    );
+    let text = m.body_text(0).unwrap();
+    assert!(text.contains(&format!("Numri i pritjes: {receipt_no}")));
+    let text = text.replace("\r\n", "\n");
+    assert!(
+        text.contains("ÇFARË MORËM\nPropozojmë publikimin mujor të buxhetit."),
+        "{text}"
+    );
+    assert!(
+        !text.contains("> Ftesë"),
+        "the quoted invitation is not echoed back"
+    );
+}
+
+#[test]
+fn machine_mail_and_strangers_get_no_receipt() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = TestDb::sqlite();
+    let (key, id) = setup(dir.path(), &db);
+    let ooo = format!(
+        "From: buxheti@cso.example.org\r\nTo: consult+{key}@ogp.office.example\r\nSubject: Jashtë zyrës: Ftesë për konsultim\r\nAuto-Submitted: auto-replied\r\nIn-Reply-To: <{id}>\r\n\r\nJam jashtë zyrës deri më 5 janar.\r\n"
+    );
+    assert_eq!(
+        ok(dir.path(), &db, &["mail", "ingest"], Some(ooo.as_bytes())),
+        "standard input: kept as auto_reply, no receipt\n"
+    );
+    let stranger = "From: someone@elsewhere.example.org\r\nTo: ogp-poc@office.example\r\nSubject: Hello\r\n\r\nIs this the right address?\r\n";
+    assert_eq!(
+        ok(
+            dir.path(),
+            &db,
+            &["mail", "ingest"],
+            Some(stranger.as_bytes())
+        ),
+        "standard input: in the holding pen: no reply key, and someone@elsewhere.example.org is not a registered CSO address\n"
+    );
+    let broken = b"this is not an email at all";
+    let out = ok(dir.path(), &db, &["mail", "ingest"], Some(broken));
+    assert!(
+        out.starts_with("standard input: in the holding pen: "),
+        "{out}"
+    );
+    ok(dir.path(), &db, &["outbox", "flush"], None);
+    assert!(receipts(dir.path()).is_empty());
+    assert!(ok(dir.path(), &db, &["mail", "proposals"], None).starts_with("No proposals yet."));
+}
+
+#[test]
+fn receipts_to_one_address_are_capped_per_hour() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = TestDb::sqlite();
+    let (key, id) = setup(dir.path(), &db);
+    let mut lines = Vec::new();
+    for i in 0..12 {
+        let raw = reply(
+            &key,
+            &id,
+            &format!("p{i}@cso.example.org"),
+            &format!("Propozimi nr. {i}."),
+        );
+        lines.push(ok(dir.path(), &db, &["mail", "ingest"], Some(&raw)));
+    }
+    let queued = lines
+        .iter()
+        .filter(|l| l.ends_with(", receipt queued\n"))
+        .count();
+    let held = lines
+        .iter()
+        .filter(|l| l.ends_with(", receipt held back by the loop guard\n"))
+        .count();
+    assert_eq!((queued, held), (10, 2), "{lines:#?}");
+    // Every proposal is still recorded.
+    assert_eq!(
+        ok(dir.path(), &db, &["mail", "proposals"], None)
+            .lines()
+            .count(),
+        12
+    );
+}
+
+#[test]
+fn a_message_that_cannot_be_stored_exits_75_for_the_mta() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = common::command(dir.path(), &TestDb::sqlite())
+        .env(
+            "COCREATE_DATABASE_URL",
+            "sqlite:/proc/no-such-place/cocreate.db",
+        )
+        .args(["mail", "ingest"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(75), "{}", stderr(&out));
+    assert!(
+        stderr(&out).starts_with("error: the message was not stored and must be delivered again: "),
+        "{}",
+        stderr(&out)
+    );
+}
