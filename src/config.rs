@@ -74,7 +74,34 @@ pub struct Config {
     pub mail: MailConfig,
     pub outbox: OutboxConfig,
     pub smtp: SmtpConfig,
+    pub inbound: InboundConfig,
     pub policy_areas: Vec<PolicyArea>,
+}
+
+/// Where mail comes in.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InboundConfig {
+    #[serde(default)]
+    pub maildir: Option<PathBuf>,
+    #[serde(default)]
+    pub webhook_secret_env: Option<String>,
+    pub max_message_bytes: usize,
+}
+
+impl InboundConfig {
+    /// The webhook's shared secret, when its variable is set.
+    pub fn webhook_secret(&self) -> Option<String> {
+        let var = self.webhook_secret_env.as_deref()?;
+        std::env::var(var).ok().filter(|s| !s.is_empty())
+    }
+
+    /// The watched maildir, unless switched off with an empty value.
+    pub fn maildir(&self) -> Option<&Path> {
+        self.maildir
+            .as_deref()
+            .filter(|p| !p.as_os_str().is_empty())
+    }
 }
 
 /// Working days for consultation periods.
@@ -474,6 +501,7 @@ struct RawConfig {
     mail: MailConfig,
     outbox: OutboxConfig,
     smtp: SmtpConfig,
+    inbound: InboundConfig,
     #[serde(default)]
     policy_areas: Vec<RawPolicyArea>,
 }
@@ -723,6 +751,7 @@ impl RawConfig {
             mail: self.mail,
             outbox: self.outbox,
             smtp: self.smtp,
+            inbound: self.inbound,
             policy_areas,
         })
     }

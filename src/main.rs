@@ -71,6 +71,9 @@ enum MailCommand {
     Ingest {
         /// .eml files; none means one message on standard input.
         files: Vec<PathBuf>,
+        /// Take in every message in this maildir's new/ folder instead.
+        #[arg(long, value_name = "DIR", conflicts_with = "files")]
+        maildir: Option<PathBuf>,
     },
     /// List the proposals received.
     Proposals,
@@ -434,8 +437,8 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
                 }
             }
         }
-        Command::Mail(MailCommand::Ingest { files }) => {
-            return commands::mail::ingest(&config, &files, &mut out).await;
+        Command::Mail(MailCommand::Ingest { files, maildir }) => {
+            return commands::mail::ingest(&config, &files, maildir.as_deref(), &mut out).await;
         }
         Command::Mail(MailCommand::Proposals) => {
             let store = store::open(&config.database).await?;

@@ -57,14 +57,16 @@ pub async fn run(config: Config, demo_mode: bool) -> Result<(), ServeError> {
     }
 
     // Templates are checked now, so a broken override stops the daemon here.
-    let templates = Templates::load(config.mail.templates_dir.as_deref())?;
+    let templates = Arc::new(Templates::load(config.mail.templates_dir.as_deref())?);
     // Messages stored but not processed before a crash are processed now.
-    let dkim = crate::outbound::message::load_dkim(&config.mail).map_err(ServeError::Intake)?;
+    let dkim = crate::outbound::message::load_dkim(&config.mail)
+        .map_err(ServeError::Intake)?
+        .map(Arc::new);
     let pending = crate::intake::Intake {
         store: store.as_ref(),
         config: &config,
         templates: &templates,
-        dkim: dkim.as_ref(),
+        dkim: dkim.as_deref(),
     }
     .process_pending()
     .await;
@@ -77,6 +79,45 @@ pub async fn run(config: Config, demo_mode: bool) -> Result<(), ServeError> {
     let worker = Worker::new(store.clone(), transport, config.outbox.clone());
     let (stop_worker, stopped) = tokio::sync::watch::channel(false);
     let worker = tokio::spawn(async move { worker.run(stopped).await });
+    let config = Arc::new(config);
+    let watcher = config.inbound.maildir().map(|dir| {
+        let (store, config, templates, dkim) = (
+            store.clone(),
+            config.clone(),
+            templates.clone(),
+            dkim.clone(),
+        );
+        let dir = dir.to_path_buf();
+        let mut stop = stop_worker.subscribe();
+        tracing::info!(maildir = %dir.display(), "watching for dropped messages in new/");
+        tokio::spawn(async move {
+            loop {
+                let intake = crate::intake::Intake {
+                    store: store.as_ref(),
+                    config: &config,
+                    templates: &templates,
+                    dkim: dkim.as_deref(),
+                };
+                match crate::inbound::maildir::sweep(
+                    &intake,
+                    &dir,
+                    config.inbound.max_message_bytes,
+                )
+                .await
+                {
+                    Ok((s, _)) if s.taken > 0 => {
+                        tracing::info!(taken = s.taken, left = s.left, "maildir sweep")
+                    }
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "maildir sweep failed"),
+                }
+                tokio::select! {
+                    () = tokio::time::sleep(std::time::Duration::from_millis(500)) => {}
+                    _ = stop.wait_for(|s| *s) => return,
+                }
+            }
+        })
+    });
 
     let addr = config.server.listen;
     let listener = TcpListener::bind(addr)
@@ -87,7 +128,9 @@ pub async fn run(config: Config, demo_mode: bool) -> Result<(), ServeError> {
 
     let app = web::router(AppState {
         store,
-        config: Arc::new(config),
+        config,
+        templates,
+        dkim,
     });
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
@@ -97,6 +140,9 @@ pub async fn run(config: Config, demo_mode: bool) -> Result<(), ServeError> {
     // only after the relay accepted it.
     let _ = stop_worker.send(true);
     let _ = worker.await;
+    if let Some(w) = watcher {
+        let _ = w.await;
+    }
     tracing::info!("stopped cleanly");
     Ok(())
 }

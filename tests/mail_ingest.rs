@@ -259,3 +259,110 @@ fn a_message_that_cannot_be_stored_exits_75_for_the_mta() {
         stderr(&out)
     );
 }
+
+#[test]
+fn serve_takes_in_a_maildir_drop_and_the_webhook_only_with_its_secret() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = TestDb::sqlite();
+    let (key, id) = setup(dir.path(), &db);
+    let inbox = dir.path().join("inbox");
+    let env = [
+        (
+            "COCREATE_OUTBOX_FILE_DIR",
+            dir.path().join("outbox").display().to_string(),
+        ),
+        ("COCREATE_INBOUND_MAILDIR", inbox.display().to_string()),
+        ("COCREATE_WEBHOOK_SECRET", "s3cret-for-the-test".to_string()),
+    ];
+    let daemon = common::Daemon::start_with(dir.path(), &db, &env, &[]);
+
+    // A maildir drop: written to tmp/ and renamed into new/, as MTAs do.
+    std::fs::create_dir_all(inbox.join("tmp")).unwrap();
+    std::fs::create_dir_all(inbox.join("new")).unwrap();
+    let dropped = reply(&key, &id, "drop1@cso.example.org", "Propozim nga maildir.");
+    std::fs::write(inbox.join("tmp/1.eml"), &dropped).unwrap();
+    std::fs::rename(inbox.join("tmp/1.eml"), inbox.join("new/1.eml")).unwrap();
+    let start = std::time::Instant::now();
+    while !inbox.join("cur/1.eml:2,S").exists() {
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(15),
+            "the drop was not taken in"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(
+        std::fs::read_dir(inbox.join("new"))
+            .unwrap()
+            .next()
+            .is_none()
+    );
+
+    // The webhook: refused without the secret, accepted with it.
+    let hooked = reply(&key, &id, "hook1@cso.example.org", "Propozim nga webhook.");
+    let body = String::from_utf8(hooked).unwrap();
+    let (status, json) = daemon.post("/inbound/mime", &body);
+    assert_eq!(status, 401, "{json}");
+    let (status, json) =
+        daemon.post_with("/inbound/mime", &body, &[("Authorization", "Bearer wrong")]);
+    assert_eq!(status, 401, "{json}");
+    let (status, json) = daemon.post_with(
+        "/inbound/mime",
+        &body,
+        &[("Authorization", "Bearer s3cret-for-the-test")],
+    );
+    assert_eq!(status, 200, "{json}");
+    assert!(json.contains("\"outcome\":\"proposal\""), "{json}");
+    let (_, again) = daemon.post_with(
+        "/inbound/mime",
+        &body,
+        &[("Authorization", "Bearer s3cret-for-the-test")],
+    );
+    assert!(again.contains("\"outcome\":\"duplicate\""), "{again}");
+    let (status, _) = daemon.stop(libc::SIGTERM);
+    assert!(status.success());
+
+    let proposals = ok(dir.path(), &db, &["mail", "proposals"], None);
+    assert_eq!(proposals.lines().count(), 2, "{proposals}");
+    assert!(
+        proposals.contains("Propozim nga maildir.") && proposals.contains("Propozim nga webhook.")
+    );
+}
+
+#[test]
+fn mail_ingest_takes_a_maildir_batch() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = TestDb::sqlite();
+    let (key, id) = setup(dir.path(), &db);
+    let inbox = dir.path().join("batch");
+    std::fs::create_dir_all(inbox.join("new")).unwrap();
+    for i in 0..3 {
+        std::fs::write(
+            inbox.join(format!("new/{i}.eml")),
+            reply(
+                &key,
+                &id,
+                &format!("b{i}@cso.example.org"),
+                &format!("Propozim {i}."),
+            ),
+        )
+        .unwrap();
+    }
+    let out = ok(
+        dir.path(),
+        &db,
+        &["mail", "ingest", "--maildir", inbox.to_str().unwrap()],
+        None,
+    );
+    assert!(
+        out.ends_with("Took in 3 messages; 0 left in new/.\n"),
+        "{out}"
+    );
+    assert_eq!(std::fs::read_dir(inbox.join("cur")).unwrap().count(), 3);
+    let again = ok(
+        dir.path(),
+        &db,
+        &["mail", "ingest", "--maildir", inbox.to_str().unwrap()],
+        None,
+    );
+    assert_eq!(again, "Took in 0 messages; 0 left in new/.\n");
+}

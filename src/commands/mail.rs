@@ -18,6 +18,7 @@ pub struct NotStored(pub String);
 pub async fn ingest(
     config: &Config,
     files: &[PathBuf],
+    maildir: Option<&std::path::Path>,
     out: &mut impl Write,
 ) -> anyhow::Result<()> {
     // Everything that can fail before the message is stored is a temporary
@@ -34,6 +35,23 @@ pub async fn ingest(
         templates: &templates,
         dkim: dkim.as_ref(),
     };
+    if let Some(dir) = maildir {
+        let (sweep, outcomes) =
+            crate::inbound::maildir::sweep(&intake, dir, config.inbound.max_message_bytes).await?;
+        for (path, outcome) in outcomes {
+            let name = path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            writeln!(out, "{name}: {}", crate::web::describe_outcome(&outcome))?;
+        }
+        writeln!(
+            out,
+            "Took in {} messages; {} left in new/.",
+            sweep.taken, sweep.left
+        )?;
+        return Ok(());
+    }
     let inputs: Vec<(String, Vec<u8>)> = if files.is_empty() {
         let mut raw = Vec::new();
         std::io::stdin()

@@ -10,6 +10,7 @@
 
 pub mod classify;
 pub mod inspect;
+pub mod maildir;
 pub mod parse;
 pub mod route;
 pub mod trim;

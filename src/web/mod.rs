@@ -1,17 +1,21 @@
 //! The HTTP side of cocreate: the health check that a load balancer or
-//! systemd watchdog polls, and the unsubscribe pages.
+//! systemd watchdog polls, the unsubscribe pages, and the inbound webhook.
 
 mod unsubscribe;
+mod webhook;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
+use axum::extract::DefaultBodyLimit;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::get;
+use axum::routing::{get, post};
+use lettre::message::dkim::DkimConfig;
 
 use crate::config::Config;
+use crate::outbound::templates::Templates;
 use crate::store::Store;
 
 /// What every handler can reach.
@@ -19,10 +23,22 @@ use crate::store::Store;
 pub struct AppState {
     pub store: Arc<dyn Store>,
     pub config: Arc<Config>,
+    pub templates: Arc<Templates>,
+    pub dkim: Option<Arc<DkimConfig>>,
+}
+
+/// One line on what intake made of a message.
+pub fn describe_outcome(outcome: &crate::intake::Outcome) -> String {
+    webhook::describe(outcome).to_string()
 }
 
 pub fn router(state: AppState) -> Router {
+    let max = state.config.inbound.max_message_bytes;
     Router::new()
+        .route(
+            "/inbound/mime",
+            post(webhook::receive).layer(DefaultBodyLimit::max(max)),
+        )
         .route("/healthz", get(healthz))
         .route(
             "/unsubscribe/{key}",

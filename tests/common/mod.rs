@@ -224,7 +224,20 @@ impl Daemon {
         self.request("POST", path, body)
     }
 
+    /// POSTs with extra headers.
+    pub fn post_with(&self, path: &str, body: &str, headers: &[(&str, &str)]) -> (u16, String) {
+        let extra: String = headers
+            .iter()
+            .map(|(k, v)| format!("{k}: {v}\r\n"))
+            .collect();
+        self.request_with("POST", path, body, &extra)
+    }
+
     fn request(&self, method: &str, path: &str, body: &str) -> (u16, String) {
+        self.request_with(method, path, body, "")
+    }
+
+    fn request_with(&self, method: &str, path: &str, body: &str, extra: &str) -> (u16, String) {
         let mut stream = TcpStream::connect(self.addr).unwrap();
         stream
             .set_read_timeout(Some(Duration::from_secs(10)))
@@ -232,7 +245,7 @@ impl Daemon {
         write!(
             stream,
             "{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\
-             Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{body}",
+             Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n{extra}\r\n{body}",
             self.addr,
             body.len()
         )

@@ -1,0 +1,105 @@
+//! POST /inbound/mime: a raw MIME message from a mail provider's inbound
+//! webhook, authenticated by a shared secret (`Authorization: Bearer …`).
+//! 200 once the message is stored; 503 when it could not be, so the
+//! provider delivers it again.
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use serde_json::{Value, json};
+
+use super::AppState;
+use crate::intake::{Intake, IntakeError, Outcome};
+
+/// Compares without stopping at the first difference, so response times do
+/// not reveal how much of a guess was right.
+fn same_secret(given: &[u8], expected: &[u8]) -> bool {
+    given.len() == expected.len()
+        && given
+            .iter()
+            .zip(expected)
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0
+}
+
+pub async fn receive(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> (StatusCode, Json<Value>) {
+    let Some(secret) = state.config.inbound.webhook_secret() else {
+        return (
+            StatusCode::NOT_FOUND,
+            Json(json!({ "error": "the inbound webhook is not enabled on this server" })),
+        );
+    };
+    let given = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    if !same_secret(given.trim().as_bytes(), secret.as_bytes()) {
+        return (
+            StatusCode::UNAUTHORIZED,
+            Json(json!({ "error": "missing or wrong secret in the Authorization header" })),
+        );
+    }
+    if body.is_empty() {
+        return (
+            StatusCode::BAD_REQUEST,
+            Json(json!({ "error": "the request body is empty; send the raw message" })),
+        );
+    }
+    let intake = Intake {
+        store: state.store.as_ref(),
+        config: &state.config,
+        templates: &state.templates,
+        dkim: state.dkim.as_deref(),
+    };
+    match intake.accept(&body, "webhook").await {
+        Ok(outcome) => (StatusCode::OK, Json(describe(&outcome))),
+        Err(IntakeError::Store(e)) => {
+            tracing::error!(error = %e, "webhook message not stored");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(json!({ "error": "the message could not be stored; deliver it again" })),
+            )
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "webhook message stored, processing failed");
+            (
+                StatusCode::OK,
+                Json(json!({ "outcome": "stored", "note": "processing will be retried" })),
+            )
+        }
+    }
+}
+
+pub fn describe(outcome: &Outcome) -> Value {
+    match outcome {
+        Outcome::Proposal {
+            receipt_no,
+            receipt,
+            ..
+        } => {
+            json!({ "outcome": "proposal", "receipt_no": receipt_no, "receipt_queued": receipt })
+        }
+        Outcome::Duplicate { .. } => json!({ "outcome": "duplicate" }),
+        Outcome::Ignored { classification, .. } => {
+            json!({ "outcome": "ignored", "classification": classification })
+        }
+        Outcome::Held { reason, .. } => json!({ "outcome": "held", "reason": reason }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn secrets_compare_whole() {
+        assert!(super::same_secret(b"abc", b"abc"));
+        assert!(!super::same_secret(b"abd", b"abc"));
+        assert!(!super::same_secret(b"ab", b"abc"));
+        assert!(!super::same_secret(b"", b"abc"));
+    }
+}
