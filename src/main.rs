@@ -62,6 +62,29 @@ enum Command {
 }
 
 #[derive(Subcommand)]
+enum PenCommand {
+    /// What waits, with the reason.
+    List,
+    /// One message: sender, subject, attachments and what was written.
+    Show { id: i64 },
+    /// Make it a proposal of this CSO in this consultation; the receipt goes out.
+    Assign {
+        id: i64,
+        #[arg(long, value_name = "REFERENCE")]
+        consultation: String,
+        /// The CSO's registration number.
+        #[arg(long, value_name = "REGNO")]
+        cso: String,
+    },
+    /// Set it aside (it is kept, with the reason).
+    Discard {
+        id: i64,
+        #[arg(long)]
+        reason: String,
+    },
+}
+
+#[derive(Subcommand)]
 enum MailCommand {
     /// Take in mail: one message on standard input (for an MTA pipe or
     /// .forward), or the given .eml files. Each is stored before anything
@@ -77,6 +100,18 @@ enum MailCommand {
     },
     /// List the proposals received.
     Proposals,
+    /// Messages cocreate could not thread, waiting for the POC.
+    #[command(subcommand)]
+    Pen(PenCommand),
+    /// Run stored messages through the pipeline again (after a fix, or for
+    /// the holding pen). Nothing is duplicated.
+    Reprocess {
+        /// Message numbers (#N in `mail pen list`).
+        ids: Vec<i64>,
+        /// Every message in the holding pen.
+        #[arg(long)]
+        held: bool,
+    },
     /// Show, as JSON, how cocreate reads one message: its classification,
     /// where it would be threaded and why, and what the sender wrote apart
     /// from quotes and signature. Changes nothing.
@@ -439,6 +474,26 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
         }
         Command::Mail(MailCommand::Ingest { files, maildir }) => {
             return commands::mail::ingest(&config, &files, maildir.as_deref(), &mut out).await;
+        }
+        Command::Mail(MailCommand::Pen(cmd)) => {
+            let store = store::open(&config.database).await?;
+            match cmd {
+                PenCommand::List => commands::mail::pen_list(store.as_ref(), &mut out).await?,
+                PenCommand::Show { id } => {
+                    commands::mail::pen_show(store.as_ref(), &config, id, &mut out).await?;
+                }
+                PenCommand::Assign {
+                    id,
+                    consultation,
+                    cso,
+                } => commands::mail::pen_assign(&config, id, &consultation, &cso, &mut out).await?,
+                PenCommand::Discard { id, reason } => {
+                    commands::mail::pen_discard(store.as_ref(), id, &reason, &mut out).await?;
+                }
+            }
+        }
+        Command::Mail(MailCommand::Reprocess { ids, held }) => {
+            commands::mail::reprocess(&config, &ids, held, &mut out).await?;
         }
         Command::Mail(MailCommand::Proposals) => {
             let store = store::open(&config.database).await?;

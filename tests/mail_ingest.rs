@@ -366,3 +366,92 @@ fn mail_ingest_takes_a_maildir_batch() {
     );
     assert_eq!(again, "Took in 0 messages; 0 left in new/.\n");
 }
+
+#[test]
+fn the_holding_pen_lists_assigns_and_discards() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = TestDb::sqlite();
+    setup(dir.path(), &db);
+    let lost = "From: Arta <arta.personal@mail.example.org>\r\nTo: ogp-poc@office.example\r\nSubject: Propozim per buxhetin\r\nMessage-ID: <lost1@mail.example.org>\r\n\r\nDergoj propozimin nga adresa ime personale.\r\n";
+    let junk = "From: seller@shop.example.org\r\nTo: ogp-poc@office.example\r\nSubject: Offer\r\nMessage-ID: <junk1@shop.example.org>\r\n\r\nBuy now.\r\n";
+    ok(dir.path(), &db, &["mail", "ingest"], Some(lost.as_bytes()));
+    ok(dir.path(), &db, &["mail", "ingest"], Some(junk.as_bytes()));
+
+    let list = ok(dir.path(), &db, &["mail", "pen", "list"], None);
+    let ids: Vec<String> = list
+        .lines()
+        .map(|l| {
+            l.split_whitespace()
+                .next()
+                .unwrap()
+                .trim_start_matches('#')
+                .to_string()
+        })
+        .collect();
+    assert_eq!(ids.len(), 2, "{list}");
+    assert!(list.contains("arta.personal@mail.example.org \"Propozim per buxhetin\" — no reply key, and arta.personal@mail.example.org is not a registered CSO address"), "{list}");
+    let show = ok(dir.path(), &db, &["mail", "pen", "show", &ids[0]], None);
+    assert!(
+        show.contains("Dergoj propozimin nga adresa ime personale."),
+        "{show}"
+    );
+
+    let assigned = ok(
+        dir.path(),
+        &db,
+        &[
+            "mail",
+            "pen",
+            "assign",
+            &ids[0],
+            "--consultation",
+            "ogp-in",
+            "--cso",
+            "f1",
+        ],
+        None,
+    );
+    assert!(
+        assigned.contains("is proposal OGP-")
+            && assigned.contains("of Qendra për Buxhet të Hapur in OGP-IN"),
+        "{assigned}"
+    );
+    let no_reason = run(
+        dir.path(),
+        &db,
+        &["mail", "pen", "discard", &ids[1], "--reason", ""],
+        None,
+    );
+    assert_eq!(no_reason.status.code(), Some(1));
+    ok(
+        dir.path(),
+        &db,
+        &["mail", "pen", "discard", &ids[1], "--reason", "Advertising"],
+        None,
+    );
+    assert_eq!(
+        ok(dir.path(), &db, &["mail", "pen", "list"], None),
+        "The holding pen is empty.\n"
+    );
+
+    let proposals = ok(dir.path(), &db, &["mail", "proposals"], None);
+    assert!(
+        proposals.contains("arta.personal@mail.example.org [other sender]"),
+        "{proposals}"
+    );
+    // Reprocessing the assigned message changes nothing.
+    let again = ok(dir.path(), &db, &["mail", "reprocess", &ids[0]], None);
+    assert!(again.contains("\"outcome\":\"proposal\""), "{again}");
+    assert_eq!(
+        ok(dir.path(), &db, &["mail", "pen", "list"], None),
+        "The holding pen is empty.\n"
+    );
+    assert_eq!(
+        ok(dir.path(), &db, &["mail", "proposals"], None)
+            .lines()
+            .count(),
+        1
+    );
+    ok(dir.path(), &db, &["outbox", "flush"], None);
+    assert_eq!(receipts(dir.path()).len(), 1);
+}

@@ -151,3 +151,180 @@ pub async fn proposals(store: &dyn Store, out: &mut impl Write) -> anyhow::Resul
     }
     Ok(())
 }
+
+/// Intake with what it needs, for commands that may queue a receipt.
+async fn with_intake<T>(
+    config: &Config,
+    f: impl AsyncFnOnce(&Intake<'_>) -> anyhow::Result<T>,
+) -> anyhow::Result<T> {
+    let store = store::open(&config.database).await?;
+    let templates = Templates::load(config.mail.templates_dir.as_deref())?;
+    let dkim = load_dkim(&config.mail)?;
+    let intake = Intake {
+        store: store.as_ref(),
+        config,
+        templates: &templates,
+        dkim: dkim.as_ref(),
+    };
+    f(&intake).await
+}
+
+pub async fn pen_list(store: &dyn Store, out: &mut impl Write) -> anyhow::Result<()> {
+    let held = store.inbound_in_state("held").await?;
+    if held.is_empty() {
+        writeln!(out, "The holding pen is empty.")?;
+    }
+    for m in held {
+        writeln!(
+            out,
+            "#{} {} {} \"{}\" — {}",
+            m.id,
+            m.received_at.format("%Y-%m-%d %H:%M"),
+            m.from_address.as_deref().unwrap_or("(no sender)"),
+            m.subject.as_deref().unwrap_or(""),
+            m.reason.as_deref().unwrap_or("")
+        )?;
+    }
+    Ok(())
+}
+
+pub async fn pen_show(
+    store: &dyn Store,
+    config: &Config,
+    id: i64,
+    out: &mut impl Write,
+) -> anyhow::Result<()> {
+    let Some((m, raw)) = store.inbound_raw(id).await? else {
+        anyhow::bail!("there is no stored message #{id}");
+    };
+    writeln!(
+        out,
+        "#{} received {} by {} ({})",
+        m.id,
+        m.received_at.format("%Y-%m-%d %H:%M UTC"),
+        m.source,
+        m.state
+    )?;
+    if let Some(reason) = &m.reason {
+        writeln!(out, "Why: {reason}")?;
+    }
+    let inspection = crate::inbound::inspect::inspect(store, config, &raw).await?;
+    writeln!(
+        out,
+        "From: {}",
+        inspection.from.as_deref().unwrap_or("(none)")
+    )?;
+    writeln!(
+        out,
+        "Subject: {}",
+        inspection.subject.as_deref().unwrap_or("")
+    )?;
+    for a in &inspection.attachments {
+        writeln!(
+            out,
+            "Attachment: {} ({}, {} bytes)",
+            a.name, a.content_type, a.size
+        )?;
+    }
+    writeln!(out, "\n{}", inspection.reply_text)?;
+    Ok(())
+}
+
+pub async fn pen_assign(
+    config: &Config,
+    id: i64,
+    consultation: &str,
+    registration_no: &str,
+    out: &mut impl Write,
+) -> anyhow::Result<()> {
+    with_intake(config, async |intake| {
+        let c = crate::outbound::outreach::find(intake.store, consultation).await?;
+        let reg = crate::domain::RegistrationNumber::parse(registration_no)?;
+        let csos = intake.store.csos().await?;
+        let Some(cso) = csos.iter().find(|x| x.record.registration_no == reg) else {
+            anyhow::bail!("no organisation with registration number {reg} has been imported");
+        };
+        match intake.assign(id, c.id, cso.id).await? {
+            Outcome::Proposal { receipt_no, .. } => writeln!(
+                out,
+                "Message #{id} is proposal {receipt_no} of {} in {}; the receipt is queued.",
+                cso.record.name, c.spec.reference
+            )?,
+            Outcome::Held { reason, .. } => {
+                writeln!(out, "Message #{id} stays in the holding pen: {reason}")?
+            }
+            other => writeln!(
+                out,
+                "Message #{id}: {}",
+                crate::web::describe_outcome(&other)
+            )?,
+        }
+        Ok(())
+    })
+    .await
+}
+
+pub async fn pen_discard(
+    store: &dyn Store,
+    id: i64,
+    reason: &str,
+    out: &mut impl Write,
+) -> anyhow::Result<()> {
+    let reason = reason.trim();
+    if reason.is_empty() {
+        anyhow::bail!("give the reason with --reason; the message is kept with it");
+    }
+    let Some((m, _)) = store.inbound_raw(id).await? else {
+        anyhow::bail!("there is no stored message #{id}");
+    };
+    if m.state != "held" {
+        anyhow::bail!("message #{id} is {}, not in the holding pen", m.state);
+    }
+    store
+        .set_inbound_outcome(
+            id,
+            crate::intake::types::InboundState::Discarded,
+            "unmatched",
+            reason,
+        )
+        .await?;
+    writeln!(out, "Message #{id} is set aside (kept): {reason}")?;
+    Ok(())
+}
+
+/// Runs stored messages through the pipeline again: after a fix, or for
+/// what waits in the holding pen. Nothing is duplicated: a message that
+/// already has a proposal keeps it.
+pub async fn reprocess(
+    config: &Config,
+    ids: &[i64],
+    held: bool,
+    out: &mut impl Write,
+) -> anyhow::Result<()> {
+    with_intake(config, async |intake| {
+        let mut targets: Vec<i64> = ids.to_vec();
+        if held {
+            targets.extend(
+                intake
+                    .store
+                    .inbound_in_state("held")
+                    .await?
+                    .iter()
+                    .map(|m| m.id),
+            );
+        }
+        if targets.is_empty() {
+            anyhow::bail!("name the messages to reprocess (their #numbers) or use --held");
+        }
+        for id in targets {
+            let Some((_, raw)) = intake.store.inbound_raw(id).await? else {
+                writeln!(out, "#{id}: no such message")?;
+                continue;
+            };
+            let outcome = intake.process(id, &raw).await?;
+            writeln!(out, "#{id}: {}", crate::web::describe_outcome(&outcome))?;
+        }
+        Ok(())
+    })
+    .await
+}

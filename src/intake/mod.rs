@@ -142,8 +142,16 @@ impl Intake<'_> {
         Ok(n)
     }
 
-    /// Classifies, routes and records one stored message.
+    /// Classifies, routes and records one stored message. A message that
+    /// already has a proposal keeps it, unchanged.
     pub async fn process(&self, id: i64, raw: &[u8]) -> Result<Outcome, IntakeError> {
+        if let Some(receipt_no) = self.store.receipt_for_message(id).await? {
+            return Ok(Outcome::Proposal {
+                id,
+                receipt_no,
+                receipt: false,
+            });
+        }
         let parsed = match parse(raw) {
             Ok(p) => p,
             Err(e) => return self.hold(id, format!("{e}")).await,
@@ -165,6 +173,68 @@ impl Intake<'_> {
         let (Some(consultation_id), true) = (r.consultation_id, r.method.is_some()) else {
             return self.hold(id, r.reason).await;
         };
+        self.propose(
+            id,
+            &parsed,
+            consultation_id,
+            r.cso_id,
+            r.other_sender,
+            r.late,
+        )
+        .await
+    }
+
+    /// The POC's decision from the holding pen: this stored message is a
+    /// proposal of `cso_id` in `consultation_id`. It gets its receipt.
+    pub async fn assign(
+        &self,
+        id: i64,
+        consultation_id: i64,
+        cso_id: i64,
+    ) -> Result<Outcome, IntakeError> {
+        let (_, raw) = self
+            .store
+            .inbound_raw(id)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(format!("message {id}")))?;
+        let parsed = match parse(&raw) {
+            Ok(p) => p,
+            Err(e) => return self.hold(id, format!("{e}")).await,
+        };
+        let consultations = self.store.consultations().await?;
+        let consultation = consultations
+            .iter()
+            .find(|c| c.id == consultation_id)
+            .ok_or_else(|| StoreError::NotFound(format!("consultation {consultation_id}")))?;
+        let today = Utc::now()
+            .with_timezone(&self.config.office.time_zone)
+            .date_naive();
+        let late = consultation.spec.closes_on < today;
+        let csos = self.store.csos().await?;
+        let other_sender = csos
+            .iter()
+            .find(|c| c.id == cso_id)
+            .is_some_and(|c| !c.record.emails.contains(&parsed.from));
+        self.propose(
+            id,
+            &parsed,
+            consultation_id,
+            Some(cso_id),
+            other_sender,
+            late,
+        )
+        .await
+    }
+
+    async fn propose(
+        &self,
+        id: i64,
+        parsed: &Parsed,
+        consultation_id: i64,
+        cso_id: Option<i64>,
+        other_sender: bool,
+        late: bool,
+    ) -> Result<Outcome, IntakeError> {
         let trimmed = trim(&parsed.body);
         if trimmed.reply_text.trim().is_empty() && parsed.attachments.is_empty() {
             return self
@@ -186,7 +256,7 @@ impl Intake<'_> {
                 self.receipt(
                     &parsed,
                     consultation_id,
-                    r.cso_id,
+                    cso_id,
                     &receipt_no,
                     &trimmed.reply_text,
                 )
@@ -199,18 +269,18 @@ impl Intake<'_> {
                 &NewProposal {
                     receipt_no: receipt_no.to_string(),
                     consultation_id,
-                    cso_id: r.cso_id,
+                    cso_id: cso_id,
                     inbound_message_id: id,
                     from_address: parsed.from.to_string(),
-                    other_sender: r.other_sender,
-                    late: r.late,
+                    other_sender: other_sender,
+                    late: late,
                     subject: parsed.subject.clone(),
                     reply_text: trimmed.reply_text,
                     quoted_text: trimmed.quoted_text,
                     signature: trimmed.signature,
                     attachments_json: serde_json::to_string(&parsed.attachments)
                         .unwrap_or_default(),
-                    authentication_json: serde_json::to_string(&authentication_of(&parsed))
+                    authentication_json: serde_json::to_string(&authentication_of(parsed))
                         .unwrap_or_default(),
                 },
                 receipt.as_ref(),

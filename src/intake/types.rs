@@ -23,6 +23,8 @@ pub enum InboundState {
     Processed,
     /// Waiting in the holding pen for the POC.
     Held,
+    /// Set aside by the POC from the holding pen; kept.
+    Discarded,
 }
 
 impl InboundState {
@@ -31,6 +33,7 @@ impl InboundState {
             Self::Received => "received",
             Self::Processed => "processed",
             Self::Held => "held",
+            Self::Discarded => "discarded",
         }
     }
 }
@@ -63,4 +66,17 @@ pub struct ProposalSummary {
     pub late: bool,
     pub reply_text: String,
     pub created_at: DateTime<Utc>,
+}
+
+/// A stored message as the holding pen lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct InboundSummary {
+    pub id: i64,
+    pub received_at: DateTime<Utc>,
+    pub source: String,
+    pub from_address: Option<String>,
+    pub subject: Option<String>,
+    pub state: String,
+    pub classification: Option<String>,
+    pub reason: Option<String>,
 }

@@ -29,7 +29,9 @@ pub use sqlite::SqliteStore;
 use crate::config::DatabaseConfig;
 use crate::consultation::{Consultation, ConsultationSpec, ConsultationState, DeadlineExtension};
 use crate::domain::{EmailAddress, RegistrationNumber, ReplyKey};
-use crate::intake::types::{InboundState, NewInbound, NewProposal, ProposalSummary};
+use crate::intake::types::{
+    InboundState, InboundSummary, NewInbound, NewProposal, ProposalSummary,
+};
 use crate::outbound::outbox::{
     Delivery, NewMessage, OutboxCounts, OutboxFailure, OutboxMessage, ReplyKeyRecord,
 };
@@ -190,6 +192,12 @@ pub trait Store: Send + Sync + 'static {
     /// (false: the same message was stored before).
     async fn store_inbound(&self, message: &NewInbound<'_>) -> Result<(i64, bool), StoreError>;
 
+    /// Stored messages in `state` ("held", "received", …), oldest first.
+    async fn inbound_in_state(&self, state: &str) -> Result<Vec<InboundSummary>, StoreError>;
+
+    /// One stored message as it arrived.
+    async fn inbound_raw(&self, id: i64) -> Result<Option<(InboundSummary, Vec<u8>)>, StoreError>;
+
     /// Messages stored but never processed (a crash between the two).
     async fn unprocessed_inbound(&self) -> Result<Vec<(i64, Vec<u8>)>, StoreError>;
 
@@ -210,6 +218,9 @@ pub trait Store: Send + Sync + 'static {
         proposal: &NewProposal,
         receipt: Option<&NewMessage>,
     ) -> Result<(String, bool), StoreError>;
+
+    /// The receipt number of the proposal made from message `id`, if any.
+    async fn receipt_for_message(&self, id: i64) -> Result<Option<String>, StoreError>;
 
     /// Receipts queued to `address` since `since`, for the loop guard.
     async fn receipts_since(&self, address: &str, since: DateTime<Utc>) -> Result<u64, StoreError>;

@@ -9,7 +9,9 @@ use sqlx::{Database, Encode, Executor, FromRow, IntoArguments, Pool, Type};
 use super::{AddressStatus, ImportRecord, StoreError};
 use crate::consultation::{Consultation, ConsultationSpec, ConsultationState, DeadlineExtension};
 use crate::domain::{EmailAddress, Language, RegistrationNumber, ReplyKey};
-use crate::intake::types::{InboundState, NewInbound, NewProposal, ProposalSummary};
+use crate::intake::types::{
+    InboundState, InboundSummary, NewInbound, NewProposal, ProposalSummary,
+};
 use crate::outbound::outbox::{
     Delivery, NewMessage, OutboxCounts, OutboxFailure, OutboxMessage, ReplyKeyRecord,
 };
@@ -1253,4 +1255,104 @@ where
             created_at: r.created_at,
         })
         .collect())
+}
+
+#[derive(FromRow)]
+pub(super) struct InboundRow {
+    id: i64,
+    received_at: DateTime<Utc>,
+    source: String,
+    from_address: Option<String>,
+    subject: Option<String>,
+    state: String,
+    classification: Option<String>,
+    reason: Option<String>,
+    raw: Vec<u8>,
+}
+
+impl InboundRow {
+    fn split(self) -> (InboundSummary, Vec<u8>) {
+        (
+            InboundSummary {
+                id: self.id,
+                received_at: self.received_at,
+                source: self.source,
+                from_address: self.from_address,
+                subject: self.subject,
+                state: self.state,
+                classification: self.classification,
+                reason: self.reason,
+            },
+            self.raw,
+        )
+    }
+}
+
+const INBOUND_COLUMNS: &str =
+    "id, received_at, source, from_address, subject, state, classification, reason";
+
+pub(super) async fn inbound_in_state<DB>(
+    pool: &Pool<DB>,
+    state: &str,
+) -> Result<Vec<InboundSummary>, StoreError>
+where
+    DB: Database,
+    InboundRow: for<'r> FromRow<'r, DB::Row>,
+    for<'c> &'c Pool<DB>: Executor<'c, Database = DB>,
+    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
+    for<'q> &'q str: Encode<'q, DB> + Type<DB>,
+{
+    // The raw bytes are not needed for a list: an empty blob stands in.
+    let sql = format!(
+        "SELECT {INBOUND_COLUMNS}, CAST('' AS {}) AS raw FROM inbound_messages WHERE state = $1 ORDER BY id",
+        if DB::NAME == "PostgreSQL" {
+            "BYTEA"
+        } else {
+            "BLOB"
+        }
+    );
+    let rows: Vec<InboundRow> = sqlx::query_as::<DB, InboundRow>(&sql)
+        .bind(state)
+        .fetch_all(pool)
+        .await?;
+    Ok(rows.into_iter().map(|r| r.split().0).collect())
+}
+
+pub(super) async fn inbound_raw<DB>(
+    pool: &Pool<DB>,
+    id: i64,
+) -> Result<Option<(InboundSummary, Vec<u8>)>, StoreError>
+where
+    DB: Database,
+    InboundRow: for<'r> FromRow<'r, DB::Row>,
+    for<'c> &'c Pool<DB>: Executor<'c, Database = DB>,
+    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
+    for<'q> i64: Encode<'q, DB> + Type<DB>,
+{
+    let sql = format!("SELECT {INBOUND_COLUMNS}, raw FROM inbound_messages WHERE id = $1");
+    let row: Option<InboundRow> = sqlx::query_as::<DB, InboundRow>(&sql)
+        .bind(id)
+        .fetch_optional(pool)
+        .await?;
+    Ok(row.map(InboundRow::split))
+}
+
+pub(super) async fn receipt_for_message<DB>(
+    pool: &Pool<DB>,
+    id: i64,
+) -> Result<Option<String>, StoreError>
+where
+    DB: Database,
+    for<'c> &'c Pool<DB>: Executor<'c, Database = DB>,
+    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
+    for<'q> i64: Encode<'q, DB> + Type<DB>,
+    (String,): for<'r> FromRow<'r, DB::Row>,
+{
+    let row: Option<(String,)> = sqlx::query_as::<DB, (String,)>(
+        "SELECT receipt_no FROM proposals WHERE inbound_message_id = $1",
+    )
+    .bind(id)
+    .fetch_optional(pool)
+    .await?;
+    Ok(row.map(|(r,)| r))
 }

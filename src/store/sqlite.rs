@@ -20,7 +20,9 @@ use std::collections::HashSet;
 
 use crate::consultation::{Consultation, ConsultationSpec, ConsultationState, DeadlineExtension};
 use crate::domain::{EmailAddress, RegistrationNumber, ReplyKey};
-use crate::intake::types::{InboundState, NewInbound, NewProposal, ProposalSummary};
+use crate::intake::types::{
+    InboundState, InboundSummary, NewInbound, NewProposal, ProposalSummary,
+};
 use crate::outbound::outbox::{
     Delivery, NewMessage, OutboxCounts, OutboxFailure, OutboxMessage, ReplyKeyRecord,
 };
@@ -406,5 +408,17 @@ impl Store for SqliteStore {
 
     async fn proposals(&self) -> Result<Vec<ProposalSummary>, StoreError> {
         portable::proposals(&self.read).await
+    }
+
+    async fn inbound_in_state(&self, state: &str) -> Result<Vec<InboundSummary>, StoreError> {
+        portable::inbound_in_state(&self.read, state).await
+    }
+
+    async fn inbound_raw(&self, id: i64) -> Result<Option<(InboundSummary, Vec<u8>)>, StoreError> {
+        portable::inbound_raw(&self.read, id).await
+    }
+
+    async fn receipt_for_message(&self, id: i64) -> Result<Option<String>, StoreError> {
+        portable::receipt_for_message(&self.read, id).await
     }
 }
