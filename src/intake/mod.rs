@@ -254,7 +254,7 @@ impl Intake<'_> {
         } else {
             Some(
                 self.receipt(
-                    &parsed,
+                    parsed,
                     consultation_id,
                     cso_id,
                     &receipt_no,
