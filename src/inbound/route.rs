@@ -103,8 +103,8 @@ pub async fn route(store: &dyn Store, config: &Config, p: &Parsed) -> Result<Rou
             else {
                 continue;
             };
-            let csos = store.csos().await?;
-            let cso = csos.iter().find(|x| x.id == record.cso_id);
+            let cso = store.cso(record.cso_id).await?;
+            let cso = cso.as_ref();
             let other_sender = record.address != p.from;
             return Ok(Route {
                 method: Some(method),
@@ -133,11 +133,8 @@ pub async fn route(store: &dyn Store, config: &Config, p: &Parsed) -> Result<Rou
     }
 
     // A registered sender with exactly one open consultation in their areas.
-    let csos = store.csos().await?;
-    let senders: Vec<_> = csos
-        .iter()
-        .filter(|c| c.active && c.record.emails.contains(&p.from))
-        .collect();
+    let csos = store.csos_with_address(&p.from).await?;
+    let senders: Vec<_> = csos.iter().filter(|c| c.active).collect();
     if senders.is_empty() {
         return Ok(Route::unmatched(format!(
             "no reply key, and {} is not a registered CSO address",

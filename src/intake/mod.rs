@@ -210,10 +210,10 @@ impl Intake<'_> {
             .with_timezone(&self.config.office.time_zone)
             .date_naive();
         let late = consultation.spec.closes_on < today;
-        let csos = self.store.csos().await?;
-        let other_sender = csos
-            .iter()
-            .find(|c| c.id == cso_id)
+        let other_sender = self
+            .store
+            .cso(cso_id)
+            .await?
             .is_some_and(|c| !c.record.emails.contains(&parsed.from));
         self.propose(
             id,
@@ -316,8 +316,11 @@ impl Intake<'_> {
             .iter()
             .find(|c| c.id == consultation_id)
             .ok_or_else(|| StoreError::NotFound(format!("consultation {consultation_id}")))?;
-        let csos = self.store.csos().await?;
-        let cso = cso_id.and_then(|id| csos.iter().find(|c| c.id == id));
+        let cso = match cso_id {
+            Some(id) => self.store.cso(id).await?,
+            None => None,
+        };
+        let cso = cso.as_ref();
         let lang = cso.map_or(Language::Sq, |c| c.record.language);
         let name = cso.map_or_else(
             || {

@@ -104,6 +104,12 @@ pub trait Store: Send + Sync + 'static {
     /// Every CSO ever imported, active or not, with its addresses, by id.
     async fn csos(&self) -> Result<Vec<Cso>, StoreError>;
 
+    /// One CSO by id.
+    async fn cso(&self, id: i64) -> Result<Option<Cso>, StoreError>;
+
+    /// The CSOs that list `address` among theirs.
+    async fn csos_with_address(&self, address: &EmailAddress) -> Result<Vec<Cso>, StoreError>;
+
     /// Writes one import's changes, all or nothing.
     async fn apply_registry_changes(&self, changes: &RegistryChanges) -> Result<(), StoreError>;
 

@@ -76,23 +76,50 @@ where
 /// gathering a CSO's addresses, in order, into one newline-separated column
 /// (group_concat or string_agg): one row per CSO instead of a second query,
 /// which halves the rows decoded on a 100,000-organisation registry.
-pub(super) async fn csos<DB>(pool: &Pool<DB>, emails_sql: &str) -> Result<Vec<Cso>, StoreError>
+pub(super) async fn csos<DB>(
+    pool: &Pool<DB>,
+    emails_sql: &str,
+    filter: CsoFilter<'_>,
+) -> Result<Vec<Cso>, StoreError>
 where
     DB: Database,
     CsoRow: for<'r> FromRow<'r, DB::Row>,
     for<'c> &'c Pool<DB>: Executor<'c, Database = DB>,
     for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
+    for<'q> i64: Encode<'q, DB> + Type<DB>,
+    for<'q> &'q str: Encode<'q, DB> + Type<DB>,
 {
-    let rows: Vec<CsoRow> = fetch_all(
-        pool,
-        &format!(
-            "SELECT c.id, c.registration_no, c.name, c.phone, c.city, c.fields_of_activity, \
-             c.language, c.active, c.updated_at, ({emails_sql}) AS emails \
-             FROM csos c ORDER BY c.id"
-        ),
-    )
-    .await?;
+    let select = format!(
+        "SELECT c.id, c.registration_no, c.name, c.phone, c.city, c.fields_of_activity, \
+         c.language, c.active, c.updated_at, ({emails_sql}) AS emails FROM csos c"
+    );
+    let rows: Vec<CsoRow> = match filter {
+        CsoFilter::All => fetch_all(pool, &format!("{select} ORDER BY c.id")).await?,
+        CsoFilter::Id(id) => {
+            sqlx::query_as::<DB, CsoRow>(&format!("{select} WHERE c.id = $1"))
+                .bind(id)
+                .fetch_all(pool)
+                .await?
+        }
+        CsoFilter::Address(address) => {
+            sqlx::query_as::<DB, CsoRow>(&format!(
+                "{select} WHERE c.id IN (SELECT cso_id FROM cso_emails WHERE address = $1) ORDER BY c.id"
+            ))
+            .bind(address)
+            .fetch_all(pool)
+            .await?
+        }
+    };
     rows.into_iter().map(CsoRow::into_cso).collect()
+}
+
+/// Which CSOs a read wants: all of them for imports and matching, one by id
+/// or by address for routing a message.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum CsoFilter<'a> {
+    All,
+    Id(i64),
+    Address(&'a str),
 }
 
 impl CsoRow {

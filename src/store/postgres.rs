@@ -33,6 +33,10 @@ const ROWS_PER_STATEMENT: usize = 10_000;
 /// Several daemons may claim at once: each skips the rows another has locked.
 const CLAIM_LOCK: &str = "FOR UPDATE SKIP LOCKED";
 
+/// A CSO's addresses, in order, as one newline-separated column.
+const EMAILS_OF_CSO: &str = "SELECT string_agg(address, E'\\n' ORDER BY position) FROM cso_emails e \
+             WHERE e.cso_id = c.id";
+
 pub struct PostgresStore {
     pool: PgPool,
 }
@@ -110,10 +114,20 @@ impl Store for PostgresStore {
     }
 
     async fn csos(&self) -> Result<Vec<Cso>, StoreError> {
+        portable::csos(&self.pool, EMAILS_OF_CSO, portable::CsoFilter::All).await
+    }
+
+    async fn cso(&self, id: i64) -> Result<Option<Cso>, StoreError> {
+        let mut found =
+            portable::csos(&self.pool, EMAILS_OF_CSO, portable::CsoFilter::Id(id)).await?;
+        Ok(found.pop())
+    }
+
+    async fn csos_with_address(&self, address: &EmailAddress) -> Result<Vec<Cso>, StoreError> {
         portable::csos(
             &self.pool,
-            "SELECT string_agg(address, E'\\n' ORDER BY position) FROM cso_emails e \
-             WHERE e.cso_id = c.id",
+            EMAILS_OF_CSO,
+            portable::CsoFilter::Address(address.as_str()),
         )
         .await
     }

@@ -37,6 +37,10 @@ const ROWS_PER_INSERT: usize = 1000;
 /// row locks: two claimers never run the UPDATE at once.
 const CLAIM_LOCK: &str = "";
 
+/// A CSO's addresses, in order, as one newline-separated column.
+const EMAILS_OF_CSO: &str = "SELECT group_concat(address, char(10)) FROM \
+             (SELECT address FROM cso_emails e WHERE e.cso_id = c.id ORDER BY position)";
+
 pub struct SqliteStore {
     read: SqlitePool,
     write: SqlitePool,
@@ -93,10 +97,20 @@ impl Store for SqliteStore {
     }
 
     async fn csos(&self) -> Result<Vec<Cso>, StoreError> {
+        portable::csos(&self.read, EMAILS_OF_CSO, portable::CsoFilter::All).await
+    }
+
+    async fn cso(&self, id: i64) -> Result<Option<Cso>, StoreError> {
+        let mut found =
+            portable::csos(&self.read, EMAILS_OF_CSO, portable::CsoFilter::Id(id)).await?;
+        Ok(found.pop())
+    }
+
+    async fn csos_with_address(&self, address: &EmailAddress) -> Result<Vec<Cso>, StoreError> {
         portable::csos(
             &self.read,
-            "SELECT group_concat(address, char(10)) FROM \
-             (SELECT address FROM cso_emails e WHERE e.cso_id = c.id ORDER BY position)",
+            EMAILS_OF_CSO,
+            portable::CsoFilter::Address(address.as_str()),
         )
         .await
     }
