@@ -4,6 +4,8 @@
 
 use std::path::{Path, PathBuf};
 
+use futures::StreamExt;
+
 use crate::intake::{Intake, IntakeError, Outcome};
 
 #[derive(Debug, thiserror::Error)]
@@ -53,42 +55,59 @@ pub async fn sweep(
         .filter(|p| p.is_file())
         .collect();
     files.sort();
+    // Messages are independent, so several are taken in at once: the
+    // database round trips of one overlap with the parsing of another.
+    let results: Vec<(PathBuf, Option<Outcome>, bool)> = futures::stream::iter(files)
+        .map(|path| async move {
+            let raw = match tokio::fs::read(&path).await {
+                Ok(r) => r,
+                Err(e) => {
+                    tracing::warn!(file = %path.display(), error = %e, "cannot read a dropped message");
+                    return (path, None, false);
+                }
+            };
+            if raw.len() > max_bytes {
+                tracing::warn!(file = %path.display(), bytes = raw.len(), "message larger than inbound.max_message_bytes; left in new/");
+                return (path, None, false);
+            }
+            match intake.accept(&raw, "maildir").await {
+                Ok(outcome) => {
+                    mark_seen(dir, &path);
+                    (path, Some(outcome), true)
+                }
+                Err(IntakeError::Store(e)) => {
+                    tracing::warn!(file = %path.display(), error = %e, "could not store a dropped message; it stays in new/");
+                    (path, None, false)
+                }
+                Err(e) => {
+                    // Stored; processing failed and is retried from the store.
+                    tracing::error!(file = %path.display(), error = %e, "processing a stored message failed");
+                    mark_seen(dir, &path);
+                    (path, None, true)
+                }
+            }
+        })
+        .buffer_unordered(PARALLEL)
+        .collect()
+        .await;
     let mut sweep = Sweep::default();
     let mut outcomes = Vec::new();
-    for path in files {
-        let raw = match std::fs::read(&path) {
-            Ok(r) => r,
-            Err(e) => {
-                tracing::warn!(file = %path.display(), error = %e, "cannot read a dropped message");
-                sweep.left += 1;
-                continue;
-            }
-        };
-        if raw.len() > max_bytes {
-            tracing::warn!(file = %path.display(), bytes = raw.len(), "message larger than inbound.max_message_bytes; left in new/");
+    for (path, outcome, stored) in results {
+        if stored {
+            sweep.taken += 1;
+        } else {
             sweep.left += 1;
-            continue;
         }
-        match intake.accept(&raw, "maildir").await {
-            Ok(outcome) => {
-                mark_seen(dir, &path);
-                sweep.taken += 1;
-                outcomes.push((path, outcome));
-            }
-            Err(IntakeError::Store(e)) => {
-                tracing::warn!(file = %path.display(), error = %e, "could not store a dropped message; it stays in new/");
-                sweep.left += 1;
-            }
-            Err(e) => {
-                // Stored; processing failed and is retried from the store.
-                tracing::error!(file = %path.display(), error = %e, "processing a stored message failed");
-                mark_seen(dir, &path);
-                sweep.taken += 1;
-            }
+        if let Some(o) = outcome {
+            outcomes.push((path, o));
         }
     }
+    outcomes.sort_by(|a, b| a.0.cmp(&b.0));
     Ok((sweep, outcomes))
 }
+
+/// Messages taken in at once by a sweep.
+const PARALLEL: usize = 8;
 
 /// new/NAME → cur/NAME:2,S, the maildir way of saying "seen".
 fn mark_seen(dir: &Path, path: &Path) {

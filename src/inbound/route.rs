@@ -32,6 +32,9 @@ pub struct Route {
     pub consultation_id: Option<i64>,
     #[serde(skip)]
     pub cso_id: Option<i64>,
+    /// What routing looked up, so the receipt need not look it up again.
+    #[serde(skip)]
+    pub found: Option<(Consultation, Option<crate::registry::Cso>)>,
     /// The reply came from an address other than the one the key was sent to.
     pub other_sender: bool,
     /// The consultation's deadline had passed.
@@ -48,6 +51,7 @@ impl Route {
             cso_name: None,
             consultation_id: None,
             cso_id: None,
+            found: None,
             other_sender: false,
             late: false,
             reason: reason.into(),
@@ -113,6 +117,7 @@ pub async fn route(store: &dyn Store, config: &Config, p: &Parsed) -> Result<Rou
                 cso_name: cso.map(|x| x.record.name.clone()),
                 consultation_id: Some(c.id),
                 cso_id: Some(record.cso_id),
+                found: Some((c.clone(), cso.cloned())),
                 other_sender,
                 late: late(c),
                 reason: match (method, other_sender) {
@@ -171,6 +176,7 @@ pub async fn route(store: &dyn Store, config: &Config, p: &Parsed) -> Result<Rou
             cso_name: Some(cso.record.name.clone()),
             consultation_id: Some(c.id),
             cso_id: Some(cso.id),
+            found: Some(((*c).clone(), Some((*cso).clone()))),
             other_sender: false,
             late: late(c),
             reason: "no reply key; the sender's only open consultation".into(),

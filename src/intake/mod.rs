@@ -17,6 +17,7 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 
 use crate::config::Config;
+use crate::consultation::Consultation;
 use crate::domain::{Language, ReceiptNo, ReplyKey};
 use crate::inbound::classify::automated;
 use crate::inbound::inspect::authentication_of;
@@ -27,6 +28,7 @@ use crate::outbound::message::{self, MessageError, Outgoing};
 use crate::outbound::outbox::{NewMessage, ReplyKeyRecord};
 use crate::outbound::outreach::Sender;
 use crate::outbound::templates::{TemplateError, Templates};
+use crate::registry::Cso;
 use crate::store::{Store, StoreError};
 use types::{InboundState, NewInbound, NewProposal};
 
@@ -129,7 +131,10 @@ impl Intake<'_> {
         if !new {
             return Ok(Outcome::Duplicate { id });
         }
-        self.process(id, raw).await
+        match parsed {
+            Some(p) => self.process_parsed(id, p).await,
+            None => self.process(id, raw).await,
+        }
     }
 
     /// Processes messages stored but not processed, e.g. after a crash.
@@ -156,6 +161,10 @@ impl Intake<'_> {
             Ok(p) => p,
             Err(e) => return self.hold(id, format!("{e}")).await,
         };
+        self.process_parsed(id, parsed).await
+    }
+
+    async fn process_parsed(&self, id: i64, parsed: Parsed) -> Result<Outcome, IntakeError> {
         if let Some((classification, why)) = automated(&parsed, &self.config.mail) {
             let c = serde_json::to_value(classification)
                 .ok()
@@ -170,14 +179,14 @@ impl Intake<'_> {
             });
         }
         let r = route(self.store, self.config, &parsed).await?;
-        let (Some(consultation_id), true) = (r.consultation_id, r.method.is_some()) else {
+        let (Some((consultation, cso)), true) = (r.found, r.method.is_some()) else {
             return self.hold(id, r.reason).await;
         };
         self.propose(
             id,
             &parsed,
-            consultation_id,
-            r.cso_id,
+            &consultation,
+            cso.as_ref(),
             r.other_sender,
             r.late,
         )
@@ -210,31 +219,25 @@ impl Intake<'_> {
             .with_timezone(&self.config.office.time_zone)
             .date_naive();
         let late = consultation.spec.closes_on < today;
-        let other_sender = self
-            .store
-            .cso(cso_id)
-            .await?
+        let cso = self.store.cso(cso_id).await?;
+        let other_sender = cso
+            .as_ref()
             .is_some_and(|c| !c.record.emails.contains(&parsed.from));
-        self.propose(
-            id,
-            &parsed,
-            consultation_id,
-            Some(cso_id),
-            other_sender,
-            late,
-        )
-        .await
+        self.propose(id, &parsed, consultation, cso.as_ref(), other_sender, late)
+            .await
     }
 
     async fn propose(
         &self,
         id: i64,
         parsed: &Parsed,
-        consultation_id: i64,
-        cso_id: Option<i64>,
+        consultation: &Consultation,
+        cso: Option<&Cso>,
         other_sender: bool,
         late: bool,
     ) -> Result<Outcome, IntakeError> {
+        let consultation_id = consultation.id;
+        let cso_id = cso.map(|c| c.id);
         let trimmed = trim(&parsed.body);
         if trimmed.reply_text.trim().is_empty() && parsed.attachments.is_empty() {
             return self
@@ -253,14 +256,8 @@ impl Intake<'_> {
             None
         } else {
             Some(
-                self.receipt(
-                    parsed,
-                    consultation_id,
-                    cso_id,
-                    &receipt_no,
-                    &trimmed.reply_text,
-                )
-                .await?,
+                self.receipt(parsed, consultation, cso, &receipt_no, &trimmed.reply_text)
+                    .await?,
             )
         };
         let (receipt_no, _) = self
@@ -306,21 +303,13 @@ impl Intake<'_> {
     async fn receipt(
         &self,
         parsed: &Parsed,
-        consultation_id: i64,
-        cso_id: Option<i64>,
+        consultation: &Consultation,
+        cso: Option<&Cso>,
         receipt_no: &ReceiptNo,
         reply_text: &str,
     ) -> Result<NewMessage, IntakeError> {
-        let consultations = self.store.consultations().await?;
-        let consultation = consultations
-            .iter()
-            .find(|c| c.id == consultation_id)
-            .ok_or_else(|| StoreError::NotFound(format!("consultation {consultation_id}")))?;
-        let cso = match cso_id {
-            Some(id) => self.store.cso(id).await?,
-            None => None,
-        };
-        let cso = cso.as_ref();
+        let consultation_id = consultation.id;
+        let cso_id = cso.map(|c| c.id);
         let lang = cso.map_or(Language::Sq, |c| c.record.language);
         let name = cso.map_or_else(
             || {
