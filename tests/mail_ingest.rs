@@ -455,3 +455,90 @@ fn the_holding_pen_lists_assigns_and_discards() {
     ok(dir.path(), &db, &["outbox", "flush"], None);
     assert_eq!(receipts(dir.path()).len(), 1);
 }
+
+#[test]
+fn a_reply_to_a_receipt_adds_to_that_proposal() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = TestDb::sqlite();
+    let (key, id) = setup(dir.path(), &db);
+    let first = ok(
+        dir.path(),
+        &db,
+        &["mail", "ingest"],
+        Some(&reply(
+            &key,
+            &id,
+            "p1@cso.example.org",
+            "Propozimi ynë i parë.",
+        )),
+    );
+    let receipt_no = first
+        .split_whitespace()
+        .nth(3)
+        .unwrap()
+        .trim_end_matches(',')
+        .to_string();
+    ok(dir.path(), &db, &["outbox", "flush"], None);
+    let receipt_raw = receipts(dir.path()).remove(0);
+    let receipt = mail_parser::MessageParser::default()
+        .parse(&receipt_raw)
+        .unwrap();
+    let receipt_key = receipt
+        .reply_to()
+        .unwrap()
+        .first()
+        .unwrap()
+        .address()
+        .unwrap()
+        .to_string();
+    let receipt_id = receipt.message_id().unwrap().to_string();
+
+    let addition = format!(
+        "From: buxheti@cso.example.org\r\nTo: {receipt_key}\r\nSubject: Re: [{receipt_no}] Morëm propozimin tuaj\r\nMessage-ID: <add1@cso.example.org>\r\nIn-Reply-To: <{receipt_id}>\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nShtojmë edhe një pikë: publikim në format CSV.\r\n"
+    );
+    assert_eq!(
+        ok(
+            dir.path(),
+            &db,
+            &["mail", "ingest"],
+            Some(addition.as_bytes())
+        ),
+        format!("standard input: added to proposal {receipt_no}\n")
+    );
+    // Without the key, the receipt number in the subject is enough.
+    let by_subject = format!(
+        "From: buxheti@cso.example.org\r\nTo: ogp-poc@office.example\r\nSubject: Fwd: [{}] Morëm propozimin tuaj\r\nMessage-ID: <add2@cso.example.org>\r\n\r\nEdhe një shtesë.\r\n",
+        receipt_no.to_lowercase()
+    );
+    assert_eq!(
+        ok(
+            dir.path(),
+            &db,
+            &["mail", "ingest"],
+            Some(by_subject.as_bytes())
+        ),
+        format!("standard input: added to proposal {receipt_no}\n")
+    );
+    assert_eq!(
+        ok(dir.path(), &db, &["mail", "proposals"], None)
+            .lines()
+            .count(),
+        1,
+        "no new proposal"
+    );
+
+    ok(dir.path(), &db, &["outbox", "flush"], None);
+    let confirmations: Vec<String> = std::fs::read_dir(dir.path().join("outbox"))
+        .unwrap()
+        .map(|e| std::fs::read(e.unwrap().path()).unwrap())
+        .filter_map(|raw| {
+            let m = mail_parser::MessageParser::default().parse(&raw)?;
+            let s = m.subject()?.to_string();
+            s.contains("Shtesa u mor").then_some(s)
+        })
+        .collect();
+    assert_eq!(
+        confirmations,
+        vec![format!("[{receipt_no}] Shtesa u mor: Buxheti i hapur në bashki"); 2]
+    );
+}

@@ -443,6 +443,7 @@ fn message(key: &str, to: &str, consultation: i64, cso: i64) -> NewMessage {
             cso_id: cso,
             address,
             purpose: "invitation",
+            receipt_no: None,
         }),
     }
 }

@@ -102,6 +102,9 @@ pub async fn ingest(
                     ", receipt held back by the loop guard"
                 }
             )?,
+            Outcome::FollowUp { receipt_no, .. } => {
+                writeln!(out, "{name}: added to proposal {receipt_no}")?
+            }
             Outcome::Duplicate { id } => writeln!(
                 out,
                 "{name}: already received (message {id}), nothing done again"

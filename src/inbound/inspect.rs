@@ -95,10 +95,10 @@ pub async fn inspect(
         Some((c, why)) => (c, why, None),
         None => {
             let r = route(store, config, &parsed).await?;
-            let c = if r.method.is_some() {
-                Classification::Proposal
-            } else {
-                Classification::Unmatched
+            let c = match (&r.method, &r.follow_up_of) {
+                (Some(_), Some(_)) => Classification::FollowUp,
+                (Some(_), None) => Classification::Proposal,
+                _ => Classification::Unmatched,
             };
             (c, r.reason.clone(), Some(r))
         }

@@ -19,6 +19,7 @@ use crate::store::{Store, StoreError};
 pub enum RouteMethod {
     RecipientKey,
     ReferenceKey,
+    ReceiptNumber,
     SenderConsultation,
 }
 
@@ -35,6 +36,8 @@ pub struct Route {
     /// What routing looked up, so the receipt need not look it up again.
     #[serde(skip)]
     pub found: Option<(Consultation, Option<crate::registry::Cso>)>,
+    /// The receipt number of the proposal this adds to (a follow-up).
+    pub follow_up_of: Option<String>,
     /// The reply came from an address other than the one the key was sent to.
     pub other_sender: bool,
     /// The consultation's deadline had passed.
@@ -52,6 +55,7 @@ impl Route {
             consultation_id: None,
             cso_id: None,
             found: None,
+            follow_up_of: None,
             other_sender: false,
             late: false,
             reason: reason.into(),
@@ -118,6 +122,7 @@ pub async fn route(store: &dyn Store, config: &Config, p: &Parsed) -> Result<Rou
                 consultation_id: Some(c.id),
                 cso_id: Some(record.cso_id),
                 found: Some((c.clone(), cso.cloned())),
+                follow_up_of: record.receipt_no.clone(),
                 other_sender,
                 late: late(c),
                 reason: match (method, other_sender) {
@@ -135,6 +140,34 @@ pub async fn route(store: &dyn Store, config: &Config, p: &Parsed) -> Result<Rou
                 },
             });
         }
+    }
+
+    // The receipt number in the subject ("Re: [OGP-7K3M-Q9TX] …").
+    if let Some(receipt) = crate::domain::ReceiptNo::find_in(&p.subject)
+        && let Some((_, consultation_id, cso_id)) =
+            store.proposal_by_receipt(receipt.as_str()).await?
+        && let Some(c) = consultations.iter().find(|c| c.id == consultation_id)
+    {
+        let cso = match cso_id {
+            Some(id) => store.cso(id).await?,
+            None => None,
+        };
+        let other_sender = cso
+            .as_ref()
+            .is_some_and(|x| !x.record.emails.contains(&p.from));
+        return Ok(Route {
+            method: Some(RouteMethod::ReceiptNumber),
+            consultation: Some(c.spec.reference.clone()),
+            cso: cso.as_ref().map(|x| x.record.registration_no.to_string()),
+            cso_name: cso.as_ref().map(|x| x.record.name.clone()),
+            consultation_id: Some(c.id),
+            cso_id,
+            found: Some((c.clone(), cso)),
+            follow_up_of: Some(receipt.to_string()),
+            other_sender,
+            late: late(c),
+            reason: format!("receipt number {receipt} in the subject"),
+        });
     }
 
     // A registered sender with exactly one open consultation in their areas.
@@ -177,6 +210,7 @@ pub async fn route(store: &dyn Store, config: &Config, p: &Parsed) -> Result<Rou
             consultation_id: Some(c.id),
             cso_id: Some(cso.id),
             found: Some(((*c).clone(), Some((*cso).clone()))),
+            follow_up_of: None,
             other_sender: false,
             late: late(c),
             reason: "no reply key; the sender's only open consultation".into(),

@@ -30,7 +30,7 @@ use crate::outbound::outreach::Sender;
 use crate::outbound::templates::{TemplateError, Templates};
 use crate::registry::Cso;
 use crate::store::{Store, StoreError};
-use types::{InboundState, NewInbound, NewProposal};
+use types::{InboundState, NewFollowUp, NewInbound, NewProposal};
 
 #[derive(Debug, thiserror::Error)]
 pub enum IntakeError {
@@ -52,6 +52,12 @@ pub enum Outcome {
         id: i64,
         receipt_no: String,
         receipt: bool,
+    },
+    /// An addition to an earlier proposal.
+    FollowUp {
+        id: i64,
+        receipt_no: String,
+        confirmation: bool,
     },
     /// Machine mail (auto-reply, bounce, list, spam, our own): kept, no receipt.
     Ignored { id: i64, classification: String },
@@ -182,6 +188,11 @@ impl Intake<'_> {
         let (Some((consultation, cso)), true) = (r.found, r.method.is_some()) else {
             return self.hold(id, r.reason).await;
         };
+        if let Some(receipt_no) = r.follow_up_of {
+            return self
+                .follow_up(id, &parsed, &consultation, cso.as_ref(), &receipt_no)
+                .await;
+        }
         self.propose(
             id,
             &parsed,
@@ -256,8 +267,15 @@ impl Intake<'_> {
             None
         } else {
             Some(
-                self.receipt(parsed, consultation, cso, &receipt_no, &trimmed.reply_text)
-                    .await?,
+                self.acknowledgement(
+                    "receipt",
+                    parsed,
+                    consultation,
+                    cso,
+                    &receipt_no,
+                    &trimmed.reply_text,
+                )
+                .await?,
             )
         };
         let (receipt_no, _) = self
@@ -290,6 +308,76 @@ impl Intake<'_> {
         })
     }
 
+    /// A reply to a receipt: added to that proposal, with a short
+    /// confirmation (counted against the same hourly cap as receipts).
+    async fn follow_up(
+        &self,
+        id: i64,
+        parsed: &Parsed,
+        consultation: &Consultation,
+        cso: Option<&Cso>,
+        receipt_no: &str,
+    ) -> Result<Outcome, IntakeError> {
+        let Some((proposal_id, _, _)) = self.store.proposal_by_receipt(receipt_no).await? else {
+            return self
+                .hold(
+                    id,
+                    format!("a reply to receipt {receipt_no}, which no proposal has"),
+                )
+                .await;
+        };
+        let trimmed = trim(&parsed.body);
+        if trimmed.reply_text.trim().is_empty() && parsed.attachments.is_empty() {
+            return self
+                .hold(id, "the message is empty apart from quoted text".into())
+                .await;
+        }
+        let since = Utc::now() - chrono::Duration::hours(1);
+        let recent = self
+            .store
+            .receipts_since(parsed.from.as_str(), since)
+            .await?;
+        let confirmation = if recent >= u64::from(self.config.mail.receipts_per_address_per_hour) {
+            None
+        } else {
+            let receipt =
+                ReceiptNo::parse(receipt_no).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            let mut m = self
+                .acknowledgement(
+                    "follow_up",
+                    parsed,
+                    consultation,
+                    cso,
+                    &receipt,
+                    &trimmed.reply_text,
+                )
+                .await?;
+            m.idempotency_key = format!("follow_up:{id}");
+            Some(m)
+        };
+        self.store
+            .record_follow_up(
+                &NewFollowUp {
+                    proposal_id,
+                    receipt_no: receipt_no.to_string(),
+                    inbound_message_id: id,
+                    from_address: parsed.from.to_string(),
+                    reply_text: trimmed.reply_text,
+                    quoted_text: trimmed.quoted_text,
+                    signature: trimmed.signature,
+                    attachments_json: serde_json::to_string(&parsed.attachments)
+                        .unwrap_or_default(),
+                },
+                confirmation.as_ref(),
+            )
+            .await?;
+        Ok(Outcome::FollowUp {
+            id,
+            receipt_no: receipt_no.to_string(),
+            confirmation: confirmation.is_some(),
+        })
+    }
+
     async fn hold(&self, id: i64, reason: String) -> Result<Outcome, IntakeError> {
         self.store
             .set_inbound_outcome(id, InboundState::Held, "unmatched", &reason)
@@ -300,8 +388,9 @@ impl Intake<'_> {
     /// The acknowledgement: in the CSO's language, to the address that
     /// wrote, as an auto-reply (RFC 3834: Auto-Submitted: auto-replied, the
     /// null envelope sender, In-Reply-To their message).
-    async fn receipt(
+    async fn acknowledgement(
         &self,
+        template: &str,
         parsed: &Parsed,
         consultation: &Consultation,
         cso: Option<&Cso>,
@@ -340,7 +429,7 @@ impl Intake<'_> {
                 .map(|a| json!({ "name": a.name, "size": human_size(a.size) }))
                 .collect::<Vec<_>>()
         );
-        let rendered = self.templates.render("receipt", lang, &context)?;
+        let rendered = self.templates.render(template, lang, &context)?;
         let from = sender.from();
         let reply_to = sender.reply_address(&key);
         let message_id = format!("{key}.{}@{}", ReplyKey::generate(), self.config.mail.domain);
@@ -374,6 +463,7 @@ impl Intake<'_> {
                 cso_id,
                 address: parsed.from.clone(),
                 purpose: "receipt",
+                receipt_no: Some(receipt_no.to_string()),
             }),
         })
     }

@@ -80,3 +80,16 @@ pub struct InboundSummary {
     pub classification: Option<String>,
     pub reason: Option<String>,
 }
+
+/// An addition to an earlier proposal: a reply to its receipt.
+#[derive(Debug, Clone)]
+pub struct NewFollowUp {
+    pub proposal_id: i64,
+    pub receipt_no: String,
+    pub inbound_message_id: i64,
+    pub from_address: String,
+    pub reply_text: String,
+    pub quoted_text: String,
+    pub signature: String,
+    pub attachments_json: String,
+}

@@ -38,6 +38,8 @@ pub struct ReplyKeyRecord {
     pub cso_id: i64,
     pub address: EmailAddress,
     pub purpose: &'static str,
+    /// For a receipt's key: the proposal a reply adds to.
+    pub receipt_no: Option<String>,
 }
 
 /// A message claimed for delivery.

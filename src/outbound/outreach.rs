@@ -425,6 +425,7 @@ pub async fn send(
                 cso_id: r.cso_id,
                 address,
                 purpose: "invitation",
+                receipt_no: None,
             }),
         })
     };
@@ -529,6 +530,7 @@ pub async fn extension_notices(
                 cso_id,
                 address,
                 purpose: "invitation",
+                receipt_no: None,
             }),
         });
     }

@@ -20,7 +20,7 @@ use serde_json::{Value, json};
 use crate::domain::Language;
 
 /// The emails cocreate sends, each a folder under templates/email/.
-pub const EMAILS: [&str; 3] = ["invitation", "deadline_extended", "receipt"];
+pub const EMAILS: [&str; 4] = ["invitation", "deadline_extended", "receipt", "follow_up"];
 
 macro_rules! embedded {
     ($($path:literal),* $(,)?) => {
@@ -53,6 +53,12 @@ const EMBEDDED: &[(&str, &str)] = embedded!(
     "receipt/text.en.hbs",
     "receipt/html.sq.hbs",
     "receipt/html.en.hbs",
+    "follow_up/subject.sq.hbs",
+    "follow_up/subject.en.hbs",
+    "follow_up/text.sq.hbs",
+    "follow_up/text.en.hbs",
+    "follow_up/html.sq.hbs",
+    "follow_up/html.en.hbs",
 );
 
 #[derive(Debug, thiserror::Error)]
@@ -279,7 +285,7 @@ pub fn example_context(email: &str, lang: Language) -> Value {
         "form_url": "https://ogp.office.example/p/abcdefghijklmnopqrst",
         "unsubscribe_url": "https://ogp.office.example/unsubscribe/abcdefghijklmnopqrst",
     });
-    if email == "receipt" {
+    if email == "receipt" || email == "follow_up" {
         ctx["receipt_no"] = json!("OGP-7K3M-Q9TX");
         ctx["late"] = json!(false);
         ctx["received_text"] = json!(match lang {

@@ -30,7 +30,7 @@ use crate::config::DatabaseConfig;
 use crate::consultation::{Consultation, ConsultationSpec, ConsultationState, DeadlineExtension};
 use crate::domain::{EmailAddress, RegistrationNumber, ReplyKey};
 use crate::intake::types::{
-    InboundState, InboundSummary, NewInbound, NewProposal, ProposalSummary,
+    InboundState, InboundSummary, NewFollowUp, NewInbound, NewProposal, ProposalSummary,
 };
 use crate::outbound::outbox::{
     Delivery, NewMessage, OutboxCounts, OutboxFailure, OutboxMessage, ReplyKeyRecord,
@@ -224,6 +224,20 @@ pub trait Store: Send + Sync + 'static {
         proposal: &NewProposal,
         receipt: Option<&NewMessage>,
     ) -> Result<(String, bool), StoreError>;
+
+    /// A proposal by its receipt number: (id, consultation id, CSO id).
+    async fn proposal_by_receipt(
+        &self,
+        receipt_no: &str,
+    ) -> Result<Option<(i64, i64, Option<i64>)>, StoreError>;
+
+    /// Records a follow-up, queues its confirmation and marks the message
+    /// processed, at once; false if the message was already a follow-up.
+    async fn record_follow_up(
+        &self,
+        follow_up: &NewFollowUp,
+        confirmation: Option<&NewMessage>,
+    ) -> Result<bool, StoreError>;
 
     /// The receipt number of the proposal made from message `id`, if any.
     async fn receipt_for_message(&self, id: i64) -> Result<Option<String>, StoreError>;

@@ -10,7 +10,7 @@ use super::{AddressStatus, ImportRecord, StoreError};
 use crate::consultation::{Consultation, ConsultationSpec, ConsultationState, DeadlineExtension};
 use crate::domain::{EmailAddress, Language, RegistrationNumber, ReplyKey};
 use crate::intake::types::{
-    InboundState, InboundSummary, NewInbound, NewProposal, ProposalSummary,
+    InboundState, InboundSummary, NewFollowUp, NewInbound, NewProposal, ProposalSummary,
 };
 use crate::outbound::outbox::{
     Delivery, NewMessage, OutboxCounts, OutboxFailure, OutboxMessage, ReplyKeyRecord,
@@ -590,6 +590,8 @@ pub(super) struct ReplyKeyRow {
     consultation_id: i64,
     cso_id: i64,
     address: String,
+    purpose: String,
+    receipt_no: Option<String>,
 }
 
 pub(super) async fn reply_key<DB>(
@@ -604,7 +606,7 @@ where
     for<'q> &'q str: Encode<'q, DB> + Type<DB>,
 {
     let row: Option<ReplyKeyRow> = sqlx::query_as::<DB, ReplyKeyRow>(
-        "SELECT key, consultation_id, cso_id, address FROM reply_keys WHERE key = $1",
+        "SELECT key, consultation_id, cso_id, address, purpose, receipt_no FROM reply_keys WHERE key = $1",
     )
     .bind(key.as_str())
     .fetch_optional(pool)
@@ -615,7 +617,12 @@ where
             consultation_id: r.consultation_id,
             cso_id: r.cso_id,
             address: EmailAddress::parse(&r.address).map_err(corrupt)?,
-            purpose: "invitation",
+            purpose: if r.purpose == "receipt" {
+                "receipt"
+            } else {
+                "invitation"
+            },
+            receipt_no: r.receipt_no,
         })
     })
     .transpose()
@@ -784,6 +791,7 @@ where
     for<'q> &'q [u8]: Encode<'q, DB> + Type<DB>,
     for<'q> i64: Encode<'q, DB> + Type<DB>,
     for<'q> Option<i64>: Encode<'q, DB> + Type<DB>,
+    for<'q> Option<&'q str>: Encode<'q, DB> + Type<DB>,
     for<'q> DateTime<Utc>: Encode<'q, DB> + Type<DB>,
     (String,): for<'r> FromRow<'r, DB::Row>,
 {
@@ -826,8 +834,8 @@ where
             continue;
         }
         let sql = format!(
-            "INSERT INTO reply_keys (key, consultation_id, cso_id, address, purpose, created_at) VALUES {}",
-            placeholders(keys.len(), 6, |p| format!("({})", p.join(", ")))
+            "INSERT INTO reply_keys (key, consultation_id, cso_id, address, purpose, receipt_no, created_at) VALUES {}",
+            placeholders(keys.len(), 7, |p| format!("({})", p.join(", ")))
         );
         let mut insert = sqlx::query::<DB>(&sql);
         for k in keys {
@@ -837,6 +845,7 @@ where
                 .bind(k.cso_id)
                 .bind(k.address.as_str())
                 .bind(k.purpose)
+                .bind(k.receipt_no.as_deref())
                 .bind(now);
         }
         insert.execute(&mut *conn).await?;
@@ -1169,6 +1178,7 @@ where
     for<'q> i64: Encode<'q, DB> + Type<DB>,
     for<'q> Option<i64>: Encode<'q, DB> + Type<DB>,
     for<'q> bool: Encode<'q, DB> + Type<DB>,
+    for<'q> Option<&'q str>: Encode<'q, DB> + Type<DB>,
     for<'q> DateTime<Utc>: Encode<'q, DB> + Type<DB>,
     (i64,): for<'r> FromRow<'r, DB::Row>,
     (String,): for<'r> FromRow<'r, DB::Row>,
@@ -1382,4 +1392,83 @@ where
     .fetch_optional(pool)
     .await?;
     Ok(row.map(|(r,)| r))
+}
+
+#[derive(FromRow)]
+pub(super) struct ProposalRef {
+    pub(super) id: i64,
+    pub(super) consultation_id: i64,
+    pub(super) cso_id: Option<i64>,
+}
+
+pub(super) async fn proposal_by_receipt<DB>(
+    pool: &Pool<DB>,
+    receipt_no: &str,
+) -> Result<Option<(i64, i64, Option<i64>)>, StoreError>
+where
+    DB: Database,
+    ProposalRef: for<'r> FromRow<'r, DB::Row>,
+    for<'c> &'c Pool<DB>: Executor<'c, Database = DB>,
+    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
+    for<'q> &'q str: Encode<'q, DB> + Type<DB>,
+{
+    let row: Option<ProposalRef> = sqlx::query_as::<DB, ProposalRef>(
+        "SELECT id, consultation_id, cso_id FROM proposals WHERE receipt_no = $1",
+    )
+    .bind(receipt_no)
+    .fetch_optional(pool)
+    .await?;
+    Ok(row.map(|r| (r.id, r.consultation_id, r.cso_id)))
+}
+
+pub(super) async fn record_follow_up<DB>(
+    conn: &mut DB::Connection,
+    f: &NewFollowUp,
+    confirmation: Option<&NewMessage>,
+    now: DateTime<Utc>,
+) -> Result<bool, StoreError>
+where
+    DB: Database,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
+    for<'q> &'q str: Encode<'q, DB> + Type<DB>,
+    for<'q> Option<&'q str>: Encode<'q, DB> + Type<DB>,
+    for<'q> &'q [u8]: Encode<'q, DB> + Type<DB>,
+    for<'q> i64: Encode<'q, DB> + Type<DB>,
+    for<'q> Option<i64>: Encode<'q, DB> + Type<DB>,
+    for<'q> DateTime<Utc>: Encode<'q, DB> + Type<DB>,
+    (i64,): for<'r> FromRow<'r, DB::Row>,
+    (String,): for<'r> FromRow<'r, DB::Row>,
+{
+    let inserted: Option<(i64,)> = sqlx::query_as::<DB, (i64,)>(
+        "INSERT INTO follow_ups (proposal_id, inbound_message_id, from_address, reply_text, quoted_text, \
+         signature, attachments, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+         ON CONFLICT (inbound_message_id) DO NOTHING RETURNING id",
+    )
+    .bind(f.proposal_id)
+    .bind(f.inbound_message_id)
+    .bind(f.from_address.as_str())
+    .bind(f.reply_text.as_str())
+    .bind(f.quoted_text.as_str())
+    .bind(f.signature.as_str())
+    .bind(f.attachments_json.as_str())
+    .bind(now)
+    .fetch_optional(&mut *conn)
+    .await?;
+    if inserted.is_none() {
+        return Ok(false);
+    }
+    if let Some(c) = confirmation {
+        enqueue::<DB>(&mut *conn, std::slice::from_ref(c), now).await?;
+    }
+    set_inbound_outcome::<DB>(
+        &mut *conn,
+        f.inbound_message_id,
+        InboundState::Processed,
+        "follow_up",
+        &format!("follow-up to {}", f.receipt_no),
+        now,
+    )
+    .await?;
+    Ok(true)
 }

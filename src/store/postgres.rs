@@ -18,7 +18,7 @@ use std::collections::HashSet;
 use crate::consultation::{Consultation, ConsultationSpec, ConsultationState, DeadlineExtension};
 use crate::domain::{EmailAddress, RegistrationNumber, ReplyKey};
 use crate::intake::types::{
-    InboundState, InboundSummary, NewInbound, NewProposal, ProposalSummary,
+    InboundState, InboundSummary, NewFollowUp, NewInbound, NewProposal, ProposalSummary,
 };
 use crate::outbound::outbox::{
     Delivery, NewMessage, OutboxCounts, OutboxFailure, OutboxMessage, ReplyKeyRecord,
@@ -446,5 +446,25 @@ impl Store for PostgresStore {
 
     async fn receipt_for_message(&self, id: i64) -> Result<Option<String>, StoreError> {
         portable::receipt_for_message(&self.pool, id).await
+    }
+
+    async fn proposal_by_receipt(
+        &self,
+        receipt_no: &str,
+    ) -> Result<Option<(i64, i64, Option<i64>)>, StoreError> {
+        portable::proposal_by_receipt(&self.pool, receipt_no).await
+    }
+
+    async fn record_follow_up(
+        &self,
+        follow_up: &NewFollowUp,
+        confirmation: Option<&NewMessage>,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let new =
+            portable::record_follow_up::<Postgres>(&mut tx, follow_up, confirmation, Utc::now())
+                .await?;
+        tx.commit().await?;
+        Ok(new)
     }
 }

@@ -85,6 +85,13 @@ pub fn describe(outcome: &Outcome) -> Value {
         } => {
             json!({ "outcome": "proposal", "receipt_no": receipt_no, "receipt_queued": receipt })
         }
+        Outcome::FollowUp {
+            receipt_no,
+            confirmation,
+            ..
+        } => {
+            json!({ "outcome": "follow_up", "receipt_no": receipt_no, "confirmation_queued": confirmation })
+        }
         Outcome::Duplicate { .. } => json!({ "outcome": "duplicate" }),
         Outcome::Ignored { classification, .. } => {
             json!({ "outcome": "ignored", "classification": classification })
