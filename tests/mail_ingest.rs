@@ -542,3 +542,24 @@ fn a_reply_to_a_receipt_adds_to_that_proposal() {
         vec![format!("[{receipt_no}] Shtesa u mor: Buxheti i hapur në bashki"); 2]
     );
 }
+
+#[test]
+fn a_hard_bounce_of_an_invitation_marks_the_address() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = TestDb::sqlite();
+    let (_, invitation_id) = setup(dir.path(), &db);
+    let dsn = format!(
+        "From: MAILER-DAEMON@mx.cso.example.org\r\nTo: ogp-poc@office.example\r\nSubject: Undelivered Mail Returned to Sender\r\nMessage-ID: <dsn1@mx.cso.example.org>\r\nContent-Type: multipart/report; report-type=delivery-status; boundary=\"b\"\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nThe mailbox does not exist.\r\n--b\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; mx.cso.example.org\r\n\r\nFinal-Recipient: rfc822; buxheti@cso.example.org\r\nAction: failed\r\nStatus: 5.1.1\r\n--b\r\nContent-Type: text/rfc822-headers\r\n\r\nMessage-ID: <{invitation_id}>\r\n--b--\r\n"
+    );
+    assert_eq!(
+        ok(dir.path(), &db, &["mail", "ingest"], Some(dsn.as_bytes())),
+        "standard input: kept as bounce, no receipt\n"
+    );
+    let addresses = ok(dir.path(), &db, &["registry", "addresses"], None);
+    assert!(
+        addresses.starts_with("buxheti@cso.example.org")
+            && addresses.contains("bounced")
+            && addresses.contains("delivery report: status 5.1.1"),
+        "{addresses}"
+    );
+}

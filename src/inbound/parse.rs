@@ -41,6 +41,9 @@ pub struct Parsed {
     /// Every header, name lower-cased, value as text.
     #[serde(skip)]
     pub headers: Vec<(String, String)>,
+    /// The message as it arrived.
+    #[serde(skip)]
+    pub raw: Vec<u8>,
 }
 
 impl Parsed {
@@ -169,6 +172,7 @@ pub fn parse(raw: &[u8]) -> Result<Parsed, ParseError> {
             .unwrap_or_default(),
         attachments,
         headers,
+        raw: raw.to_vec(),
     })
 }
 

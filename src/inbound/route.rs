@@ -125,18 +125,16 @@ pub async fn route(store: &dyn Store, config: &Config, p: &Parsed) -> Result<Rou
                 follow_up_of: record.receipt_no.clone(),
                 other_sender,
                 late: late(c),
-                reason: match (method, other_sender) {
-                    (RouteMethod::RecipientKey, false) => {
-                        "reply key in the recipient address".into()
-                    }
-                    (RouteMethod::ReferenceKey, false) => {
-                        "reply key in References/In-Reply-To".into()
-                    }
+                reason: match (&record.receipt_no, other_sender) {
                     (_, true) => format!(
                         "reply key issued to {}, but sent from {}",
                         record.address, p.from
                     ),
-                    _ => unreachable!("only key methods here"),
+                    (Some(receipt), false) => format!("a reply to the receipt of {receipt}"),
+                    (None, false) if method == RouteMethod::RecipientKey => {
+                        "reply key in the recipient address".into()
+                    }
+                    (None, false) => "reply key in References/In-Reply-To".into(),
                 },
             });
         }

@@ -19,7 +19,8 @@ use sha2::{Digest, Sha256};
 use crate::config::Config;
 use crate::consultation::Consultation;
 use crate::domain::{Language, ReceiptNo, ReplyKey};
-use crate::inbound::classify::automated;
+use crate::inbound::bounce;
+use crate::inbound::classify::{Classification, automated};
 use crate::inbound::inspect::authentication_of;
 use crate::inbound::parse::{Parsed, hex, parse};
 use crate::inbound::route::route;
@@ -172,6 +173,15 @@ impl Intake<'_> {
 
     async fn process_parsed(&self, id: i64, parsed: Parsed) -> Result<Outcome, IntakeError> {
         if let Some((classification, why)) = automated(&parsed, &self.config.mail) {
+            if classification == Classification::Bounce {
+                for f in bounce::failures(&parsed.raw, &parsed, &self.config.mail.domain) {
+                    let reason = format!("delivery report: status {}", f.status);
+                    self.store
+                        .record_bounce(&f.address, f.hard, &reason)
+                        .await?;
+                    tracing::info!(address = %f.address, hard = f.hard, status = %f.status, "bounce recorded");
+                }
+            }
             let c = serde_json::to_value(classification)
                 .ok()
                 .and_then(|v| v.as_str().map(str::to_owned))

@@ -251,6 +251,15 @@ pub trait Store: Send + Sync + 'static {
 
     async fn address_statuses(&self) -> Result<Vec<AddressStatus>, StoreError>;
 
+    /// Records a bounce reported by mail: a hard one marks the address, a
+    /// soft one is counted.
+    async fn record_bounce(
+        &self,
+        address: &str,
+        hard: bool,
+        reason: &str,
+    ) -> Result<(), StoreError>;
+
     /// Stops consultation mail to an address; `source` says how it was asked.
     async fn opt_out(&self, address: &EmailAddress, source: &str) -> Result<(), StoreError>;
 

@@ -1472,3 +1472,40 @@ where
     .await?;
     Ok(true)
 }
+
+pub(super) async fn record_bounce<DB>(
+    conn: &mut DB::Connection,
+    address: &str,
+    hard: bool,
+    reason: &str,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError>
+where
+    DB: Database,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
+    for<'q> &'q str: Encode<'q, DB> + Type<DB>,
+    for<'q> DateTime<Utc>: Encode<'q, DB> + Type<DB>,
+{
+    if hard {
+        sqlx::query::<DB>(
+            "INSERT INTO address_status (address, bounced_at, bounce_reason) VALUES ($1, $2, $3) \
+             ON CONFLICT (address) DO UPDATE SET bounced_at = excluded.bounced_at, \
+             bounce_reason = excluded.bounce_reason",
+        )
+        .bind(address)
+        .bind(now)
+        .bind(reason)
+        .execute(conn)
+        .await?;
+    } else {
+        sqlx::query::<DB>(
+            "INSERT INTO address_status (address, soft_bounces) VALUES ($1, 1) \
+             ON CONFLICT (address) DO UPDATE SET soft_bounces = address_status.soft_bounces + 1",
+        )
+        .bind(address)
+        .execute(conn)
+        .await?;
+    }
+    Ok(())
+}

@@ -467,4 +467,16 @@ impl Store for PostgresStore {
         tx.commit().await?;
         Ok(new)
     }
+
+    async fn record_bounce(
+        &self,
+        address: &str,
+        hard: bool,
+        reason: &str,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        portable::record_bounce::<Postgres>(&mut tx, address, hard, reason, Utc::now()).await?;
+        tx.commit().await?;
+        Ok(())
+    }
 }

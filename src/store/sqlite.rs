@@ -455,4 +455,16 @@ impl Store for SqliteStore {
         tx.commit().await?;
         Ok(new)
     }
+
+    async fn record_bounce(
+        &self,
+        address: &str,
+        hard: bool,
+        reason: &str,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.write.begin_with("BEGIN IMMEDIATE").await?;
+        portable::record_bounce::<Sqlite>(&mut tx, address, hard, reason, Utc::now()).await?;
+        tx.commit().await?;
+        Ok(())
+    }
 }
