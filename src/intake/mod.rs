@@ -198,6 +198,27 @@ impl Intake<'_> {
         let (Some((consultation, cso)), true) = (r.found, r.method.is_some()) else {
             return self.hold(id, r.reason).await;
         };
+        // A responder that ignores every auto-reply convention still gives
+        // itself away by sending the same words each time: the second
+        // identical message waits for the POC instead of being answered.
+        let text = trim(&parsed.body).reply_text;
+        let week_ago = Utc::now() - chrono::Duration::days(7);
+        if !text.trim().is_empty()
+            && self
+                .store
+                .sent_same_text(parsed.from.as_str(), &text, week_ago)
+                .await?
+        {
+            return self
+                .hold(
+                    id,
+                    format!(
+                        "{} sent these exact words before; an automatic reply?",
+                        parsed.from
+                    ),
+                )
+                .await;
+        }
         if let Some(receipt_no) = r.follow_up_of {
             return self
                 .follow_up(id, &parsed, &consultation, cso.as_ref(), &receipt_no)

@@ -239,6 +239,15 @@ pub trait Store: Send + Sync + 'static {
         confirmation: Option<&NewMessage>,
     ) -> Result<bool, StoreError>;
 
+    /// Whether `address` sent exactly this text (as a proposal or follow-up)
+    /// since `since`: auto-responders repeat themselves, people rarely do.
+    async fn sent_same_text(
+        &self,
+        address: &str,
+        text: &str,
+        since: DateTime<Utc>,
+    ) -> Result<bool, StoreError>;
+
     /// The receipt number of the proposal made from message `id`, if any.
     async fn receipt_for_message(&self, id: i64) -> Result<Option<String>, StoreError>;
 

@@ -1509,3 +1509,29 @@ where
     }
     Ok(())
 }
+
+pub(super) async fn sent_same_text<DB>(
+    pool: &Pool<DB>,
+    address: &str,
+    text: &str,
+    since: DateTime<Utc>,
+) -> Result<bool, StoreError>
+where
+    DB: Database,
+    for<'c> &'c Pool<DB>: Executor<'c, Database = DB>,
+    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
+    for<'q> &'q str: Encode<'q, DB> + Type<DB>,
+    for<'q> DateTime<Utc>: Encode<'q, DB> + Type<DB>,
+    (i64,): for<'r> FromRow<'r, DB::Row>,
+{
+    let (n,): (i64,) = sqlx::query_as::<DB, (i64,)>(
+        "SELECT (SELECT COUNT(*) FROM proposals WHERE from_address = $1 AND reply_text = $2 AND created_at >= $3) \
+              + (SELECT COUNT(*) FROM follow_ups WHERE from_address = $1 AND reply_text = $2 AND created_at >= $3)",
+    )
+    .bind(address)
+    .bind(text)
+    .bind(since)
+    .fetch_one(pool)
+    .await?;
+    Ok(n > 0)
+}

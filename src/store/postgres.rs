@@ -479,4 +479,13 @@ impl Store for PostgresStore {
         tx.commit().await?;
         Ok(())
     }
+
+    async fn sent_same_text(
+        &self,
+        address: &str,
+        text: &str,
+        since: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        portable::sent_same_text(&self.pool, address, text, since).await
+    }
 }

@@ -467,4 +467,13 @@ impl Store for SqliteStore {
         tx.commit().await?;
         Ok(())
     }
+
+    async fn sent_same_text(
+        &self,
+        address: &str,
+        text: &str,
+        since: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        portable::sent_same_text(&self.read, address, text, since).await
+    }
 }
