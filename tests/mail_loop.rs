@@ -23,7 +23,7 @@ fn auto_responders_get_at_most_one_receipt_and_nothing_else() {
     let registry = write(
         dir.path(),
         "r.csv",
-        &format!(
+        format!(
             "Registration number,Name,Email,Fields of activity\nP1,Polite Org,{POLITE},Budget\nN1,Naive Org,{NAIVE},Budget\n"
         ),
     );
