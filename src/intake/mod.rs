@@ -136,7 +136,16 @@ impl Intake<'_> {
             })
             .await?;
         if !new {
-            return Ok(Outcome::Duplicate { id });
+            // Stored before but never processed (the process taking it in
+            // was killed in between): finish the job now.
+            let unfinished = self
+                .store
+                .inbound_raw(id)
+                .await?
+                .is_some_and(|(m, _)| m.state == InboundState::Received.as_str());
+            if !unfinished {
+                return Ok(Outcome::Duplicate { id });
+            }
         }
         match parsed {
             Some(p) => self.process_parsed(id, p).await,
