@@ -86,6 +86,8 @@ pub struct InboundConfig {
     pub maildir: Option<PathBuf>,
     #[serde(default)]
     pub webhook_secret_env: Option<String>,
+    #[serde(default)]
+    pub lmtp_listen: String,
     pub max_message_bytes: usize,
 }
 
@@ -94,6 +96,17 @@ impl InboundConfig {
     pub fn webhook_secret(&self) -> Option<String> {
         let var = self.webhook_secret_env.as_deref()?;
         std::env::var(var).ok().filter(|s| !s.is_empty())
+    }
+
+    /// The LMTP listener's address, if one is configured.
+    pub fn lmtp_address(&self) -> Result<Option<SocketAddr>, String> {
+        let raw = self.lmtp_listen.trim();
+        if raw.is_empty() {
+            return Ok(None);
+        }
+        raw.parse()
+            .map(Some)
+            .map_err(|_| format!("'{raw}' is not an address like 127.0.0.1:2424"))
     }
 
     /// The watched maildir, unless switched off with an empty value.
@@ -728,6 +741,9 @@ impl RawConfig {
                 "and mail.dkim_key_file must be set together (or both left empty)".to_string(),
             ));
         }
+        self.inbound
+            .lmtp_address()
+            .map_err(|p| invalid("inbound.lmtp_listen", format!("is wrong: {p}")))?;
         let outbox = &self.outbox;
         for (key, value) in [
             ("outbox.max_attempts", outbox.max_attempts as u64),

@@ -119,6 +119,31 @@ pub async fn run(config: Config, demo_mode: bool) -> Result<(), ServeError> {
         })
     });
 
+    let lmtp = match config.inbound.lmtp_address().ok().flatten() {
+        None => None,
+        Some(lmtp_addr) => {
+            let listener =
+                TcpListener::bind(lmtp_addr)
+                    .await
+                    .map_err(|source| ServeError::Bind {
+                        addr: lmtp_addr,
+                        source,
+                    })?;
+            tracing::info!(lmtp = %listener.local_addr().map_err(ServeError::Server)?, "LMTP listening");
+            let ctx = crate::inbound::lmtp::LmtpContext {
+                store: store.clone(),
+                config: config.clone(),
+                templates: templates.clone(),
+                dkim: dkim.clone(),
+            };
+            Some(tokio::spawn(crate::inbound::lmtp::serve(
+                listener,
+                ctx,
+                stop_worker.subscribe(),
+            )))
+        }
+    };
+
     let addr = config.server.listen;
     let listener = TcpListener::bind(addr)
         .await
@@ -142,6 +167,9 @@ pub async fn run(config: Config, demo_mode: bool) -> Result<(), ServeError> {
     let _ = worker.await;
     if let Some(w) = watcher {
         let _ = w.await;
+    }
+    if let Some(l) = lmtp {
+        let _ = l.await;
     }
     tracing::info!("stopped cleanly");
     Ok(())

@@ -563,3 +563,97 @@ fn a_hard_bounce_of_an_invitation_marks_the_address() {
         "{addresses}"
     );
 }
+
+#[test]
+#[ignore = "needs swaks (Debian swaks)"]
+fn an_lmtp_session_from_swaks_is_answered_per_recipient_and_stored() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = TestDb::sqlite();
+    let (key, id) = setup(dir.path(), &db);
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let env = [
+        (
+            "COCREATE_OUTBOX_FILE_DIR",
+            dir.path().join("outbox").display().to_string(),
+        ),
+        ("COCREATE_INBOUND_LMTP_LISTEN", format!("127.0.0.1:{port}")),
+        ("COCREATE_INBOUND_MAX_MESSAGE_BYTES", "4096".to_string()),
+    ];
+    let daemon = common::Daemon::start_with(dir.path(), &db, &env, &[]);
+    let message = write(
+        dir.path(),
+        "lmtp.eml",
+        reply(
+            &key,
+            &id,
+            "lmtp1@cso.example.org",
+            "Propozim nëpërmjet LMTP.",
+        ),
+    );
+    let swaks = |to: &str, data: &Path| {
+        std::process::Command::new("swaks")
+            .args([
+                "--protocol",
+                "LMTP",
+                "--server",
+                "127.0.0.1",
+                "--port",
+                &port.to_string(),
+                "--from",
+                "buxheti@cso.example.org",
+                "--to",
+                to,
+                "--data",
+                data.to_str().unwrap(),
+                "--hide-informational",
+            ])
+            .output()
+            .expect("swaks (Debian package swaks) must be installed")
+    };
+    let out = swaks(
+        &format!("consult+{key}@ogp.office.example,consult@ogp.office.example"),
+        &message,
+    );
+    let transcript = stdout(&out);
+    assert_eq!(
+        transcript.matches("<-  250 2.0.0 Stored").count(),
+        2,
+        "one answer per recipient:\n{transcript}"
+    );
+    let elsewhere = swaks("someone@elsewhere.example.org", &message);
+    assert!(
+        stdout(&elsewhere)
+            .contains("550 5.1.1 <someone@elsewhere.example.org> is not a cocreate address"),
+        "{}",
+        stdout(&elsewhere)
+    );
+    let big = write(
+        dir.path(),
+        "big.eml",
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&reply(&key, &id, "big@cso.example.org", "x")),
+            "y".repeat(5000)
+        ),
+    );
+    let refused = swaks(&format!("consult+{key}@ogp.office.example"), &big);
+    assert!(
+        stdout(&refused).contains("552 5.3.4 Messages are limited to 4096 bytes"),
+        "{}",
+        stdout(&refused)
+    );
+    let (status, _) = daemon.stop(libc::SIGTERM);
+    assert!(status.success());
+
+    let proposals = ok(dir.path(), &db, &["mail", "proposals"], None);
+    assert_eq!(
+        proposals.lines().count(),
+        1,
+        "stored once for two recipients: {proposals}"
+    );
+    assert!(proposals.contains("Propozim nëpërmjet LMTP."));
+}

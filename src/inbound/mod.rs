@@ -11,6 +11,7 @@
 pub mod bounce;
 pub mod classify;
 pub mod inspect;
+pub mod lmtp;
 pub mod maildir;
 pub mod parse;
 pub mod route;

@@ -1,0 +1,194 @@
+//! An LMTP listener (RFC 2033), so Postfix or Dovecot can hand mail to
+//! cocreate directly. smtp-proto parses the commands and the dot-stuffed
+//! data; the answer after DATA is given per recipient, as LMTP requires, and
+//! only once the message is stored: a 4xx tells the MTA to keep it and try
+//! again. The size limit is announced (SIZE) and enforced.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use smtp_proto::Request;
+use smtp_proto::request::receiver::DataReceiver;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+
+use crate::config::Config;
+use crate::intake::{Intake, IntakeError};
+use crate::outbound::templates::Templates;
+use crate::store::Store;
+
+/// What every session needs.
+#[derive(Clone)]
+pub struct LmtpContext {
+    pub store: Arc<dyn Store>,
+    pub config: Arc<Config>,
+    pub templates: Arc<Templates>,
+    pub dkim: Option<Arc<lettre::message::dkim::DkimConfig>>,
+}
+
+/// Accepts sessions until `stop` turns true.
+pub async fn serve(listener: TcpListener, ctx: LmtpContext, mut stop: watch::Receiver<bool>) {
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, peer)) => {
+                    let ctx = ctx.clone();
+                    tokio::spawn(async move {
+                        if let Err(e) = session(stream, peer, ctx).await {
+                            tracing::debug!(%peer, error = %e, "LMTP session ended");
+                        }
+                    });
+                }
+                Err(e) => tracing::warn!(error = %e, "LMTP accept failed"),
+            },
+            _ = stop.wait_for(|s| *s) => return,
+        }
+    }
+}
+
+async fn session(stream: TcpStream, peer: SocketAddr, ctx: LmtpContext) -> std::io::Result<()> {
+    let (read, mut write) = stream.into_split();
+    let mut reader = BufReader::new(read);
+    let domain = ctx.config.mail.domain.clone();
+    let max = ctx.config.inbound.max_message_bytes;
+    write
+        .write_all(format!("220 {domain} cocreate LMTP ready\r\n").as_bytes())
+        .await?;
+    let mut recipients: Vec<String> = Vec::new();
+    let mut sender_ok = false;
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        if reader.read_until(b'\n', &mut line).await? == 0 {
+            return Ok(());
+        }
+        if line.len() > 4096 {
+            write.write_all(b"500 5.5.2 Line too long\r\n").await?;
+            continue;
+        }
+        let reply = match Request::parse(&mut line.iter()) {
+            Ok(Request::Lhlo { .. }) => {
+                recipients.clear();
+                sender_ok = false;
+                format!(
+                    "250-{domain}\r\n250-PIPELINING\r\n250-8BITMIME\r\n250-ENHANCEDSTATUSCODES\r\n250 SIZE {max}\r\n"
+                )
+            }
+            Ok(Request::Ehlo { .. } | Request::Helo { .. }) => {
+                "500 5.5.1 This is LMTP: say LHLO\r\n".into()
+            }
+            Ok(Request::Mail { from }) => {
+                recipients.clear();
+                if from.size > max {
+                    sender_ok = false;
+                    format!("552 5.3.4 Messages are limited to {max} bytes\r\n")
+                } else {
+                    sender_ok = true;
+                    "250 2.1.0 OK\r\n".into()
+                }
+            }
+            Ok(Request::Rcpt { to }) => {
+                let address = to.address.to_ascii_lowercase();
+                if !sender_ok {
+                    "503 5.5.1 MAIL first\r\n".into()
+                } else if address.ends_with(&format!("@{}", domain.to_ascii_lowercase())) {
+                    recipients.push(address);
+                    "250 2.1.5 OK\r\n".into()
+                } else {
+                    format!("550 5.1.1 <{address}> is not a cocreate address\r\n")
+                }
+            }
+            Ok(Request::Data) => {
+                if recipients.is_empty() {
+                    "503 5.5.1 No valid recipients\r\n".into()
+                } else {
+                    write
+                        .write_all(b"354 Start mail input; end with <CRLF>.<CRLF>\r\n")
+                        .await?;
+                    let (message, too_big) = receive_data(&mut reader, max).await?;
+                    let per_recipient = if too_big {
+                        format!("552 5.3.4 Messages are limited to {max} bytes\r\n")
+                    } else {
+                        accept(&ctx, &message, peer).await
+                    };
+                    let reply = recipients
+                        .iter()
+                        .map(|_| per_recipient.as_str())
+                        .collect::<String>();
+                    recipients.clear();
+                    sender_ok = false;
+                    reply
+                }
+            }
+            Ok(Request::Rset) => {
+                recipients.clear();
+                sender_ok = false;
+                "250 2.0.0 OK\r\n".into()
+            }
+            Ok(Request::Noop { .. }) => "250 2.0.0 OK\r\n".into(),
+            Ok(Request::Quit) => {
+                write.write_all(b"221 2.0.0 Bye\r\n").await?;
+                return Ok(());
+            }
+            Ok(_) => "502 5.5.1 Not implemented\r\n".into(),
+            Err(e) => format!("500 5.5.2 {e}\r\n"),
+        };
+        write.write_all(reply.as_bytes()).await?;
+    }
+}
+
+/// Reads the dot-stuffed message; past `max` bytes the rest is read and
+/// dropped, so the session stays in step with the client.
+async fn receive_data(
+    reader: &mut BufReader<tokio::net::tcp::OwnedReadHalf>,
+    max: usize,
+) -> std::io::Result<(Vec<u8>, bool)> {
+    let mut data = DataReceiver::new();
+    let mut message = Vec::new();
+    let mut too_big = false;
+    loop {
+        let chunk = reader.fill_buf().await?;
+        if chunk.is_empty() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                "connection closed during DATA",
+            ));
+        }
+        let mut bytes = chunk.iter();
+        let done = data.ingest(&mut bytes, &mut message);
+        let consumed = chunk.len() - bytes.as_slice().len();
+        reader.consume(consumed);
+        if message.len() > max {
+            too_big = true;
+            message.clear();
+        }
+        if done {
+            return Ok((message, too_big));
+        }
+    }
+}
+
+/// The reply for each recipient once the message is (or is not) stored.
+async fn accept(ctx: &LmtpContext, message: &[u8], peer: SocketAddr) -> String {
+    let intake = Intake {
+        store: ctx.store.as_ref(),
+        config: &ctx.config,
+        templates: &ctx.templates,
+        dkim: ctx.dkim.as_deref(),
+    };
+    match intake.accept(message, "lmtp").await {
+        Ok(outcome) => {
+            tracing::info!(%peer, outcome = %crate::web::describe_outcome(&outcome), "LMTP message taken in");
+            "250 2.0.0 Stored\r\n".into()
+        }
+        Err(IntakeError::Store(e)) => {
+            tracing::error!(%peer, error = %e, "LMTP message not stored");
+            "451 4.3.0 Could not store the message; try again later\r\n".into()
+        }
+        Err(e) => {
+            tracing::error!(%peer, error = %e, "LMTP message stored, processing failed");
+            "250 2.0.0 Stored\r\n".into()
+        }
+    }
+}
