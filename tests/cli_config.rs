@@ -78,7 +78,7 @@ fn each_mistake_is_one_sentence_with_exit_status_78() {
             "`server.listen` is wrong: invalid socket address syntax".into(),
         ),
         (
-            file.replace("listen = ", "listne = "),
+            file.replace("\nlisten = ", "\nlistne = "),
             vec![],
             "`server.listne` is not a setting (expected `listen` or `public_url`)".into(),
         ),
