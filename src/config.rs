@@ -89,6 +89,34 @@ pub struct InboundConfig {
     #[serde(default)]
     pub lmtp_listen: String,
     pub max_message_bytes: usize,
+    /// IMAP mailbox to take mail from; empty host for none.
+    #[serde(default)]
+    pub imap_host: String,
+    #[serde(default = "default_imap_port")]
+    pub imap_port: u16,
+    #[serde(default = "default_imap_security")]
+    pub imap_security: SmtpSecurity,
+    #[serde(default)]
+    pub imap_username: String,
+    #[serde(default)]
+    pub imap_password_env: Option<String>,
+    #[serde(default = "default_imap_mailbox")]
+    pub imap_mailbox: String,
+    #[serde(default = "default_imap_poll")]
+    pub imap_poll_seconds: u64,
+}
+
+fn default_imap_port() -> u16 {
+    993
+}
+fn default_imap_security() -> SmtpSecurity {
+    SmtpSecurity::Tls
+}
+fn default_imap_mailbox() -> String {
+    "INBOX".into()
+}
+fn default_imap_poll() -> u64 {
+    30
 }
 
 impl InboundConfig {
@@ -96,6 +124,12 @@ impl InboundConfig {
     pub fn webhook_secret(&self) -> Option<String> {
         let var = self.webhook_secret_env.as_deref()?;
         std::env::var(var).ok().filter(|s| !s.is_empty())
+    }
+
+    /// The IMAP password from the environment variable the file names.
+    pub fn imap_password(&self) -> Option<String> {
+        let var = self.imap_password_env.as_deref()?;
+        std::env::var(var).ok().filter(|p| !p.is_empty())
     }
 
     /// The LMTP listener's address, if one is configured.

@@ -97,6 +97,9 @@ enum MailCommand {
         /// Take in every message in this maildir's new/ folder instead.
         #[arg(long, value_name = "DIR", conflicts_with = "files")]
         maildir: Option<PathBuf>,
+        /// Take in the messages of the configured IMAP mailbox not yet taken.
+        #[arg(long, conflicts_with_all = ["files", "maildir"])]
+        imap: bool,
     },
     /// List the proposals received.
     Proposals,
@@ -472,7 +475,14 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
                 }
             }
         }
-        Command::Mail(MailCommand::Ingest { files, maildir }) => {
+        Command::Mail(MailCommand::Ingest {
+            files,
+            maildir,
+            imap,
+        }) => {
+            if imap {
+                return commands::mail::ingest_imap(&config, &mut out).await;
+            }
             return commands::mail::ingest(&config, &files, maildir.as_deref(), &mut out).await;
         }
         Command::Mail(MailCommand::Pen(cmd)) => {

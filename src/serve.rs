@@ -119,6 +119,32 @@ pub async fn run(config: Config, demo_mode: bool) -> Result<(), ServeError> {
         })
     });
 
+    let imap = (!config.inbound.imap_host.trim().is_empty()).then(|| {
+        let (store, config, templates, dkim) =
+            (store.clone(), config.clone(), templates.clone(), dkim.clone());
+        let mut stop = stop_worker.subscribe();
+        tracing::info!(host = %config.inbound.imap_host, mailbox = %config.inbound.imap_mailbox, "polling IMAP");
+        tokio::spawn(async move {
+            loop {
+                let intake = crate::intake::Intake {
+                    store: store.as_ref(),
+                    config: &config,
+                    templates: &templates,
+                    dkim: dkim.as_deref(),
+                };
+                match crate::inbound::imap::sweep(&intake, &config.inbound).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(taken = n, "IMAP sweep"),
+                    // Reconnects on the next sweep.
+                    Err(e) => tracing::warn!(error = %e, "IMAP sweep failed; trying again"),
+                }
+                tokio::select! {
+                    () = tokio::time::sleep(std::time::Duration::from_secs(config.inbound.imap_poll_seconds.max(1))) => {}
+                    _ = stop.wait_for(|s| *s) => return,
+                }
+            }
+        })
+    });
     let lmtp = match config.inbound.lmtp_address().ok().flatten() {
         None => None,
         Some(lmtp_addr) => {
@@ -170,6 +196,9 @@ pub async fn run(config: Config, demo_mode: bool) -> Result<(), ServeError> {
     }
     if let Some(l) = lmtp {
         let _ = l.await;
+    }
+    if let Some(i) = imap {
+        let _ = i.await;
     }
     tracing::info!("stopped cleanly");
     Ok(())

@@ -118,6 +118,23 @@ pub async fn ingest(
     Ok(())
 }
 
+/// One sweep of the configured IMAP mailbox.
+pub async fn ingest_imap(config: &Config, out: &mut impl Write) -> anyhow::Result<()> {
+    if config.inbound.imap_host.trim().is_empty() {
+        anyhow::bail!("no IMAP mailbox is configured (inbound.imap_host)");
+    }
+    with_intake(config, async |intake| {
+        let n = crate::inbound::imap::sweep(intake, &config.inbound).await?;
+        writeln!(
+            out,
+            "Took in {n} messages from {} on {}.",
+            config.inbound.imap_mailbox, config.inbound.imap_host
+        )?;
+        Ok(())
+    })
+    .await
+}
+
 pub async fn proposals(store: &dyn Store, out: &mut impl Write) -> anyhow::Result<()> {
     let all = store.proposals().await?;
     let consultations = store.consultations().await?;

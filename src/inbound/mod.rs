@@ -10,6 +10,7 @@
 
 pub mod bounce;
 pub mod classify;
+pub mod imap;
 pub mod inspect;
 pub mod lmtp;
 pub mod maildir;

@@ -1,0 +1,147 @@
+//! An IMAP mailbox as a source (async-imap). Each sweep fetches only the
+//! messages not yet taken (those without the `$CocreateTaken` keyword),
+//! takes each in, and marks it only once it is stored: a crash in between
+//! means it is fetched again and recognised as already stored. The keyword
+//! leaves the mailbox usable by people: reading a message in a mail client
+//! does not hide it from cocreate, as \Seen would.
+//!
+//! Sweeps run every `inbound.imap_poll_seconds`; IMAP IDLE is not used yet.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::TryStreamExt;
+use tokio::net::TcpStream;
+
+use crate::config::{InboundConfig, SmtpSecurity};
+use crate::intake::{Intake, IntakeError};
+
+/// The keyword that marks a message as taken in.
+pub const TAKEN: &str = "$CocreateTaken";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ImapError {
+    #[error("cannot reach the IMAP server {host}:{port}: {message}")]
+    Connect {
+        host: String,
+        port: u16,
+        message: String,
+    },
+    #[error("the IMAP server refused the login for {user}: {message}")]
+    Login { user: String, message: String },
+    #[error("the IMAP server failed: {0}")]
+    Protocol(String),
+    #[error(
+        "inbound.imap_password_env names no set variable; the IMAP password comes from the environment"
+    )]
+    NoPassword,
+}
+
+trait Stream: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + std::fmt::Debug {}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + std::fmt::Debug> Stream
+    for T
+{
+}
+
+async fn connect(cfg: &InboundConfig) -> Result<Box<dyn Stream>, ImapError> {
+    let err = |message: String| ImapError::Connect {
+        host: cfg.imap_host.clone(),
+        port: cfg.imap_port,
+        message,
+    };
+    let tcp = tokio::time::timeout(
+        Duration::from_secs(30),
+        TcpStream::connect((cfg.imap_host.as_str(), cfg.imap_port)),
+    )
+    .await
+    .map_err(|_| err("timed out".into()))?
+    .map_err(|e| err(e.to_string()))?;
+    match cfg.imap_security {
+        SmtpSecurity::None => Ok(Box::new(tcp)),
+        SmtpSecurity::Tls | SmtpSecurity::Starttls => {
+            let mut roots = tokio_rustls::rustls::RootCertStore::empty();
+            roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+            let tls = tokio_rustls::rustls::ClientConfig::builder_with_provider(Arc::new(
+                tokio_rustls::rustls::crypto::ring::default_provider(),
+            ))
+            .with_safe_default_protocol_versions()
+            .map_err(|e| err(e.to_string()))?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+            let name = tokio_rustls::rustls::pki_types::ServerName::try_from(cfg.imap_host.clone())
+                .map_err(|e| err(e.to_string()))?;
+            let stream = tokio_rustls::TlsConnector::from(Arc::new(tls))
+                .connect(name, tcp)
+                .await
+                .map_err(|e| err(e.to_string()))?;
+            Ok(Box::new(stream))
+        }
+    }
+}
+
+/// One pass over the mailbox; returns how many messages were taken in.
+pub async fn sweep(intake: &Intake<'_>, cfg: &InboundConfig) -> Result<usize, ImapError> {
+    let password = cfg.imap_password().ok_or(ImapError::NoPassword)?;
+    let protocol = |e: async_imap::error::Error| ImapError::Protocol(e.to_string());
+    let mut client = async_imap::Client::new(connect(cfg).await?);
+    client
+        .read_response()
+        .await
+        .map_err(|e| ImapError::Protocol(e.to_string()))?
+        .ok_or_else(|| ImapError::Protocol("no greeting".into()))?;
+    let mut session = client
+        .login(&cfg.imap_username, &password)
+        .await
+        .map_err(|(e, _)| ImapError::Login {
+            user: cfg.imap_username.clone(),
+            message: e.to_string(),
+        })?;
+    session.select(&cfg.imap_mailbox).await.map_err(protocol)?;
+    let mut uids: Vec<u32> = session
+        .uid_search(format!("UNKEYWORD {TAKEN}"))
+        .await
+        .map_err(protocol)?
+        .into_iter()
+        .collect();
+    uids.sort_unstable();
+    let mut taken = 0;
+    for uid in uids {
+        let fetched: Vec<_> = session
+            .uid_fetch(uid.to_string(), "BODY.PEEK[]")
+            .await
+            .map_err(protocol)?
+            .try_collect()
+            .await
+            .map_err(protocol)?;
+        let Some(raw) = fetched.iter().find_map(|f| f.body()) else {
+            continue;
+        };
+        if raw.len() > cfg.max_message_bytes {
+            tracing::warn!(
+                uid,
+                bytes = raw.len(),
+                "IMAP message larger than inbound.max_message_bytes; left untaken"
+            );
+            continue;
+        }
+        match intake.accept(raw, "imap").await {
+            Ok(_) => {}
+            Err(IntakeError::Store(e)) => {
+                tracing::warn!(uid, error = %e, "could not store an IMAP message; it stays untaken");
+                continue;
+            }
+            Err(e) => tracing::error!(uid, error = %e, "IMAP message stored, processing failed"),
+        }
+        // Only now, with the message safe in the store.
+        let _: Vec<_> = session
+            .uid_store(uid.to_string(), format!("+FLAGS ({TAKEN})"))
+            .await
+            .map_err(protocol)?
+            .try_collect()
+            .await
+            .map_err(protocol)?;
+        taken += 1;
+    }
+    let _ = session.logout().await;
+    Ok(taken)
+}
