@@ -136,7 +136,7 @@ fn a_reply_in_the_mailbox_is_stored_then_marked_and_never_taken_twice() {
     assert!(first.status.success(), "{}", stderr(&first));
     assert_eq!(
         stdout(&first),
-        "Took in 1 messages from INBOX on 127.0.0.1.\n"
+        "Took in 1 message from INBOX on 127.0.0.1.\n"
     );
     let marked = imap(
         server.port,

@@ -3,6 +3,7 @@
 use std::io::{Read, Write};
 use std::path::PathBuf;
 
+use super::thousands;
 use crate::config::Config;
 use crate::intake::{Intake, Outcome};
 use crate::outbound::message::load_dkim;
@@ -47,8 +48,9 @@ pub async fn ingest(
         }
         writeln!(
             out,
-            "Took in {} messages; {} left in new/.",
-            sweep.taken, sweep.left
+            "Took in {}; {} left in new/.",
+            super::count(sweep.taken, "message"),
+            thousands(sweep.left)
         )?;
         return Ok(());
     }
@@ -127,8 +129,10 @@ pub async fn ingest_imap(config: &Config, out: &mut impl Write) -> anyhow::Resul
         let n = crate::inbound::imap::sweep(intake, &config.inbound).await?;
         writeln!(
             out,
-            "Took in {n} messages from {} on {}.",
-            config.inbound.imap_mailbox, config.inbound.imap_host
+            "Took in {} from {} on {}.",
+            super::count(n, "message"),
+            config.inbound.imap_mailbox,
+            config.inbound.imap_host
         )?;
         Ok(())
     })

@@ -21,6 +21,15 @@ pub fn thousands(n: usize) -> String {
     out
 }
 
+/// "1 message", "3 messages", "10,000 messages".
+pub fn count(n: usize, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{} {noun}s", thousands(n))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
@@ -29,5 +38,7 @@ mod tests {
         assert_eq!(super::thousands(999), "999");
         assert_eq!(super::thousands(100_000), "100,000");
         assert_eq!(super::thousands(1_234_567), "1,234,567");
+        assert_eq!(super::count(1, "message"), "1 message");
+        assert_eq!(super::count(10_000, "message"), "10,000 messages");
     }
 }
