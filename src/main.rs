@@ -417,9 +417,11 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
                 RegistryCommand::Relevance(RelevanceCommand::List) => {
                     commands::registry::list_overrides(store, &mut out).await?;
                 }
-                RegistryCommand::Addresses => commands::outbox::addresses(store, &mut out).await?,
+                RegistryCommand::Addresses => {
+                    commands::registry::addresses(store, &mut out).await?
+                }
                 RegistryCommand::Restore { address, reason } => {
-                    commands::outbox::restore(store, &address, &reason, &mut out).await?;
+                    commands::registry::restore(store, &address, &reason, &mut out).await?;
                 }
             }
         }

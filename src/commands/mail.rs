@@ -44,7 +44,7 @@ pub async fn ingest(
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_default();
-            writeln!(out, "{name}: {}", crate::web::describe_outcome(&outcome))?;
+            writeln!(out, "{name}: {}", outcome.describe())?;
         }
         writeln!(
             out,
@@ -277,11 +277,7 @@ pub async fn pen_assign(
             Outcome::Held { reason, .. } => {
                 writeln!(out, "Message #{id} stays in the holding pen: {reason}")?
             }
-            other => writeln!(
-                out,
-                "Message #{id}: {}",
-                crate::web::describe_outcome(&other)
-            )?,
+            other => writeln!(out, "Message #{id}: {}", other.describe())?,
         }
         Ok(())
     })
@@ -346,7 +342,7 @@ pub async fn reprocess(
                 continue;
             };
             let outcome = intake.process(id, &raw).await?;
-            writeln!(out, "#{id}: {}", crate::web::describe_outcome(&outcome))?;
+            writeln!(out, "#{id}: {}", outcome.describe())?;
         }
         Ok(())
     })

@@ -366,3 +366,58 @@ pub async fn list_overrides(store: &dyn Store, out: &mut impl Write) -> anyhow::
     }
     Ok(())
 }
+
+pub async fn addresses(store: &dyn Store, out: &mut impl Write) -> anyhow::Result<()> {
+    let all = store.address_statuses().await?;
+    let stopped: Vec<_> = all
+        .iter()
+        .filter(|s| s.opted_out_at.is_some() || s.bounced_at.is_some())
+        .collect();
+    if stopped.is_empty() {
+        writeln!(out, "No address has opted out or bounced.")?;
+    }
+    for s in stopped {
+        if let Some(at) = s.opted_out_at {
+            writeln!(
+                out,
+                "{:<40} opted out {} ({})",
+                s.address,
+                at.format("%Y-%m-%d %H:%M UTC"),
+                s.opt_out_source.as_deref().unwrap_or("")
+            )?;
+        }
+        if let Some(at) = s.bounced_at {
+            writeln!(
+                out,
+                "{:<40} bounced {}: {}",
+                s.address,
+                at.format("%Y-%m-%d %H:%M UTC"),
+                s.bounce_reason.as_deref().unwrap_or("")
+            )?;
+        }
+    }
+    Ok(())
+}
+
+pub async fn restore(
+    store: &dyn Store,
+    address: &str,
+    reason: &str,
+    out: &mut impl Write,
+) -> anyhow::Result<()> {
+    let address = crate::domain::EmailAddress::parse(address)?;
+    if reason.trim().is_empty() {
+        bail!(
+            "give the reason with --reason: restoring an address that opted out must be explained"
+        );
+    }
+    if store.restore_address(&address, reason.trim()).await? {
+        writeln!(out, "{address} will receive consultation mail again.")?;
+    } else {
+        writeln!(
+            out,
+            "{address} had not opted out or bounced; nothing changed."
+        )?;
+    }
+    Ok(())
+}

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use smtp_proto::Request;
 use smtp_proto::request::receiver::DataReceiver;
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
@@ -17,6 +17,10 @@ use crate::config::Config;
 use crate::intake::{Intake, IntakeError};
 use crate::outbound::templates::Templates;
 use crate::store::Store;
+
+/// RFC 5321's limit on a command line, CRLF included, with room for
+/// extensions' parameters.
+const MAX_COMMAND_LINE: usize = 4096;
 
 /// What every session needs.
 #[derive(Clone)]
@@ -60,10 +64,32 @@ async fn session(stream: TcpStream, peer: SocketAddr, ctx: LmtpContext) -> std::
     let mut line = Vec::new();
     loop {
         line.clear();
-        if reader.read_until(b'\n', &mut line).await? == 0 {
+        // At most one line's worth is buffered, whatever the client sends.
+        let n = (&mut reader)
+            .take(MAX_COMMAND_LINE as u64 + 1)
+            .read_until(b'\n', &mut line)
+            .await?;
+        if n == 0 {
             return Ok(());
         }
-        if line.len() > 4096 {
+        if !line.ends_with(b"\n") {
+            // Too long: drop the rest of it a buffer at a time, then answer.
+            loop {
+                let chunk = reader.fill_buf().await?;
+                if chunk.is_empty() {
+                    return Ok(());
+                }
+                match chunk.iter().position(|b| *b == b'\n') {
+                    Some(end) => {
+                        reader.consume(end + 1);
+                        break;
+                    }
+                    None => {
+                        let n = chunk.len();
+                        reader.consume(n);
+                    }
+                }
+            }
             write.write_all(b"500 5.5.2 Line too long\r\n").await?;
             continue;
         }
@@ -179,7 +205,7 @@ async fn accept(ctx: &LmtpContext, message: &[u8], peer: SocketAddr) -> String {
     };
     match intake.accept(message, "lmtp").await {
         Ok(outcome) => {
-            tracing::info!(%peer, outcome = %crate::web::describe_outcome(&outcome), "LMTP message taken in");
+            tracing::info!(%peer, outcome = %outcome.describe(), "LMTP message taken in");
             "250 2.0.0 Stored\r\n".into()
         }
         Err(IntakeError::Store(e)) => {

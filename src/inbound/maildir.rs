@@ -59,6 +59,12 @@ pub async fn sweep(
     // database round trips of one overlap with the parsing of another.
     let results: Vec<(PathBuf, Option<Outcome>, bool)> = futures::stream::iter(files)
         .map(|path| async move {
+            // The size first: a huge file is never read into memory.
+            let size = tokio::fs::metadata(&path).await.map(|m| m.len()).unwrap_or(0);
+            if size > max_bytes as u64 {
+                tracing::warn!(file = %path.display(), bytes = size, "message larger than inbound.max_message_bytes; left in new/");
+                return (path, None, false);
+            }
             let raw = match tokio::fs::read(&path).await {
                 Ok(r) => r,
                 Err(e) => {
@@ -66,10 +72,6 @@ pub async fn sweep(
                     return (path, None, false);
                 }
             };
-            if raw.len() > max_bytes {
-                tracing::warn!(file = %path.display(), bytes = raw.len(), "message larger than inbound.max_message_bytes; left in new/");
-                return (path, None, false);
-            }
             match intake.accept(&raw, "maildir").await {
                 Ok(outcome) => {
                     mark_seen(dir, &path);

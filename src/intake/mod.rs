@@ -66,6 +66,38 @@ pub enum Outcome {
     Held { id: i64, reason: String },
 }
 
+impl Outcome {
+    /// What became of the message, as the webhook answers it.
+    pub fn to_json(&self) -> serde_json::Value {
+        match self {
+            Outcome::Proposal {
+                receipt_no,
+                receipt,
+                ..
+            } => {
+                json!({ "outcome": "proposal", "receipt_no": receipt_no, "receipt_queued": receipt })
+            }
+            Outcome::FollowUp {
+                receipt_no,
+                confirmation,
+                ..
+            } => {
+                json!({ "outcome": "follow_up", "receipt_no": receipt_no, "confirmation_queued": confirmation })
+            }
+            Outcome::Duplicate { .. } => json!({ "outcome": "duplicate" }),
+            Outcome::Ignored { classification, .. } => {
+                json!({ "outcome": "ignored", "classification": classification })
+            }
+            Outcome::Held { reason, .. } => json!({ "outcome": "held", "reason": reason }),
+        }
+    }
+
+    /// The same on one line, for logs and the command line.
+    pub fn describe(&self) -> String {
+        self.to_json().to_string()
+    }
+}
+
 /// Headers that relays add or change on the way: the same message through
 /// two sources differs only in these.
 const TRACE_HEADERS: [&str; 9] = [

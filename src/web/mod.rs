@@ -27,11 +27,6 @@ pub struct AppState {
     pub dkim: Option<Arc<DkimConfig>>,
 }
 
-/// One line on what intake made of a message.
-pub fn describe_outcome(outcome: &crate::intake::Outcome) -> String {
-    webhook::describe(outcome).to_string()
-}
-
 pub fn router(state: AppState) -> Router {
     let max = state.config.inbound.max_message_bytes;
     Router::new()

@@ -10,7 +10,7 @@ use axum::http::{HeaderMap, StatusCode};
 use serde_json::{Value, json};
 
 use super::AppState;
-use crate::intake::{Intake, IntakeError, Outcome};
+use crate::intake::{Intake, IntakeError};
 
 /// Compares without stopping at the first difference, so response times do
 /// not reveal how much of a guess was right.
@@ -58,7 +58,7 @@ pub async fn receive(
         dkim: state.dkim.as_deref(),
     };
     match intake.accept(&body, "webhook").await {
-        Ok(outcome) => (StatusCode::OK, Json(describe(&outcome))),
+        Ok(outcome) => (StatusCode::OK, Json(outcome.to_json())),
         Err(IntakeError::Store(e)) => {
             tracing::error!(error = %e, "webhook message not stored");
             (
@@ -73,30 +73,6 @@ pub async fn receive(
                 Json(json!({ "outcome": "stored", "note": "processing will be retried" })),
             )
         }
-    }
-}
-
-pub fn describe(outcome: &Outcome) -> Value {
-    match outcome {
-        Outcome::Proposal {
-            receipt_no,
-            receipt,
-            ..
-        } => {
-            json!({ "outcome": "proposal", "receipt_no": receipt_no, "receipt_queued": receipt })
-        }
-        Outcome::FollowUp {
-            receipt_no,
-            confirmation,
-            ..
-        } => {
-            json!({ "outcome": "follow_up", "receipt_no": receipt_no, "confirmation_queued": confirmation })
-        }
-        Outcome::Duplicate { .. } => json!({ "outcome": "duplicate" }),
-        Outcome::Ignored { classification, .. } => {
-            json!({ "outcome": "ignored", "classification": classification })
-        }
-        Outcome::Held { reason, .. } => json!({ "outcome": "held", "reason": reason }),
     }
 }
 
