@@ -47,24 +47,29 @@ fn main() {
     }
 }
 
-fn report(backend: &str, runs: &[(f64, i64)], target: f64) {
-    let rates: Vec<f64> = runs.iter().map(|(s, _)| REPLIES as f64 / s).collect();
+fn report(backend: &str, runs: &[(f64, i64, f64)], target: f64) {
+    let rates: Vec<f64> = runs.iter().map(|(s, _, _)| REPLIES as f64 / s).collect();
     let m = median(rates.clone());
+    let cpu = median(
+        runs.iter()
+            .map(|(_, _, c)| c * 1e6 / REPLIES as f64)
+            .collect(),
+    );
     println!(
-        "{backend}: {REPLIES} replies, median {m:.0} messages/s ({:.2}x the {target:.0}/s target; runs {}), peak memory {:.0} MB",
+        "{backend}: {REPLIES} replies, median {m:.0} messages/s ({:.2}x the {target:.0}/s target; runs {}), {cpu:.0} µs CPU per message, peak memory {:.0} MB",
         m / target,
         rates
             .iter()
             .map(|r| format!("{r:.0}"))
             .collect::<Vec<_>>()
             .join(" "),
-        runs.iter().map(|(_, kb)| *kb).max().unwrap() as f64 / 1024.0
+        runs.iter().map(|(_, kb, _)| *kb).max().unwrap() as f64 / 1024.0
     );
 }
 
 /// Sets up a consultation with 10,000 invited CSOs, writes the replies and
-/// times the ingest. Returns (seconds, peak RSS in kB).
-fn run(dir: &Path, url: &str) -> (f64, i64) {
+/// times the ingest. Returns (seconds, peak RSS in kB, CPU seconds).
+fn run(dir: &Path, url: &str) -> (f64, i64, f64) {
     let env = vec![
         ("COCREATE_DATABASE_URL", url.to_string()),
         (
@@ -131,7 +136,7 @@ fn run(dir: &Path, url: &str) -> (f64, i64) {
         "{}",
         done.stderr
     );
-    (done.seconds, done.peak_rss_kb)
+    (done.seconds, done.peak_rss_kb, done.cpu_seconds)
 }
 
 fn reply(i: usize, key: &str, address: &str) -> Vec<u8> {

@@ -13,6 +13,8 @@ pub struct Finished {
     pub stderr: String,
     pub seconds: f64,
     pub peak_rss_kb: i64,
+    /// CPU time the process used, user and system, in seconds.
+    pub cpu_seconds: f64,
 }
 
 /// Runs `cocreate ARGS` with `env` and measures it.
@@ -58,7 +60,12 @@ pub fn reap(mut child: Child, start: Instant) -> Finished {
         stderr,
         seconds: start.elapsed().as_secs_f64(),
         peak_rss_kb: usage.ru_maxrss,
+        cpu_seconds: seconds(usage.ru_utime) + seconds(usage.ru_stime),
     }
+}
+
+fn seconds(t: libc::timeval) -> f64 {
+    t.tv_sec as f64 + t.tv_usec as f64 / 1e6
 }
 
 pub fn median(mut v: Vec<f64>) -> f64 {

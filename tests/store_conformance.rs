@@ -10,7 +10,7 @@ use chrono::Utc;
 use cocreate::consultation::{ConsultationSpec, ConsultationState, DeadlineExtension};
 use cocreate::domain::ReplyKey;
 use cocreate::domain::{EmailAddress, Language, RegistrationNumber};
-use cocreate::intake::types::{InboundState, NewInbound, NewProposal};
+use cocreate::intake::types::{Applied, InboundState, IntakeWrite, NewInbound, NewProposal};
 use cocreate::outbound::outbox::{Delivery, NewMessage, ReplyKeyRecord};
 use cocreate::registry::import::{ImportError, ImportMode, ImportOptions, import_bytes};
 use cocreate::registry::relevance::{Relevance, RelevanceOverride};
@@ -758,13 +758,24 @@ async fn a_message_is_stored_once_and_has_at_most_one_proposal(db: &TestDb) {
     assert_eq!(store.proposals().await.unwrap().len(), 1);
     assert!(store.unprocessed_inbound().await.unwrap().is_empty());
     let hour_ago = Utc::now() - chrono::Duration::hours(1);
-    assert_eq!(store.receipts_since("a@x.al", hour_ago).await.unwrap(), 1);
-    assert_eq!(store.receipts_since("b@x.al", hour_ago).await.unwrap(), 0);
+    let senders = ["a@x.al".to_string(), "b@x.al".to_string()];
+    let known = store
+        .intake_lookups(&[], &senders, hour_ago, hour_ago)
+        .await
+        .unwrap();
+    assert_eq!(known.acknowledgements.get("a@x.al"), Some(&1));
+    assert_eq!(known.acknowledgements.get("b@x.al"), None);
+    assert!(
+        known
+            .texts
+            .contains(&("a@x.al".to_string(), "Propozim".to_string()))
+    );
+    assert_eq!(known.texts.len(), 1);
 
     let (held, _) = store
         .store_inbound(&NewInbound {
             dedupe_key: "k2".into(),
-            ..inbound
+            ..inbound.clone()
         })
         .await
         .unwrap();
@@ -772,5 +783,80 @@ async fn a_message_is_stored_once_and_has_at_most_one_proposal(db: &TestDb) {
         .set_inbound_outcome(held, InboundState::Held, "unmatched", "no reply key")
         .await
         .unwrap();
+    assert!(store.unprocessed_inbound().await.unwrap().is_empty());
+
+    // A batch: stored in one call, the same message twice in it stored
+    // once; then three proposals and a held message written in one call.
+    let batch: Vec<NewInbound> = ["k3", "k4", "k3", "k5", "k1"]
+        .iter()
+        .map(|k| NewInbound {
+            dedupe_key: k.to_string(),
+            ..inbound.clone()
+        })
+        .collect();
+    let stored = store.store_inbound_many(&batch).await.unwrap();
+    let news: Vec<bool> = stored.iter().map(|s| s.new).collect();
+    assert_eq!(news, [true, true, false, true, false]);
+    assert_eq!(stored[0].id, stored[2].id);
+    assert_eq!(stored[4].id, id);
+    assert_eq!(stored[4].state, "processed");
+    let proposal_of = |i: usize, receipt_no: &str| IntakeWrite::Proposal {
+        proposal: NewProposal {
+            receipt_no: receipt_no.into(),
+            inbound_message_id: stored[i].id,
+            ..again.clone()
+        },
+        receipt: Some(NewMessage {
+            kind: "receipt",
+            envelope_from: String::new(),
+            ..message(&format!("receipt:{receipt_no}"), "a@x.al", c, cso)
+        }),
+    };
+    let applied = store
+        .apply_intake(&[
+            proposal_of(0, "OGP-CCCC-DDDD"),
+            IntakeWrite::Outcome {
+                id: stored[1].id,
+                state: InboundState::Held,
+                classification: "unmatched".into(),
+                reason: "no reply key".into(),
+            },
+            proposal_of(3, "OGP-EEEE-FFFF"),
+            proposal_of(4, "OGP-GGGG-HHHH"),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(
+        applied,
+        [
+            Applied::Proposal {
+                receipt_no: "OGP-CCCC-DDDD".into(),
+                new: true
+            },
+            Applied::Done,
+            Applied::Proposal {
+                receipt_no: "OGP-EEEE-FFFF".into(),
+                new: true
+            },
+            Applied::Proposal {
+                receipt_no: "OGP-7K3M-Q9TX".into(),
+                new: false
+            },
+        ]
+    );
+    assert_eq!(store.proposals().await.unwrap().len(), 3);
+    let held: Vec<i64> = store
+        .inbound_in_state("held")
+        .await
+        .unwrap()
+        .iter()
+        .map(|m| m.id)
+        .collect();
+    assert!(held.contains(&stored[1].id));
+    let known = store
+        .intake_lookups(&[], &senders, hour_ago, hour_ago)
+        .await
+        .unwrap();
+    assert_eq!(known.acknowledgements.get("a@x.al"), Some(&3));
     assert!(store.unprocessed_inbound().await.unwrap().is_empty());
 }

@@ -78,7 +78,7 @@ pub async fn ingest(
         }
         let outcome = match intake.accept(&raw, source).await {
             Ok(o) => o,
-            Err(crate::intake::IntakeError::Store(e)) => {
+            Err(crate::intake::IntakeError::NotStored(e)) => {
                 return Err(NotStored(e.to_string()).into());
             }
             Err(e) => {

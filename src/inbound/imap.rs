@@ -126,7 +126,7 @@ pub async fn sweep(intake: &Intake<'_>, cfg: &InboundConfig) -> Result<usize, Im
         }
         match intake.accept(raw, "imap").await {
             Ok(_) => {}
-            Err(IntakeError::Store(e)) => {
+            Err(IntakeError::NotStored(e)) => {
                 tracing::warn!(uid, error = %e, "could not store an IMAP message; it stays untaken");
                 continue;
             }

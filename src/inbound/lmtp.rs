@@ -208,7 +208,7 @@ async fn accept(ctx: &LmtpContext, message: &[u8], peer: SocketAddr) -> String {
             tracing::info!(%peer, outcome = %outcome.describe(), "LMTP message taken in");
             "250 2.0.0 Stored\r\n".into()
         }
-        Err(IntakeError::Store(e)) => {
+        Err(IntakeError::NotStored(e)) => {
             tracing::error!(%peer, error = %e, "LMTP message not stored");
             "451 4.3.0 Could not store the message; try again later\r\n".into()
         }

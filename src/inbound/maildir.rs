@@ -4,9 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use futures::StreamExt;
-
-use crate::intake::{Intake, IntakeError, Outcome};
+use crate::intake::{BATCH_BYTES, BATCH_MESSAGES, Intake, Outcome};
 
 #[derive(Debug, thiserror::Error)]
 pub enum MaildirError {
@@ -36,8 +34,11 @@ pub fn ensure(dir: &Path) -> Result<(), MaildirError> {
     Ok(())
 }
 
-/// Takes in every message in `dir/new`, oldest name first. A message that
-/// cannot be stored stays in new/ for the next sweep.
+/// Takes in every message in `dir/new`, oldest name first, in batches: each
+/// batch is stored in one transaction and what became of it written in a
+/// second, so a sweep of thousands of replies costs a few durable commits,
+/// not two per message. A message that cannot be stored stays in new/ for
+/// the next sweep.
 pub async fn sweep(
     intake: &Intake<'_>,
     dir: &Path,
@@ -45,71 +46,91 @@ pub async fn sweep(
 ) -> Result<(Sweep, Vec<(PathBuf, Outcome)>), MaildirError> {
     ensure(dir)?;
     let new = dir.join("new");
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&new)
+    let mut files: Vec<(PathBuf, u64)> = std::fs::read_dir(&new)
         .map_err(|source| MaildirError::Folder {
             path: new.display().to_string(),
             source,
         })?
         .filter_map(Result::ok)
-        .map(|e| e.path())
-        .filter(|p| p.is_file())
+        .filter_map(|e| {
+            let meta = e.metadata().ok()?;
+            meta.is_file().then(|| (e.path(), meta.len()))
+        })
         .collect();
     files.sort();
-    // Messages are independent, so several are taken in at once: the
-    // database round trips of one overlap with the parsing of another.
-    let results: Vec<(PathBuf, Option<Outcome>, bool)> = futures::stream::iter(files)
-        .map(|path| async move {
-            // The size first: a huge file is never read into memory.
-            let size = tokio::fs::metadata(&path).await.map(|m| m.len()).unwrap_or(0);
-            if size > max_bytes as u64 {
-                tracing::warn!(file = %path.display(), bytes = size, "message larger than inbound.max_message_bytes; left in new/");
-                return (path, None, false);
-            }
-            let raw = match tokio::fs::read(&path).await {
-                Ok(r) => r,
-                Err(e) => {
-                    tracing::warn!(file = %path.display(), error = %e, "cannot read a dropped message");
-                    return (path, None, false);
-                }
-            };
-            match intake.accept(&raw, "maildir").await {
-                Ok(outcome) => {
-                    mark_seen(dir, &path);
-                    (path, Some(outcome), true)
-                }
-                Err(IntakeError::Store(e)) => {
-                    tracing::warn!(file = %path.display(), error = %e, "could not store a dropped message; it stays in new/");
-                    (path, None, false)
-                }
-                Err(e) => {
-                    // Stored; processing failed and is retried from the store.
-                    tracing::error!(file = %path.display(), error = %e, "processing a stored message failed");
-                    mark_seen(dir, &path);
-                    (path, None, true)
-                }
-            }
-        })
-        .buffer_unordered(PARALLEL)
-        .collect()
-        .await;
     let mut sweep = Sweep::default();
     let mut outcomes = Vec::new();
-    for (path, outcome, stored) in results {
-        if stored {
-            sweep.taken += 1;
-        } else {
+    let mut batch: Vec<(PathBuf, Vec<u8>)> = Vec::new();
+    let mut batch_bytes = 0;
+    for (path, size) in files {
+        // The size first: a huge file is never read into memory.
+        if size > max_bytes as u64 {
+            tracing::warn!(file = %path.display(), bytes = size, "message larger than inbound.max_message_bytes; left in new/");
             sweep.left += 1;
+            continue;
         }
-        if let Some(o) = outcome {
-            outcomes.push((path, o));
+        match std::fs::read(&path) {
+            Ok(raw) => {
+                batch_bytes += raw.len();
+                batch.push((path, raw));
+            }
+            Err(e) => {
+                tracing::warn!(file = %path.display(), error = %e, "cannot read a dropped message");
+                sweep.left += 1;
+                continue;
+            }
+        }
+        if batch.len() >= BATCH_MESSAGES || batch_bytes >= BATCH_BYTES {
+            take_in(
+                intake,
+                dir,
+                std::mem::take(&mut batch),
+                &mut sweep,
+                &mut outcomes,
+            )
+            .await;
+            batch_bytes = 0;
         }
     }
-    outcomes.sort_by(|a, b| a.0.cmp(&b.0));
+    take_in(intake, dir, batch, &mut sweep, &mut outcomes).await;
     Ok((sweep, outcomes))
 }
 
-/// Messages taken in at once by a sweep.
-const PARALLEL: usize = 8;
+/// Stores and processes one batch, then moves what was stored to cur/.
+async fn take_in(
+    intake: &Intake<'_>,
+    dir: &Path,
+    batch: Vec<(PathBuf, Vec<u8>)>,
+    sweep: &mut Sweep,
+    outcomes: &mut Vec<(PathBuf, Outcome)>,
+) {
+    if batch.is_empty() {
+        return;
+    }
+    let items: Vec<(&[u8], &str)> = batch
+        .iter()
+        .map(|(_, raw)| (raw.as_slice(), "maildir"))
+        .collect();
+    match intake.accept_many(&items).await {
+        Ok(results) => {
+            for ((path, _), result) in batch.iter().zip(results) {
+                mark_seen(dir, path);
+                sweep.taken += 1;
+                match result {
+                    Ok(outcome) => outcomes.push((path.clone(), outcome)),
+                    // Stored; processing is retried from the store.
+                    Err(e) => {
+                        tracing::error!(file = %path.display(), error = %e, "processing a stored message failed")
+                    }
+                }
+            }
+        }
+        Err(e) => {
+            tracing::warn!(messages = batch.len(), error = %e, "could not store dropped messages; they stay in new/");
+            sweep.left += batch.len();
+        }
+    }
+}
 
 /// new/NAME → cur/NAME:2,S, the maildir way of saying "seen".
 fn mark_seen(dir: &Path, path: &Path) {

@@ -11,6 +11,7 @@ use super::parse::Parsed;
 use crate::config::Config;
 use crate::consultation::{Consultation, ConsultationState};
 use crate::domain::ReplyKey;
+use crate::intake::types::IntakeLookups;
 use crate::registry::relevance::{Matcher, Relevance};
 use crate::store::{Store, StoreError};
 
@@ -89,8 +90,32 @@ fn reference_keys(p: &Parsed, config: &Config) -> Vec<ReplyKey> {
         .collect()
 }
 
+/// Every reply key a message carries, in the order routing tries them.
+pub fn keys_of(p: &Parsed, config: &Config) -> Vec<ReplyKey> {
+    let mut keys = recipient_keys(p, config);
+    keys.extend(reference_keys(p, config));
+    keys
+}
+
 pub async fn route(store: &dyn Store, config: &Config, p: &Parsed) -> Result<Route, StoreError> {
     let consultations = store.consultations().await?;
+    let now = Utc::now();
+    let known = store
+        .intake_lookups(&keys_of(p, config), &[], now, now)
+        .await?;
+    route_among(store, config, &consultations, &known, p).await
+}
+
+/// Routing with the consultations, the reply keys the message carries and
+/// their CSOs already at hand (a batch looks them up once for all its
+/// messages; a key not in `known` does not exist).
+pub async fn route_among(
+    store: &dyn Store,
+    config: &Config,
+    consultations: &[Consultation],
+    known: &IntakeLookups,
+    p: &Parsed,
+) -> Result<Route, StoreError> {
     let today = Utc::now()
         .with_timezone(&config.office.time_zone)
         .date_naive();
@@ -102,7 +127,7 @@ pub async fn route(store: &dyn Store, config: &Config, p: &Parsed) -> Result<Rou
     ];
     for (method, keys) in by_key {
         for key in keys {
-            let Some(record) = store.reply_key(&key).await? else {
+            let Some(record) = known.reply_keys.get(&key) else {
                 continue;
             };
             let Some(c) = consultations
@@ -111,8 +136,7 @@ pub async fn route(store: &dyn Store, config: &Config, p: &Parsed) -> Result<Rou
             else {
                 continue;
             };
-            let cso = store.cso(record.cso_id).await?;
-            let cso = cso.as_ref();
+            let cso = known.csos.get(&record.cso_id);
             let other_sender = record.address != p.from;
             return Ok(Route {
                 method: Some(method),

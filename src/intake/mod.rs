@@ -11,6 +11,8 @@
 
 pub mod types;
 
+use std::collections::HashSet;
+
 use chrono::Utc;
 use lettre::message::dkim::DkimConfig;
 use serde_json::json;
@@ -22,21 +24,30 @@ use crate::domain::{Language, ReceiptNo, ReplyKey};
 use crate::inbound::bounce;
 use crate::inbound::classify::{Classification, automated};
 use crate::inbound::inspect::authentication_of;
-use crate::inbound::parse::{Parsed, hex, parse};
-use crate::inbound::route::route;
-use crate::inbound::trim::trim;
+use crate::inbound::parse::{ParseError, Parsed, hex, parse};
+use crate::inbound::route::{keys_of, route_among};
+use crate::inbound::trim::{Trimmed, trim};
 use crate::outbound::message::{self, MessageError, Outgoing};
 use crate::outbound::outbox::{NewMessage, ReplyKeyRecord};
 use crate::outbound::outreach::Sender;
 use crate::outbound::templates::{TemplateError, Templates};
 use crate::registry::Cso;
 use crate::store::{Store, StoreError};
-use types::{InboundState, NewFollowUp, NewInbound, NewProposal};
+use types::{
+    Applied, InboundState, IntakeLookups, IntakeWrite, NewFollowUp, NewInbound, NewProposal,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum IntakeError {
+    /// The message is not in the store: whoever delivered it must again.
+    #[error("the message could not be stored: {0}")]
+    NotStored(StoreError),
+    /// Stored; processing it failed on the store and is retried later.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// Stored and decided, but the decision could not be written.
+    #[error("stored, but what became of it could not be recorded: {0}")]
+    NotRecorded(String),
     #[error(transparent)]
     Template(#[from] TemplateError),
     #[error(transparent)]
@@ -151,46 +162,155 @@ pub struct Intake<'a> {
     pub dkim: Option<&'a DkimConfig>,
 }
 
+/// What processing one message decided, before anything is written.
+struct Decision {
+    outcome: Outcome,
+    writes: Vec<IntakeWrite>,
+    /// To render before the writes are applied; it becomes the receipt or
+    /// confirmation of the last write.
+    acknowledgement: Option<Acknowledgement>,
+}
+
+impl Decision {
+    fn only(outcome: Outcome, write: IntakeWrite) -> Self {
+        Self {
+            outcome,
+            writes: vec![write],
+            acknowledgement: None,
+        }
+    }
+
+    fn attach(&mut self, message: NewMessage) {
+        match self.writes.last_mut() {
+            Some(IntakeWrite::Proposal { receipt, .. }) => *receipt = Some(message),
+            Some(IntakeWrite::FollowUp { confirmation, .. }) => *confirmation = Some(message),
+            _ => {}
+        }
+    }
+}
+
+/// What the messages of one batch share, looked up once for all of them:
+/// the consultations, the reply keys they carry and their CSOs, and what
+/// the loop guard needs about their senders. What the batch itself decides
+/// is added as it goes (an acknowledgement queued, a text sent), so the
+/// loop guard counts it as if it were already in the store.
+struct Batch {
+    consultations: Vec<Consultation>,
+    known: IntakeLookups,
+}
+
+impl Batch {
+    async fn load<'p>(
+        store: &dyn Store,
+        config: &Config,
+        messages: impl Iterator<Item = &'p Parsed>,
+    ) -> Result<Self, StoreError> {
+        let mut keys = Vec::new();
+        let mut senders = Vec::new();
+        for p in messages {
+            keys.extend(keys_of(p, config));
+            senders.push(p.from.to_string());
+        }
+        keys.sort_unstable();
+        keys.dedup();
+        senders.sort_unstable();
+        senders.dedup();
+        let now = Utc::now();
+        Ok(Self {
+            consultations: store.consultations().await?,
+            known: store
+                .intake_lookups(
+                    &keys,
+                    &senders,
+                    now - chrono::Duration::hours(1),
+                    now - chrono::Duration::days(7),
+                )
+                .await?,
+        })
+    }
+}
+
+/// A stored message's id and what parsing made of it.
+type Stored = (i64, Result<Parsed, ParseError>);
+
+/// Messages taken in together: at most this many, and at most
+/// [`BATCH_BYTES`] of them, share one transaction.
+pub const BATCH_MESSAGES: usize = 256;
+pub const BATCH_BYTES: usize = 32 * 1024 * 1024;
+
 impl Intake<'_> {
-    /// Stores `raw` and processes it. Once this returns Ok the message is
-    /// safe in the store, whatever processing made of it.
+    /// Stores `raw` and processes it. Once this returns anything but
+    /// [`IntakeError::NotStored`] the message is safe in the store,
+    /// whatever processing made of it.
     pub async fn accept(&self, raw: &[u8], source: &str) -> Result<Outcome, IntakeError> {
-        let parsed = parse(raw).ok();
-        let (id, new) = self
-            .store
-            .store_inbound(&NewInbound {
-                dedupe_key: dedupe_key(raw),
-                source,
-                raw,
-                message_id: parsed.as_ref().and_then(|p| p.message_id.clone()),
-                from_address: parsed.as_ref().map(|p| p.from.to_string()),
-                subject: parsed.as_ref().map(|p| p.subject.clone()),
+        let mut results = self
+            .accept_many(&[(raw, source)])
+            .await
+            .map_err(IntakeError::NotStored)?;
+        results
+            .pop()
+            .unwrap_or_else(|| Err(IntakeError::NotRecorded("nothing was decided".into())))
+    }
+
+    /// Stores a batch of messages in one transaction, then processes them
+    /// and writes what became of all of them in a second one. Err: none of
+    /// them was stored. Ok: all are stored; each has its outcome, or the
+    /// reason processing failed (it is retried from the store later).
+    pub async fn accept_many(
+        &self,
+        items: &[(&[u8], &str)],
+    ) -> Result<Vec<Result<Outcome, IntakeError>>, StoreError> {
+        let parsed: Vec<Result<Parsed, ParseError>> =
+            items.iter().map(|(raw, _)| parse(raw)).collect();
+        let news: Vec<NewInbound<'_>> = items
+            .iter()
+            .zip(&parsed)
+            .map(|((raw, source), p)| {
+                let p = p.as_ref().ok();
+                NewInbound {
+                    dedupe_key: dedupe_key(raw),
+                    source,
+                    raw,
+                    message_id: p.and_then(|p| p.message_id.clone()),
+                    from_address: p.map(|p| p.from.to_string()),
+                    subject: p.map(|p| p.subject.clone()),
+                }
             })
-            .await?;
-        if !new {
-            // Stored before but never processed (the process taking it in
-            // was killed in between): finish the job now.
-            let unfinished = self
-                .store
-                .inbound_raw(id)
-                .await?
-                .is_some_and(|(m, _)| m.state == InboundState::Received.as_str());
-            if !unfinished {
-                return Ok(Outcome::Duplicate { id });
+            .collect();
+        let stored = self.store.store_inbound_many(&news).await?;
+        let mut seen = HashSet::new();
+        let mut todo = Vec::new();
+        let mut outcomes: Vec<Option<Result<Outcome, IntakeError>>> = Vec::new();
+        for ((s, p), n) in stored.iter().zip(parsed).zip(&news) {
+            // A message stored before but never processed (the process taking
+            // it in was killed in between) is finished now; one processed
+            // before, or twice in this batch, is a duplicate.
+            let first_here = seen.insert(n.dedupe_key.as_str());
+            if !first_here || s.state != InboundState::Received.as_str() {
+                outcomes.push(Some(Ok(Outcome::Duplicate { id: s.id })));
+            } else {
+                outcomes.push(None);
+                todo.push((outcomes.len() - 1, s.id, p));
             }
         }
-        match parsed {
-            Some(p) => self.process_parsed(id, p).await,
-            None => self.process(id, raw).await,
+        let (indices, work): (Vec<usize>, Vec<Stored>) =
+            todo.into_iter().map(|(i, id, p)| (i, (id, p))).unzip();
+        let processed = self.process_batch(work).await;
+        for (i, r) in indices.into_iter().zip(processed) {
+            outcomes[i] = Some(r);
         }
+        Ok(outcomes.into_iter().flatten().collect())
     }
 
     /// Processes messages stored but not processed, e.g. after a crash.
     pub async fn process_pending(&self) -> Result<usize, IntakeError> {
         let pending = self.store.unprocessed_inbound().await?;
         let n = pending.len();
-        for (id, raw) in pending {
-            self.process(id, &raw).await?;
+        for chunk in pending.chunks(BATCH_MESSAGES) {
+            let work = chunk.iter().map(|(id, raw)| (*id, parse(raw))).collect();
+            for r in self.process_batch(work).await {
+                r?;
+            }
         }
         Ok(n)
     }
@@ -205,75 +325,180 @@ impl Intake<'_> {
                 receipt: false,
             });
         }
-        let parsed = match parse(raw) {
-            Ok(p) => p,
-            Err(e) => return self.hold(id, format!("{e}")).await,
-        };
-        self.process_parsed(id, parsed).await
+        self.process_batch(vec![(id, parse(raw))])
+            .await
+            .pop()
+            .unwrap_or_else(|| Err(IntakeError::NotRecorded("nothing was decided".into())))
     }
 
-    async fn process_parsed(&self, id: i64, parsed: Parsed) -> Result<Outcome, IntakeError> {
-        if let Some((classification, why)) = automated(&parsed, &self.config.mail) {
+    /// Decides what each stored message is, then writes all the decisions in
+    /// one transaction. A message whose decision failed is left as received.
+    async fn process_batch(&self, work: Vec<Stored>) -> Vec<Result<Outcome, IntakeError>> {
+        if work.is_empty() {
+            return Vec::new();
+        }
+        let parsed = work.iter().filter_map(|(_, p)| p.as_ref().ok());
+        let mut batch = match Batch::load(self.store, self.config, parsed).await {
+            Ok(b) => b,
+            Err(e) => {
+                let e = e.to_string();
+                return work
+                    .iter()
+                    .map(|_| Err(IntakeError::NotRecorded(e.clone())))
+                    .collect();
+            }
+        };
+        let mut decided: Vec<Result<Decision, IntakeError>> = Vec::with_capacity(work.len());
+        for (id, parsed) in work {
+            decided.push(match parsed {
+                Ok(p) => self.decide(id, &p, &mut batch).await,
+                Err(e) => Ok(hold(id, e.to_string())),
+            });
+        }
+        self.finish_all(&mut decided);
+        let writes: Vec<IntakeWrite> = decided
+            .iter()
+            .filter_map(|d| d.as_ref().ok())
+            .flat_map(|d| d.writes.iter().cloned())
+            .collect();
+        let mut applied = match self.store.apply_intake(&writes).await {
+            Ok(a) => a.into_iter(),
+            Err(e) => {
+                let e = e.to_string();
+                tracing::error!(error = %e, messages = decided.len(), "stored messages could not be recorded; they are retried from the store");
+                return decided
+                    .iter()
+                    .map(|_| Err(IntakeError::NotRecorded(e.clone())))
+                    .collect();
+            }
+        };
+        decided
+            .into_iter()
+            .map(|d| {
+                let d = d?;
+                let mut outcome = d.outcome;
+                for _ in 0..d.writes.len() {
+                    match (applied.next(), &mut outcome) {
+                        (
+                            Some(Applied::Proposal { receipt_no, new }),
+                            Outcome::Proposal {
+                                receipt_no: r,
+                                receipt,
+                                ..
+                            },
+                        ) => {
+                            *r = receipt_no;
+                            *receipt &= new;
+                        }
+                        (
+                            Some(Applied::FollowUp { new }),
+                            Outcome::FollowUp { confirmation, .. },
+                        ) => *confirmation &= new,
+                        _ => {}
+                    }
+                }
+                Ok(outcome)
+            })
+            .collect()
+    }
+
+    /// What one parsed, stored message is and what to write for it.
+    async fn decide(
+        &self,
+        id: i64,
+        parsed: &Parsed,
+        batch: &mut Batch,
+    ) -> Result<Decision, IntakeError> {
+        if let Some((classification, why)) = automated(parsed, &self.config.mail) {
+            let mut writes = Vec::new();
             if classification == Classification::Bounce {
-                for f in bounce::failures(&parsed.raw, &parsed, &self.config.mail.domain) {
-                    let reason = format!("delivery report: status {}", f.status);
-                    self.store
-                        .record_bounce(&f.address, f.hard, &reason)
-                        .await?;
+                for f in bounce::failures(&parsed.raw, parsed, &self.config.mail.domain) {
                     tracing::info!(address = %f.address, hard = f.hard, status = %f.status, "bounce recorded");
+                    writes.push(IntakeWrite::Bounce {
+                        address: f.address.to_string(),
+                        hard: f.hard,
+                        reason: format!("delivery report: status {}", f.status),
+                    });
                 }
             }
             let c = serde_json::to_value(classification)
                 .ok()
                 .and_then(|v| v.as_str().map(str::to_owned))
                 .unwrap_or_default();
-            self.store
-                .set_inbound_outcome(id, InboundState::Processed, &c, &why)
-                .await?;
-            return Ok(Outcome::Ignored {
+            writes.push(IntakeWrite::Outcome {
                 id,
-                classification: c,
+                state: InboundState::Processed,
+                classification: c.clone(),
+                reason: why,
+            });
+            return Ok(Decision {
+                outcome: Outcome::Ignored {
+                    id,
+                    classification: c,
+                },
+                writes,
+                acknowledgement: None,
             });
         }
-        let r = route(self.store, self.config, &parsed).await?;
+        let r = route_among(
+            self.store,
+            self.config,
+            &batch.consultations,
+            &batch.known,
+            parsed,
+        )
+        .await?;
         let (Some((consultation, cso)), true) = (r.found, r.method.is_some()) else {
-            return self.hold(id, r.reason).await;
+            return Ok(hold(id, r.reason));
         };
         // A responder that ignores every auto-reply convention still gives
         // itself away by sending the same words each time: the second
         // identical message waits for the POC instead of being answered.
-        let text = trim(&parsed.body).reply_text;
-        let week_ago = Utc::now() - chrono::Duration::days(7);
-        if !text.trim().is_empty()
-            && self
-                .store
-                .sent_same_text(parsed.from.as_str(), &text, week_ago)
-                .await?
+        let trimmed = trim(&parsed.body);
+        let from = parsed.from.to_string();
+        if !trimmed.reply_text.trim().is_empty()
+            && batch
+                .known
+                .texts
+                .contains(&(from.clone(), trimmed.reply_text.clone()))
         {
-            return self
-                .hold(
+            {
+                return Ok(hold(
                     id,
-                    format!(
-                        "{} sent these exact words before; an automatic reply?",
-                        parsed.from
-                    ),
+                    format!("{from} sent these exact words before; an automatic reply?"),
+                ));
+            }
+        }
+        if trimmed.reply_text.trim().is_empty() && parsed.attachments.is_empty() {
+            return Ok(hold(
+                id,
+                "the message is empty apart from quoted text".into(),
+            ));
+        }
+        let decision = match r.follow_up_of {
+            Some(receipt_no) => {
+                self.follow_up(
+                    id,
+                    parsed,
+                    trimmed,
+                    &consultation,
+                    cso.as_ref(),
+                    &receipt_no,
+                    batch,
                 )
-                .await;
-        }
-        if let Some(receipt_no) = r.follow_up_of {
-            return self
-                .follow_up(id, &parsed, &consultation, cso.as_ref(), &receipt_no)
-                .await;
-        }
-        self.propose(
-            id,
-            &parsed,
-            &consultation,
-            cso.as_ref(),
-            r.other_sender,
-            r.late,
-        )
-        .await
+                .await?
+            }
+            None => {
+                let place = Placement {
+                    consultation: &consultation,
+                    cso: cso.as_ref(),
+                    other_sender: r.other_sender,
+                    late: r.late,
+                };
+                self.propose(id, parsed, trimmed, place, batch).await?
+            }
+        };
+        Ok(decision)
     }
 
     /// The POC's decision from the holding pen: this stored message is a
@@ -291,184 +516,218 @@ impl Intake<'_> {
             .ok_or_else(|| StoreError::NotFound(format!("message {id}")))?;
         let parsed = match parse(&raw) {
             Ok(p) => p,
-            Err(e) => return self.hold(id, format!("{e}")).await,
+            Err(e) => return self.record(hold(id, e.to_string())).await,
         };
-        let consultations = self.store.consultations().await?;
-        let consultation = consultations
+        let mut batch = Batch::load(self.store, self.config, std::iter::once(&parsed)).await?;
+        let consultation = batch
+            .consultations
             .iter()
             .find(|c| c.id == consultation_id)
+            .cloned()
             .ok_or_else(|| StoreError::NotFound(format!("consultation {consultation_id}")))?;
         let today = Utc::now()
             .with_timezone(&self.config.office.time_zone)
             .date_naive();
-        let late = consultation.spec.closes_on < today;
         let cso = self.store.cso(cso_id).await?;
-        let other_sender = cso
-            .as_ref()
-            .is_some_and(|c| !c.record.emails.contains(&parsed.from));
-        self.propose(id, &parsed, consultation, cso.as_ref(), other_sender, late)
-            .await
+        let place = Placement {
+            consultation: &consultation,
+            cso: cso.as_ref(),
+            other_sender: cso
+                .as_ref()
+                .is_some_and(|c| !c.record.emails.contains(&parsed.from)),
+            late: consultation.spec.closes_on < today,
+        };
+        let trimmed = trim(&parsed.body);
+        if trimmed.reply_text.trim().is_empty() && parsed.attachments.is_empty() {
+            return self
+                .record(hold(
+                    id,
+                    "the message is empty apart from quoted text".into(),
+                ))
+                .await;
+        }
+        let decision = self
+            .propose(id, &parsed, trimmed, place, &mut batch)
+            .await?;
+        self.record(decision).await
+    }
+
+    /// Writes one decision on its own.
+    async fn record(&self, mut decision: Decision) -> Result<Outcome, IntakeError> {
+        if let Some(a) = decision.acknowledgement.take() {
+            let m = self.finish(a)?;
+            decision.attach(m);
+        }
+        let applied = self.store.apply_intake(&decision.writes).await?;
+        let mut outcome = decision.outcome;
+        if let (
+            Some(Applied::Proposal { receipt_no, new }),
+            Outcome::Proposal {
+                receipt_no: r,
+                receipt,
+                ..
+            },
+        ) = (applied.into_iter().last(), &mut outcome)
+        {
+            *r = receipt_no;
+            *receipt &= new;
+        }
+        Ok(outcome)
+    }
+
+    /// Whether the loop guard lets one more acknowledgement go to `address`
+    /// this hour; counts it if so.
+    fn may_acknowledge(&self, address: &str, batch: &mut Batch) -> bool {
+        let recent = batch
+            .known
+            .acknowledgements
+            .entry(address.to_string())
+            .or_default();
+        if *recent >= u64::from(self.config.mail.receipts_per_address_per_hour) {
+            tracing::warn!(
+                address,
+                recent = *recent,
+                "acknowledgement held back: too many to this address this hour"
+            );
+            return false;
+        }
+        *recent += 1;
+        true
     }
 
     async fn propose(
         &self,
         id: i64,
         parsed: &Parsed,
-        consultation: &Consultation,
-        cso: Option<&Cso>,
-        other_sender: bool,
-        late: bool,
-    ) -> Result<Outcome, IntakeError> {
-        let consultation_id = consultation.id;
-        let cso_id = cso.map(|c| c.id);
-        let trimmed = trim(&parsed.body);
-        if trimmed.reply_text.trim().is_empty() && parsed.attachments.is_empty() {
-            return self
-                .hold(id, "the message is empty apart from quoted text".into())
-                .await;
-        }
-
+        trimmed: Trimmed,
+        place: Placement<'_>,
+        batch: &mut Batch,
+    ) -> Result<Decision, IntakeError> {
         let receipt_no = ReceiptNo::generate();
-        let since = Utc::now() - chrono::Duration::hours(1);
-        let recent = self
-            .store
-            .receipts_since(parsed.from.as_str(), since)
-            .await?;
-        let receipt = if recent >= u64::from(self.config.mail.receipts_per_address_per_hour) {
-            tracing::warn!(address = %parsed.from, recent, "receipt held back: too many to this address this hour");
-            None
-        } else {
-            Some(
-                self.acknowledgement(
-                    "receipt",
-                    parsed,
-                    consultation,
-                    cso,
-                    &receipt_no,
-                    &trimmed.reply_text,
-                )
-                .await?,
+        let from = parsed.from.to_string();
+        let receipt = self.may_acknowledge(&from, batch).then(|| {
+            self.acknowledgement(
+                "receipt",
+                parsed,
+                place.consultation,
+                place.cso,
+                &receipt_no,
+                &trimmed.reply_text,
             )
-        };
-        let (receipt_no, _) = self
-            .store
-            .record_proposal(
-                &NewProposal {
-                    receipt_no: receipt_no.to_string(),
-                    consultation_id,
-                    cso_id,
-                    inbound_message_id: id,
-                    from_address: parsed.from.to_string(),
-                    other_sender,
-                    late,
-                    subject: parsed.subject.clone(),
-                    reply_text: trimmed.reply_text,
-                    quoted_text: trimmed.quoted_text,
-                    signature: trimmed.signature,
-                    attachments_json: serde_json::to_string(&parsed.attachments)
-                        .unwrap_or_default(),
-                    authentication_json: serde_json::to_string(&authentication_of(parsed))
-                        .unwrap_or_default(),
-                },
-                receipt.as_ref(),
-            )
-            .await?;
-        Ok(Outcome::Proposal {
+        });
+        batch
+            .known
+            .texts
+            .insert((from.clone(), trimmed.reply_text.clone()));
+        let outcome = Outcome::Proposal {
             id,
-            receipt_no,
+            receipt_no: receipt_no.to_string(),
             receipt: receipt.is_some(),
+        };
+        let proposal = NewProposal {
+            receipt_no: receipt_no.to_string(),
+            consultation_id: place.consultation.id,
+            cso_id: place.cso.map(|c| c.id),
+            inbound_message_id: id,
+            from_address: from,
+            other_sender: place.other_sender,
+            late: place.late,
+            subject: parsed.subject.clone(),
+            reply_text: trimmed.reply_text,
+            quoted_text: trimmed.quoted_text,
+            signature: trimmed.signature,
+            attachments_json: serde_json::to_string(&parsed.attachments).unwrap_or_default(),
+            authentication_json: serde_json::to_string(&authentication_of(parsed))
+                .unwrap_or_default(),
+        };
+        Ok(Decision {
+            outcome,
+            writes: vec![IntakeWrite::Proposal {
+                proposal,
+                receipt: None,
+            }],
+            acknowledgement: receipt,
         })
     }
 
     /// A reply to a receipt: added to that proposal, with a short
     /// confirmation (counted against the same hourly cap as receipts).
+    #[allow(clippy::too_many_arguments)]
     async fn follow_up(
         &self,
         id: i64,
         parsed: &Parsed,
+        trimmed: Trimmed,
         consultation: &Consultation,
         cso: Option<&Cso>,
         receipt_no: &str,
-    ) -> Result<Outcome, IntakeError> {
+        batch: &mut Batch,
+    ) -> Result<Decision, IntakeError> {
         let Some((proposal_id, _, _)) = self.store.proposal_by_receipt(receipt_no).await? else {
-            return self
-                .hold(
-                    id,
-                    format!("a reply to receipt {receipt_no}, which no proposal has"),
-                )
-                .await;
+            return Ok(hold(
+                id,
+                format!("a reply to receipt {receipt_no}, which no proposal has"),
+            ));
         };
-        let trimmed = trim(&parsed.body);
-        if trimmed.reply_text.trim().is_empty() && parsed.attachments.is_empty() {
-            return self
-                .hold(id, "the message is empty apart from quoted text".into())
-                .await;
-        }
-        let since = Utc::now() - chrono::Duration::hours(1);
-        let recent = self
-            .store
-            .receipts_since(parsed.from.as_str(), since)
-            .await?;
-        let confirmation = if recent >= u64::from(self.config.mail.receipts_per_address_per_hour) {
-            None
-        } else {
+        let from = parsed.from.to_string();
+        let confirmation = if self.may_acknowledge(&from, batch) {
             let receipt =
                 ReceiptNo::parse(receipt_no).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-            let mut m = self
-                .acknowledgement(
-                    "follow_up",
-                    parsed,
-                    consultation,
-                    cso,
-                    &receipt,
-                    &trimmed.reply_text,
-                )
-                .await?;
-            m.idempotency_key = format!("follow_up:{id}");
-            Some(m)
+            let mut a = self.acknowledgement(
+                "follow_up",
+                parsed,
+                consultation,
+                cso,
+                &receipt,
+                &trimmed.reply_text,
+            );
+            a.message.idempotency_key = format!("follow_up:{id}");
+            Some(a)
+        } else {
+            None
         };
-        self.store
-            .record_follow_up(
-                &NewFollowUp {
-                    proposal_id,
-                    receipt_no: receipt_no.to_string(),
-                    inbound_message_id: id,
-                    from_address: parsed.from.to_string(),
-                    reply_text: trimmed.reply_text,
-                    quoted_text: trimmed.quoted_text,
-                    signature: trimmed.signature,
-                    attachments_json: serde_json::to_string(&parsed.attachments)
-                        .unwrap_or_default(),
-                },
-                confirmation.as_ref(),
-            )
-            .await?;
-        Ok(Outcome::FollowUp {
+        batch
+            .known
+            .texts
+            .insert((from.clone(), trimmed.reply_text.clone()));
+        let outcome = Outcome::FollowUp {
             id,
             receipt_no: receipt_no.to_string(),
             confirmation: confirmation.is_some(),
+        };
+        let follow_up = NewFollowUp {
+            proposal_id,
+            receipt_no: receipt_no.to_string(),
+            inbound_message_id: id,
+            from_address: from,
+            reply_text: trimmed.reply_text,
+            quoted_text: trimmed.quoted_text,
+            signature: trimmed.signature,
+            attachments_json: serde_json::to_string(&parsed.attachments).unwrap_or_default(),
+        };
+        Ok(Decision {
+            outcome,
+            writes: vec![IntakeWrite::FollowUp {
+                follow_up,
+                confirmation: None,
+            }],
+            acknowledgement: confirmation,
         })
-    }
-
-    async fn hold(&self, id: i64, reason: String) -> Result<Outcome, IntakeError> {
-        self.store
-            .set_inbound_outcome(id, InboundState::Held, "unmatched", &reason)
-            .await?;
-        Ok(Outcome::Held { id, reason })
     }
 
     /// The acknowledgement: in the CSO's language, to the address that
     /// wrote, as an auto-reply (RFC 3834: Auto-Submitted: auto-replied, the
-    /// null envelope sender, In-Reply-To their message).
-    async fn acknowledgement(
+    /// null envelope sender, In-Reply-To their message). Decided here,
+    /// rendered by [`Self::finish`].
+    fn acknowledgement(
         &self,
-        template: &str,
+        template: &'static str,
         parsed: &Parsed,
         consultation: &Consultation,
         cso: Option<&Cso>,
         receipt_no: &ReceiptNo,
         reply_text: &str,
-    ) -> Result<NewMessage, IntakeError> {
+    ) -> Acknowledgement {
         let consultation_id = consultation.id;
         let cso_id = cso.map(|c| c.id);
         let lang = cso.map_or(Language::Sq, |c| c.record.language);
@@ -481,13 +740,10 @@ impl Intake<'_> {
             },
             |c| c.record.name.clone(),
         );
-        let sender = Sender {
-            config: self.config,
-            templates: self.templates,
-            dkim: self.dkim,
-        };
         let key = ReplyKey::generate();
-        let mut context = sender.base_context(&consultation.spec, lang, &name, &key);
+        let mut context = self
+            .sender()
+            .base_context(&consultation.spec, lang, &name, &key);
         let today = Utc::now()
             .with_timezone(&self.config.office.time_zone)
             .date_naive();
@@ -501,19 +757,64 @@ impl Intake<'_> {
                 .map(|a| json!({ "name": a.name, "size": human_size(a.size) }))
                 .collect::<Vec<_>>()
         );
-        let rendered = self.templates.render(template, lang, &context)?;
+        Acknowledgement {
+            template,
+            lang,
+            name,
+            in_reply_to: parsed.message_id.clone(),
+            context,
+            message: NewMessage {
+                idempotency_key: format!("receipt:{receipt_no}"),
+                kind: "receipt",
+                recipient: parsed.from.clone(),
+                envelope_from: String::new(),
+                consultation_id: Some(consultation_id),
+                cso_id,
+                message: Vec::new(),
+                reply_key: cso_id.map(|cso_id| ReplyKeyRecord {
+                    key: key.clone(),
+                    consultation_id,
+                    cso_id,
+                    address: parsed.from.clone(),
+                    purpose: "receipt",
+                    receipt_no: Some(receipt_no.to_string()),
+                }),
+            },
+            key,
+        }
+    }
+
+    fn sender(&self) -> Sender<'_> {
+        Sender {
+            config: self.config,
+            templates: self.templates,
+            dkim: self.dkim,
+        }
+    }
+
+    /// Renders and builds an acknowledgement: the costliest step of intake,
+    /// and one that needs nothing from the store.
+    fn finish(&self, a: Acknowledgement) -> Result<NewMessage, IntakeError> {
+        let sender = self.sender();
+        let rendered = self.templates.render(a.template, a.lang, &a.context)?;
         let from = sender.from();
-        let reply_to = sender.reply_address(&key);
-        let message_id = format!("{key}.{}@{}", ReplyKey::generate(), self.config.mail.domain);
-        let bytes = message::build(
+        let mut message = a.message;
+        let reply_to = sender.reply_address(&a.key);
+        let message_id = format!(
+            "{}.{}@{}",
+            a.key,
+            ReplyKey::generate(),
+            self.config.mail.domain
+        );
+        message.message = message::build(
             &Outgoing {
-                from_name: sender.office_name(lang),
+                from_name: sender.office_name(a.lang),
                 from: &from,
-                to_name: &name,
-                to: &parsed.from,
+                to_name: &a.name,
+                to: &message.recipient,
                 reply_to: Some(&reply_to),
                 message_id: &message_id,
-                in_reply_to: parsed.message_id.as_deref(),
+                in_reply_to: a.in_reply_to.as_deref(),
                 auto_submitted: "auto-replied",
                 rendered: &rendered,
                 list: None,
@@ -521,24 +822,70 @@ impl Intake<'_> {
             },
             self.dkim,
         )?;
-        Ok(NewMessage {
-            idempotency_key: format!("receipt:{receipt_no}"),
-            kind: "receipt",
-            recipient: parsed.from.clone(),
-            envelope_from: String::new(),
-            consultation_id: Some(consultation_id),
-            cso_id,
-            message: bytes,
-            reply_key: cso_id.map(|cso_id| ReplyKeyRecord {
-                key,
-                consultation_id,
-                cso_id,
-                address: parsed.from.clone(),
-                purpose: "receipt",
-                receipt_no: Some(receipt_no.to_string()),
-            }),
-        })
+        Ok(message)
     }
+
+    /// Renders the batch's acknowledgements, spread over the machine's cores.
+    fn finish_all(&self, decided: &mut [Result<Decision, IntakeError>]) {
+        let finish_one = |d: &mut Result<Decision, IntakeError>| {
+            let Ok(decision) = d else { return };
+            let Some(a) = decision.acknowledgement.take() else {
+                return;
+            };
+            match self.finish(a) {
+                Ok(m) => decision.attach(m),
+                Err(e) => *d = Err(e),
+            }
+        };
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        if threads < 2 || decided.len() < 16 {
+            decided.iter_mut().for_each(finish_one);
+            return;
+        }
+        let per_thread = decided.len().div_ceil(threads);
+        std::thread::scope(|scope| {
+            for chunk in decided.chunks_mut(per_thread) {
+                scope.spawn(|| chunk.iter_mut().for_each(finish_one));
+            }
+        });
+    }
+}
+
+/// An acknowledgement decided but not yet rendered.
+struct Acknowledgement {
+    template: &'static str,
+    lang: Language,
+    name: String,
+    in_reply_to: Option<String>,
+    context: serde_json::Value,
+    /// Everything but the message's bytes.
+    message: NewMessage,
+    /// In its Reply-To and at the start of its Message-ID.
+    key: ReplyKey,
+}
+
+/// Where a proposal goes, as routing (or the POC) decided.
+struct Placement<'c> {
+    consultation: &'c Consultation,
+    cso: Option<&'c Cso>,
+    other_sender: bool,
+    late: bool,
+}
+
+/// The holding pen, with the reason, for the POC.
+fn hold(id: i64, reason: String) -> Decision {
+    Decision::only(
+        Outcome::Held {
+            id,
+            reason: reason.clone(),
+        },
+        IntakeWrite::Outcome {
+            id,
+            state: InboundState::Held,
+            classification: "unmatched".into(),
+            reason,
+        },
+    )
 }
 
 fn human_size(bytes: usize) -> String {

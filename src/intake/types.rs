@@ -1,7 +1,13 @@
 //! What intake stores.
 
+use std::collections::{HashMap, HashSet};
+
 use chrono::{DateTime, Utc};
 use serde::Serialize;
+
+use crate::domain::ReplyKey;
+use crate::outbound::outbox::{NewMessage, ReplyKeyRecord};
+use crate::registry::Cso;
 
 /// A message as it arrived, before anything is made of it.
 #[derive(Debug, Clone)]
@@ -92,4 +98,71 @@ pub struct NewFollowUp {
     pub quoted_text: String,
     pub signature: String,
     pub attachments_json: String,
+}
+
+/// How a message was stored: its id, whether it is new, and (when it is
+/// not) how far it got before.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredInbound {
+    pub id: i64,
+    pub new: bool,
+    pub state: String,
+}
+
+/// One change intake makes once it understands a message. The changes of
+/// many messages are written in one transaction: one durable commit for a
+/// whole sweep of a maildir instead of two per message.
+#[derive(Debug, Clone)]
+pub enum IntakeWrite {
+    Outcome {
+        id: i64,
+        state: InboundState,
+        classification: String,
+        reason: String,
+    },
+    Bounce {
+        address: String,
+        hard: bool,
+        reason: String,
+    },
+    /// The proposal, its receipt (None when the loop guard held it back),
+    /// and the message marked processed.
+    Proposal {
+        proposal: NewProposal,
+        receipt: Option<NewMessage>,
+    },
+    /// The follow-up, its confirmation, and the message marked processed.
+    FollowUp {
+        follow_up: NewFollowUp,
+        confirmation: Option<NewMessage>,
+    },
+}
+
+/// What one [`IntakeWrite`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Applied {
+    Done,
+    /// The receipt number the message's proposal has, and whether this write
+    /// created it (false: the message already had one, which is kept).
+    Proposal {
+        receipt_no: String,
+        new: bool,
+    },
+    /// Whether this write created the follow-up.
+    FollowUp {
+        new: bool,
+    },
+}
+
+/// What the store knows that a batch of messages needs, looked up at once
+/// (see `Store::intake_lookups`).
+#[derive(Debug, Clone, Default)]
+pub struct IntakeLookups {
+    pub reply_keys: HashMap<ReplyKey, ReplyKeyRecord>,
+    /// The CSOs the found reply keys were issued to.
+    pub csos: HashMap<i64, Cso>,
+    /// Acknowledgements queued to each sender in the last hour.
+    pub acknowledgements: HashMap<String, u64>,
+    /// (sender, text) of proposals and follow-ups in the last week.
+    pub texts: HashSet<(String, String)>,
 }

@@ -30,7 +30,8 @@ use crate::config::DatabaseConfig;
 use crate::consultation::{Consultation, ConsultationSpec, ConsultationState, DeadlineExtension};
 use crate::domain::{EmailAddress, RegistrationNumber, ReplyKey};
 use crate::intake::types::{
-    InboundState, InboundSummary, NewFollowUp, NewInbound, NewProposal, ProposalSummary,
+    Applied, InboundState, InboundSummary, IntakeLookups, IntakeWrite, NewFollowUp, NewInbound,
+    NewProposal, ProposalSummary, StoredInbound,
 };
 use crate::outbound::outbox::{
     Delivery, NewMessage, OutboxCounts, OutboxFailure, OutboxMessage, ReplyKeyRecord,
@@ -194,9 +195,40 @@ pub trait Store: Send + Sync + 'static {
 
     // ----- inbound mail and proposals -----
 
-    /// Stores a message byte for byte; returns its id and whether it is new
-    /// (false: the same message was stored before).
-    async fn store_inbound(&self, message: &NewInbound<'_>) -> Result<(i64, bool), StoreError>;
+    /// Stores messages byte for byte, all in one transaction: each one's id,
+    /// whether it is new, and its state (false, with the earlier state: the
+    /// same message was stored before).
+    async fn store_inbound_many(
+        &self,
+        messages: &[NewInbound<'_>],
+    ) -> Result<Vec<StoredInbound>, StoreError>;
+
+    /// Stores one message; returns its id and whether it is new.
+    async fn store_inbound(&self, message: &NewInbound<'_>) -> Result<(i64, bool), StoreError> {
+        let stored = self
+            .store_inbound_many(std::slice::from_ref(message))
+            .await?;
+        let s = stored
+            .first()
+            .ok_or_else(|| StoreError::Corrupt("storing a message returned nothing".into()))?;
+        Ok((s.id, s.new))
+    }
+
+    /// What a batch of messages needs from the store, in a few queries:
+    /// the records of `keys` and their CSOs, and for each of `senders` the
+    /// acknowledgements queued since `acknowledged_since` and the texts
+    /// they sent since `texts_since`.
+    async fn intake_lookups(
+        &self,
+        keys: &[ReplyKey],
+        senders: &[String],
+        acknowledged_since: DateTime<Utc>,
+        texts_since: DateTime<Utc>,
+    ) -> Result<IntakeLookups, StoreError>;
+
+    /// Writes what intake made of messages, in order, in one transaction:
+    /// all of it or, on error, none of it.
+    async fn apply_intake(&self, writes: &[IntakeWrite]) -> Result<Vec<Applied>, StoreError>;
 
     /// Stored messages in `state` ("held", "received", …), oldest first.
     async fn inbound_in_state(&self, state: &str) -> Result<Vec<InboundSummary>, StoreError>;
@@ -213,7 +245,16 @@ pub trait Store: Send + Sync + 'static {
         state: InboundState,
         classification: &str,
         reason: &str,
-    ) -> Result<(), StoreError>;
+    ) -> Result<(), StoreError> {
+        self.apply_intake(&[IntakeWrite::Outcome {
+            id,
+            state,
+            classification: classification.to_string(),
+            reason: reason.to_string(),
+        }])
+        .await?;
+        Ok(())
+    }
 
     /// Records a proposal, queues its receipt and marks the message
     /// processed, all at once. If the message already has a proposal,
@@ -223,7 +264,20 @@ pub trait Store: Send + Sync + 'static {
         &self,
         proposal: &NewProposal,
         receipt: Option<&NewMessage>,
-    ) -> Result<(String, bool), StoreError>;
+    ) -> Result<(String, bool), StoreError> {
+        let applied = self
+            .apply_intake(&[IntakeWrite::Proposal {
+                proposal: proposal.clone(),
+                receipt: receipt.cloned(),
+            }])
+            .await?;
+        match applied.into_iter().next() {
+            Some(Applied::Proposal { receipt_no, new }) => Ok((receipt_no, new)),
+            _ => Err(StoreError::Corrupt(
+                "recording a proposal returned nothing".into(),
+            )),
+        }
+    }
 
     /// A proposal by its receipt number: (id, consultation id, CSO id).
     async fn proposal_by_receipt(
@@ -237,22 +291,21 @@ pub trait Store: Send + Sync + 'static {
         &self,
         follow_up: &NewFollowUp,
         confirmation: Option<&NewMessage>,
-    ) -> Result<bool, StoreError>;
-
-    /// Whether `address` sent exactly this text (as a proposal or follow-up)
-    /// since `since`: auto-responders repeat themselves, people rarely do.
-    async fn sent_same_text(
-        &self,
-        address: &str,
-        text: &str,
-        since: DateTime<Utc>,
-    ) -> Result<bool, StoreError>;
+    ) -> Result<bool, StoreError> {
+        let applied = self
+            .apply_intake(&[IntakeWrite::FollowUp {
+                follow_up: follow_up.clone(),
+                confirmation: confirmation.cloned(),
+            }])
+            .await?;
+        Ok(matches!(
+            applied.first(),
+            Some(Applied::FollowUp { new: true })
+        ))
+    }
 
     /// The receipt number of the proposal made from message `id`, if any.
     async fn receipt_for_message(&self, id: i64) -> Result<Option<String>, StoreError>;
-
-    /// Receipts queued to `address` since `since`, for the loop guard.
-    async fn receipts_since(&self, address: &str, since: DateTime<Utc>) -> Result<u64, StoreError>;
 
     async fn proposals(&self) -> Result<Vec<ProposalSummary>, StoreError>;
 
@@ -267,7 +320,15 @@ pub trait Store: Send + Sync + 'static {
         address: &str,
         hard: bool,
         reason: &str,
-    ) -> Result<(), StoreError>;
+    ) -> Result<(), StoreError> {
+        self.apply_intake(&[IntakeWrite::Bounce {
+            address: address.to_string(),
+            hard,
+            reason: reason.to_string(),
+        }])
+        .await?;
+        Ok(())
+    }
 
     /// Stops consultation mail to an address; `source` says how it was asked.
     async fn opt_out(&self, address: &EmailAddress, source: &str) -> Result<(), StoreError>;

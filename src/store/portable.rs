@@ -1,7 +1,7 @@
 //! Row shapes shared by both backends and the reads whose SQL is identical
 //! on SQLite and PostgreSQL, written once over sqlx's generic pool.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 use sqlx::{Database, Encode, Executor, FromRow, IntoArguments, Pool, Type};
@@ -10,7 +10,8 @@ use super::{AddressStatus, ImportRecord, StoreError};
 use crate::consultation::{Consultation, ConsultationSpec, ConsultationState, DeadlineExtension};
 use crate::domain::{EmailAddress, Language, RegistrationNumber, ReplyKey};
 use crate::intake::types::{
-    InboundState, InboundSummary, NewFollowUp, NewInbound, NewProposal, ProposalSummary,
+    Applied, InboundState, InboundSummary, IntakeLookups, IntakeWrite, NewFollowUp, NewInbound,
+    NewProposal, ProposalSummary, StoredInbound,
 };
 use crate::outbound::outbox::{
     Delivery, NewMessage, OutboxCounts, OutboxFailure, OutboxMessage, ReplyKeyRecord,
@@ -101,6 +102,17 @@ where
                 .fetch_all(pool)
                 .await?
         }
+        CsoFilter::Ids(ids) => {
+            if ids.is_empty() {
+                return Ok(Vec::new());
+            }
+            let sql = format!("{select} WHERE c.id IN ({})", numbered(1, ids.len()));
+            let mut q = sqlx::query_as::<DB, CsoRow>(&sql);
+            for id in ids {
+                q = q.bind(*id);
+            }
+            q.fetch_all(pool).await?
+        }
         CsoFilter::Address(address) => {
             sqlx::query_as::<DB, CsoRow>(&format!(
                 "{select} WHERE c.id IN (SELECT cso_id FROM cso_emails WHERE address = $1) ORDER BY c.id"
@@ -119,7 +131,16 @@ where
 pub(super) enum CsoFilter<'a> {
     All,
     Id(i64),
+    Ids(&'a [i64]),
     Address(&'a str),
+}
+
+/// "$first, $first+1, …": `n` numbered placeholders.
+fn numbered(first: usize, n: usize) -> String {
+    (first..first + n)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 impl CsoRow {
@@ -605,27 +626,113 @@ where
     for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
     for<'q> &'q str: Encode<'q, DB> + Type<DB>,
 {
-    let row: Option<ReplyKeyRow> = sqlx::query_as::<DB, ReplyKeyRow>(
-        "SELECT key, consultation_id, cso_id, address, purpose, receipt_no FROM reply_keys WHERE key = $1",
-    )
-    .bind(key.as_str())
-    .fetch_optional(pool)
-    .await?;
-    row.map(|r| {
-        Ok(ReplyKeyRecord {
-            key: ReplyKey::parse(&r.key).map_err(corrupt)?,
-            consultation_id: r.consultation_id,
-            cso_id: r.cso_id,
-            address: EmailAddress::parse(&r.address).map_err(corrupt)?,
-            purpose: if r.purpose == "receipt" {
-                "receipt"
-            } else {
-                "invitation"
-            },
-            receipt_no: r.receipt_no,
+    Ok(reply_keys(pool, std::slice::from_ref(key)).await?.pop())
+}
+
+/// The records of those of `keys` that exist.
+pub(super) async fn reply_keys<DB>(
+    pool: &Pool<DB>,
+    keys: &[ReplyKey],
+) -> Result<Vec<ReplyKeyRecord>, StoreError>
+where
+    DB: Database,
+    ReplyKeyRow: for<'r> FromRow<'r, DB::Row>,
+    for<'c> &'c Pool<DB>: Executor<'c, Database = DB>,
+    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
+    for<'q> &'q str: Encode<'q, DB> + Type<DB>,
+{
+    if keys.is_empty() {
+        return Ok(Vec::new());
+    }
+    let sql = format!(
+        "SELECT key, consultation_id, cso_id, address, purpose, receipt_no FROM reply_keys WHERE key IN ({})",
+        numbered(1, keys.len())
+    );
+    let mut q = sqlx::query_as::<DB, ReplyKeyRow>(&sql);
+    for k in keys {
+        q = q.bind(k.as_str());
+    }
+    let rows: Vec<ReplyKeyRow> = q.fetch_all(pool).await?;
+    rows.into_iter()
+        .map(|r| {
+            Ok(ReplyKeyRecord {
+                key: ReplyKey::parse(&r.key).map_err(corrupt)?,
+                consultation_id: r.consultation_id,
+                cso_id: r.cso_id,
+                address: EmailAddress::parse(&r.address).map_err(corrupt)?,
+                purpose: if r.purpose == "receipt" {
+                    "receipt"
+                } else {
+                    "invitation"
+                },
+                receipt_no: r.receipt_no,
+            })
         })
-    })
-    .transpose()
+        .collect()
+}
+
+/// What intake needs to know about a batch of messages, in four queries
+/// whatever the batch's size: the reply keys they carry and the CSOs those
+/// were issued to, and for the loop guard what their senders were sent
+/// (acknowledgements this hour) and sent (texts this week).
+pub(super) async fn intake_lookups<DB>(
+    pool: &Pool<DB>,
+    emails_sql: &str,
+    keys: &[ReplyKey],
+    senders: &[String],
+    acknowledged_since: DateTime<Utc>,
+    texts_since: DateTime<Utc>,
+) -> Result<IntakeLookups, StoreError>
+where
+    DB: Database,
+    ReplyKeyRow: for<'r> FromRow<'r, DB::Row>,
+    CsoRow: for<'r> FromRow<'r, DB::Row>,
+    for<'c> &'c Pool<DB>: Executor<'c, Database = DB>,
+    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
+    for<'q> &'q str: Encode<'q, DB> + Type<DB>,
+    for<'q> i64: Encode<'q, DB> + Type<DB>,
+    for<'q> DateTime<Utc>: Encode<'q, DB> + Type<DB>,
+    (String, i64): for<'r> FromRow<'r, DB::Row>,
+    (String, String): for<'r> FromRow<'r, DB::Row>,
+{
+    let mut known = IntakeLookups::default();
+    let records = reply_keys(pool, keys).await?;
+    let mut ids: Vec<i64> = records.iter().map(|r| r.cso_id).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    for cso in csos(pool, emails_sql, CsoFilter::Ids(&ids)).await? {
+        known.csos.insert(cso.id, cso);
+    }
+    for r in records {
+        known.reply_keys.insert(r.key.clone(), r);
+    }
+    if senders.is_empty() {
+        return Ok(known);
+    }
+    let list = numbered(2, senders.len());
+    let sql = format!(
+        "SELECT recipient, COUNT(*) FROM outbox WHERE created_at >= $1 AND kind = 'receipt' \
+         AND recipient IN ({list}) GROUP BY recipient"
+    );
+    let mut q = sqlx::query_as::<DB, (String, i64)>(&sql).bind(acknowledged_since);
+    for a in senders {
+        q = q.bind(a.as_str());
+    }
+    for (address, n) in q.fetch_all(pool).await? {
+        known
+            .acknowledgements
+            .insert(address, u64::try_from(n).unwrap_or(0));
+    }
+    let sql = format!(
+        "SELECT from_address, reply_text FROM proposals WHERE created_at >= $1 AND from_address IN ({list}) \
+         UNION SELECT from_address, reply_text FROM follow_ups WHERE created_at >= $1 AND from_address IN ({list})"
+    );
+    let mut q = sqlx::query_as::<DB, (String, String)>(&sql).bind(texts_since);
+    for a in senders {
+        q = q.bind(a.as_str());
+    }
+    known.texts = q.fetch_all(pool).await?.into_iter().collect();
+    Ok(known)
 }
 
 // ----- writes shared by both backends, inside the caller's transaction -------
@@ -801,7 +908,7 @@ where
             "INSERT INTO outbox (idempotency_key, kind, recipient, envelope_from, consultation_id, \
              cso_id, message, state, attempts, next_attempt_at, created_at) VALUES {} \
              ON CONFLICT (idempotency_key) DO NOTHING RETURNING idempotency_key",
-            placeholders(chunk.len(), 9, |p| {
+            placeholders::<DB>(chunk.len(), 9, |p| {
                 format!(
                     "({}, {}, {}, {}, {}, {}, {}, 'queued', 0, {}, {})",
                     p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], p[8]
@@ -835,7 +942,7 @@ where
         }
         let sql = format!(
             "INSERT INTO reply_keys (key, consultation_id, cso_id, address, purpose, receipt_no, created_at) VALUES {}",
-            placeholders(keys.len(), 7, |p| format!("({})", p.join(", ")))
+            placeholders::<DB>(keys.len(), 7, |p| format!("({})", p.join(", ")))
         );
         let mut insert = sqlx::query::<DB>(&sql);
         for k in keys {
@@ -913,13 +1020,30 @@ where
     Ok(())
 }
 
-/// `rows` groups of `per_row` numbered placeholders ($1, $2, …), each group
+/// The `n`th (1-based) bind parameter in `DB`'s syntax. SQLite gets an
+/// anonymous `?`, bound in order: sqlx finds each named `$N` by a linear
+/// search, which makes a statement with thousands of them quadratic (it
+/// was most of the time of a batch of 256 proposals).
+fn param<DB: Database>(n: usize) -> String {
+    if DB::NAME == "SQLite" {
+        "?".to_string()
+    } else {
+        format!("${n}")
+    }
+}
+
+/// Bind parameters for `rows` rows of `per_row` each, numbered from 1 and
+/// handed to `row` in order (it must use them in that order), each row
 /// formatted by `row`, joined by commas.
-fn placeholders(rows: usize, per_row: usize, row: impl Fn(&[String]) -> String) -> String {
+fn placeholders<DB: Database>(
+    rows: usize,
+    per_row: usize,
+    row: impl Fn(&[String]) -> String,
+) -> String {
     (0..rows)
         .map(|r| {
             let p: Vec<String> = (1..=per_row)
-                .map(|i| format!("${}", r * per_row + i))
+                .map(|i| param::<DB>(r * per_row + i))
                 .collect();
             row(&p)
         })
@@ -1071,11 +1195,22 @@ where
 
 // ----- inbound mail and proposals ----------------------------------------------
 
-pub(super) async fn store_inbound<DB>(
+/// Messages stored per INSERT: 7 parameters each, well under both
+/// backends' limits.
+const INBOUND_ROWS_PER_INSERT: usize = 256;
+/// Proposals per INSERT: 14 parameters each.
+const PROPOSAL_ROWS_PER_INSERT: usize = 256;
+/// Messages whose state one UPDATE sets: 4 parameters each.
+const OUTCOME_ROWS_PER_UPDATE: usize = 512;
+
+/// Stores messages byte for byte, in the caller's transaction, a few
+/// hundred per statement. A message stored before (same dedupe key) is not
+/// stored again; its id and state are returned instead.
+pub(super) async fn store_inbound_many<DB>(
     conn: &mut DB::Connection,
-    m: &NewInbound<'_>,
+    messages: &[NewInbound<'_>],
     now: DateTime<Utc>,
-) -> Result<(i64, bool), StoreError>
+) -> Result<Vec<StoredInbound>, StoreError>
 where
     DB: Database,
     for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
@@ -1084,31 +1219,233 @@ where
     for<'q> Option<&'q str>: Encode<'q, DB> + Type<DB>,
     for<'q> &'q [u8]: Encode<'q, DB> + Type<DB>,
     for<'q> DateTime<Utc>: Encode<'q, DB> + Type<DB>,
-    (i64,): for<'r> FromRow<'r, DB::Row>,
+    (i64, String): for<'r> FromRow<'r, DB::Row>,
+    (i64, String, String): for<'r> FromRow<'r, DB::Row>,
 {
-    let inserted: Option<(i64,)> = sqlx::query_as::<DB, (i64,)>(
-        "INSERT INTO inbound_messages (dedupe_key, source, raw, received_at, message_id, from_address, subject, state) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, 'received') \
-         ON CONFLICT (dedupe_key) DO NOTHING RETURNING id",
-    )
-    .bind(m.dedupe_key.as_str())
-    .bind(m.source)
-    .bind(m.raw)
-    .bind(now)
-    .bind(m.message_id.as_deref())
-    .bind(m.from_address.as_deref())
-    .bind(m.subject.as_deref())
-    .fetch_optional(&mut *conn)
-    .await?;
-    if let Some((id,)) = inserted {
-        return Ok((id, true));
+    let mut found: HashMap<String, StoredInbound> = HashMap::new();
+    for chunk in messages.chunks(INBOUND_ROWS_PER_INSERT) {
+        // The same message twice in one statement would make ON CONFLICT
+        // fail on PostgreSQL: each is inserted once, and found for both.
+        let mut seen = HashSet::new();
+        let unique: Vec<&NewInbound<'_>> = chunk
+            .iter()
+            .filter(|m| seen.insert(m.dedupe_key.as_str()))
+            .collect();
+        let sql = format!(
+            "INSERT INTO inbound_messages (dedupe_key, source, raw, received_at, message_id, from_address, subject, state) \
+             VALUES {} ON CONFLICT (dedupe_key) DO NOTHING RETURNING id, dedupe_key",
+            placeholders::<DB>(unique.len(), 7, |p| format!(
+                "({}, 'received')",
+                p.join(", ")
+            ))
+        );
+        let mut insert = sqlx::query_as::<DB, (i64, String)>(&sql);
+        for m in &unique {
+            insert = insert
+                .bind(m.dedupe_key.as_str())
+                .bind(m.source)
+                .bind(m.raw)
+                .bind(now)
+                .bind(m.message_id.as_deref())
+                .bind(m.from_address.as_deref())
+                .bind(m.subject.as_deref());
+        }
+        for (id, key) in insert.fetch_all(&mut *conn).await? {
+            found.insert(
+                key,
+                StoredInbound {
+                    id,
+                    new: true,
+                    state: InboundState::Received.as_str().to_string(),
+                },
+            );
+        }
+        let before: Vec<&str> = unique
+            .iter()
+            .map(|m| m.dedupe_key.as_str())
+            .filter(|k| !found.contains_key(*k))
+            .collect();
+        if before.is_empty() {
+            continue;
+        }
+        let sql = format!(
+            "SELECT id, dedupe_key, state FROM inbound_messages WHERE dedupe_key IN ({})",
+            numbered(1, before.len())
+        );
+        let mut select = sqlx::query_as::<DB, (i64, String, String)>(&sql);
+        for k in before {
+            select = select.bind(k);
+        }
+        for (id, key, state) in select.fetch_all(&mut *conn).await? {
+            found.insert(
+                key,
+                StoredInbound {
+                    id,
+                    new: false,
+                    state,
+                },
+            );
+        }
     }
-    let (id,): (i64,) =
-        sqlx::query_as::<DB, (i64,)>("SELECT id FROM inbound_messages WHERE dedupe_key = $1")
-            .bind(m.dedupe_key.as_str())
-            .fetch_one(&mut *conn)
-            .await?;
-    Ok((id, false))
+    let mut first = HashSet::new();
+    messages
+        .iter()
+        .map(|m| {
+            let mut s = found
+                .get(&m.dedupe_key)
+                .cloned()
+                .ok_or_else(|| corrupt(format!("message {} was not stored", m.dedupe_key)))?;
+            // The second copy within one call is not new.
+            s.new &= first.insert(m.dedupe_key.as_str());
+            Ok(s)
+        })
+        .collect()
+}
+
+/// Applies intake's writes in the caller's transaction, many rows per
+/// statement: the proposals of a batch in one INSERT, their receipts in
+/// one, every message's new state in one UPDATE.
+pub(super) async fn apply_intake<DB>(
+    conn: &mut DB::Connection,
+    writes: &[IntakeWrite],
+    now: DateTime<Utc>,
+) -> Result<Vec<Applied>, StoreError>
+where
+    DB: Database,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
+    for<'q> &'q str: Encode<'q, DB> + Type<DB>,
+    for<'q> &'q [u8]: Encode<'q, DB> + Type<DB>,
+    for<'q> i64: Encode<'q, DB> + Type<DB>,
+    for<'q> Option<i64>: Encode<'q, DB> + Type<DB>,
+    for<'q> bool: Encode<'q, DB> + Type<DB>,
+    for<'q> Option<&'q str>: Encode<'q, DB> + Type<DB>,
+    for<'q> DateTime<Utc>: Encode<'q, DB> + Type<DB>,
+    (i64,): for<'r> FromRow<'r, DB::Row>,
+    (String,): for<'r> FromRow<'r, DB::Row>,
+{
+    let mut applied = vec![Applied::Done; writes.len()];
+    let mut outcomes: Vec<(i64, &str, &str, String)> = Vec::new();
+    let mut acknowledgements: Vec<NewMessage> = Vec::new();
+    let mut proposals: Vec<(usize, &NewProposal, Option<&NewMessage>)> = Vec::new();
+    for (i, w) in writes.iter().enumerate() {
+        match w {
+            IntakeWrite::Outcome {
+                id,
+                state,
+                classification,
+                reason,
+            } => outcomes.push((*id, state.as_str(), classification, reason.clone())),
+            IntakeWrite::Bounce {
+                address,
+                hard,
+                reason,
+            } => record_bounce::<DB>(&mut *conn, address, *hard, reason, now).await?,
+            IntakeWrite::Proposal { proposal, receipt } => {
+                proposals.push((i, proposal, receipt.as_ref()))
+            }
+            // Rare next to proposals: one at a time.
+            IntakeWrite::FollowUp {
+                follow_up,
+                confirmation,
+            } => {
+                let new = record_follow_up::<DB>(&mut *conn, follow_up, confirmation.as_ref(), now)
+                    .await?;
+                applied[i] = Applied::FollowUp { new };
+            }
+        }
+    }
+    for chunk in proposals.chunks(PROPOSAL_ROWS_PER_INSERT) {
+        let sql = format!(
+            "INSERT INTO proposals (receipt_no, consultation_id, cso_id, inbound_message_id, from_address, \
+             other_sender, late, subject, reply_text, quoted_text, signature, attachments, authentication, created_at) \
+             VALUES {} ON CONFLICT (inbound_message_id) DO NOTHING RETURNING inbound_message_id",
+            placeholders::<DB>(chunk.len(), 14, |p| format!("({})", p.join(", ")))
+        );
+        let mut insert = sqlx::query_as::<DB, (i64,)>(&sql);
+        for (_, p, _) in chunk {
+            insert = insert
+                .bind(p.receipt_no.as_str())
+                .bind(p.consultation_id)
+                .bind(p.cso_id)
+                .bind(p.inbound_message_id)
+                .bind(p.from_address.as_str())
+                .bind(p.other_sender)
+                .bind(p.late)
+                .bind(p.subject.as_str())
+                .bind(p.reply_text.as_str())
+                .bind(p.quoted_text.as_str())
+                .bind(p.signature.as_str())
+                .bind(p.attachments_json.as_str())
+                .bind(p.authentication_json.as_str())
+                .bind(now);
+        }
+        let inserted: HashSet<i64> = insert
+            .fetch_all(&mut *conn)
+            .await?
+            .into_iter()
+            .map(|(id,)| id)
+            .collect();
+        for (i, p, receipt) in chunk {
+            if inserted.contains(&p.inbound_message_id) {
+                acknowledgements.extend(receipt.cloned());
+                outcomes.push((
+                    p.inbound_message_id,
+                    InboundState::Processed.as_str(),
+                    "proposal",
+                    format!("proposal {}", p.receipt_no),
+                ));
+                applied[*i] = Applied::Proposal {
+                    receipt_no: p.receipt_no.clone(),
+                    new: true,
+                };
+            } else {
+                // Processed again (after a crash, or `mail reprocess`): the
+                // message keeps the proposal it has.
+                let (existing,): (String,) = sqlx::query_as::<DB, (String,)>(
+                    "SELECT receipt_no FROM proposals WHERE inbound_message_id = $1",
+                )
+                .bind(p.inbound_message_id)
+                .fetch_one(&mut *conn)
+                .await?;
+                applied[*i] = Applied::Proposal {
+                    receipt_no: existing,
+                    new: false,
+                };
+            }
+        }
+    }
+    enqueue::<DB>(&mut *conn, &acknowledgements, now).await?;
+    for chunk in outcomes.chunks(OUTCOME_ROWS_PER_UPDATE) {
+        let sql = format!(
+            "UPDATE inbound_messages SET state = v.column2, classification = v.column3, reason = v.column4, \
+             processed_at = {} FROM (VALUES {}) AS v WHERE inbound_messages.id = v.column1",
+            param::<DB>(1),
+            (0..chunk.len())
+                .map(|r| {
+                    let b = 2 + r * 4;
+                    format!(
+                        "({}, {}, {}, {})",
+                        param::<DB>(b),
+                        param::<DB>(b + 1),
+                        param::<DB>(b + 2),
+                        param::<DB>(b + 3)
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        let mut update = sqlx::query::<DB>(&sql).bind(now);
+        for (id, state, classification, reason) in chunk {
+            update = update
+                .bind(*id)
+                .bind(*state)
+                .bind(*classification)
+                .bind(reason.as_str());
+        }
+        update.execute(&mut *conn).await?;
+    }
+    Ok(applied)
 }
 
 #[derive(FromRow)]
@@ -1161,95 +1498,6 @@ where
     .execute(conn)
     .await?;
     Ok(())
-}
-
-pub(super) async fn record_proposal<DB>(
-    conn: &mut DB::Connection,
-    p: &NewProposal,
-    receipt: Option<&NewMessage>,
-    now: DateTime<Utc>,
-) -> Result<(String, bool), StoreError>
-where
-    DB: Database,
-    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
-    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
-    for<'q> &'q str: Encode<'q, DB> + Type<DB>,
-    for<'q> &'q [u8]: Encode<'q, DB> + Type<DB>,
-    for<'q> i64: Encode<'q, DB> + Type<DB>,
-    for<'q> Option<i64>: Encode<'q, DB> + Type<DB>,
-    for<'q> bool: Encode<'q, DB> + Type<DB>,
-    for<'q> Option<&'q str>: Encode<'q, DB> + Type<DB>,
-    for<'q> DateTime<Utc>: Encode<'q, DB> + Type<DB>,
-    (i64,): for<'r> FromRow<'r, DB::Row>,
-    (String,): for<'r> FromRow<'r, DB::Row>,
-{
-    let inserted: Option<(i64,)> = sqlx::query_as::<DB, (i64,)>(
-        "INSERT INTO proposals (receipt_no, consultation_id, cso_id, inbound_message_id, from_address, \
-         other_sender, late, subject, reply_text, quoted_text, signature, attachments, authentication, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) \
-         ON CONFLICT (inbound_message_id) DO NOTHING RETURNING id",
-    )
-    .bind(p.receipt_no.as_str())
-    .bind(p.consultation_id)
-    .bind(p.cso_id)
-    .bind(p.inbound_message_id)
-    .bind(p.from_address.as_str())
-    .bind(p.other_sender)
-    .bind(p.late)
-    .bind(p.subject.as_str())
-    .bind(p.reply_text.as_str())
-    .bind(p.quoted_text.as_str())
-    .bind(p.signature.as_str())
-    .bind(p.attachments_json.as_str())
-    .bind(p.authentication_json.as_str())
-    .bind(now)
-    .fetch_optional(&mut *conn)
-    .await?;
-    if inserted.is_none() {
-        let (existing,): (String,) = sqlx::query_as::<DB, (String,)>(
-            "SELECT receipt_no FROM proposals WHERE inbound_message_id = $1",
-        )
-        .bind(p.inbound_message_id)
-        .fetch_one(&mut *conn)
-        .await?;
-        return Ok((existing, false));
-    }
-    if let Some(r) = receipt {
-        enqueue::<DB>(&mut *conn, std::slice::from_ref(r), now).await?;
-    }
-    set_inbound_outcome::<DB>(
-        &mut *conn,
-        p.inbound_message_id,
-        InboundState::Processed,
-        "proposal",
-        &format!("proposal {}", p.receipt_no),
-        now,
-    )
-    .await?;
-    Ok((p.receipt_no.clone(), true))
-}
-
-pub(super) async fn receipts_since<DB>(
-    pool: &Pool<DB>,
-    address: &str,
-    since: DateTime<Utc>,
-) -> Result<u64, StoreError>
-where
-    DB: Database,
-    for<'c> &'c Pool<DB>: Executor<'c, Database = DB>,
-    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
-    for<'q> &'q str: Encode<'q, DB> + Type<DB>,
-    for<'q> DateTime<Utc>: Encode<'q, DB> + Type<DB>,
-    (i64,): for<'r> FromRow<'r, DB::Row>,
-{
-    let (n,): (i64,) = sqlx::query_as::<DB, (i64,)>(
-        "SELECT COUNT(*) FROM outbox WHERE recipient = $1 AND kind = 'receipt' AND created_at >= $2",
-    )
-    .bind(address)
-    .bind(since)
-    .fetch_one(pool)
-    .await?;
-    Ok(u64::try_from(n).unwrap_or(0))
 }
 
 #[derive(FromRow)]
@@ -1508,30 +1756,4 @@ where
         .await?;
     }
     Ok(())
-}
-
-pub(super) async fn sent_same_text<DB>(
-    pool: &Pool<DB>,
-    address: &str,
-    text: &str,
-    since: DateTime<Utc>,
-) -> Result<bool, StoreError>
-where
-    DB: Database,
-    for<'c> &'c Pool<DB>: Executor<'c, Database = DB>,
-    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
-    for<'q> &'q str: Encode<'q, DB> + Type<DB>,
-    for<'q> DateTime<Utc>: Encode<'q, DB> + Type<DB>,
-    (i64,): for<'r> FromRow<'r, DB::Row>,
-{
-    let (n,): (i64,) = sqlx::query_as::<DB, (i64,)>(
-        "SELECT (SELECT COUNT(*) FROM proposals WHERE from_address = $1 AND reply_text = $2 AND created_at >= $3) \
-              + (SELECT COUNT(*) FROM follow_ups WHERE from_address = $1 AND reply_text = $2 AND created_at >= $3)",
-    )
-    .bind(address)
-    .bind(text)
-    .bind(since)
-    .fetch_one(pool)
-    .await?;
-    Ok(n > 0)
 }

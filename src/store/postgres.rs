@@ -18,7 +18,7 @@ use std::collections::HashSet;
 use crate::consultation::{Consultation, ConsultationSpec, ConsultationState, DeadlineExtension};
 use crate::domain::{EmailAddress, RegistrationNumber, ReplyKey};
 use crate::intake::types::{
-    InboundState, InboundSummary, NewFollowUp, NewInbound, NewProposal, ProposalSummary,
+    Applied, InboundSummary, IntakeLookups, IntakeWrite, NewInbound, ProposalSummary, StoredInbound,
 };
 use crate::outbound::outbox::{
     Delivery, NewMessage, OutboxCounts, OutboxFailure, OutboxMessage, ReplyKeyRecord,
@@ -384,52 +384,44 @@ impl Store for PostgresStore {
         Ok(restored)
     }
 
-    async fn store_inbound(&self, message: &NewInbound<'_>) -> Result<(i64, bool), StoreError> {
+    async fn store_inbound_many(
+        &self,
+        messages: &[NewInbound<'_>],
+    ) -> Result<Vec<StoredInbound>, StoreError> {
         let mut tx = self.pool.begin().await?;
-        let stored = portable::store_inbound::<Postgres>(&mut tx, message, Utc::now()).await?;
+        let stored =
+            portable::store_inbound_many::<Postgres>(&mut tx, messages, Utc::now()).await?;
         tx.commit().await?;
         Ok(stored)
     }
 
+    async fn apply_intake(&self, writes: &[IntakeWrite]) -> Result<Vec<Applied>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let applied = portable::apply_intake::<Postgres>(&mut tx, writes, Utc::now()).await?;
+        tx.commit().await?;
+        Ok(applied)
+    }
+
+    async fn intake_lookups(
+        &self,
+        keys: &[ReplyKey],
+        senders: &[String],
+        acknowledged_since: DateTime<Utc>,
+        texts_since: DateTime<Utc>,
+    ) -> Result<IntakeLookups, StoreError> {
+        portable::intake_lookups(
+            &self.pool,
+            EMAILS_OF_CSO,
+            keys,
+            senders,
+            acknowledged_since,
+            texts_since,
+        )
+        .await
+    }
+
     async fn unprocessed_inbound(&self) -> Result<Vec<(i64, Vec<u8>)>, StoreError> {
         portable::unprocessed_inbound(&self.pool).await
-    }
-
-    async fn set_inbound_outcome(
-        &self,
-        id: i64,
-        state: InboundState,
-        classification: &str,
-        reason: &str,
-    ) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
-        portable::set_inbound_outcome::<Postgres>(
-            &mut tx,
-            id,
-            state,
-            classification,
-            reason,
-            Utc::now(),
-        )
-        .await?;
-        tx.commit().await?;
-        Ok(())
-    }
-
-    async fn record_proposal(
-        &self,
-        proposal: &NewProposal,
-        receipt: Option<&NewMessage>,
-    ) -> Result<(String, bool), StoreError> {
-        let mut tx = self.pool.begin().await?;
-        let recorded =
-            portable::record_proposal::<Postgres>(&mut tx, proposal, receipt, Utc::now()).await?;
-        tx.commit().await?;
-        Ok(recorded)
-    }
-
-    async fn receipts_since(&self, address: &str, since: DateTime<Utc>) -> Result<u64, StoreError> {
-        portable::receipts_since(&self.pool, address, since).await
     }
 
     async fn proposals(&self) -> Result<Vec<ProposalSummary>, StoreError> {
@@ -453,39 +445,5 @@ impl Store for PostgresStore {
         receipt_no: &str,
     ) -> Result<Option<(i64, i64, Option<i64>)>, StoreError> {
         portable::proposal_by_receipt(&self.pool, receipt_no).await
-    }
-
-    async fn record_follow_up(
-        &self,
-        follow_up: &NewFollowUp,
-        confirmation: Option<&NewMessage>,
-    ) -> Result<bool, StoreError> {
-        let mut tx = self.pool.begin().await?;
-        let new =
-            portable::record_follow_up::<Postgres>(&mut tx, follow_up, confirmation, Utc::now())
-                .await?;
-        tx.commit().await?;
-        Ok(new)
-    }
-
-    async fn record_bounce(
-        &self,
-        address: &str,
-        hard: bool,
-        reason: &str,
-    ) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
-        portable::record_bounce::<Postgres>(&mut tx, address, hard, reason, Utc::now()).await?;
-        tx.commit().await?;
-        Ok(())
-    }
-
-    async fn sent_same_text(
-        &self,
-        address: &str,
-        text: &str,
-        since: DateTime<Utc>,
-    ) -> Result<bool, StoreError> {
-        portable::sent_same_text(&self.pool, address, text, since).await
     }
 }

@@ -59,7 +59,7 @@ pub async fn receive(
     };
     match intake.accept(&body, "webhook").await {
         Ok(outcome) => (StatusCode::OK, Json(outcome.to_json())),
-        Err(IntakeError::Store(e)) => {
+        Err(IntakeError::NotStored(e)) => {
             tracing::error!(error = %e, "webhook message not stored");
             (
                 StatusCode::SERVICE_UNAVAILABLE,
