@@ -9,7 +9,8 @@
 //! The replies answer real invitations (their reply keys come from the
 //! store): Gmail-style Albanian top-posts, Outlook blocks in English,
 //! HTML-only Windows-1250, some with a PDF, some out-of-office replies and
-//! some from strangers. Medians of RUNS runs; peak memory from wait4.
+//! some from strangers. Medians of RUNS runs; peak memory and CPU time
+//! from wait4.
 
 use std::path::Path;
 use std::str::FromStr;
@@ -20,11 +21,19 @@ mod support;
 use support::median;
 
 const REPLIES: usize = 10_000;
+/// Runs per backend; BENCH_RUNS overrides it for a quick look.
 const RUNS: usize = 3;
+
+fn runs() -> usize {
+    std::env::var("BENCH_RUNS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(RUNS)
+}
 
 fn main() {
     let mut sqlite = Vec::new();
-    for _ in 0..RUNS {
+    for _ in 0..runs() {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite:{}", dir.path().join("bench.db").display());
         sqlite.push(run(dir.path(), &url));
@@ -34,7 +43,7 @@ fn main() {
     if let Ok(admin) = std::env::var("COCREATE_TEST_POSTGRES_URL") {
         let rt = tokio::runtime::Runtime::new().unwrap();
         let mut pg = Vec::new();
-        for i in 0..RUNS {
+        for i in 0..runs() {
             let dir = tempfile::tempdir().unwrap();
             let name = format!("cocreate_bench_in_{}_{i}", std::process::id());
             let url = rt.block_on(database(&admin, &name, true));

@@ -240,6 +240,76 @@ fn receipts_to_one_address_are_capped_per_hour() {
     );
 }
 
+/// The loop guard holds within one maildir sweep too, where the messages
+/// are decided together and written in one transaction: what the batch
+/// itself queued counts.
+#[test]
+fn the_loop_guard_counts_what_one_batch_decides() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = TestDb::sqlite();
+    let (key, id) = setup(dir.path(), &db);
+    let inbox = dir.path().join("batch");
+    std::fs::create_dir_all(inbox.join("new")).unwrap();
+    let write = |name: &str, raw: &[u8]| std::fs::write(inbox.join("new").join(name), raw).unwrap();
+    for i in 0..12 {
+        let raw = reply(
+            &key,
+            &id,
+            &format!("cap{i}@cso.example.org"),
+            &format!("Propozimi nr. {i}."),
+        );
+        write(&format!("a{i:02}.eml"), &raw);
+    }
+    // The same words twice (an auto-responder without headers), and the
+    // same message dropped twice; all from the same sender as the rest.
+    write(
+        "b1.eml",
+        &reply(&key, &id, "same1@cso.example.org", "Faleminderit."),
+    );
+    write(
+        "b2.eml",
+        &reply(&key, &id, "same2@cso.example.org", "Faleminderit."),
+    );
+    let twice = reply(&key, &id, "twice@cso.example.org", "Një herë.");
+    write("c1.eml", &twice);
+    write("c2.eml", &twice);
+    let out = ok(
+        dir.path(),
+        &db,
+        &["mail", "ingest", "--maildir", inbox.to_str().unwrap()],
+        None,
+    );
+    assert!(
+        out.ends_with("Took in 16 messages; 0 left in new/.\n"),
+        "{out}"
+    );
+    let line = |name: &str| {
+        out.lines()
+            .find(|l| l.starts_with(&format!("{name}: ")))
+            .unwrap_or_else(|| panic!("no line for {name} in {out}"))
+            .to_string()
+    };
+    let queued = (0..12)
+        .filter(|i| line(&format!("a{i:02}.eml")).contains("\"receipt_queued\":true"))
+        .count();
+    // All from one sender: ten receipts this hour, then the guard holds.
+    assert_eq!(queued, 10, "{out}");
+    assert!(line("b1.eml").contains("\"receipt_queued\":false"), "{out}");
+    assert!(line("b2.eml").contains("exact words before"), "{out}");
+    assert!(line("c1.eml").contains("\"outcome\":\"proposal\""), "{out}");
+    assert!(
+        line("c2.eml").contains("\"outcome\":\"duplicate\""),
+        "{out}"
+    );
+    assert_eq!(
+        ok(dir.path(), &db, &["mail", "proposals"], None)
+            .lines()
+            .count(),
+        14,
+        "12 + b1 + c1"
+    );
+}
+
 #[test]
 fn a_message_that_cannot_be_stored_exits_75_for_the_mta() {
     let dir = tempfile::tempdir().unwrap();

@@ -230,8 +230,40 @@ impl Batch {
     }
 }
 
-/// A stored message's id and what parsing made of it.
-type Stored = (i64, Result<Parsed, ParseError>);
+/// A message as parsed, with what its sender wrote set apart from quotes
+/// and signature.
+struct Reading {
+    parsed: Parsed,
+    trimmed: Trimmed,
+}
+
+/// Parses and trims: pure work, done for a batch on every core.
+fn read(raw: &[u8]) -> Result<Reading, ParseError> {
+    let parsed = parse(raw)?;
+    let trimmed = trim(&parsed.body);
+    Ok(Reading { parsed, trimmed })
+}
+
+/// A stored message's id and what reading it made of it.
+type Stored = (i64, Result<Reading, ParseError>);
+
+/// Runs `f` on each item, spread over the machine's cores; for the pure,
+/// CPU-heavy steps of a batch (parsing, trimming, rendering). Small
+/// batches stay on the calling thread.
+fn on_every_core<T: Send>(items: &mut [T], f: impl Fn(&mut T) + Sync) {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if threads < 2 || items.len() < 16 {
+        items.iter_mut().for_each(f);
+        return;
+    }
+    let per_thread = items.len().div_ceil(threads);
+    std::thread::scope(|scope| {
+        for chunk in items.chunks_mut(per_thread) {
+            let f = &f;
+            scope.spawn(move || chunk.iter_mut().for_each(f));
+        }
+    });
+}
 
 /// Messages taken in together: at most this many, and at most
 /// [`BATCH_BYTES`] of them, share one transaction.
@@ -260,15 +292,22 @@ impl Intake<'_> {
         &self,
         items: &[(&[u8], &str)],
     ) -> Result<Vec<Result<Outcome, IntakeError>>, StoreError> {
-        let parsed: Vec<Result<Parsed, ParseError>> =
-            items.iter().map(|(raw, _)| parse(raw)).collect();
+        // (the message, its dedupe key and reading, once computed)
+        type ReadIn<'r> = (&'r [u8], Option<(String, Result<Reading, ParseError>)>);
+        let mut read_in: Vec<ReadIn<'_>> = items.iter().map(|(raw, _)| (*raw, None)).collect();
+        on_every_core(&mut read_in, |(raw, out)| {
+            *out = Some((dedupe_key(raw), read(raw)));
+        });
+        let (keys, parsed): (Vec<String>, Vec<Result<Reading, ParseError>>) =
+            read_in.into_iter().filter_map(|(_, r)| r).unzip();
         let news: Vec<NewInbound<'_>> = items
             .iter()
             .zip(&parsed)
-            .map(|((raw, source), p)| {
-                let p = p.as_ref().ok();
+            .zip(keys)
+            .map(|(((raw, source), r), dedupe_key)| {
+                let p = r.as_ref().ok().map(|r| &r.parsed);
                 NewInbound {
-                    dedupe_key: dedupe_key(raw),
+                    dedupe_key,
                     source,
                     raw,
                     message_id: p.and_then(|p| p.message_id.clone()),
@@ -307,7 +346,7 @@ impl Intake<'_> {
         let pending = self.store.unprocessed_inbound().await?;
         let n = pending.len();
         for chunk in pending.chunks(BATCH_MESSAGES) {
-            let work = chunk.iter().map(|(id, raw)| (*id, parse(raw))).collect();
+            let work = chunk.iter().map(|(id, raw)| (*id, read(raw))).collect();
             for r in self.process_batch(work).await {
                 r?;
             }
@@ -325,7 +364,7 @@ impl Intake<'_> {
                 receipt: false,
             });
         }
-        self.process_batch(vec![(id, parse(raw))])
+        self.process_batch(vec![(id, read(raw))])
             .await
             .pop()
             .unwrap_or_else(|| Err(IntakeError::NotRecorded("nothing was decided".into())))
@@ -337,7 +376,9 @@ impl Intake<'_> {
         if work.is_empty() {
             return Vec::new();
         }
-        let parsed = work.iter().filter_map(|(_, p)| p.as_ref().ok());
+        let parsed = work
+            .iter()
+            .filter_map(|(_, r)| r.as_ref().ok().map(|r| &r.parsed));
         let mut batch = match Batch::load(self.store, self.config, parsed).await {
             Ok(b) => b,
             Err(e) => {
@@ -351,7 +392,7 @@ impl Intake<'_> {
         let mut decided: Vec<Result<Decision, IntakeError>> = Vec::with_capacity(work.len());
         for (id, parsed) in work {
             decided.push(match parsed {
-                Ok(p) => self.decide(id, &p, &mut batch).await,
+                Ok(r) => self.decide(id, r, &mut batch).await,
                 Err(e) => Ok(hold(id, e.to_string())),
             });
         }
@@ -406,9 +447,11 @@ impl Intake<'_> {
     async fn decide(
         &self,
         id: i64,
-        parsed: &Parsed,
+        reading: Reading,
         batch: &mut Batch,
     ) -> Result<Decision, IntakeError> {
+        let Reading { parsed, trimmed } = reading;
+        let parsed = &parsed;
         if let Some((classification, why)) = automated(parsed, &self.config.mail) {
             let mut writes = Vec::new();
             if classification == Classification::Bounce {
@@ -454,7 +497,6 @@ impl Intake<'_> {
         // A responder that ignores every auto-reply convention still gives
         // itself away by sending the same words each time: the second
         // identical message waits for the POC instead of being answered.
-        let trimmed = trim(&parsed.body);
         let from = parsed.from.to_string();
         if !trimmed.reply_text.trim().is_empty()
             && batch
@@ -741,28 +783,19 @@ impl Intake<'_> {
             |c| c.record.name.clone(),
         );
         let key = ReplyKey::generate();
-        let mut context = self
-            .sender()
-            .base_context(&consultation.spec, lang, &name, &key);
-        let today = Utc::now()
-            .with_timezone(&self.config.office.time_zone)
-            .date_naive();
-        context["receipt_no"] = json!(receipt_no.as_str());
-        context["late"] = json!(consultation.spec.closes_on < today);
-        context["received_text"] = json!(reply_text);
-        context["attachments"] = json!(
-            parsed
-                .attachments
-                .iter()
-                .map(|a| json!({ "name": a.name, "size": human_size(a.size) }))
-                .collect::<Vec<_>>()
-        );
         Acknowledgement {
             template,
             lang,
             name,
             in_reply_to: parsed.message_id.clone(),
-            context,
+            consultation: consultation.clone(),
+            receipt_no: receipt_no.clone(),
+            received_text: reply_text.to_string(),
+            attachments: parsed
+                .attachments
+                .iter()
+                .map(|a| (a.name.clone(), a.size))
+                .collect(),
             message: NewMessage {
                 idempotency_key: format!("receipt:{receipt_no}"),
                 kind: "receipt",
@@ -796,7 +829,20 @@ impl Intake<'_> {
     /// and one that needs nothing from the store.
     fn finish(&self, a: Acknowledgement) -> Result<NewMessage, IntakeError> {
         let sender = self.sender();
-        let rendered = self.templates.render(a.template, a.lang, &a.context)?;
+        let mut context = sender.base_context(&a.consultation.spec, a.lang, &a.name, &a.key);
+        let today = Utc::now()
+            .with_timezone(&self.config.office.time_zone)
+            .date_naive();
+        context["receipt_no"] = json!(a.receipt_no.as_str());
+        context["late"] = json!(a.consultation.spec.closes_on < today);
+        context["received_text"] = json!(a.received_text);
+        context["attachments"] = json!(
+            a.attachments
+                .iter()
+                .map(|(name, size)| json!({ "name": name, "size": human_size(*size) }))
+                .collect::<Vec<_>>()
+        );
+        let rendered = self.templates.render(a.template, a.lang, &context)?;
         let from = sender.from();
         let mut message = a.message;
         let reply_to = sender.reply_address(&a.key);
@@ -827,7 +873,7 @@ impl Intake<'_> {
 
     /// Renders the batch's acknowledgements, spread over the machine's cores.
     fn finish_all(&self, decided: &mut [Result<Decision, IntakeError>]) {
-        let finish_one = |d: &mut Result<Decision, IntakeError>| {
+        on_every_core(decided, |d| {
             let Ok(decision) = d else { return };
             let Some(a) = decision.acknowledgement.take() else {
                 return;
@@ -835,17 +881,6 @@ impl Intake<'_> {
             match self.finish(a) {
                 Ok(m) => decision.attach(m),
                 Err(e) => *d = Err(e),
-            }
-        };
-        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-        if threads < 2 || decided.len() < 16 {
-            decided.iter_mut().for_each(finish_one);
-            return;
-        }
-        let per_thread = decided.len().div_ceil(threads);
-        std::thread::scope(|scope| {
-            for chunk in decided.chunks_mut(per_thread) {
-                scope.spawn(|| chunk.iter_mut().for_each(finish_one));
             }
         });
     }
@@ -857,7 +892,12 @@ struct Acknowledgement {
     lang: Language,
     name: String,
     in_reply_to: Option<String>,
-    context: serde_json::Value,
+    consultation: Consultation,
+    receipt_no: ReceiptNo,
+    /// What the sender wrote, copied into the receipt.
+    received_text: String,
+    /// Names and sizes of what they attached.
+    attachments: Vec<(String, usize)>,
     /// Everything but the message's bytes.
     message: NewMessage,
     /// In its Reply-To and at the start of its Message-ID.

@@ -58,9 +58,11 @@ impl SqliteStore {
             .map_err(open_err)?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
-            // In WAL mode NORMAL loses no committed transaction on a crash of
-            // cocreate, only possibly the last ones on a power cut.
-            .synchronous(SqliteSynchronous::Normal)
+            // FULL: every commit is on disk before it returns, power cut
+            // included. cocreate tells an MTA "stored" (and a webhook 200)
+            // only after a commit, and the MTA then deletes its copy.
+            // Intake writes in batches, so this costs one sync per batch.
+            .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(30));
         if let Some(parent) = options.get_filename().parent()
