@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::domain::EmailAddress;
+use crate::domain::{EmailAddress, Language};
 use crate::registry::relevance::Keyword;
 
 /// The documented default, compiled in so the binary works from any folder.
@@ -104,6 +104,16 @@ pub struct InboundConfig {
     pub imap_mailbox: String,
     #[serde(default = "default_imap_poll")]
     pub imap_poll_seconds: u64,
+    /// When the POC's summary of the holding pen goes out: cron syntax with
+    /// seconds, in the office's time zone; empty for never.
+    #[serde(default = "default_pen_summary")]
+    pub pen_summary: String,
+    #[serde(default)]
+    pub pen_summary_language: Language,
+}
+
+fn default_pen_summary() -> String {
+    "0 0 8 * * Mon-Fri".into()
 }
 
 fn default_imap_port() -> u16 {
@@ -606,6 +616,18 @@ impl RawConfig {
             key: key.to_string(),
             problem,
         };
+
+        let pen = self.inbound.pen_summary.trim();
+        if !pen.is_empty()
+            && let Err(e) = <cron::Schedule as std::str::FromStr>::from_str(pen)
+        {
+            return Err(invalid(
+                "inbound.pen_summary",
+                format!(
+                    "'{pen}' is not a schedule ({e}); write it like \"0 0 8 * * Mon-Fri\" (second, minute, hour, day, month, weekday)"
+                ),
+            ));
+        }
 
         let url = &self.server.public_url;
         if !(url.starts_with("http://") || url.starts_with("https://")) {

@@ -82,6 +82,12 @@ enum PenCommand {
         #[arg(long)]
         reason: String,
     },
+    /// The POC's daily summary of what waits: shown, or with --send queued
+    /// now (`serve` queues it on the inbound.pen_summary schedule).
+    Summary {
+        #[arg(long)]
+        send: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -501,6 +507,9 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
                 } => commands::mail::pen_assign(&config, id, &consultation, &cso, &mut out).await?,
                 PenCommand::Discard { id, reason } => {
                     commands::mail::pen_discard(store.as_ref(), id, &reason, &mut out).await?;
+                }
+                PenCommand::Summary { send } => {
+                    commands::mail::pen_summary(store.as_ref(), &config, send, &mut out).await?;
                 }
             }
         }

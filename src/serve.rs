@@ -35,6 +35,8 @@ pub enum ServeError {
     Transport(#[from] TransportError),
     #[error("cannot install the signal handlers: {0}")]
     Signals(std::io::Error),
+    #[error(transparent)]
+    PenSummary(#[from] crate::inbound::pen::PenError),
 }
 
 pub async fn run(config: Config, demo_mode: bool) -> Result<(), ServeError> {
@@ -145,6 +147,45 @@ pub async fn run(config: Config, demo_mode: bool) -> Result<(), ServeError> {
             }
         })
     });
+    let pen_summary = match crate::inbound::pen::schedule(&config) {
+        Ok(None) => None,
+        Ok(Some(schedule)) => {
+            let (store, config, templates, dkim) = (
+                store.clone(),
+                config.clone(),
+                templates.clone(),
+                dkim.clone(),
+            );
+            let mut stop = stop_worker.subscribe();
+            Some(tokio::spawn(async move {
+                use crate::inbound::pen::{Summary, next_run, queue_summary};
+                let tz = config.office.time_zone;
+                while let Some(at) = next_run(&schedule, tz, chrono::Utc::now()) {
+                    let wait = (at - chrono::Utc::now()).to_std().unwrap_or_default();
+                    tokio::select! {
+                        () = tokio::time::sleep(wait) => {}
+                        _ = stop.wait_for(|s| *s) => return,
+                    }
+                    match queue_summary(
+                        store.as_ref(),
+                        &config,
+                        &templates,
+                        dkim.as_deref(),
+                        chrono::Utc::now(),
+                    )
+                    .await
+                    {
+                        Ok(Summary::Queued(n)) => {
+                            tracing::info!(waiting = n, to = %config.office.email, "holding-pen summary queued")
+                        }
+                        Ok(Summary::Empty | Summary::AlreadyQueued) => {}
+                        Err(e) => tracing::error!(error = %e, "holding-pen summary failed"),
+                    }
+                }
+            }))
+        }
+        Err(e) => return Err(e.into()),
+    };
     let lmtp = match config.inbound.lmtp_address().ok().flatten() {
         None => None,
         Some(lmtp_addr) => {
@@ -199,6 +240,9 @@ pub async fn run(config: Config, demo_mode: bool) -> Result<(), ServeError> {
     }
     if let Some(i) = imap {
         let _ = i.await;
+    }
+    if let Some(p) = pen_summary {
+        let _ = p.await;
     }
     tracing::info!("stopped cleanly");
     Ok(())

@@ -727,3 +727,72 @@ fn an_lmtp_session_from_swaks_is_answered_per_recipient_and_stored() {
     );
     assert!(proposals.contains("Propozim nëpërmjet LMTP."));
 }
+
+/// The POC hears every day what waits in the holding pen: `serve` queues
+/// the summary on its schedule (here every second), once a day, and only
+/// when something waits. `mail pen summary` shows it.
+#[test]
+fn serve_sends_the_poc_one_holding_pen_summary_a_day() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = TestDb::sqlite();
+    setup(dir.path(), &db);
+    assert_eq!(
+        ok(dir.path(), &db, &["mail", "pen", "summary"], None),
+        "Nothing waits in the holding pen.\n"
+    );
+    let stranger = b"From: someone@elsewhere.example.org\r\nTo: ogp-poc@office.example\r\nSubject: Pyetje <urgjente>\r\nMessage-ID: <q1@elsewhere.example.org>\r\n\r\nA mund t\xc3\xab d\xc3\xabrgoj propozimin k\xc3\xabtu?\r\n";
+    ok(dir.path(), &db, &["mail", "ingest"], Some(stranger));
+    let shown = ok(dir.path(), &db, &["mail", "pen", "summary"], None);
+    assert!(
+        shown.starts_with(
+            "To: ogp-poc@office.example\nSubject: Në pritje: 1 mesazh pa adresë në cocreate\n"
+        ),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("Nga: someone@elsewhere.example.org"),
+        "{shown}"
+    );
+    assert!(shown.contains("Subjekti: Pyetje <urgjente>"), "{shown}");
+    assert!(shown.contains("is not a registered CSO address"), "{shown}");
+
+    let env = [
+        (
+            "COCREATE_OUTBOX_FILE_DIR",
+            dir.path().join("outbox").display().to_string(),
+        ),
+        ("COCREATE_INBOUND_PEN_SUMMARY", "* * * * * *".to_string()),
+    ];
+    let daemon = common::Daemon::start_with(dir.path(), &db, &env, &[]);
+    let summaries = || -> Vec<std::path::PathBuf> {
+        std::fs::read_dir(dir.path().join("outbox"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.to_string_lossy().ends_with("-pen_summary.eml"))
+            .collect()
+    };
+    let start = std::time::Instant::now();
+    while summaries().is_empty() {
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(15),
+            "no summary was sent"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    // The schedule fires every second; the day's summary goes out once.
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    daemon.stop(libc::SIGTERM);
+    let sent = summaries();
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    let raw = std::fs::read(&sent[0]).unwrap();
+    let m = mail_parser::MessageParser::default().parse(&raw).unwrap();
+    assert_eq!(
+        m.to().unwrap().first().unwrap().address(),
+        Some("ogp-poc@office.example")
+    );
+    assert!(m.body_html(0).unwrap().contains("Pyetje &lt;urgjente&gt;"));
+    assert_eq!(
+        ok(dir.path(), &db, &["mail", "pen", "summary", "--send"], None),
+        "Today's summary was sent already.\n"
+    );
+}

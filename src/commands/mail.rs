@@ -315,6 +315,53 @@ pub async fn pen_discard(
 /// Runs stored messages through the pipeline again: after a fix, or for
 /// what waits in the holding pen. Nothing is duplicated: a message that
 /// already has a proposal keeps it.
+/// The daily summary of the holding pen, as the POC would receive it; with
+/// `send`, queued for them now (once a day: a second --send that day
+/// queues nothing).
+pub async fn pen_summary(
+    store: &dyn Store,
+    config: &Config,
+    send: bool,
+    out: &mut impl Write,
+) -> anyhow::Result<()> {
+    use crate::inbound::pen::{Summary, compose, queue_summary};
+    let templates = Templates::load(config.mail.templates_dir.as_deref())?;
+    let dkim = load_dkim(&config.mail)?;
+    if send {
+        match queue_summary(store, config, &templates, dkim.as_ref(), chrono::Utc::now()).await? {
+            Summary::Empty => writeln!(out, "Nothing waits in the holding pen; no summary sent.")?,
+            Summary::AlreadyQueued => writeln!(out, "Today's summary was sent already.")?,
+            Summary::Queued(n) => writeln!(
+                out,
+                "Summary of {} queued for {}.",
+                super::count(n, "waiting message"),
+                config.office.email
+            )?,
+        }
+        return Ok(());
+    }
+    let held = store.inbound_in_state("held").await?;
+    let today = chrono::Utc::now()
+        .with_timezone(&config.office.time_zone)
+        .date_naive();
+    match compose(config, &templates, dkim.as_ref(), &held, today)? {
+        None => writeln!(out, "Nothing waits in the holding pen.")?,
+        Some(m) => {
+            let parsed = mail_parser::MessageParser::default()
+                .parse(&m.message)
+                .ok_or_else(|| anyhow::anyhow!("the summary cannot be read back"))?;
+            writeln!(
+                out,
+                "To: {}\nSubject: {}\n\n{}",
+                config.office.email,
+                parsed.subject().unwrap_or(""),
+                parsed.body_text(0).unwrap_or_default().trim_end()
+            )?;
+        }
+    }
+    Ok(())
+}
+
 pub async fn reprocess(
     config: &Config,
     ids: &[i64],

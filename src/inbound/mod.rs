@@ -15,5 +15,6 @@ pub mod inspect;
 pub mod lmtp;
 pub mod maildir;
 pub mod parse;
+pub mod pen;
 pub mod route;
 pub mod trim;

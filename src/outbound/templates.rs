@@ -20,7 +20,13 @@ use serde_json::{Value, json};
 use crate::domain::Language;
 
 /// The emails cocreate sends, each a folder under templates/email/.
-pub const EMAILS: [&str; 4] = ["invitation", "deadline_extended", "receipt", "follow_up"];
+pub const EMAILS: [&str; 5] = [
+    "invitation",
+    "deadline_extended",
+    "receipt",
+    "follow_up",
+    "pen_summary",
+];
 
 macro_rules! embedded {
     ($($path:literal),* $(,)?) => {
@@ -59,6 +65,12 @@ const EMBEDDED: &[(&str, &str)] = embedded!(
     "follow_up/text.en.hbs",
     "follow_up/html.sq.hbs",
     "follow_up/html.en.hbs",
+    "pen_summary/subject.sq.hbs",
+    "pen_summary/subject.en.hbs",
+    "pen_summary/text.sq.hbs",
+    "pen_summary/text.en.hbs",
+    "pen_summary/html.sq.hbs",
+    "pen_summary/html.en.hbs",
 );
 
 #[derive(Debug, thiserror::Error)]
@@ -295,6 +307,20 @@ pub fn example_context(email: &str, lang: Language) -> Value {
                 "We propose that the ministry publish budget execution every month, by municipality.\n\nKind regards,\nArta Hoxha",
         });
         ctx["attachments"] = json!([{ "name": "propozimi.pdf", "size": "240 KB" }]);
+    }
+    if email == "pen_summary" {
+        ctx["date"] = json!("03.12.2026");
+        ctx["count"] = json!(2);
+        ctx["many"] = json!(true);
+        ctx["more"] = json!(0);
+        ctx["messages"] = json!([
+            { "id": 17, "received": "02.12.2026 16:40", "source": "maildir",
+              "from": "info@shoqata-e-re.example.org", "subject": "Propozim për buxhetin",
+              "reason": "no reply key, and info@shoqata-e-re.example.org is not a registered CSO address" },
+            { "id": 21, "received": "03.12.2026 07:05", "source": "imap",
+              "from": "buxheti@cso.example.org", "subject": "Re: Ftesë për konsultim",
+              "reason": "buxheti@cso.example.org sent these exact words before; an automatic reply?" },
+        ]);
     }
     if email == "deadline_extended" {
         ctx["previous_deadline"] = json!(match lang {

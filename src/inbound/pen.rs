@@ -1,0 +1,237 @@
+//! The POC's daily summary of the holding pen: what waits there, why, and
+//! how to act on it, sent through the outbox like every other email.
+//!
+//! At most one summary a day: its idempotency key is the date, so a daemon
+//! restarted at the scheduled minute, or two daemons sharing PostgreSQL,
+//! queue it once. An empty pen sends nothing.
+
+use std::str::FromStr;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use chrono_tz::Tz;
+use lettre::message::dkim::DkimConfig;
+use serde_json::json;
+
+use crate::config::Config;
+use crate::domain::{EmailAddress, Language, ReplyKey};
+use crate::intake::types::InboundSummary;
+use crate::outbound::message::{self, MessageError, Outgoing};
+use crate::outbound::outbox::NewMessage;
+use crate::outbound::templates::{TemplateError, Templates};
+use crate::store::{Store, StoreError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum PenError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Template(#[from] TemplateError),
+    #[error(transparent)]
+    Message(#[from] MessageError),
+    #[error("inbound.pen_summary is not a schedule cocreate can read: {0}")]
+    Schedule(String),
+}
+
+/// Messages listed one by one; the rest are counted.
+const LISTED: usize = 50;
+
+/// What asking for today's summary did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Summary {
+    /// Nothing waits: no email.
+    Empty,
+    /// Queued for the POC, listing this many messages.
+    Queued(usize),
+    /// Today's was queued before.
+    AlreadyQueued,
+}
+
+/// The summary's email for `date`, or None when the pen is empty.
+pub fn compose(
+    config: &Config,
+    templates: &Templates,
+    dkim: Option<&DkimConfig>,
+    held: &[InboundSummary],
+    date: NaiveDate,
+) -> Result<Option<NewMessage>, PenError> {
+    if held.is_empty() {
+        return Ok(None);
+    }
+    let lang = config.inbound.pen_summary_language;
+    let tz = config.office.time_zone;
+    let office_name = match lang {
+        Language::Sq => &config.office.name_sq,
+        Language::En => &config.office.name_en,
+    };
+    let messages: Vec<_> = held
+        .iter()
+        .take(LISTED)
+        .map(|m| {
+            json!({
+                "id": m.id,
+                "received": local(m.received_at, tz),
+                "source": m.source,
+                "from": m.from_address.as_deref().unwrap_or("?"),
+                "subject": m.subject.as_deref().unwrap_or(""),
+                "reason": m.reason.as_deref().unwrap_or(""),
+            })
+        })
+        .collect();
+    let context = json!({
+        "lang": lang.code(),
+        "office": { "name": office_name },
+        "date": date.format("%d.%m.%Y").to_string(),
+        "count": held.len(),
+        "many": held.len() != 1,
+        "messages": messages,
+        "more": held.len().saturating_sub(LISTED),
+    });
+    let rendered = templates.render("pen_summary", lang, &context)?;
+    let from = EmailAddress::parse(&config.mail.from).expect("checked when the config loaded");
+    let message_id = format!("pen.{}@{}", ReplyKey::generate(), config.mail.domain);
+    let bytes = message::build(
+        &Outgoing {
+            from_name: "cocreate",
+            from: &from,
+            to_name: office_name,
+            to: &config.office.email,
+            reply_to: None,
+            message_id: &message_id,
+            in_reply_to: None,
+            auto_submitted: "auto-generated",
+            rendered: &rendered,
+            list: None,
+            attachments: &[],
+        },
+        dkim,
+    )?;
+    Ok(Some(NewMessage {
+        idempotency_key: format!("pen_summary:{date}"),
+        kind: "pen_summary",
+        recipient: config.office.email.clone(),
+        envelope_from: config.mail.from.clone(),
+        consultation_id: None,
+        cso_id: None,
+        message: bytes,
+        reply_key: None,
+    }))
+}
+
+/// Queues today's summary (in the office's time zone) unless the pen is
+/// empty or it was queued already.
+pub async fn queue_summary(
+    store: &dyn Store,
+    config: &Config,
+    templates: &Templates,
+    dkim: Option<&DkimConfig>,
+    now: DateTime<Utc>,
+) -> Result<Summary, PenError> {
+    let held = store.inbound_in_state("held").await?;
+    let date = now.with_timezone(&config.office.time_zone).date_naive();
+    let Some(message) = compose(config, templates, dkim, &held, date)? else {
+        return Ok(Summary::Empty);
+    };
+    Ok(match store.enqueue(std::slice::from_ref(&message)).await? {
+        0 => Summary::AlreadyQueued,
+        _ => Summary::Queued(held.len()),
+    })
+}
+
+/// The schedule of `inbound.pen_summary` (cron syntax with seconds, in the
+/// office's time zone); None when it is empty (no summaries).
+pub fn schedule(config: &Config) -> Result<Option<cron::Schedule>, PenError> {
+    let spec = config.inbound.pen_summary.trim();
+    if spec.is_empty() {
+        return Ok(None);
+    }
+    cron::Schedule::from_str(spec)
+        .map(Some)
+        .map_err(|e| PenError::Schedule(format!("'{spec}': {e}")))
+}
+
+/// The next time the schedule fires after `now`.
+pub fn next_run(schedule: &cron::Schedule, tz: Tz, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    schedule
+        .after(&now.with_timezone(&tz))
+        .next()
+        .map(|t| t.with_timezone(&Utc))
+}
+
+fn local(t: DateTime<Utc>, tz: Tz) -> String {
+    t.with_timezone(&tz).format("%d.%m.%Y %H:%M").to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{ConfigSource, EMBEDDED_DEFAULT};
+
+    fn held(n: usize) -> Vec<InboundSummary> {
+        (0..n)
+            .map(|i| InboundSummary {
+                id: i as i64 + 1,
+                received_at: "2026-12-03T08:15:00Z".parse().unwrap(),
+                source: "maildir".into(),
+                from_address: Some(format!("someone{i}@elsewhere.example.org")),
+                subject: Some("Pyetje <b>".into()),
+                state: "held".into(),
+                classification: Some("unmatched".into()),
+                reason: Some("no reply key".into()),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn an_empty_pen_sends_nothing_and_a_full_one_lists_what_waits() {
+        let config = Config::parse(ConfigSource::Embedded, EMBEDDED_DEFAULT, &[]).unwrap();
+        let templates = Templates::load(None).unwrap();
+        let date = NaiveDate::from_ymd_opt(2026, 12, 3).unwrap();
+        assert!(
+            compose(&config, &templates, None, &[], date)
+                .unwrap()
+                .is_none()
+        );
+        let m = compose(&config, &templates, None, &held(53), date)
+            .unwrap()
+            .unwrap();
+        assert_eq!(m.idempotency_key, "pen_summary:2026-12-03");
+        assert_eq!(m.recipient, config.office.email);
+        let parsed = mail_parser::MessageParser::default()
+            .parse(&m.message)
+            .unwrap();
+        assert_eq!(
+            parsed.subject(),
+            Some("Në pritje: 53 mesazhe pa adresë në cocreate")
+        );
+        let text = parsed.body_text(0).unwrap();
+        assert!(
+            text.contains("#1 · marrë më 03.12.2026 09:15 (maildir)"),
+            "{text}"
+        );
+        assert!(text.contains("Nga: someone0@elsewhere.example.org"));
+        // Plain text is not escaped; the HTML is.
+        assert!(text.contains("Subjekti: Pyetje <b>"));
+        assert!(text.contains("… dhe 3 të tjerë"));
+        assert!(!text.contains("#51 "));
+        let html = parsed.body_html(0).unwrap();
+        assert!(html.contains("Pyetje &lt;b&gt;"), "{html}");
+        assert_eq!(
+            parsed.header("Auto-Submitted").and_then(|h| h.as_text()),
+            Some("auto-generated")
+        );
+    }
+
+    #[test]
+    fn the_schedule_is_read_in_the_office_time_zone() {
+        let mut config = Config::parse(ConfigSource::Embedded, EMBEDDED_DEFAULT, &[]).unwrap();
+        let s = schedule(&config).unwrap().unwrap();
+        // 08:00 in Tirana on a weekday is 07:00 UTC in winter.
+        let now: DateTime<Utc> = "2026-12-03T07:30:00Z".parse().unwrap();
+        let next = next_run(&s, config.office.time_zone, now).unwrap();
+        assert_eq!(next.to_rfc3339(), "2026-12-04T07:00:00+00:00");
+        config.inbound.pen_summary = String::new();
+        assert!(schedule(&config).unwrap().is_none());
+        config.inbound.pen_summary = "every morning".into();
+        assert!(schedule(&config).is_err());
+    }
+}
