@@ -110,6 +110,21 @@ pub struct InboundConfig {
     pub pen_summary: String,
     #[serde(default)]
     pub pen_summary_language: Language,
+    /// Where attachments are kept apart, one file per content.
+    #[serde(default = "default_attachments_dir")]
+    pub attachments_dir: PathBuf,
+    /// Largest attachment kept apart; larger ones stay in the message and
+    /// the receipt says so.
+    #[serde(default = "default_max_attachment")]
+    pub max_attachment_bytes: usize,
+}
+
+fn default_attachments_dir() -> PathBuf {
+    PathBuf::from("data/attachments")
+}
+
+fn default_max_attachment() -> usize {
+    10 * 1024 * 1024
 }
 
 fn default_pen_summary() -> String {

@@ -796,3 +796,77 @@ fn serve_sends_the_poc_one_holding_pen_summary_a_day() {
         "Today's summary was sent already.\n"
     );
 }
+
+/// Attachments are kept apart by content; one over the size limit stays in
+/// the stored message and the receipt asks for a link; an image inside the
+/// HTML (a signature logo) is not listed back as a document; winmail.dat is
+/// named for what it is.
+#[test]
+fn attachments_are_kept_apart_and_the_receipt_says_what_came() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = TestDb::sqlite();
+    let (key, id) = setup(dir.path(), &db);
+    let big = "A".repeat(3000);
+    let raw = format!(
+        "From: Arta <buxheti@cso.example.org>\r\nTo: consult+{key}@ogp.office.example\r\nSubject: Re: Ftese\r\nMessage-ID: <att1@cso.example.org>\r\nIn-Reply-To: <{id}>\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"m\"\r\n\r\n\
+--m\r\nContent-Type: multipart/related; boundary=\"r\"\r\n\r\n--r\r\nContent-Type: text/html; charset=utf-8\r\n\r\n<p>Propozimi yn\u{eb} n\u{eb} PDF.</p><img src=\"cid:logo@cso\">\r\n\
+--r\r\nContent-Type: image/png\r\nContent-ID: <logo@cso>\r\nContent-Disposition: inline; filename=\"image001.png\"\r\nContent-Transfer-Encoding: base64\r\n\r\niVBORw0KGgo=\r\n--r--\r\n\
+--m\r\nContent-Type: application/pdf\r\nContent-Disposition: attachment; filename=\"propozimi.pdf\"\r\n\r\n%PDF-1.4 propozimi\r\n\
+--m\r\nContent-Type: application/pdf\r\nContent-Disposition: attachment; filename=\"studimi.pdf\"\r\n\r\n{big}\r\n\
+--m\r\nContent-Type: application/ms-tnef\r\nContent-Disposition: attachment; filename=\"winmail.dat\"\r\nContent-Transfer-Encoding: base64\r\n\r\neJ8+IgAAAA==\r\n--m--\r\n"
+    );
+    let mut child = common::command(dir.path(), &db)
+        .env("COCREATE_OUTBOX_FILE_DIR", dir.path().join("outbox"))
+        .env("COCREATE_INBOUND_MAX_ATTACHMENT_BYTES", "2000")
+        .args(["mail", "ingest"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(raw.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("receipt queued"), "{}", stdout(&out));
+
+    // Kept apart: the small PDF, the logo and winmail.dat; not the big one.
+    let kept = |content: &[u8]| {
+        use sha2::Digest;
+        let sha: String = sha2::Sha256::digest(content)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        dir.path()
+            .join("data/attachments")
+            .join(&sha[..2])
+            .join(&sha)
+    };
+    assert_eq!(
+        std::fs::read(kept(b"%PDF-1.4 propozimi")).unwrap(),
+        b"%PDF-1.4 propozimi"
+    );
+    assert!(!kept(big.as_bytes()).exists());
+
+    ok(dir.path(), &db, &["outbox", "flush"], None);
+    let receipt = receipts(dir.path()).pop().unwrap();
+    let m = mail_parser::MessageParser::default()
+        .parse(&receipt)
+        .unwrap();
+    let text = m.body_text(0).unwrap();
+    assert!(text.contains("Propozimi ynë në PDF."), "{text}");
+    assert!(text.contains("- propozimi.pdf (18 B)"), "{text}");
+    assert!(
+        text.contains("- studimi.pdf (3 KB) (shumë e madhe për t'u ruajtur"),
+        "{text}"
+    );
+    assert!(
+        text.contains("- winmail.dat (7 B) (të dhëna formatimi të Outlook"),
+        "{text}"
+    );
+    assert!(!text.contains("image001.png"), "{text}");
+}

@@ -8,6 +8,7 @@
 //! proposals and receipts, and the sources (stdin, maildir, IMAP, LMTP,
 //! webhook), come next.
 
+pub mod attachments;
 pub mod bounce;
 pub mod classify;
 pub mod imap;

@@ -16,7 +16,8 @@ pub enum ParseError {
     NoSender,
 }
 
-/// An attachment as listed; its bytes stay in the raw message.
+/// An attachment as listed. Its bytes stay in the raw message and, when
+/// intake keeps it, in the attachments folder under its SHA-256.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct AttachmentInfo {
     pub name: String,
@@ -24,6 +25,31 @@ pub struct AttachmentInfo {
     pub content_type: String,
     pub size: usize,
     pub sha256: String,
+    /// An image shown inside the HTML (a signature logo, a pasted
+    /// screenshot): kept, but not listed back to the sender as a document.
+    pub inline: bool,
+    /// Why the attachment needs a word in the receipt, if it does.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<AttachmentNote>,
+    #[serde(skip)]
+    pub bytes: Vec<u8>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AttachmentNote {
+    /// Larger than `inbound.max_attachment_bytes`: listed, not kept apart
+    /// (it stays in the stored message).
+    TooLarge,
+    /// Outlook's winmail.dat (TNEF): what is inside cannot be opened here.
+    Winmail,
+}
+
+impl AttachmentInfo {
+    /// Whether the sender meant it as a document of their proposal.
+    pub fn is_document(&self) -> bool {
+        !self.inline
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -146,14 +172,28 @@ pub fn parse(raw: &[u8]) -> Result<Parsed, ParseError> {
                     Some(sub) => format!("{}/{}", ct.ctype(), sub),
                     None => ct.ctype().to_string(),
                 })
-                .unwrap_or_else(|| "application/octet-stream".into());
+                .unwrap_or_else(|| "application/octet-stream".into())
+                .to_ascii_lowercase();
             let name = safe_file_name(a.attachment_name().unwrap_or(""), i);
             let bytes = a.contents();
+            // An image with a Content-ID that is not explicitly an
+            // attachment is part of the HTML (cid: links), not a document.
+            let disposition = a
+                .content_disposition()
+                .map(|d| d.ctype().to_ascii_lowercase());
+            let inline = content_type.starts_with("image/")
+                && a.content_id().is_some()
+                && disposition.as_deref() != Some("attachment");
+            let winmail =
+                content_type == "application/ms-tnef" || name.eq_ignore_ascii_case("winmail.dat");
             AttachmentInfo {
                 name,
                 content_type,
                 size: bytes.len(),
                 sha256: hex(&Sha256::digest(bytes)),
+                inline,
+                note: winmail.then_some(AttachmentNote::Winmail),
+                bytes: bytes.to_vec(),
             }
         })
         .collect();

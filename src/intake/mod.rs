@@ -18,13 +18,14 @@ use lettre::message::dkim::DkimConfig;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
-use crate::config::Config;
+use crate::config::{Config, InboundConfig};
 use crate::consultation::Consultation;
 use crate::domain::{Language, ReceiptNo, ReplyKey};
+use crate::inbound::attachments;
 use crate::inbound::bounce;
 use crate::inbound::classify::{Classification, automated};
 use crate::inbound::inspect::authentication_of;
-use crate::inbound::parse::{ParseError, Parsed, hex, parse};
+use crate::inbound::parse::{AttachmentNote, ParseError, Parsed, hex, parse};
 use crate::inbound::route::{keys_of, route_among};
 use crate::inbound::trim::{Trimmed, trim};
 use crate::outbound::message::{self, MessageError, Outgoing};
@@ -237,9 +238,15 @@ struct Reading {
     trimmed: Trimmed,
 }
 
-/// Parses and trims: pure work, done for a batch on every core.
-fn read(raw: &[u8]) -> Result<Reading, ParseError> {
-    let parsed = parse(raw)?;
+/// Parses, keeps the attachments apart and trims: work without the store,
+/// done for a batch on every core.
+fn read(raw: &[u8], config: &InboundConfig) -> Result<Reading, ParseError> {
+    let mut parsed = parse(raw)?;
+    attachments::keep(
+        &config.attachments_dir,
+        &mut parsed.attachments,
+        config.max_attachment_bytes,
+    );
     let trimmed = trim(&parsed.body);
     Ok(Reading { parsed, trimmed })
 }
@@ -296,7 +303,7 @@ impl Intake<'_> {
         type ReadIn<'r> = (&'r [u8], Option<(String, Result<Reading, ParseError>)>);
         let mut read_in: Vec<ReadIn<'_>> = items.iter().map(|(raw, _)| (*raw, None)).collect();
         on_every_core(&mut read_in, |(raw, out)| {
-            *out = Some((dedupe_key(raw), read(raw)));
+            *out = Some((dedupe_key(raw), read(raw, &self.config.inbound)));
         });
         let (keys, parsed): (Vec<String>, Vec<Result<Reading, ParseError>>) =
             read_in.into_iter().filter_map(|(_, r)| r).unzip();
@@ -346,7 +353,10 @@ impl Intake<'_> {
         let pending = self.store.unprocessed_inbound().await?;
         let n = pending.len();
         for chunk in pending.chunks(BATCH_MESSAGES) {
-            let work = chunk.iter().map(|(id, raw)| (*id, read(raw))).collect();
+            let work = chunk
+                .iter()
+                .map(|(id, raw)| (*id, read(raw, &self.config.inbound)))
+                .collect();
             for r in self.process_batch(work).await {
                 r?;
             }
@@ -364,7 +374,7 @@ impl Intake<'_> {
                 receipt: false,
             });
         }
-        self.process_batch(vec![(id, read(raw))])
+        self.process_batch(vec![(id, read(raw, &self.config.inbound))])
             .await
             .pop()
             .unwrap_or_else(|| Err(IntakeError::NotRecorded("nothing was decided".into())))
@@ -511,7 +521,9 @@ impl Intake<'_> {
                 ));
             }
         }
-        if trimmed.reply_text.trim().is_empty() && parsed.attachments.is_empty() {
+        if trimmed.reply_text.trim().is_empty()
+            && !parsed.attachments.iter().any(|a| a.is_document())
+        {
             return Ok(hold(
                 id,
                 "the message is empty apart from quoted text".into(),
@@ -580,7 +592,9 @@ impl Intake<'_> {
             late: consultation.spec.closes_on < today,
         };
         let trimmed = trim(&parsed.body);
-        if trimmed.reply_text.trim().is_empty() && parsed.attachments.is_empty() {
+        if trimmed.reply_text.trim().is_empty()
+            && !parsed.attachments.iter().any(|a| a.is_document())
+        {
             return self
                 .record(hold(
                     id,
@@ -794,7 +808,8 @@ impl Intake<'_> {
             attachments: parsed
                 .attachments
                 .iter()
-                .map(|a| (a.name.clone(), a.size))
+                .filter(|a| a.is_document())
+                .map(|a| (a.name.clone(), a.size, a.note))
                 .collect(),
             message: NewMessage {
                 idempotency_key: format!("receipt:{receipt_no}"),
@@ -839,7 +854,12 @@ impl Intake<'_> {
         context["attachments"] = json!(
             a.attachments
                 .iter()
-                .map(|(name, size)| json!({ "name": name, "size": human_size(*size) }))
+                .map(|(name, size, note)| json!({
+                    "name": name,
+                    "size": human_size(*size),
+                    "too_large": *note == Some(AttachmentNote::TooLarge),
+                    "winmail": *note == Some(AttachmentNote::Winmail),
+                }))
                 .collect::<Vec<_>>()
         );
         let rendered = self.templates.render(a.template, a.lang, &context)?;
@@ -896,8 +916,8 @@ struct Acknowledgement {
     receipt_no: ReceiptNo,
     /// What the sender wrote, copied into the receipt.
     received_text: String,
-    /// Names and sizes of what they attached.
-    attachments: Vec<(String, usize)>,
+    /// Name, size and any note of each document they attached.
+    attachments: Vec<(String, usize, Option<AttachmentNote>)>,
     /// Everything but the message's bytes.
     message: NewMessage,
     /// In its Reply-To and at the start of its Message-ID.

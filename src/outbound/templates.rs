@@ -306,7 +306,10 @@ pub fn example_context(email: &str, lang: Language) -> Value {
             Language::En =>
                 "We propose that the ministry publish budget execution every month, by municipality.\n\nKind regards,\nArta Hoxha",
         });
-        ctx["attachments"] = json!([{ "name": "propozimi.pdf", "size": "240 KB" }]);
+        ctx["attachments"] = json!([
+            { "name": "propozimi.pdf", "size": "240 KB", "too_large": false, "winmail": false },
+            { "name": "studimi-i-plote.pdf", "size": "14.2 MB", "too_large": true, "winmail": false },
+        ]);
     }
     if email == "pen_summary" {
         ctx["date"] = json!("03.12.2026");
