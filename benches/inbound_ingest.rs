@@ -166,13 +166,14 @@ fn reply(i: usize, key: &str, address: &str) -> Vec<u8> {
             "From: CSO {i} <{address}>\r\nTo: {to}\r\nSubject: RE: Invitation to consultation\r\nMessage-ID: <o{i}@oshc.example.org>\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nWe propose that municipalities publish their budgets monthly, proposal {i}.\r\n\r\nKind regards,\r\nCSO {i}\r\n\r\n________________________________\r\nFrom: OGP Office <{to}>\r\nSent: Thursday, December 3, 2026 10:00 AM\r\nTo: {address}\r\nSubject: Invitation to consultation\r\n\r\nDear colleagues,\r\n"
         )
         .into_bytes(),
-        // HTML only, Windows-1250, with a small PDF.
+        // HTML only, Windows-1250, with a small PDF (2 KB) of its own.
         7..=9 => {
             let mut m = format!(
-                "From: {address}\r\nTo: {to}\r\nSubject: =?windows-1250?q?Propozim_p=EBr_buxhetin?=\r\nMessage-ID: <h{i}@oshc.example.org>\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"b{i}\"\r\n\r\n--b{i}\r\nContent-Type: text/html; charset=windows-1250\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n<p>Propozimi yn=EB nr. {i}: t=EB dh=EBna =E7do muaj.</p>\r\n--b{i}\r\nContent-Type: application/pdf\r\nContent-Disposition: attachment; filename=\"propozimi-{i}.pdf\"\r\nContent-Transfer-Encoding: base64\r\n\r\n"
+                "From: {address}\r\nTo: {to}\r\nSubject: =?windows-1250?q?Propozim_p=EBr_buxhetin?=\r\nMessage-ID: <h{i}@oshc.example.org>\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"b{i}\"\r\n\r\n--b{i}\r\nContent-Type: text/html; charset=windows-1250\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n<p>Propozimi yn=EB nr. {i}: t=EB dh=EBna =E7do muaj.</p>\r\n--b{i}\r\nContent-Type: application/pdf\r\nContent-Disposition: attachment; filename=\"propozimi-{i}.pdf\"\r\n\r\n"
             )
             .into_bytes();
-            m.extend(b"JVBERi0xLjQKJcfsj6IKNSAwIG9iago8PC9MZW5ndGggNiAwIFI+PgpzdHJlYW0KeJwr5HIK4TIAAAdmAYkKZW5kc3RyZWFtCmVuZG9iago=\r\n");
+            // Each PDF differs, so each is a file of its own on disk.
+            m.extend(format!("%PDF-1.4\r\n% propozimi {i}\r\n{}\r\n%%EOF\r\n", "0".repeat(2000)).into_bytes());
             m.extend(format!("--b{i}--\r\n").into_bytes());
             m
         }

@@ -9,21 +9,39 @@ use std::path::{Path, PathBuf};
 
 use super::parse::{AttachmentInfo, AttachmentNote};
 
-/// Writes each attachment up to `max_bytes` to `dir` (unless that content
-/// is there already) and marks the larger ones. The bytes are dropped from
-/// memory either way. A write that fails is logged and the attachment
-/// stays only in the stored message.
-pub fn keep(dir: &Path, attachments: &mut [AttachmentInfo], max_bytes: usize) {
+/// Takes the bytes of each attachment up to `max_bytes` out of the parsed
+/// message, to be written by [`write_all`], and marks the larger ones.
+pub fn take(
+    dir: &Path,
+    attachments: &mut [AttachmentInfo],
+    max_bytes: usize,
+) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut files = Vec::new();
     for a in attachments.iter_mut() {
         let bytes = std::mem::take(&mut a.bytes);
         if a.size > max_bytes {
             a.note = Some(AttachmentNote::TooLarge);
-            continue;
-        }
-        if let Err(e) = write_once(&path_of(dir, &a.sha256), &bytes) {
-            tracing::warn!(attachment = %a.name, error = %e, "could not keep an attachment apart; it stays in the stored message");
+        } else {
+            files.push((path_of(dir, &a.sha256), bytes));
         }
     }
+    files
+}
+
+/// Writes the files [`take`] set aside, unless that content is there
+/// already. A write that fails is logged; the attachment stays in the
+/// stored message.
+pub fn write_all(files: Vec<(PathBuf, Vec<u8>)>) {
+    for (path, bytes) in files {
+        if let Err(e) = write_once(&path, &bytes) {
+            tracing::warn!(file = %path.display(), error = %e, "could not keep an attachment apart; it stays in the stored message");
+        }
+    }
+}
+
+/// [`take`] and [`write_all`] at once.
+pub fn keep(dir: &Path, attachments: &mut [AttachmentInfo], max_bytes: usize) {
+    write_all(take(dir, attachments, max_bytes));
 }
 
 /// Where the content with this SHA-256 (hex) is kept.
@@ -31,19 +49,24 @@ pub fn path_of(dir: &Path, sha256: &str) -> PathBuf {
     dir.join(&sha256[..2.min(sha256.len())]).join(sha256)
 }
 
-/// Writes through a temporary file and a rename, so a crash never leaves a
-/// half-written file under the final name.
+/// Writes the file unless a complete one is there. No temporary file and
+/// rename, and no fsync per file: the stored message (committed with a
+/// sync) is the source of truth, a file cut short by a crash has the wrong
+/// size and is written again the next time that content arrives, and `mail
+/// reprocess` writes any that are missing.
 fn write_once(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    if path.exists() {
+    if std::fs::metadata(path).is_ok_and(|m| m.len() == bytes.len() as u64) {
         return Ok(());
     }
-    let folder = path.parent().expect("a hash path has a folder");
-    std::fs::create_dir_all(folder)?;
-    let mut tmp = tempfile::NamedTempFile::new_in(folder)?;
-    tmp.write_all(bytes)?;
-    tmp.as_file().sync_all()?;
-    tmp.persist(path).map_err(|e| e.error)?;
-    Ok(())
+    let mut file = match std::fs::File::create(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            std::fs::create_dir_all(path.parent().expect("a hash path has a folder"))?;
+            std::fs::File::create(path)?
+        }
+        Err(e) => return Err(e),
+    };
+    file.write_all(bytes)
 }
 
 #[cfg(test)]

@@ -238,17 +238,29 @@ struct Reading {
     trimmed: Trimmed,
 }
 
-/// Parses, keeps the attachments apart and trims: work without the store,
-/// done for a batch on every core.
-fn read(raw: &[u8], config: &InboundConfig) -> Result<Reading, ParseError> {
+/// Parses, sets the attachments' bytes aside to be kept apart, and trims:
+/// work without the store, done for a batch on every core.
+fn read(raw: &[u8], config: &InboundConfig) -> Result<(Reading, AttachmentFiles), ParseError> {
     let mut parsed = parse(raw)?;
-    attachments::keep(
+    let files = attachments::take(
         &config.attachments_dir,
         &mut parsed.attachments,
         config.max_attachment_bytes,
     );
     let trimmed = trim(&parsed.body);
-    Ok(Reading { parsed, trimmed })
+    Ok((Reading { parsed, trimmed }, files))
+}
+
+/// Attachment files to write: (path, bytes).
+type AttachmentFiles = Vec<(std::path::PathBuf, Vec<u8>)>;
+
+/// Reads a message and writes its attachments at once (one message, or a
+/// batch read again from the store).
+fn read_now(raw: &[u8], config: &InboundConfig) -> Result<Reading, ParseError> {
+    read(raw, config).map(|(reading, files)| {
+        attachments::write_all(files);
+        reading
+    })
 }
 
 /// A stored message's id and what reading it made of it.
@@ -300,13 +312,30 @@ impl Intake<'_> {
         items: &[(&[u8], &str)],
     ) -> Result<Vec<Result<Outcome, IntakeError>>, StoreError> {
         // (the message, its dedupe key and reading, once computed)
-        type ReadIn<'r> = (&'r [u8], Option<(String, Result<Reading, ParseError>)>);
+        type ReadIn<'r> = (
+            &'r [u8],
+            Option<(String, Result<(Reading, AttachmentFiles), ParseError>)>,
+        );
         let mut read_in: Vec<ReadIn<'_>> = items.iter().map(|(raw, _)| (*raw, None)).collect();
         on_every_core(&mut read_in, |(raw, out)| {
             *out = Some((dedupe_key(raw), read(raw, &self.config.inbound)));
         });
-        let (keys, parsed): (Vec<String>, Vec<Result<Reading, ParseError>>) =
-            read_in.into_iter().filter_map(|(_, r)| r).unzip();
+        let mut files = Vec::new();
+        let (keys, parsed): (Vec<String>, Vec<Result<Reading, ParseError>>) = read_in
+            .into_iter()
+            .filter_map(|(_, r)| r)
+            .map(|(key, r)| {
+                let r = r.map(|(reading, f)| {
+                    files.extend(f);
+                    reading
+                });
+                (key, r)
+            })
+            .unzip();
+        // Attachment files are written while the batch is stored and
+        // decided: the stored message is the source of truth, so nothing
+        // waits for them but the end of the batch.
+        let writer = std::thread::spawn(move || attachments::write_all(files));
         let news: Vec<NewInbound<'_>> = items
             .iter()
             .zip(&parsed)
@@ -323,7 +352,13 @@ impl Intake<'_> {
                 }
             })
             .collect();
-        let stored = self.store.store_inbound_many(&news).await?;
+        let stored = match self.store.store_inbound_many(&news).await {
+            Ok(s) => s,
+            Err(e) => {
+                let _ = writer.join();
+                return Err(e);
+            }
+        };
         let mut seen = HashSet::new();
         let mut todo = Vec::new();
         let mut outcomes: Vec<Option<Result<Outcome, IntakeError>>> = Vec::new();
@@ -345,6 +380,9 @@ impl Intake<'_> {
         for (i, r) in indices.into_iter().zip(processed) {
             outcomes[i] = Some(r);
         }
+        if writer.join().is_err() {
+            tracing::error!("writing attachment files failed; they stay in the stored messages");
+        }
         Ok(outcomes.into_iter().flatten().collect())
     }
 
@@ -355,7 +393,7 @@ impl Intake<'_> {
         for chunk in pending.chunks(BATCH_MESSAGES) {
             let work = chunk
                 .iter()
-                .map(|(id, raw)| (*id, read(raw, &self.config.inbound)))
+                .map(|(id, raw)| (*id, read_now(raw, &self.config.inbound)))
                 .collect();
             for r in self.process_batch(work).await {
                 r?;
@@ -374,7 +412,7 @@ impl Intake<'_> {
                 receipt: false,
             });
         }
-        self.process_batch(vec![(id, read(raw, &self.config.inbound))])
+        self.process_batch(vec![(id, read_now(raw, &self.config.inbound))])
             .await
             .pop()
             .unwrap_or_else(|| Err(IntakeError::NotRecorded("nothing was decided".into())))
