@@ -122,29 +122,21 @@ pub async fn run(config: Config, demo_mode: bool) -> Result<(), ServeError> {
     });
 
     let imap = (!config.inbound.imap_host.trim().is_empty()).then(|| {
-        let (store, config, templates, dkim) =
-            (store.clone(), config.clone(), templates.clone(), dkim.clone());
-        let mut stop = stop_worker.subscribe();
-        tracing::info!(host = %config.inbound.imap_host, mailbox = %config.inbound.imap_mailbox, "polling IMAP");
+        let (store, config, templates, dkim) = (
+            store.clone(),
+            config.clone(),
+            templates.clone(),
+            dkim.clone(),
+        );
+        let stop = stop_worker.subscribe();
         tokio::spawn(async move {
-            loop {
-                let intake = crate::intake::Intake {
-                    store: store.as_ref(),
-                    config: &config,
-                    templates: &templates,
-                    dkim: dkim.as_deref(),
-                };
-                match crate::inbound::imap::sweep(&intake, &config.inbound).await {
-                    Ok(0) => {}
-                    Ok(n) => tracing::info!(taken = n, "IMAP sweep"),
-                    // Reconnects on the next sweep.
-                    Err(e) => tracing::warn!(error = %e, "IMAP sweep failed; trying again"),
-                }
-                tokio::select! {
-                    () = tokio::time::sleep(std::time::Duration::from_secs(config.inbound.imap_poll_seconds.max(1))) => {}
-                    _ = stop.wait_for(|s| *s) => return,
-                }
-            }
+            let intake = crate::intake::Intake {
+                store: store.as_ref(),
+                config: &config,
+                templates: &templates,
+                dkim: dkim.as_deref(),
+            };
+            crate::inbound::imap::watch(&intake, &config.inbound, stop).await;
         })
     });
     let pen_summary = match crate::inbound::pen::schedule(&config) {

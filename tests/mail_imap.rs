@@ -179,3 +179,63 @@ fn a_reply_in_the_mailbox_is_stored_then_marked_and_never_taken_twice() {
         stderr(&wrong)
     );
 }
+
+/// `serve` waits on the mailbox with IDLE: a reply appended while it waits
+/// is taken in at once, though the polling interval is ten minutes.
+#[test]
+#[ignore = "needs Dovecot (Debian dovecot-imapd)"]
+fn serve_takes_a_new_reply_in_as_it_arrives_with_idle() {
+    let server = dovecot();
+    let dir = tempfile::tempdir().unwrap();
+    let db = TestDb::sqlite();
+    let spec = fiscal_consultation(dir.path(), "OGP-IDLE");
+    for args in [
+        vec!["consultation", "create", "--file", spec.to_str().unwrap()],
+        vec!["consultation", "open", "OGP-IDLE"],
+    ] {
+        assert!(cocreate(dir.path(), &db, &args).status.success());
+    }
+    let env = [
+        ("COCREATE_INBOUND_IMAP_HOST", "127.0.0.1".to_string()),
+        ("COCREATE_INBOUND_IMAP_PORT", server.port.to_string()),
+        ("COCREATE_INBOUND_IMAP_SECURITY", "none".to_string()),
+        ("COCREATE_INBOUND_IMAP_USERNAME", "ogp".to_string()),
+        ("COCREATE_IMAP_PASSWORD", "secret".to_string()),
+        ("COCREATE_INBOUND_IMAP_POLL_SECONDS", "600".to_string()),
+        (
+            "COCREATE_OUTBOX_FILE_DIR",
+            dir.path().join("outbox").display().to_string(),
+        ),
+    ];
+    let daemon = common::Daemon::start_with(dir.path(), &db, &env, &[]);
+    // Let it connect, find the mailbox empty and start waiting.
+    std::thread::sleep(Duration::from_secs(2));
+    imap(
+        server.port,
+        "m.append('INBOX', None, None, b'From: someone@elsewhere.example.org\\r\\nTo: ogp-poc@office.example\\r\\nSubject: Pyetje\\r\\nMessage-ID: <idle1@elsewhere.example.org>\\r\\n\\r\\nA e moret?\\r\\n')",
+    );
+    let start = Instant::now();
+    loop {
+        let marked = imap(
+            server.port,
+            "print(m.uid('SEARCH','KEYWORD','$CocreateTaken')[1][0].decode())",
+        );
+        if marked.trim() == "1" {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "the reply was not taken in while the daemon waited"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let (status, log) = daemon.stop(libc::SIGTERM);
+    assert!(status.success(), "{log:#?}");
+    assert!(
+        log.iter()
+            .any(|l| l.contains("IMAP connected") && l.contains("\"idle\":true")),
+        "{log:#?}"
+    );
+    let pen = stdout(&cocreate(dir.path(), &db, &["mail", "pen", "list"]));
+    assert!(pen.contains("someone@elsewhere.example.org"), "{pen}");
+}

@@ -5,7 +5,10 @@
 //! leaves the mailbox usable by people: reading a message in a mail client
 //! does not hide it from cocreate, as \Seen would.
 //!
-//! Sweeps run every `inbound.imap_poll_seconds`; IMAP IDLE is not used yet.
+//! `serve` keeps one connection open and waits with IMAP IDLE where the
+//! server offers it, so a reply is taken in as it arrives (the IDLE is
+//! renewed every 25 minutes, as RFC 2177 advises); a server without IDLE is
+//! polled every `inbound.imap_poll_seconds`. After an error it reconnects.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -79,10 +82,15 @@ async fn connect(cfg: &InboundConfig) -> Result<Box<dyn Stream>, ImapError> {
     }
 }
 
-/// One pass over the mailbox; returns how many messages were taken in.
-pub async fn sweep(intake: &Intake<'_>, cfg: &InboundConfig) -> Result<usize, ImapError> {
+type Session = async_imap::Session<Box<dyn Stream>>;
+
+fn protocol(e: async_imap::error::Error) -> ImapError {
+    ImapError::Protocol(e.to_string())
+}
+
+/// Connects, logs in and selects the mailbox.
+async fn open(cfg: &InboundConfig) -> Result<Session, ImapError> {
     let password = cfg.imap_password().ok_or(ImapError::NoPassword)?;
-    let protocol = |e: async_imap::error::Error| ImapError::Protocol(e.to_string());
     let mut client = async_imap::Client::new(connect(cfg).await?);
     client
         .read_response()
@@ -97,6 +105,87 @@ pub async fn sweep(intake: &Intake<'_>, cfg: &InboundConfig) -> Result<usize, Im
             message: e.to_string(),
         })?;
     session.select(&cfg.imap_mailbox).await.map_err(protocol)?;
+    Ok(session)
+}
+
+/// One pass over the mailbox; returns how many messages were taken in.
+pub async fn sweep(intake: &Intake<'_>, cfg: &InboundConfig) -> Result<usize, ImapError> {
+    let mut session = open(cfg).await?;
+    let taken = take_untaken(&mut session, intake, cfg).await?;
+    let _ = session.logout().await;
+    Ok(taken)
+}
+
+/// How long one IDLE lasts before it is renewed (RFC 2177: under 29 minutes).
+const IDLE_RENEW: Duration = Duration::from_secs(25 * 60);
+
+/// Takes mail in until `stop` turns true: with IDLE where the server offers
+/// it, by polling otherwise, reconnecting after errors.
+pub async fn watch(
+    intake: &Intake<'_>,
+    cfg: &InboundConfig,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let pause = Duration::from_secs(cfg.imap_poll_seconds.max(1));
+    loop {
+        match watch_connected(intake, cfg, &mut stop).await {
+            Ok(()) => return,
+            Err(e) => tracing::warn!(error = %e, "IMAP failed; connecting again"),
+        }
+        tokio::select! {
+            () = tokio::time::sleep(pause) => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
+    }
+}
+
+/// One connection's life; Ok when asked to stop.
+async fn watch_connected(
+    intake: &Intake<'_>,
+    cfg: &InboundConfig,
+    stop: &mut tokio::sync::watch::Receiver<bool>,
+) -> Result<(), ImapError> {
+    let mut session = open(cfg).await?;
+    let idle = session
+        .capabilities()
+        .await
+        .map_err(protocol)?
+        .has_str("IDLE");
+    tracing::info!(host = %cfg.imap_host, mailbox = %cfg.imap_mailbox, idle, "IMAP connected");
+    loop {
+        let taken = take_untaken(&mut session, intake, cfg).await?;
+        if taken > 0 {
+            tracing::info!(taken, "IMAP messages taken in");
+        }
+        if idle {
+            let mut handle = session.idle();
+            handle.init().await.map_err(protocol)?;
+            let (wait, _interrupt) = handle.wait_with_timeout(IDLE_RENEW);
+            tokio::select! {
+                r = wait => { r.map_err(protocol)?; }
+                _ = stop.wait_for(|s| *s) => return Ok(()),
+            }
+            session = handle.done().await.map_err(protocol)?;
+        } else {
+            let stopped = tokio::select! {
+                () = tokio::time::sleep(Duration::from_secs(cfg.imap_poll_seconds.max(1))) => false,
+                _ = stop.wait_for(|s| *s) => true,
+            };
+            if stopped {
+                let _ = session.logout().await;
+                return Ok(());
+            }
+        }
+    }
+}
+
+/// Takes in every message of the selected mailbox that lacks the keyword,
+/// marking each once it is stored.
+async fn take_untaken(
+    session: &mut Session,
+    intake: &Intake<'_>,
+    cfg: &InboundConfig,
+) -> Result<usize, ImapError> {
     let mut uids: Vec<u32> = session
         .uid_search(format!("UNKEYWORD {TAKEN}"))
         .await
@@ -142,6 +231,5 @@ pub async fn sweep(intake: &Intake<'_>, cfg: &InboundConfig) -> Result<usize, Im
             .map_err(protocol)?;
         taken += 1;
     }
-    let _ = session.logout().await;
     Ok(taken)
 }
