@@ -870,3 +870,86 @@ fn attachments_are_kept_apart_and_the_receipt_says_what_came() {
     );
     assert!(!text.contains("image001.png"), "{text}");
 }
+
+/// Each government draft commitment in the invitation has its own reply
+/// address; a comment sent there is recorded against that draft, and the
+/// receipt says so. A number the consultation does not have is an ordinary
+/// proposal.
+#[test]
+fn a_comment_sent_to_a_drafts_address_is_recorded_against_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = TestDb::sqlite();
+    let (key, id) = setup(dir.path(), &db);
+    let invitation = std::fs::read_dir(dir.path().join("outbox"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.to_string_lossy().contains("invitation"))
+        .unwrap();
+    let m = mail_parser::MessageParser::default()
+        .parse(&std::fs::read(invitation).unwrap())
+        .unwrap()
+        .body_text(0)
+        .unwrap()
+        .into_owned();
+    let address = format!("consult+{key}-d1@ogp.office.example");
+    assert!(
+        m.contains("1. Budget data every month") && m.contains(&format!("Komento: {address}")),
+        "{m}"
+    );
+    let comment = |to: &str, message_id: &str, body: &str| {
+        format!(
+            "From: Arta <buxheti@cso.example.org>\r\nTo: {to}\r\nSubject: Re: Ftesë për konsultim\r\nMessage-ID: <{message_id}>\r\nIn-Reply-To: <{id}>\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n{body}\r\n"
+        )
+        .into_bytes()
+    };
+    ok(
+        dir.path(),
+        &db,
+        &["mail", "ingest"],
+        Some(&comment(
+            &address,
+            "d1@cso.example.org",
+            "Dakord, por çdo javë.",
+        )),
+    );
+    ok(
+        dir.path(),
+        &db,
+        &["mail", "ingest"],
+        Some(&comment(
+            &format!("consult+{key}-d7@ogp.office.example"),
+            "d7@cso.example.org",
+            "Një propozim tjetër.",
+        )),
+    );
+    let listed = ok(dir.path(), &db, &["mail", "proposals"], None);
+    let lines: Vec<&str> = listed.lines().collect();
+    assert_eq!(lines.len(), 2, "{listed}");
+    assert!(
+        lines[0].contains("OGP-IN [on draft 1] buxheti@cso.example.org"),
+        "{listed}"
+    );
+    assert!(lines[0].ends_with("Dakord, por çdo javë."), "{listed}");
+    assert!(!lines[1].contains("[on draft"), "{listed}");
+
+    ok(dir.path(), &db, &["outbox", "flush"], None);
+    let texts: Vec<String> = receipts(dir.path())
+        .iter()
+        .map(|r| {
+            mail_parser::MessageParser::default()
+                .parse(r)
+                .unwrap()
+                .body_text(0)
+                .unwrap()
+                .into_owned()
+        })
+        .collect();
+    assert_eq!(texts.len(), 2);
+    let on_draft =
+        "Regjistruar si koment për angazhimin e propozuar nga qeveria 1: Budget data every month";
+    assert_eq!(
+        texts.iter().filter(|t| t.contains(on_draft)).count(),
+        1,
+        "{texts:#?}"
+    );
+}

@@ -728,6 +728,7 @@ async fn a_message_is_stored_once_and_has_at_most_one_proposal(db: &TestDb) {
         from_address: "a@x.al".into(),
         other_sender: false,
         late: false,
+        draft_number: None,
         subject: "P".into(),
         reply_text: "Propozim".into(),
         quoted_text: String::new(),

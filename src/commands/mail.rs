@@ -160,9 +160,12 @@ pub async fn proposals(store: &dyn Store, out: &mut impl Write) -> anyhow::Resul
             .collect::<String>();
         writeln!(
             out,
-            "{} {} {}{}{} — {}",
+            "{} {}{} {}{}{} — {}",
             p.receipt_no,
             reference,
+            p.draft_number
+                .map(|n| format!(" [on draft {n}]"))
+                .unwrap_or_default(),
             p.from_address,
             if p.other_sender {
                 " [other sender]"

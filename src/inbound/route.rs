@@ -39,6 +39,8 @@ pub struct Route {
     pub found: Option<(Consultation, Option<crate::registry::Cso>)>,
     /// The receipt number of the proposal this adds to (a follow-up).
     pub follow_up_of: Option<String>,
+    /// The government draft commitment this comments on, by its number.
+    pub draft: Option<u32>,
     /// The reply came from an address other than the one the key was sent to.
     pub other_sender: bool,
     /// The consultation's deadline had passed.
@@ -57,6 +59,7 @@ impl Route {
             cso_id: None,
             found: None,
             follow_up_of: None,
+            draft: None,
             other_sender: false,
             late: false,
             reason: reason.into(),
@@ -64,14 +67,22 @@ impl Route {
     }
 }
 
-/// Reply keys in our plus-addresses: `consult+KEY@domain`.
-fn recipient_keys(p: &Parsed, config: &Config) -> Vec<ReplyKey> {
+/// Reply keys in our plus-addresses: `consult+KEY@domain`, or
+/// `consult+KEY-dN@domain` for a comment on the government's draft
+/// commitment number N.
+fn recipient_keys(p: &Parsed, config: &Config) -> Vec<(ReplyKey, Option<u32>)> {
     let prefix = format!("{}+", config.mail.reply_local.to_ascii_lowercase());
     let suffix = format!("@{}", config.mail.domain.to_ascii_lowercase());
     p.recipients
         .iter()
         .filter_map(|r| r.strip_prefix(&prefix)?.strip_suffix(&suffix))
-        .filter_map(|k| ReplyKey::parse(k).ok())
+        .filter_map(|tag| {
+            let (key, draft) = match tag.split_once("-d") {
+                Some((key, n)) => (key, Some(n.parse::<u32>().ok()?)),
+                None => (tag, None),
+            };
+            Some((ReplyKey::parse(key).ok()?, draft))
+        })
         .collect()
 }
 
@@ -92,7 +103,10 @@ fn reference_keys(p: &Parsed, config: &Config) -> Vec<ReplyKey> {
 
 /// Every reply key a message carries, in the order routing tries them.
 pub fn keys_of(p: &Parsed, config: &Config) -> Vec<ReplyKey> {
-    let mut keys = recipient_keys(p, config);
+    let mut keys: Vec<ReplyKey> = recipient_keys(p, config)
+        .into_iter()
+        .map(|(k, _)| k)
+        .collect();
     keys.extend(reference_keys(p, config));
     keys
 }
@@ -123,10 +137,16 @@ pub async fn route_among(
 
     let by_key = [
         (RouteMethod::RecipientKey, recipient_keys(p, config)),
-        (RouteMethod::ReferenceKey, reference_keys(p, config)),
+        (
+            RouteMethod::ReferenceKey,
+            reference_keys(p, config)
+                .into_iter()
+                .map(|k| (k, None))
+                .collect(),
+        ),
     ];
     for (method, keys) in by_key {
-        for key in keys {
+        for (key, draft) in keys {
             let Some(record) = known.reply_keys.get(&key) else {
                 continue;
             };
@@ -147,6 +167,11 @@ pub async fn route_among(
                 cso_id: Some(record.cso_id),
                 found: Some((c.clone(), cso.cloned())),
                 follow_up_of: record.receipt_no.clone(),
+                // Only a number the consultation has; a comment on a draft
+                // is a proposal, never a follow-up.
+                draft: draft
+                    .filter(|n| c.spec.drafts.iter().any(|d| d.number == *n))
+                    .filter(|_| record.receipt_no.is_none()),
                 other_sender,
                 late: late(c),
                 reason: match (&record.receipt_no, other_sender) {
@@ -186,6 +211,7 @@ pub async fn route_among(
             cso_id,
             found: Some((c.clone(), cso)),
             follow_up_of: Some(receipt.to_string()),
+            draft: None,
             other_sender,
             late: late(c),
             reason: format!("receipt number {receipt} in the subject"),
@@ -233,6 +259,7 @@ pub async fn route_among(
             cso_id: Some(cso.id),
             found: Some(((*c).clone(), Some((*cso).clone()))),
             follow_up_of: None,
+            draft: None,
             other_sender: false,
             late: late(c),
             reason: "no reply key; the sender's only open consultation".into(),

@@ -586,6 +586,7 @@ impl Intake<'_> {
                     cso: cso.as_ref(),
                     other_sender: r.other_sender,
                     late: r.late,
+                    draft: r.draft,
                 };
                 self.propose(id, parsed, trimmed, place, batch).await?
             }
@@ -628,6 +629,7 @@ impl Intake<'_> {
                 .as_ref()
                 .is_some_and(|c| !c.record.emails.contains(&parsed.from)),
             late: consultation.spec.closes_on < today,
+            draft: None,
         };
         let trimmed = trim(&parsed.body);
         if trimmed.reply_text.trim().is_empty()
@@ -700,14 +702,16 @@ impl Intake<'_> {
         let receipt_no = ReceiptNo::generate();
         let from = parsed.from.to_string();
         let receipt = self.may_acknowledge(&from, batch).then(|| {
-            self.acknowledgement(
+            let mut a = self.acknowledgement(
                 "receipt",
                 parsed,
                 place.consultation,
                 place.cso,
                 &receipt_no,
                 &trimmed.reply_text,
-            )
+            );
+            a.draft = place.draft;
+            a
         });
         batch
             .known
@@ -726,6 +730,7 @@ impl Intake<'_> {
             from_address: from,
             other_sender: place.other_sender,
             late: place.late,
+            draft_number: place.draft.map(i64::from),
             subject: parsed.subject.clone(),
             reply_text: trimmed.reply_text,
             quoted_text: trimmed.quoted_text,
@@ -867,6 +872,7 @@ impl Intake<'_> {
                 }),
             },
             key,
+            draft: None,
         }
     }
 
@@ -889,6 +895,13 @@ impl Intake<'_> {
         context["receipt_no"] = json!(a.receipt_no.as_str());
         context["late"] = json!(a.consultation.spec.closes_on < today);
         context["received_text"] = json!(a.received_text);
+        context["draft"] = a
+            .draft
+            .and_then(|n| a.consultation.spec.drafts.iter().find(|d| d.number == n))
+            .map_or(
+                serde_json::Value::Null,
+                |d| json!({ "number": d.number, "title": d.title }),
+            );
         context["attachments"] = json!(
             a.attachments
                 .iter()
@@ -960,6 +973,8 @@ struct Acknowledgement {
     message: NewMessage,
     /// In its Reply-To and at the start of its Message-ID.
     key: ReplyKey,
+    /// The draft commitment the proposal comments on.
+    draft: Option<u32>,
 }
 
 /// Where a proposal goes, as routing (or the POC) decided.
@@ -968,6 +983,8 @@ struct Placement<'c> {
     cso: Option<&'c Cso>,
     other_sender: bool,
     late: bool,
+    /// The government draft commitment commented on, by number.
+    draft: Option<u32>,
 }
 
 /// The holding pen, with the reason, for the POC.

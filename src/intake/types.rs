@@ -53,6 +53,8 @@ pub struct NewProposal {
     pub from_address: String,
     pub other_sender: bool,
     pub late: bool,
+    /// The government draft commitment this comments on, by number.
+    pub draft_number: Option<i64>,
     pub subject: String,
     pub reply_text: String,
     pub quoted_text: String,
@@ -70,6 +72,7 @@ pub struct ProposalSummary {
     pub from_address: String,
     pub other_sender: bool,
     pub late: bool,
+    pub draft_number: Option<i64>,
     pub reply_text: String,
     pub created_at: DateTime<Utc>,
 }

@@ -273,11 +273,26 @@ impl Sender<'_> {
                 "working_days": calendar.period_length(spec.opens_on, spec.closes_on),
             },
             "meeting": meeting,
-            "drafts": spec.drafts,
+            // Each draft has its own reply address: a comment sent there is
+            // recorded against that commitment.
+            "drafts": spec.drafts.iter().map(|d| json!({
+                "number": d.number,
+                "title": d.title,
+                "text": d.text,
+                "reply_address": self.draft_reply_address(key, d.number),
+            })).collect::<Vec<_>>(),
             "reply_address": self.reply_address(key),
             "form_url": format!("{base}/p/{key}"),
             "unsubscribe_url": format!("{base}/unsubscribe/{key}"),
         })
+    }
+
+    /// `consult+KEY-dN@domain`: a comment on draft commitment N.
+    pub(crate) fn draft_reply_address(&self, key: &ReplyKey, number: u32) -> String {
+        format!(
+            "{}+{key}-d{number}@{}",
+            self.config.mail.reply_local, self.config.mail.domain
+        )
     }
 
     pub(crate) fn reply_address(&self, key: &ReplyKey) -> String {

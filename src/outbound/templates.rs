@@ -291,7 +291,8 @@ pub fn example_context(email: &str, lang: Language) -> Value {
         },
         "drafts": [
             { "number": 1, "title": match lang { Language::Sq => "Të dhënat e buxhetit çdo muaj", Language::En => "Budget data every month" },
-              "text": match lang { Language::Sq => "Ministria publikon çdo muaj ekzekutimin e buxhetit në format të hapur.", Language::En => "The ministry publishes budget execution monthly as open data." } },
+              "text": match lang { Language::Sq => "Ministria publikon çdo muaj ekzekutimin e buxhetit në format të hapur.", Language::En => "The ministry publishes budget execution monthly as open data." },
+              "reply_address": "consult+abcdefghijklmnopqrst-d1@ogp.office.example" },
         ],
         "reply_address": "consult+abcdefghijklmnopqrst@ogp.office.example",
         "form_url": "https://ogp.office.example/p/abcdefghijklmnopqrst",
@@ -299,6 +300,7 @@ pub fn example_context(email: &str, lang: Language) -> Value {
     });
     if email == "receipt" || email == "follow_up" {
         ctx["receipt_no"] = json!("OGP-7K3M-Q9TX");
+        ctx["draft"] = json!(null);
         ctx["late"] = json!(false);
         ctx["received_text"] = json!(match lang {
             Language::Sq =>

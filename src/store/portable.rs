@@ -1198,7 +1198,7 @@ where
 /// Messages stored per INSERT: 7 parameters each, well under both
 /// backends' limits.
 const INBOUND_ROWS_PER_INSERT: usize = 256;
-/// Proposals per INSERT: 14 parameters each.
+/// Proposals per INSERT: 15 parameters each.
 const PROPOSAL_ROWS_PER_INSERT: usize = 256;
 /// Messages whose state one UPDATE sets: 4 parameters each.
 const OUTCOME_ROWS_PER_UPDATE: usize = 512;
@@ -1358,9 +1358,10 @@ where
     for chunk in proposals.chunks(PROPOSAL_ROWS_PER_INSERT) {
         let sql = format!(
             "INSERT INTO proposals (receipt_no, consultation_id, cso_id, inbound_message_id, from_address, \
-             other_sender, late, subject, reply_text, quoted_text, signature, attachments, authentication, created_at) \
+             other_sender, late, draft_number, subject, reply_text, quoted_text, signature, attachments, \
+             authentication, created_at) \
              VALUES {} ON CONFLICT (inbound_message_id) DO NOTHING RETURNING inbound_message_id",
-            placeholders::<DB>(chunk.len(), 14, |p| format!("({})", p.join(", ")))
+            placeholders::<DB>(chunk.len(), 15, |p| format!("({})", p.join(", ")))
         );
         let mut insert = sqlx::query_as::<DB, (i64,)>(&sql);
         for (_, p, _) in chunk {
@@ -1372,6 +1373,7 @@ where
                 .bind(p.from_address.as_str())
                 .bind(p.other_sender)
                 .bind(p.late)
+                .bind(p.draft_number)
                 .bind(p.subject.as_str())
                 .bind(p.reply_text.as_str())
                 .bind(p.quoted_text.as_str())
@@ -1509,6 +1511,7 @@ pub(super) struct ProposalRow {
     from_address: String,
     other_sender: bool,
     late: bool,
+    draft_number: Option<i64>,
     reply_text: String,
     created_at: DateTime<Utc>,
 }
@@ -1522,8 +1525,8 @@ where
 {
     let rows: Vec<ProposalRow> = fetch_all(
         pool,
-        "SELECT id, receipt_no, consultation_id, cso_id, from_address, other_sender, late, reply_text, created_at \
-         FROM proposals ORDER BY id",
+        "SELECT id, receipt_no, consultation_id, cso_id, from_address, other_sender, late, draft_number, \
+         reply_text, created_at FROM proposals ORDER BY id",
     )
     .await?;
     Ok(rows
@@ -1536,6 +1539,7 @@ where
             from_address: r.from_address,
             other_sender: r.other_sender,
             late: r.late,
+            draft_number: r.draft_number,
             reply_text: r.reply_text,
             created_at: r.created_at,
         })
