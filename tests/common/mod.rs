@@ -167,6 +167,16 @@ pub struct Daemon {
     seen: Vec<String>,
 }
 
+/// A test that fails half-way must not leave its daemon running.
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
 impl Daemon {
     pub fn start(dir: &Path, db: &TestDb, args: &[&str]) -> Self {
         Self::start_with(dir, db, &[], args)
@@ -267,7 +277,7 @@ impl Daemon {
         assert_eq!(unsafe { libc::kill(pid, signal) }, 0);
         let status = wait_with_timeout(&mut self.child, Duration::from_secs(20));
         self.seen.extend(self.log.try_iter());
-        (status, self.seen)
+        (status, std::mem::take(&mut self.seen))
     }
 }
 
