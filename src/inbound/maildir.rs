@@ -60,6 +60,20 @@ pub async fn sweep(
     files.sort();
     let mut sweep = Sweep::default();
     let mut outcomes = Vec::new();
+    if files.is_empty() {
+        return Ok((sweep, outcomes));
+    }
+    // Stored messages are moved to cur/ on a thread of their own, while the
+    // next batch is read and stored.
+    let (seen, to_move) = std::sync::mpsc::channel::<PathBuf>();
+    let mover = {
+        let dir = dir.to_path_buf();
+        std::thread::spawn(move || {
+            for path in to_move {
+                mark_seen(&dir, &path);
+            }
+        })
+    };
     let mut batch: Vec<(PathBuf, Vec<u8>)> = Vec::new();
     let mut batch_bytes = 0;
     for (path, size) in files {
@@ -83,7 +97,7 @@ pub async fn sweep(
         if batch.len() >= BATCH_MESSAGES || batch_bytes >= BATCH_BYTES {
             take_in(
                 intake,
-                dir,
+                &seen,
                 std::mem::take(&mut batch),
                 &mut sweep,
                 &mut outcomes,
@@ -92,14 +106,18 @@ pub async fn sweep(
             batch_bytes = 0;
         }
     }
-    take_in(intake, dir, batch, &mut sweep, &mut outcomes).await;
+    take_in(intake, &seen, batch, &mut sweep, &mut outcomes).await;
+    drop(seen);
+    if mover.join().is_err() {
+        tracing::error!("moving stored messages to cur/ failed; they are recognised next time");
+    }
     Ok((sweep, outcomes))
 }
 
-/// Stores and processes one batch, then moves what was stored to cur/.
+/// Stores and processes one batch, then has what was stored moved to cur/.
 async fn take_in(
     intake: &Intake<'_>,
-    dir: &Path,
+    seen: &std::sync::mpsc::Sender<PathBuf>,
     batch: Vec<(PathBuf, Vec<u8>)>,
     sweep: &mut Sweep,
     outcomes: &mut Vec<(PathBuf, Outcome)>,
@@ -114,7 +132,9 @@ async fn take_in(
     match intake.accept_many(&items).await {
         Ok(results) => {
             for ((path, _), result) in batch.iter().zip(results) {
-                mark_seen(dir, path);
+                // Only now, with the message stored. If the mover is gone,
+                // the file stays in new/ and is recognised next time.
+                let _ = seen.send(path.clone());
                 sweep.taken += 1;
                 match result {
                     Ok(outcome) => outcomes.push((path.clone(), outcome)),
