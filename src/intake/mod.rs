@@ -181,6 +181,32 @@ impl Decision {
         }
     }
 
+    /// The outcome as written: a message that already had a proposal keeps
+    /// its receipt number, and nothing new was queued for it.
+    fn settle(self, applied: Vec<Applied>) -> Outcome {
+        let mut outcome = self.outcome;
+        for a in applied {
+            match (a, &mut outcome) {
+                (
+                    Applied::Proposal { receipt_no, new },
+                    Outcome::Proposal {
+                        receipt_no: r,
+                        receipt,
+                        ..
+                    },
+                ) => {
+                    *r = receipt_no;
+                    *receipt &= new;
+                }
+                (Applied::FollowUp { new }, Outcome::FollowUp { confirmation, .. }) => {
+                    *confirmation &= new;
+                }
+                _ => {}
+            }
+        }
+        outcome
+    }
+
     fn attach(&mut self, message: NewMessage) {
         match self.writes.last_mut() {
             Some(IntakeWrite::Proposal { receipt, .. }) => *receipt = Some(message),
@@ -335,7 +361,9 @@ impl Intake<'_> {
         // Attachment files are written while the batch is stored and
         // decided: the stored message is the source of truth, so nothing
         // waits for them but the end of the batch.
-        let writer = std::thread::spawn(move || attachments::write_all(files));
+        // (No thread for a batch without attachments, e.g. one LMTP message.)
+        let writer =
+            (!files.is_empty()).then(|| std::thread::spawn(move || attachments::write_all(files)));
         let news: Vec<NewInbound<'_>> = items
             .iter()
             .zip(&parsed)
@@ -355,7 +383,9 @@ impl Intake<'_> {
         let stored = match self.store.store_inbound_many(&news).await {
             Ok(s) => s,
             Err(e) => {
-                let _ = writer.join();
+                if let Some(w) = writer {
+                    let _ = w.join();
+                }
                 return Err(e);
             }
         };
@@ -380,7 +410,7 @@ impl Intake<'_> {
         for (i, r) in indices.into_iter().zip(processed) {
             outcomes[i] = Some(r);
         }
-        if writer.join().is_err() {
+        if writer.is_some_and(|w| w.join().is_err()) {
             tracing::error!("writing attachment files failed; they stay in the stored messages");
         }
         Ok(outcomes.into_iter().flatten().collect())
@@ -465,28 +495,8 @@ impl Intake<'_> {
             .into_iter()
             .map(|d| {
                 let d = d?;
-                let mut outcome = d.outcome;
-                for _ in 0..d.writes.len() {
-                    match (applied.next(), &mut outcome) {
-                        (
-                            Some(Applied::Proposal { receipt_no, new }),
-                            Outcome::Proposal {
-                                receipt_no: r,
-                                receipt,
-                                ..
-                            },
-                        ) => {
-                            *r = receipt_no;
-                            *receipt &= new;
-                        }
-                        (
-                            Some(Applied::FollowUp { new }),
-                            Outcome::FollowUp { confirmation, .. },
-                        ) => *confirmation &= new,
-                        _ => {}
-                    }
-                }
-                Ok(outcome)
+                let applied: Vec<Applied> = applied.by_ref().take(d.writes.len()).collect();
+                Ok(d.settle(applied))
             })
             .collect()
     }
@@ -655,20 +665,7 @@ impl Intake<'_> {
             decision.attach(m);
         }
         let applied = self.store.apply_intake(&decision.writes).await?;
-        let mut outcome = decision.outcome;
-        if let (
-            Some(Applied::Proposal { receipt_no, new }),
-            Outcome::Proposal {
-                receipt_no: r,
-                receipt,
-                ..
-            },
-        ) = (applied.into_iter().last(), &mut outcome)
-        {
-            *r = receipt_no;
-            *receipt &= new;
-        }
-        Ok(outcome)
+        Ok(decision.settle(applied))
     }
 
     /// Whether the loop guard lets one more acknowledgement go to `address`
