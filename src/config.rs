@@ -360,6 +360,11 @@ impl Config {
         Self::parse(source, &text, env)
     }
 
+    /// The built-in default, with no overrides.
+    pub fn embedded() -> Result<Self, ConfigError> {
+        Self::parse(ConfigSource::Embedded, EMBEDDED_DEFAULT, &[])
+    }
+
     /// Parses `text` as read from `source`, applying overrides from `env`.
     pub fn parse(
         source: ConfigSource,

@@ -613,14 +613,42 @@ fn a_reply_to_a_receipt_adds_to_that_proposal() {
     );
 }
 
+/// A delivery report naming `recipient` and quoting `message_id`.
+fn delivery_report(n: u32, recipient: &str, message_id: &str) -> String {
+    format!(
+        "From: MAILER-DAEMON@mx.cso.example.org\r\nTo: ogp-poc@office.example\r\nSubject: Undelivered Mail Returned to Sender\r\nMessage-ID: <dsn{n}@mx.cso.example.org>\r\nContent-Type: multipart/report; report-type=delivery-status; boundary=\"b\"\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nThe mailbox does not exist.\r\n--b\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; mx.cso.example.org\r\n\r\nFinal-Recipient: rfc822; {recipient}\r\nAction: failed\r\nStatus: 5.1.1\r\n--b\r\nContent-Type: text/rfc822-headers\r\n\r\nMessage-ID: <{message_id}>\r\n--b--\r\n"
+    )
+}
+
 #[test]
-fn a_hard_bounce_of_an_invitation_marks_the_address() {
+fn only_a_delivery_report_about_our_own_mail_to_that_address_marks_it() {
     let dir = tempfile::tempdir().unwrap();
     let db = TestDb::sqlite();
     let (_, invitation_id) = setup(dir.path(), &db);
-    let dsn = format!(
-        "From: MAILER-DAEMON@mx.cso.example.org\r\nTo: ogp-poc@office.example\r\nSubject: Undelivered Mail Returned to Sender\r\nMessage-ID: <dsn1@mx.cso.example.org>\r\nContent-Type: multipart/report; report-type=delivery-status; boundary=\"b\"\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nThe mailbox does not exist.\r\n--b\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; mx.cso.example.org\r\n\r\nFinal-Recipient: rfc822; buxheti@cso.example.org\r\nAction: failed\r\nStatus: 5.1.1\r\n--b\r\nContent-Type: text/rfc822-headers\r\n\r\nMessage-ID: <{invitation_id}>\r\n--b--\r\n"
+    let domain = invitation_id.split('@').nth(1).unwrap().to_string();
+    let not_marked = |dir: &Path| {
+        let addresses = ok(dir, &db, &["registry", "addresses"], None);
+        assert_eq!(addresses, "No address has opted out or bounced.\n");
+    };
+    // Forged: our domain in a Message-ID, but no key we ever sent.
+    let forged = delivery_report(1, "buxheti@cso.example.org", &format!("abc.def@{domain}"));
+    assert_eq!(
+        ok(
+            dir.path(),
+            &db,
+            &["mail", "ingest"],
+            Some(forged.as_bytes())
+        ),
+        "standard input: kept as bounce, no receipt\n"
     );
+    not_marked(dir.path());
+    // Forged: a real invitation's Message-ID, but another address named.
+    let other = delivery_report(2, "someone@cso.example.org", &invitation_id);
+    ok(dir.path(), &db, &["mail", "ingest"], Some(other.as_bytes()));
+    not_marked(dir.path());
+
+    // Genuine: the invitation sent to that very address.
+    let dsn = delivery_report(3, "buxheti@cso.example.org", &invitation_id);
     assert_eq!(
         ok(dir.path(), &db, &["mail", "ingest"], Some(dsn.as_bytes())),
         "standard input: kept as bounce, no receipt\n"

@@ -1,6 +1,7 @@
 //! Invitations through a real SMTP relay (aiosmtpd): what arrives, in which
 //! language, with which headers, reply keys and attachments; and what
-//! happens when the relay defers or refuses a recipient.
+//! happens when the relay defers or refuses a recipient, refuses a message,
+//! or refuses cocreate itself.
 
 mod common;
 
@@ -289,7 +290,7 @@ fn a_451_is_retried_and_a_550_is_final_without_touching_anyone_else() {
         "{status}"
     );
     assert!(
-        status.contains("invitation to reject@cso.example.org after 1 attempts: permanent error (550): 5.1.1 <reject@cso.example.org>: mailbox unavailable"),
+        status.contains("invitation to reject@cso.example.org after 1 attempts: the recipient was refused: permanent error (550): 5.1.1 <reject@cso.example.org>: mailbox unavailable"),
         "{status}"
     );
 
@@ -356,4 +357,189 @@ fn a_451_is_retried_and_a_550_is_final_without_touching_anyone_else() {
         preview.starts_with("OGP-RETRY-2 (FISCAL): 2 addresses will be invited"),
         "{preview}"
     );
+}
+
+/// Imports three CSOs (`locals` at cso.example.org, all in the fiscal area),
+/// opens a consultation and queues its invitations.
+fn three_invited(
+    dir: &Path,
+    db: &TestDb,
+    sink: &SmtpSink,
+    env: &[(&str, &str)],
+    locals: [&str; 3],
+) {
+    let rows: String = locals
+        .iter()
+        .enumerate()
+        .map(|(i, l)| format!("B{i},Shoqata {i},{l}@cso.example.org,Buxhet\n"))
+        .collect();
+    let registry = write(
+        dir,
+        "r.csv",
+        format!("Registration number,Name,Email,Fields of activity\n{rows}"),
+    );
+    let spec = fiscal_consultation(dir, "OGP-STEPS");
+    for args in [
+        vec!["registry", "import", registry.to_str().unwrap()],
+        vec!["consultation", "create", "--file", spec.to_str().unwrap()],
+        vec!["consultation", "open", "OGP-STEPS"],
+        vec!["outreach", "send", "OGP-STEPS"],
+    ] {
+        run(dir, db, sink, env, &args);
+    }
+}
+
+fn bounced(dir: &Path, db: &TestDb, sink: &SmtpSink) -> Vec<String> {
+    stdout(&run(dir, db, sink, &[], &["registry", "addresses"]))
+        .lines()
+        .filter(|l| l.contains("@") && l.contains("bounced"))
+        .map(|l| l.split_whitespace().next().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+#[ignore = "needs aiosmtpd (Debian python3-aiosmtpd)"]
+fn only_a_refusal_at_rcpt_marks_an_address_a_refused_message_fails_alone() {
+    let sink = SmtpSink::start();
+    let dir = tempfile::tempdir().unwrap();
+    let db = TestDb::sqlite();
+    three_invited(dir.path(), &db, &sink, &[], ["ok", "reject", "toobig"]);
+
+    // 550 at MAIL FROM: every message fails with the reason; nobody bounces.
+    sink.refuse("sender", true);
+    let flush = run(dir.path(), &db, &sink, &[], &["outbox", "flush"]);
+    assert_eq!(
+        stdout(&flush),
+        "Sent 0, deferred 0 for a retry, failed 3.\n"
+    );
+    let status = stdout(&run(dir.path(), &db, &sink, &[], &["outbox", "status"]));
+    assert_eq!(
+        status
+            .matches("the message was refused: permanent error (550): 5.7.1")
+            .count(),
+        3,
+        "{status}"
+    );
+    assert_eq!(bounced(dir.path(), &db, &sink), Vec::<String>::new());
+
+    // Back in the queue; now 550 at RCPT for one, 552 at DATA for another.
+    sink.refuse("sender", false);
+    run(dir.path(), &db, &sink, &[], &["outbox", "retry"]);
+    let flush = run(dir.path(), &db, &sink, &[], &["outbox", "flush"]);
+    assert_eq!(
+        stdout(&flush),
+        "Sent 1, deferred 0 for a retry, failed 2.\n"
+    );
+    let status = stdout(&run(dir.path(), &db, &sink, &[], &["outbox", "status"]));
+    assert!(
+        status.contains("to reject@cso.example.org after 1 attempts: the recipient was refused: permanent error (550): 5.1.1"),
+        "{status}"
+    );
+    assert!(
+        status.contains("to toobig@cso.example.org after 1 attempts: the message was refused: permanent error (552): 5.3.4 message size exceeds"),
+        "{status}"
+    );
+    assert_eq!(bounced(dir.path(), &db, &sink), ["reject@cso.example.org"]);
+    let delivered: Vec<Vec<String>> = sink.messages().into_iter().map(|d| d.rcpt_tos).collect();
+    assert_eq!(delivered, [["ok@cso.example.org"]]);
+}
+
+#[test]
+#[ignore = "needs aiosmtpd (Debian python3-aiosmtpd)"]
+fn a_relay_refusing_the_login_pauses_delivery_and_fails_nobody() {
+    let sink = SmtpSink::start_with_auth();
+    let dir = tempfile::tempdir().unwrap();
+    let db = TestDb::sqlite();
+    let login = [
+        ("COCREATE_SMTP_USERNAME", "cocreate"),
+        (
+            "COCREATE_SMTP_PASSWORD",
+            "refused-until-the-relay-says-otherwise",
+        ),
+        ("COCREATE_OUTBOX_RETRY_BASE_SECONDS", "1"),
+        ("COCREATE_OUTBOX_RETRY_MAX_SECONDS", "2"),
+    ];
+    sink.refuse("auth", true);
+    three_invited(dir.path(), &db, &sink, &login, ["one", "two", "three"]);
+
+    // `outbox flush` stops at once and says why, in one sentence.
+    let mut cmd = common::command(dir.path(), &db);
+    cmd.envs(sink.env()).envs(login);
+    let flush = cmd.args(["outbox", "flush"]).output().unwrap();
+    assert!(!flush.status.success());
+    assert!(
+        stderr(&flush).contains("the relay refuses cocreate, so nothing was sent (check the smtp settings and the password): permanent error (535): 5.7.8 Authentication credentials invalid"),
+        "{}",
+        stderr(&flush)
+    );
+
+    // The daemon pauses with backoff and says so once.
+    let mut env: Vec<(&str, String)> = sink.env();
+    env.extend(login.iter().map(|(k, v)| (*k, v.to_string())));
+    let daemon = common::Daemon::start_with(dir.path(), &db, &env, &[]);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let status = loop {
+        let status = stdout(&run(dir.path(), &db, &sink, &login, &["outbox", "status"]));
+        if status.contains("Delivery is paused") || std::time::Instant::now() > deadline {
+            break status;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    };
+    assert!(
+        status.starts_with("Queued 3, sending 0, sent 0, failed 0.\n"),
+        "{status}"
+    );
+    assert!(
+        status.contains("the relay has refused cocreate since") && status.contains("(535)"),
+        "{status}"
+    );
+    let (code, health) = daemon.get("/healthz");
+    assert_eq!(code, 200);
+    assert!(
+        health.starts_with("ok\noutbox paused: the relay refuses cocreate since"),
+        "{health}"
+    );
+    // Several paused passes go by (backoff 1-2 s) with nothing failed.
+    std::thread::sleep(std::time::Duration::from_secs(4));
+    assert_eq!(sink.count(), 0);
+
+    // The relay accepts again: everything goes out, once.
+    sink.refuse("auth", false);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while sink.count() < 3 && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let mut got: Vec<String> = sink
+        .messages()
+        .into_iter()
+        .flat_map(|d| d.rcpt_tos)
+        .collect();
+    got.sort();
+    assert_eq!(
+        got,
+        [
+            "one@cso.example.org",
+            "three@cso.example.org",
+            "two@cso.example.org"
+        ]
+    );
+    let status = stdout(&run(dir.path(), &db, &sink, &login, &["outbox", "status"]));
+    assert_eq!(status, "Queued 0, sending 0, sent 3, failed 0.\n");
+    assert_eq!((daemon.get("/healthz").1).as_str(), "ok\n");
+    let (_, log) = daemon.stop(libc::SIGTERM);
+    let said: Vec<&String> = log
+        .iter()
+        .filter(|l| l.contains("the relay refuses cocreate; delivery paused"))
+        .collect();
+    assert_eq!(
+        said.len(),
+        1,
+        "said once, not per message or pass: {said:#?}"
+    );
+    assert!(
+        log.iter().any(|l| l.contains("delivery resumed")),
+        "{log:#?}"
+    );
+    assert_eq!(bounced(dir.path(), &db, &sink), Vec::<String>::new());
 }

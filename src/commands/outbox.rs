@@ -19,6 +19,16 @@ pub async fn status(store: &dyn Store, out: &mut impl Write) -> anyhow::Result<(
         thousands(c.sent as usize),
         thousands(c.failed as usize)
     )?;
+    if let Some(r) = store.relay_refusal().await? {
+        writeln!(
+            out,
+            "Delivery is paused: the relay has refused cocreate since {} ({}); next try at {}. \
+             Nothing is lost: the messages wait in the queue.",
+            r.since.format("%Y-%m-%d %H:%M:%S UTC"),
+            r.reason,
+            r.next_try_at.format("%Y-%m-%d %H:%M:%S UTC"),
+        )?;
+    }
     let failures = store.outbox_failures(20).await?;
     if !failures.is_empty() {
         writeln!(

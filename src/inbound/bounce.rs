@@ -2,14 +2,25 @@
 //! for good. A hard bounce marks the address so outreach skips it; a soft
 //! one is counted.
 //!
-//! A report is believed only if it quotes one of our own Message-IDs:
-//! otherwise anyone could silence a CSO's invitations with a forged bounce.
+//! A report is believed only for an address we really sent to: it must quote
+//! a reply key of ours (in one of our Message-IDs, `<KEY.RANDOM@domain>`, or
+//! in our reply address, `consult+KEY@domain`) that the store says was issued
+//! to the very address the report names. Anyone can write our domain into a
+//! message; nobody outside can guess a key, let alone the one a given CSO's
+//! address received. Otherwise anyone could silence a CSO's invitations with
+//! a forged bounce.
 
+use std::collections::BTreeSet;
 use std::sync::LazyLock;
 
 use regex::Regex;
 
 use super::parse::Parsed;
+use crate::config::MailConfig;
+use crate::domain::ReplyKey;
+
+/// A report quoting more keys than this is not about one message of ours.
+const MAX_QUOTED_KEYS: usize = 32;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Failure {
@@ -24,13 +35,37 @@ static FINAL_RECIPIENT: LazyLock<Regex> = LazyLock::new(|| {
 static STATUS: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"(?im)^status:\s*([245]\.\d{1,3}\.\d{1,3})").expect("valid"));
 
-/// The failed recipients of a delivery report about a message of ours.
-pub fn failures(raw: &[u8], parsed: &Parsed, our_domain: &str) -> Vec<Failure> {
-    let text = String::from_utf8_lossy(raw);
-    let ours = format!("@{}>", our_domain.to_ascii_lowercase());
-    if !text.to_ascii_lowercase().contains(&ours) {
-        return Vec::new();
+/// The reply keys a report quotes, in our Message-IDs or our reply
+/// addresses, at most [`MAX_QUOTED_KEYS`] of them. The caller looks them up
+/// and believes a failure only for the address a quoted key was sent to.
+pub fn quoted_keys(raw: &[u8], mail: &MailConfig) -> Vec<ReplyKey> {
+    let text = String::from_utf8_lossy(raw).to_ascii_lowercase();
+    let domain = format!("@{}", mail.domain.to_ascii_lowercase());
+    let plus = format!("{}+", mail.reply_local.to_ascii_lowercase());
+    let mut keys = BTreeSet::new();
+    for (at, _) in text.match_indices(&domain) {
+        let local_start = text[..at]
+            .rfind(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '+' | '-' | '_')))
+            .map_or(0, |i| i + 1);
+        let local = &text[local_start..at];
+        let key = match local.strip_prefix(&plus) {
+            Some(tag) => tag.split("-d").next(),
+            None => local.split('.').next(),
+        };
+        if let Some(key) = key.and_then(|k| ReplyKey::parse(k).ok()) {
+            keys.insert(key);
+            if keys.len() == MAX_QUOTED_KEYS {
+                break;
+            }
+        }
     }
+    keys.into_iter().collect()
+}
+
+/// The failed recipients a delivery report names. Who sent it is not
+/// checked here: see [`quoted_keys`].
+pub fn failures(raw: &[u8], parsed: &Parsed) -> Vec<Failure> {
+    let text = String::from_utf8_lossy(raw);
     let mut out = Vec::new();
     // RFC 3464 reports: one block per recipient.
     let mut rest = text.as_ref();
@@ -79,7 +114,7 @@ mod tests {
     #[test]
     fn reports_about_our_mail_name_each_failed_recipient() {
         let p = parse(DSN.as_bytes()).unwrap();
-        let f = failures(DSN.as_bytes(), &p, "ogp.office.example");
+        let f = failures(DSN.as_bytes(), &p);
         assert_eq!(
             f,
             [
@@ -97,10 +132,33 @@ mod tests {
         );
     }
 
+    fn mail() -> MailConfig {
+        crate::config::Config::embedded().unwrap().mail
+    }
+
     #[test]
-    fn a_report_about_someone_elses_mail_is_not_believed() {
-        let forged = DSN.replace("@ogp.office.example>", "@elsewhere.example>");
-        let p = parse(forged.as_bytes()).unwrap();
-        assert!(failures(forged.as_bytes(), &p, "ogp.office.example").is_empty());
+    fn the_keys_a_report_quotes_are_found_in_message_ids_and_reply_addresses() {
+        let mut m = mail();
+        m.domain = "ogp.office.example".into();
+        let raw = format!(
+            "{DSN}\r\nIn-Reply-To: <abcdefghijklmnopqrst.random@OGP.office.example>\r\n\
+             Reply-To: {}+bcdefghijklmnopqrstu-d2@ogp.office.example\r\n\
+             References: <cdefghijklmnopqrstuv.x@elsewhere.example>\r\n",
+            m.reply_local
+        );
+        let keys: Vec<String> = quoted_keys(raw.as_bytes(), &m)
+            .iter()
+            .map(|k| k.as_str().to_string())
+            .collect();
+        assert_eq!(keys, ["abcdefghijklmnopqrst", "bcdefghijklmnopqrstu"]);
+    }
+
+    #[test]
+    fn a_report_quoting_only_our_domain_quotes_no_key() {
+        let mut m = mail();
+        m.domain = "ogp.office.example".into();
+        // The DSN's Message-ID is <abc.def@ogp.office.example>: our domain,
+        // but not a key anyone was sent.
+        assert!(quoted_keys(DSN.as_bytes(), &m).is_empty());
     }
 }

@@ -125,11 +125,11 @@ pub fn automated(p: &Parsed, mail: &MailConfig) -> Option<(Classification, Strin
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{Config, ConfigSource, EMBEDDED_DEFAULT};
+    use crate::config::Config;
     use crate::inbound::parse::parse;
 
     fn classify(raw: &str) -> Option<Classification> {
-        let config = Config::parse(ConfigSource::Embedded, EMBEDDED_DEFAULT, &[]).unwrap();
+        let config = Config::embedded().unwrap();
         automated(&parse(raw.as_bytes()).unwrap(), &config.mail).map(|(c, _)| c)
     }
 

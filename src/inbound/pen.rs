@@ -164,7 +164,6 @@ fn local(t: DateTime<Utc>, tz: Tz) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{ConfigSource, EMBEDDED_DEFAULT};
 
     fn held(n: usize) -> Vec<InboundSummary> {
         (0..n)
@@ -183,7 +182,7 @@ mod tests {
 
     #[test]
     fn an_empty_pen_sends_nothing_and_a_full_one_lists_what_waits() {
-        let config = Config::parse(ConfigSource::Embedded, EMBEDDED_DEFAULT, &[]).unwrap();
+        let config = Config::embedded().unwrap();
         let templates = Templates::load(None).unwrap();
         let date = NaiveDate::from_ymd_opt(2026, 12, 3).unwrap();
         assert!(
@@ -223,7 +222,7 @@ mod tests {
 
     #[test]
     fn the_schedule_is_read_in_the_office_time_zone() {
-        let mut config = Config::parse(ConfigSource::Embedded, EMBEDDED_DEFAULT, &[]).unwrap();
+        let mut config = Config::embedded().unwrap();
         let s = schedule(&config).unwrap().unwrap();
         // 08:00 in Tirana on a weekday is 07:00 UTC in winter.
         let now: DateTime<Utc> = "2026-12-03T07:30:00Z".parse().unwrap();

@@ -513,7 +513,24 @@ impl Intake<'_> {
         if let Some((classification, why)) = automated(parsed, &self.config.mail) {
             let mut writes = Vec::new();
             if classification == Classification::Bounce {
-                for f in bounce::failures(&parsed.raw, parsed, &self.config.mail.domain) {
+                // Believed only for an address a quoted key of ours was sent to.
+                let keys = bounce::quoted_keys(&parsed.raw, &self.config.mail);
+                let now = chrono::Utc::now();
+                let sent_to: Vec<String> = if keys.is_empty() {
+                    Vec::new()
+                } else {
+                    let found = self.store.intake_lookups(&keys, &[], now, now).await?;
+                    found
+                        .reply_keys
+                        .values()
+                        .map(|r| r.address.as_str().to_ascii_lowercase())
+                        .collect()
+                };
+                for f in bounce::failures(&parsed.raw, parsed) {
+                    if !sent_to.contains(&f.address) {
+                        tracing::warn!(address = %f.address, status = %f.status, "delivery report not believed: it quotes no message of ours to that address");
+                        continue;
+                    }
                     tracing::info!(address = %f.address, hard = f.hard, status = %f.status, "bounce recorded");
                     writes.push(IntakeWrite::Bounce {
                         address: f.address.to_string(),

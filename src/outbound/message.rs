@@ -160,7 +160,7 @@ pub fn load_dkim(config: &MailConfig) -> Result<Option<DkimConfig>, MessageError
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{Config, ConfigSource, EMBEDDED_DEFAULT};
+    use crate::config::Config;
 
     fn rendered() -> Rendered {
         Rendered {
@@ -176,7 +176,7 @@ mod tests {
         // An Ed25519 key as lettre reads it: the 32-byte seed in base64.
         let key = dir.path().join("dkim.key");
         std::fs::write(&key, "nWGxne/9WmC6hEr0kuwsxERJxWl7MmkZcDusAxyuf2A=\n").unwrap();
-        let mut config = Config::parse(ConfigSource::Embedded, EMBEDDED_DEFAULT, &[]).unwrap();
+        let mut config = Config::embedded().unwrap();
         config.mail.dkim_selector = "cocreate2026".into();
         config.mail.dkim_key_file = key.display().to_string();
         let dkim = load_dkim(&config.mail).unwrap().expect("configured");

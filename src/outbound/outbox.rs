@@ -80,12 +80,26 @@ pub struct OutboxFailure {
     pub last_error: String,
 }
 
+/// The relay refusing cocreate itself (a wrong password, TLS it will not
+/// speak): kept in the store so `outbox status` and /healthz can say why
+/// nothing leaves, whichever process saw it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RelayRefusal {
+    pub reason: String,
+    pub since: DateTime<Utc>,
+    pub next_try_at: DateTime<Utc>,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum OutboxError {
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
     Transport(#[from] super::transport::TransportError),
+    #[error(
+        "the relay refuses cocreate, so nothing was sent (check the smtp settings and the password): {0}"
+    )]
+    RelayRefused(String),
 }
 
 /// Delivers due messages: claims a batch, sends up to `concurrency` at a
@@ -97,11 +111,14 @@ pub struct Worker {
 }
 
 /// What one pass did.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct PassSummary {
     pub sent: usize,
     pub retried: usize,
     pub failed: usize,
+    /// The relay refused us: the pass stopped, and what it had not sent is
+    /// back in the queue as it was.
+    pub relay_refused: Option<String>,
 }
 
 impl PassSummary {
@@ -129,6 +146,20 @@ impl Worker {
             total.sent += pass.sent;
             total.retried += pass.retried;
             total.failed += pass.failed;
+            if let Some(reason) = pass.relay_refused {
+                let now = Utc::now();
+                self.store
+                    .set_relay_refusal(Some(&RelayRefusal {
+                        reason: reason.clone(),
+                        since: now,
+                        next_try_at: now,
+                    }))
+                    .await?;
+                return Err(OutboxError::RelayRefused(reason));
+            }
+            if pass.sent > 0 {
+                self.store.set_relay_refusal(None).await?;
+            }
             if pass.handled() == 0 {
                 return Ok(total);
             }
@@ -137,12 +168,54 @@ impl Worker {
 
     /// Runs until `stop` resolves, polling for due messages every second
     /// when idle.
+    ///
+    /// When the relay refuses cocreate itself, delivery pauses with backoff
+    /// (the outbox's retry settings) and the refusal is recorded once, not
+    /// per message; the first pass that sends again clears it.
     pub async fn run(&self, mut stop: watch::Receiver<bool>) {
+        let mut refusals: u32 = 0;
+        let mut since = Utc::now();
         loop {
             if *stop.borrow() {
                 return;
             }
             match self.pass(&stop).await {
+                Ok(PassSummary {
+                    relay_refused: Some(reason),
+                    ..
+                }) => {
+                    refusals += 1;
+                    let wait = backoff(&self.config, refusals);
+                    let now = Utc::now();
+                    if refusals == 1 {
+                        since = now;
+                        tracing::error!(%reason, "the relay refuses cocreate; delivery paused until it accepts again");
+                    }
+                    let refusal = RelayRefusal {
+                        reason,
+                        since,
+                        next_try_at: now + wait,
+                    };
+                    if let Err(e) = self.store.set_relay_refusal(Some(&refusal)).await {
+                        tracing::warn!(error = %e, "cannot record the relay's refusal");
+                    }
+                    tokio::select! {
+                        _ = tokio::time::sleep(wait.to_std().unwrap_or_default()) => {}
+                        _ = stop.wait_for(|s| *s) => return,
+                    }
+                    continue;
+                }
+                Ok(p) if p.sent > 0 && refusals > 0 => {
+                    refusals = 0;
+                    tracing::info!(
+                        sent = p.sent,
+                        "the relay accepts cocreate again; delivery resumed"
+                    );
+                    if let Err(e) = self.store.set_relay_refusal(None).await {
+                        tracing::warn!(error = %e, "cannot clear the relay's refusal");
+                    }
+                    continue;
+                }
                 Ok(p) if p.handled() > 0 => {
                     tracing::info!(
                         sent = p.sent,
@@ -191,6 +264,9 @@ impl Worker {
         }
         let permits = Arc::new(Semaphore::new(concurrency));
         let (done_tx, mut done_rx) = mpsc::unbounded_channel();
+        // Set by the recorder when the relay refuses us: nothing more is
+        // handed over in this pass.
+        let refused = std::sync::atomic::AtomicBool::new(false);
 
         let dispatch = async {
             let mut stop = stop.clone();
@@ -207,6 +283,10 @@ impl Worker {
                     unsent.push(m.id);
                     break;
                 };
+                if refused.load(std::sync::atomic::Ordering::Acquire) {
+                    unsent.push(m.id);
+                    break;
+                }
                 if let Some(at) = pacer.next_slot() {
                     tokio::select! {
                         () = tokio::time::sleep_until(at) => {}
@@ -228,6 +308,7 @@ impl Worker {
             unsent
         };
 
+        let mut released = Vec::new();
         let record = async {
             let mut summary = PassSummary::default();
             while let Some(first) = done_rx.recv().await {
@@ -237,6 +318,12 @@ impl Worker {
                 }
                 let mut outcomes = Vec::with_capacity(finished.len());
                 for (m, outcome, _) in &finished {
+                    if let Err(SendError::RelayRefused(reason)) = outcome {
+                        refused.store(true, std::sync::atomic::Ordering::Release);
+                        summary.relay_refused = Some(reason.clone());
+                        released.push(m.id);
+                        continue;
+                    }
                     let delivery = self.judge(m, outcome.clone());
                     match &delivery {
                         Delivery::Sent => summary.sent += 1,
@@ -261,19 +348,30 @@ impl Worker {
             Ok(summary)
         };
 
-        let (unsent, summary) = tokio::join!(dispatch, record);
+        let (mut unsent, summary) = tokio::join!(dispatch, record);
+        unsent.append(&mut released);
         if !unsent.is_empty() {
             self.store.release_claims(&unsent).await?;
         }
         summary
     }
 
+    /// Only a refused recipient marks its address; a refused message fails
+    /// alone. (A relay refusing us never gets here: see `pass`.)
     fn judge(&self, m: &OutboxMessage, outcome: Result<(), SendError>) -> Delivery {
         match outcome {
             Ok(()) => Delivery::Sent,
-            Err(SendError::Permanent(error)) => Delivery::Failed {
-                error,
+            Err(SendError::RecipientRefused(error)) => Delivery::Failed {
+                error: format!("the recipient was refused: {error}"),
                 hard_bounce: true,
+            },
+            Err(SendError::MessageRefused(error)) => Delivery::Failed {
+                error: format!("the message was refused: {error}"),
+                hard_bounce: false,
+            },
+            Err(SendError::RelayRefused(error)) => Delivery::Retry {
+                at: Utc::now() + backoff(&self.config, m.attempts),
+                error,
             },
             Err(SendError::Transient(error)) if m.attempts >= self.config.max_attempts => {
                 Delivery::Failed {

@@ -12,13 +12,20 @@ use super::outbox::OutboxMessage;
 use super::smtp::SmtpRelay;
 use crate::config::{Config, TransportKind};
 
-/// Why a message was not handed over.
+/// Why a message was not handed over, by where it went wrong: only the
+/// first says anything about the recipient's address.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SendError {
+    /// The relay refused the recipient (5xx at RCPT TO): the address bounces.
+    RecipientRefused(String),
+    /// The relay refused this message (5xx at MAIL FROM or DATA, such as a
+    /// message over its size limit), or it cannot be sent as it is.
+    MessageRefused(String),
+    /// The relay refused us (5xx at the greeting, EHLO, STARTTLS or AUTH, a
+    /// TLS failure): nothing is wrong with the message; the setup is.
+    RelayRefused(String),
     /// Worth trying again: a 4xx reply, a refused connection, a timeout.
     Transient(String),
-    /// The relay refused it for good (5xx) or it cannot be sent as it is.
-    Permanent(String),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -85,20 +92,18 @@ impl Transport {
     pub async fn send(&self, m: &OutboxMessage) -> Result<(), SendError> {
         match self {
             Self::Smtp(smtp) => {
-                let to: Address = m
-                    .recipient
-                    .parse()
-                    .map_err(|e| SendError::Permanent(format!("bad recipient: {e}")))?;
-                let from: Option<Address> =
-                    if m.envelope_from.is_empty() {
-                        None
-                    } else {
-                        Some(m.envelope_from.parse().map_err(|e| {
-                            SendError::Permanent(format!("bad envelope sender: {e}"))
-                        })?)
-                    };
+                let to: Address = m.recipient.parse().map_err(|e| {
+                    SendError::RecipientRefused(format!("not an address cocreate can send to: {e}"))
+                })?;
+                let from: Option<Address> = if m.envelope_from.is_empty() {
+                    None
+                } else {
+                    Some(m.envelope_from.parse().map_err(|e| {
+                        SendError::MessageRefused(format!("bad envelope sender: {e}"))
+                    })?)
+                };
                 let envelope = Envelope::new(from, vec![to])
-                    .map_err(|e| SendError::Permanent(e.to_string()))?;
+                    .map_err(|e| SendError::MessageRefused(e.to_string()))?;
                 smtp.send(&envelope, &m.message).await
             }
             Self::File(dir) => {

@@ -223,7 +223,7 @@ impl<'a> Matcher<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{Config, ConfigSource, EMBEDDED_DEFAULT};
+    use crate::config::Config;
     use crate::domain::{EmailAddress, Language};
     use crate::registry::CsoRecord;
 
@@ -272,7 +272,7 @@ mod tests {
 
     #[test]
     fn direct_beats_indirect_and_overrides_win() {
-        let config = Config::parse(ConfigSource::Embedded, EMBEDDED_DEFAULT, &[]).unwrap();
+        let config = Config::embedded().unwrap();
         let c = cso(&["Të drejtat e njeriut", "Transparenca"]);
         let none = Matcher::new(&config.policy_areas, &[]);
         let by_area: HashMap<_, _> = none

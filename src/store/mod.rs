@@ -34,7 +34,7 @@ use crate::intake::types::{
     NewProposal, ProposalSummary, StoredInbound,
 };
 use crate::outbound::outbox::{
-    Delivery, NewMessage, OutboxCounts, OutboxFailure, OutboxMessage, ReplyKeyRecord,
+    Delivery, NewMessage, OutboxCounts, OutboxFailure, OutboxMessage, RelayRefusal, ReplyKeyRecord,
 };
 use crate::registry::relevance::RelevanceOverride;
 use crate::registry::{Cso, ImportLogEntry, RegistryChanges};
@@ -192,6 +192,12 @@ pub trait Store: Send + Sync + 'static {
     async fn retry_failed(&self) -> Result<u64, StoreError>;
 
     async fn reply_key(&self, key: &ReplyKey) -> Result<Option<ReplyKeyRecord>, StoreError>;
+
+    /// Why the relay refuses cocreate, if it does (see `outbound::outbox`).
+    async fn relay_refusal(&self) -> Result<Option<RelayRefusal>, StoreError>;
+
+    /// Records the relay's refusal, or clears it (`None`) once it accepts.
+    async fn set_relay_refusal(&self, refusal: Option<&RelayRefusal>) -> Result<(), StoreError>;
 
     // ----- inbound mail and proposals -----
 

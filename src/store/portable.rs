@@ -14,7 +14,7 @@ use crate::intake::types::{
     NewProposal, ProposalSummary, StoredInbound,
 };
 use crate::outbound::outbox::{
-    Delivery, NewMessage, OutboxCounts, OutboxFailure, OutboxMessage, ReplyKeyRecord,
+    Delivery, NewMessage, OutboxCounts, OutboxFailure, OutboxMessage, RelayRefusal, ReplyKeyRecord,
 };
 use crate::registry::relevance::{Relevance, RelevanceOverride};
 use crate::registry::{Cso, CsoRecord, ImportLogEntry};
@@ -1758,6 +1758,66 @@ where
         .bind(address)
         .execute(conn)
         .await?;
+    }
+    Ok(())
+}
+
+#[derive(FromRow)]
+pub(super) struct RelayRefusalRow {
+    reason: String,
+    since: DateTime<Utc>,
+    next_try_at: DateTime<Utc>,
+}
+
+pub(super) async fn relay_refusal<DB>(pool: &Pool<DB>) -> Result<Option<RelayRefusal>, StoreError>
+where
+    DB: Database,
+    RelayRefusalRow: for<'r> FromRow<'r, DB::Row>,
+    for<'c> &'c Pool<DB>: Executor<'c, Database = DB>,
+    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
+{
+    let rows: Vec<RelayRefusalRow> = fetch_all(
+        pool,
+        "SELECT reason, since, next_try_at FROM relay_refusal WHERE id = 1",
+    )
+    .await?;
+    Ok(rows.into_iter().next().map(|r| RelayRefusal {
+        reason: r.reason,
+        since: r.since,
+        next_try_at: r.next_try_at,
+    }))
+}
+
+pub(super) async fn set_relay_refusal<DB>(
+    conn: &mut DB::Connection,
+    refusal: Option<&RelayRefusal>,
+) -> Result<(), StoreError>
+where
+    DB: Database,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
+    for<'q> &'q str: Encode<'q, DB> + Type<DB>,
+    for<'q> DateTime<Utc>: Encode<'q, DB> + Type<DB>,
+{
+    match refusal {
+        None => {
+            sqlx::query::<DB>("DELETE FROM relay_refusal")
+                .execute(conn)
+                .await?;
+        }
+        Some(r) => {
+            // The first refusal's `since` is kept while the relay goes on refusing.
+            sqlx::query::<DB>(
+                "INSERT INTO relay_refusal (id, reason, since, next_try_at) VALUES (1, $1, $2, $3) \
+                 ON CONFLICT (id) DO UPDATE SET reason = excluded.reason, \
+                 next_try_at = excluded.next_try_at",
+            )
+            .bind(r.reason.as_str())
+            .bind(r.since)
+            .bind(r.next_try_at)
+            .execute(conn)
+            .await?;
+        }
     }
     Ok(())
 }

@@ -21,7 +21,7 @@ use crate::intake::types::{
     Applied, InboundSummary, IntakeLookups, IntakeWrite, NewInbound, ProposalSummary, StoredInbound,
 };
 use crate::outbound::outbox::{
-    Delivery, NewMessage, OutboxCounts, OutboxFailure, OutboxMessage, ReplyKeyRecord,
+    Delivery, NewMessage, OutboxCounts, OutboxFailure, OutboxMessage, RelayRefusal, ReplyKeyRecord,
 };
 use crate::registry::relevance::RelevanceOverride;
 use crate::registry::{Cso, CsoRecord, RegistryChanges};
@@ -445,5 +445,16 @@ impl Store for PostgresStore {
         receipt_no: &str,
     ) -> Result<Option<(i64, i64, Option<i64>)>, StoreError> {
         portable::proposal_by_receipt(&self.pool, receipt_no).await
+    }
+
+    async fn relay_refusal(&self) -> Result<Option<RelayRefusal>, StoreError> {
+        portable::relay_refusal(&self.pool).await
+    }
+
+    async fn set_relay_refusal(&self, refusal: Option<&RelayRefusal>) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        portable::set_relay_refusal::<Postgres>(&mut tx, refusal).await?;
+        tx.commit().await?;
+        Ok(())
     }
 }

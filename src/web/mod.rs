@@ -43,17 +43,36 @@ pub fn router(state: AppState) -> Router {
 }
 
 /// 200 when the store answers within two seconds, 503 otherwise: a daemon
-/// that cannot store a proposal must not be sent any.
-async fn healthz(State(state): State<AppState>) -> (StatusCode, &'static str) {
-    match tokio::time::timeout(Duration::from_secs(2), state.store.ping()).await {
-        Ok(Ok(())) => (StatusCode::OK, "ok\n"),
+/// that cannot store a proposal must not be sent any. A relay refusing
+/// cocreate does not stop intake, so it is a line of detail, not a 503.
+async fn healthz(State(state): State<AppState>) -> (StatusCode, String) {
+    let check = async {
+        state.store.ping().await?;
+        state.store.relay_refusal().await
+    };
+    match tokio::time::timeout(Duration::from_secs(2), check).await {
+        Ok(Ok(None)) => (StatusCode::OK, "ok\n".into()),
+        Ok(Ok(Some(r))) => (
+            StatusCode::OK,
+            format!(
+                "ok\noutbox paused: the relay refuses cocreate since {}: {}\n",
+                r.since.format("%Y-%m-%d %H:%M:%S UTC"),
+                r.reason
+            ),
+        ),
         Ok(Err(e)) => {
             tracing::warn!(error = %e, "health check: store unreachable");
-            (StatusCode::SERVICE_UNAVAILABLE, "store unreachable\n")
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "store unreachable\n".into(),
+            )
         }
         Err(_) => {
             tracing::warn!("health check: store did not answer within 2s");
-            (StatusCode::SERVICE_UNAVAILABLE, "store not answering\n")
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "store not answering\n".into(),
+            )
         }
     }
 }

@@ -320,6 +320,26 @@ pub struct Delivered {
 
 impl SmtpSink {
     pub fn start() -> Self {
+        Self::start_args(&[])
+    }
+
+    /// A relay that requires AUTH (any user and password); see [`Self::refuse`].
+    pub fn start_with_auth() -> Self {
+        Self::start_args(&["--auth"])
+    }
+
+    /// Makes the relay refuse `what` ("auth": 535 at AUTH, "sender": 550 at
+    /// MAIL FROM) until called again with `on` false.
+    pub fn refuse(&self, what: &str, on: bool) {
+        let flag = self.dir.path().join(format!("refuse-{what}"));
+        if on {
+            std::fs::write(flag, b"").unwrap();
+        } else {
+            std::fs::remove_file(flag).unwrap();
+        }
+    }
+
+    fn start_args(extra: &[&str]) -> Self {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .expect("a free port")
@@ -328,8 +348,9 @@ impl SmtpSink {
         let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support/smtp_sink.py");
         let mut child = Command::new("/usr/bin/python3")
             .args([script, &port.to_string(), dir.path().to_str().unwrap()])
+            .args(extra)
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(Stdio::null())
             .spawn()
             .expect("aiosmtpd needs /usr/bin/python3 with python3-aiosmtpd installed");
         let mut line = String::new();

@@ -5,8 +5,12 @@
 Every accepted message is written to OUTDIR as NNNNNN.eml, with the envelope
 in NNNNNN.json beside it (written first, the .eml renamed into place last, so
 a reader never sees half a message). Recipients whose local part starts with
-`reject` are refused with 550; those starting with `later` get 451 on their
-first attempt and 250 afterwards. Prints "ready" once listening.
+`reject` are refused with 550 at RCPT; those starting with `later` get 451 on
+their first attempt and 250 afterwards; a message to one starting with
+`toobig` is refused with 552 at the end of DATA. While a file named
+`refuse-sender` exists in OUTDIR, MAIL FROM is refused with 550. With
+`--auth`, AUTH is required (any user and password) and refused with 535 while
+a file named `refuse-auth` exists in OUTDIR. Prints "ready" once listening.
 """
 
 import asyncio
@@ -15,6 +19,7 @@ import os
 import sys
 
 from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult
 
 
 class Handler:
@@ -22,6 +27,13 @@ class Handler:
         self.out = out
         self.count = 0
         self.deferred = set()
+
+    async def handle_MAIL(self, server, session, envelope, address, mail_options):
+        if os.path.exists(os.path.join(self.out, "refuse-sender")):
+            return "550 5.7.1 <%s>: sender address rejected" % address
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        return "250 OK"
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         local = address.split("@")[0].lower()
@@ -34,6 +46,8 @@ class Handler:
         return "250 OK"
 
     async def handle_DATA(self, server, session, envelope):
+        if any(r.split("@")[0].lower().startswith("toobig") for r in envelope.rcpt_tos):
+            return "552 5.3.4 message size exceeds fixed maximum message size"
         self.count += 1
         base = os.path.join(self.out, "%06d" % self.count)
         with open(base + ".json", "w") as f:
@@ -47,8 +61,15 @@ class Handler:
 def main():
     port, out = int(sys.argv[1]), sys.argv[2]
     os.makedirs(out, exist_ok=True)
+    auth = {}
+    if "--auth" in sys.argv[3:]:
+        def authenticator(server, session, envelope, mechanism, auth_data):
+            ok = not os.path.exists(os.path.join(out, "refuse-auth"))
+            return AuthResult(success=ok, handled=False)
+        auth = dict(authenticator=authenticator, auth_required=True,
+                    auth_require_tls=False)
     controller = Controller(Handler(out), hostname="127.0.0.1", port=port,
-                            data_size_limit=50 * 1024 * 1024)
+                            data_size_limit=50 * 1024 * 1024, **auth)
     controller.start()
     print("ready", flush=True)
     try:
