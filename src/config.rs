@@ -95,15 +95,22 @@ pub struct InboundConfig {
     #[serde(default = "default_imap_port")]
     pub imap_port: u16,
     #[serde(default = "default_imap_security")]
-    pub imap_security: SmtpSecurity,
+    pub imap_security: Security,
     #[serde(default)]
     pub imap_username: String,
     #[serde(default)]
     pub imap_password_env: Option<String>,
     #[serde(default = "default_imap_mailbox")]
     pub imap_mailbox: String,
+    /// A PEM file of certificate authorities to trust for the IMAP server
+    /// besides the public ones (a mail server with a private CA).
+    #[serde(default)]
+    pub imap_ca_file: Option<PathBuf>,
     #[serde(default = "default_imap_poll")]
     pub imap_poll_seconds: u64,
+    /// How long connecting, logging in and opening the mailbox may take.
+    #[serde(default = "default_imap_timeout")]
+    pub imap_timeout_seconds: u64,
     /// When the POC's summary of the holding pen goes out: cron syntax with
     /// seconds, in the office's time zone; empty for never.
     #[serde(default = "default_pen_summary")]
@@ -134,13 +141,16 @@ fn default_pen_summary() -> String {
 fn default_imap_port() -> u16 {
     993
 }
-fn default_imap_security() -> SmtpSecurity {
-    SmtpSecurity::Tls
+fn default_imap_security() -> Security {
+    Security::Tls
 }
 fn default_imap_mailbox() -> String {
     "INBOX".into()
 }
 fn default_imap_poll() -> u64 {
+    30
+}
+fn default_imap_timeout() -> u64 {
     30
 }
 
@@ -223,11 +233,17 @@ pub struct OutboxConfig {
     pub claim_seconds: u64,
 }
 
+/// How a connection to a mail server is protected; the SMTP relay and the
+/// IMAP mailbox each have their own setting of this.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum SmtpSecurity {
+pub enum Security {
+    /// Plain text: only for a server on this machine.
     None,
+    /// Plain connection upgraded with STARTTLS before anything else is said
+    /// (SMTP 587, IMAP 143); a server that does not offer it is refused.
     Starttls,
+    /// TLS from the first byte (SMTP 465, IMAP 993).
     Tls,
 }
 
@@ -236,7 +252,7 @@ pub enum SmtpSecurity {
 pub struct SmtpConfig {
     pub host: String,
     pub port: u16,
-    pub security: SmtpSecurity,
+    pub security: Security,
     #[serde(default)]
     pub username: String,
     #[serde(default)]

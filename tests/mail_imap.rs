@@ -12,8 +12,99 @@ use common::{TestDb, cocreate, fiscal_consultation, stderr, stdout, write};
 
 struct Dovecot {
     child: Child,
+    /// Plain IMAP that offers STARTTLS, as on port 143.
     port: u16,
+    /// IMAP over TLS from the first byte, as on port 993.
+    tls_port: u16,
+    /// The certificate authority that signed the server's certificate.
+    ca: std::path::PathBuf,
     _dir: tempfile::TempDir,
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A throw-away certificate authority and a certificate for 127.0.0.1
+/// signed by it (openssl), as a mail server with a private CA has.
+fn certificates(d: &Path) {
+    let openssl = |args: &[&str]| {
+        let out = Command::new("openssl")
+            .args(args)
+            .current_dir(d)
+            .output()
+            .expect("openssl must be installed");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    openssl(
+        &[
+            &["req", "-x509"],
+            &ec[..],
+            &[
+                "-keyout",
+                "ca.key",
+                "-out",
+                "ca.pem",
+                "-subj",
+                "/CN=cocreate test CA",
+                "-days",
+                "2",
+            ],
+        ]
+        .concat(),
+    );
+    openssl(
+        &[
+            &["req"],
+            &ec[..],
+            &[
+                "-keyout",
+                "server.key",
+                "-out",
+                "server.csr",
+                "-subj",
+                "/CN=127.0.0.1",
+            ],
+        ]
+        .concat(),
+    );
+    std::fs::write(
+        d.join("server.ext"),
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=serverAuth\n",
+    )
+    .unwrap();
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "server.pem",
+        "-days",
+        "2",
+        "-extfile",
+        "server.ext",
+    ]);
 }
 
 impl Drop for Dovecot {
@@ -24,15 +115,13 @@ impl Drop for Dovecot {
 }
 
 /// A throw-away Dovecot: one user `ogp` with password `secret`, maildir
-/// storage, plain IMAP on a free local port.
+/// storage, IMAP with STARTTLS and IMAP over TLS on free local ports.
 fn dovecot() -> Dovecot {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
+    let tls_port = free_port();
+    certificates(d);
     for sub in ["run", "state", "mail", "home"] {
         std::fs::create_dir_all(d.join(sub)).unwrap();
     }
@@ -47,11 +136,11 @@ fn dovecot() -> Dovecot {
     std::fs::write(d.join("passwd"), "ogp:{PLAIN}secret\n").unwrap();
     let conf = format!(
         "base_dir = {d}/run\nstate_dir = {d}/state\nlog_path = {d}/dovecot.log\nprotocols = imap\n\
-         listen = 127.0.0.1\nssl = no\ndisable_plaintext_auth = no\nauth_mechanisms = plain login\n\
+         listen = 127.0.0.1\nssl = yes\nssl_cert = <{d}/server.pem\nssl_key = <{d}/server.key\ndisable_plaintext_auth = no\nauth_mechanisms = plain login\n\
          mail_location = maildir:{d}/mail/%u\n\
          passdb {{\n  driver = passwd-file\n  args = scheme=PLAIN username_format=%u {d}/passwd\n}}\n\
          userdb {{\n  driver = static\n  args = uid=nobody gid=nogroup home={d}/home/%u\n}}\n\
-         service imap-login {{\n  chroot =\n  inet_listener imap {{\n    address = 127.0.0.1\n    port = {port}\n  }}\n  inet_listener imaps {{\n    port = 0\n  }}\n}}\n\
+         service imap-login {{\n  chroot =\n  inet_listener imap {{\n    address = 127.0.0.1\n    port = {port}\n  }}\n  inet_listener imaps {{\n    address = 127.0.0.1\n    port = {tls_port}\n    ssl = yes\n  }}\n}}\n\
          service anvil {{\n  chroot =\n}}\n",
         d = d.display()
     );
@@ -74,6 +163,8 @@ fn dovecot() -> Dovecot {
     Dovecot {
         child,
         port,
+        tls_port,
+        ca: d.join("ca.pem"),
         _dir: dir,
     }
 }
@@ -238,4 +329,73 @@ fn serve_takes_a_new_reply_in_as_it_arrives_with_idle() {
     );
     let pen = stdout(&cocreate(dir.path(), &db, &["mail", "pen", "list"]));
     assert!(pen.contains("someone@elsewhere.example.org"), "{pen}");
+}
+
+/// `starttls` upgrades the plain connection before logging in, and `tls`
+/// speaks TLS from the first byte; both check the server's certificate
+/// (here against the CA given in inbound.imap_ca_file).
+#[test]
+#[ignore = "needs Dovecot (Debian dovecot-imapd) and openssl"]
+fn imap_over_starttls_and_over_tls_checks_the_certificate() {
+    let server = dovecot();
+    let dir = tempfile::tempdir().unwrap();
+    let db = TestDb::sqlite();
+    let ingest = |security: &str, port: u16, ca: Option<&Path>| {
+        common::command(dir.path(), &db)
+            .env("COCREATE_INBOUND_IMAP_HOST", "127.0.0.1")
+            .env("COCREATE_INBOUND_IMAP_PORT", port.to_string())
+            .env("COCREATE_INBOUND_IMAP_SECURITY", security)
+            .env(
+                "COCREATE_INBOUND_IMAP_CA_FILE",
+                ca.map_or(String::new(), |p| p.display().to_string()),
+            )
+            .env("COCREATE_INBOUND_IMAP_USERNAME", "ogp")
+            .env("COCREATE_INBOUND_IMAP_TIMEOUT_SECONDS", "2")
+            .env("COCREATE_IMAP_PASSWORD", "secret")
+            .env("COCREATE_OUTBOX_FILE_DIR", dir.path().join("outbox"))
+            .args(["mail", "ingest", "--imap"])
+            .output()
+            .unwrap()
+    };
+    let append = |n: u32| {
+        imap(
+            server.port,
+            &format!(
+                "m.append('INBOX', None, None, b'From: someone@elsewhere.example.org\\r\\nTo: ogp-poc@office.example\\r\\nSubject: Pyetje {n}\\r\\nMessage-ID: <tls{n}@elsewhere.example.org>\\r\\n\\r\\nA e moret?\\r\\n')"
+            ),
+        );
+    };
+
+    append(1);
+    let starttls = ingest("starttls", server.port, Some(&server.ca));
+    assert!(starttls.status.success(), "{}", stderr(&starttls));
+    assert_eq!(
+        stdout(&starttls),
+        "Took in 1 message from INBOX on 127.0.0.1.\n"
+    );
+
+    append(2);
+    let tls = ingest("tls", server.tls_port, Some(&server.ca));
+    assert!(tls.status.success(), "{}", stderr(&tls));
+    assert_eq!(stdout(&tls), "Took in 1 message from INBOX on 127.0.0.1.\n");
+
+    // Without the private CA the certificate is not trusted: no login.
+    for (security, port) in [("starttls", server.port), ("tls", server.tls_port)] {
+        let untrusted = ingest(security, port, None);
+        assert_eq!(untrusted.status.code(), Some(1), "{security}");
+        assert!(
+            stderr(&untrusted).contains("TLS failed: invalid peer certificate: UnknownIssuer"),
+            "{security}: {}",
+            stderr(&untrusted)
+        );
+    }
+    // STARTTLS is not TLS from the first byte: asked on the TLS port it
+    // gives up after the timeout instead of waiting for ever.
+    let confused = ingest("starttls", server.tls_port, Some(&server.ca));
+    assert_eq!(confused.status.code(), Some(1));
+    assert!(
+        stderr(&confused).contains("no answer within 2 s (is imap_security right for this port?)"),
+        "{}",
+        stderr(&confused)
+    );
 }

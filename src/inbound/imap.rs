@@ -16,7 +16,7 @@ use std::time::Duration;
 use futures::TryStreamExt;
 use tokio::net::TcpStream;
 
-use crate::config::{InboundConfig, SmtpSecurity};
+use crate::config::{InboundConfig, Security};
 use crate::intake::{Intake, IntakeError};
 
 /// The keyword that marks a message as taken in.
@@ -46,7 +46,11 @@ impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + std::fmt::
 {
 }
 
-async fn connect(cfg: &InboundConfig) -> Result<Box<dyn Stream>, ImapError> {
+/// Connects as `inbound.imap_security` says: TLS from the first byte,
+/// STARTTLS before anything else is said (a server that does not offer it is
+/// refused, never used in plain text), or plain text. Returns the client,
+/// greeting read.
+async fn connect(cfg: &InboundConfig) -> Result<async_imap::Client<Box<dyn Stream>>, ImapError> {
     let err = |message: String| ImapError::Connect {
         host: cfg.imap_host.clone(),
         port: cfg.imap_port,
@@ -59,27 +63,86 @@ async fn connect(cfg: &InboundConfig) -> Result<Box<dyn Stream>, ImapError> {
     .await
     .map_err(|_| err("timed out".into()))?
     .map_err(|e| err(e.to_string()))?;
+    let greeted = |mut client: async_imap::Client<Box<dyn Stream>>| async move {
+        client
+            .read_response()
+            .await
+            .map_err(|e| ImapError::Protocol(e.to_string()))?
+            .ok_or_else(|| ImapError::Protocol("no greeting".into()))?;
+        Ok::<_, ImapError>(client)
+    };
     match cfg.imap_security {
-        SmtpSecurity::None => Ok(Box::new(tcp)),
-        SmtpSecurity::Tls | SmtpSecurity::Starttls => {
-            let mut roots = tokio_rustls::rustls::RootCertStore::empty();
-            roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-            let tls = tokio_rustls::rustls::ClientConfig::builder_with_provider(Arc::new(
-                tokio_rustls::rustls::crypto::ring::default_provider(),
-            ))
-            .with_safe_default_protocol_versions()
-            .map_err(|e| err(e.to_string()))?
-            .with_root_certificates(roots)
-            .with_no_client_auth();
-            let name = tokio_rustls::rustls::pki_types::ServerName::try_from(cfg.imap_host.clone())
-                .map_err(|e| err(e.to_string()))?;
-            let stream = tokio_rustls::TlsConnector::from(Arc::new(tls))
-                .connect(name, tcp)
-                .await
-                .map_err(|e| err(e.to_string()))?;
-            Ok(Box::new(stream))
+        Security::None => greeted(async_imap::Client::new(Box::new(tcp))).await,
+        Security::Tls => {
+            let tls = tls_handshake(cfg, tcp).await?;
+            greeted(async_imap::Client::new(Box::new(tls))).await
+        }
+        Security::Starttls => {
+            let mut plain = greeted(async_imap::Client::new(Box::new(tcp))).await?;
+            plain.run_command_and_check_ok("STARTTLS", None).await.map_err(|e| {
+                err(format!(
+                    "the server does not take STARTTLS ({e}); cocreate will not log in unencrypted"
+                ))
+            })?;
+            // After the server's OK, the next bytes are the TLS handshake and
+            // no greeting follows it (RFC 3501 6.2.1).
+            let tls = tls_handshake(cfg, plain.into_inner()).await?;
+            Ok(async_imap::Client::new(Box::new(tls)))
         }
     }
+}
+
+/// The TLS client side over `stream`: the public roots plus
+/// `inbound.imap_ca_file`, the server's name checked.
+async fn tls_handshake<S>(
+    cfg: &InboundConfig,
+    stream: S,
+) -> Result<tokio_rustls::client::TlsStream<S>, ImapError>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    use tokio_rustls::rustls;
+    let err = |message: String| ImapError::Connect {
+        host: cfg.imap_host.clone(),
+        port: cfg.imap_port,
+        message,
+    };
+    let mut roots = rustls::RootCertStore::empty();
+    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    if let Some(path) = cfg
+        .imap_ca_file
+        .as_deref()
+        .filter(|p| !p.as_os_str().is_empty())
+    {
+        use rustls::pki_types::CertificateDer;
+        use rustls::pki_types::pem::PemObject;
+        let certs = CertificateDer::pem_file_iter(path)
+            .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+            .map_err(|e| {
+                err(format!(
+                    "cannot read inbound.imap_ca_file {}: {e}",
+                    path.display()
+                ))
+            })?;
+        for cert in certs {
+            roots
+                .add(cert)
+                .map_err(|e| err(format!("inbound.imap_ca_file {}: {e}", path.display())))?;
+        }
+    }
+    let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| err(e.to_string()))?
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let name = rustls::pki_types::ServerName::try_from(cfg.imap_host.clone())
+        .map_err(|e| err(e.to_string()))?;
+    tokio_rustls::TlsConnector::from(Arc::new(tls))
+        .connect(name, stream)
+        .await
+        .map_err(|e| err(format!("TLS failed: {e}")))
 }
 
 type Session = async_imap::Session<Box<dyn Stream>>;
@@ -89,23 +152,35 @@ fn protocol(e: async_imap::error::Error) -> ImapError {
 }
 
 /// Connects, logs in and selects the mailbox.
+///
+/// All of it within `inbound.imap_timeout_seconds`: a server that accepts
+/// the connection and then says nothing (or a TLS port spoken to in plain
+/// text) must not hold a sweep for ever.
 async fn open(cfg: &InboundConfig) -> Result<Session, ImapError> {
     let password = cfg.imap_password().ok_or(ImapError::NoPassword)?;
-    let mut client = async_imap::Client::new(connect(cfg).await?);
-    client
-        .read_response()
+    let limit = Duration::from_secs(cfg.imap_timeout_seconds.max(1));
+    let open = async {
+        let client = connect(cfg).await?;
+        let mut session = client
+            .login(&cfg.imap_username, &password)
+            .await
+            .map_err(|(e, _)| ImapError::Login {
+                user: cfg.imap_username.clone(),
+                message: e.to_string(),
+            })?;
+        session.select(&cfg.imap_mailbox).await.map_err(protocol)?;
+        Ok(session)
+    };
+    tokio::time::timeout(limit, open)
         .await
-        .map_err(|e| ImapError::Protocol(e.to_string()))?
-        .ok_or_else(|| ImapError::Protocol("no greeting".into()))?;
-    let mut session = client
-        .login(&cfg.imap_username, &password)
-        .await
-        .map_err(|(e, _)| ImapError::Login {
-            user: cfg.imap_username.clone(),
-            message: e.to_string(),
-        })?;
-    session.select(&cfg.imap_mailbox).await.map_err(protocol)?;
-    Ok(session)
+        .map_err(|_| ImapError::Connect {
+            host: cfg.imap_host.clone(),
+            port: cfg.imap_port,
+            message: format!(
+                "no answer within {} s (is imap_security right for this port?)",
+                limit.as_secs()
+            ),
+        })?
 }
 
 /// One pass over the mailbox; returns how many messages were taken in.

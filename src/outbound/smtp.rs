@@ -25,12 +25,12 @@ use lettre::transport::smtp::extension::{ClientId, Extension, MailBodyParameter,
 use tokio::net::TcpStream;
 
 use super::transport::SendError;
-use crate::config::{SmtpConfig, SmtpSecurity};
+use crate::config::{Security, SmtpConfig};
 
 pub struct SmtpRelay {
     host: String,
     port: u16,
-    security: SmtpSecurity,
+    security: Security,
     tls: Option<TlsParameters>,
     credentials: Option<Credentials>,
     timeout: Duration,
@@ -47,8 +47,8 @@ impl SmtpRelay {
         max_idle: usize,
     ) -> Result<Self, String> {
         let tls = match config.security {
-            SmtpSecurity::None => None,
-            SmtpSecurity::Starttls | SmtpSecurity::Tls => {
+            Security::None => None,
+            Security::Starttls | Security::Tls => {
                 Some(TlsParameters::new(config.host.clone()).map_err(|e| e.to_string())?)
             }
         };
@@ -67,7 +67,7 @@ impl SmtpRelay {
 
     async fn connect(&self) -> Result<AsyncSmtpConnection, SendError> {
         let transient = |e: &dyn std::fmt::Display| SendError::Transient(one_line(e));
-        let mut conn = if self.security == SmtpSecurity::Tls {
+        let mut conn = if self.security == Security::Tls {
             AsyncSmtpConnection::connect_tokio1(
                 (self.host.as_str(), self.port),
                 Some(self.timeout),
@@ -99,7 +99,7 @@ impl SmtpRelay {
             let mut conn = AsyncSmtpConnection::connect_with_transport(Box::new(tcp), &self.hello)
                 .await
                 .map_err(|e| refused_us(&e))?;
-            if let (SmtpSecurity::Starttls, Some(tls)) = (self.security, &self.tls) {
+            if let (Security::Starttls, Some(tls)) = (self.security, &self.tls) {
                 conn.starttls(tls.clone(), &self.hello)
                     .await
                     .map_err(|e| refused_us(&e))?;
