@@ -14,6 +14,7 @@ use serde::Deserialize;
 
 use crate::domain::{EmailAddress, Language};
 use crate::registry::relevance::Keyword;
+use crate::schedule::Schedule;
 
 /// The documented default, compiled in so the binary works from any folder.
 pub const EMBEDDED_DEFAULT: &str = include_str!("../config/cocreate.toml");
@@ -87,7 +88,8 @@ pub struct InboundConfig {
     #[serde(default)]
     pub webhook_secret_env: Option<String>,
     #[serde(default)]
-    pub lmtp_listen: String,
+    #[serde(deserialize_with = "optional_listen_address")]
+    pub lmtp_listen: Option<SocketAddr>,
     pub max_message_bytes: usize,
     /// IMAP mailbox to take mail from; empty host for none.
     #[serde(default)]
@@ -113,8 +115,11 @@ pub struct InboundConfig {
     pub imap_timeout_seconds: u64,
     /// When the POC's summary of the holding pen goes out: cron syntax with
     /// seconds, in the office's time zone; empty for never.
-    #[serde(default = "default_pen_summary")]
-    pub pen_summary: String,
+    #[serde(
+        default = "default_pen_summary",
+        deserialize_with = "crate::schedule::optional"
+    )]
+    pub pen_summary: Option<Schedule>,
     #[serde(default)]
     pub pen_summary_language: Language,
     /// Where attachments are kept apart, one file per content.
@@ -126,6 +131,20 @@ pub struct InboundConfig {
     pub max_attachment_bytes: usize,
 }
 
+/// A listening address, or none for an empty string.
+fn optional_listen_address<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<SocketAddr>, D::Error> {
+    let raw = String::deserialize(d)?;
+    let raw = raw.trim();
+    if raw.is_empty() {
+        return Ok(None);
+    }
+    raw.parse().map(Some).map_err(|_| {
+        serde::de::Error::custom(format!("'{raw}' is not an address like 127.0.0.1:2424"))
+    })
+}
+
 fn default_attachments_dir() -> PathBuf {
     PathBuf::from("data/attachments")
 }
@@ -134,8 +153,8 @@ fn default_max_attachment() -> usize {
     10 * 1024 * 1024
 }
 
-fn default_pen_summary() -> String {
-    "0 0 8 * * Mon-Fri".into()
+fn default_pen_summary() -> Option<Schedule> {
+    Schedule::parse("0 0 8 * * Mon-Fri").ok()
 }
 
 fn default_imap_port() -> u16 {
@@ -165,17 +184,6 @@ impl InboundConfig {
     pub fn imap_password(&self) -> Option<String> {
         let var = self.imap_password_env.as_deref()?;
         std::env::var(var).ok().filter(|p| !p.is_empty())
-    }
-
-    /// The LMTP listener's address, if one is configured.
-    pub fn lmtp_address(&self) -> Result<Option<SocketAddr>, String> {
-        let raw = self.lmtp_listen.trim();
-        if raw.is_empty() {
-            return Ok(None);
-        }
-        raw.parse()
-            .map(Some)
-            .map_err(|_| format!("'{raw}' is not an address like 127.0.0.1:2424"))
     }
 
     /// The watched maildir, unless switched off with an empty value.
@@ -653,18 +661,6 @@ impl RawConfig {
             problem,
         };
 
-        let pen = self.inbound.pen_summary.trim();
-        if !pen.is_empty()
-            && let Err(e) = <cron::Schedule as std::str::FromStr>::from_str(pen)
-        {
-            return Err(invalid(
-                "inbound.pen_summary",
-                format!(
-                    "'{pen}' is not a schedule ({e}); write it like \"0 0 8 * * Mon-Fri\" (second, minute, hour, day, month, weekday)"
-                ),
-            ));
-        }
-
         let url = &self.server.public_url;
         if !(url.starts_with("http://") || url.starts_with("https://")) {
             return Err(invalid(
@@ -833,9 +829,6 @@ impl RawConfig {
                 "and mail.dkim_key_file must be set together (or both left empty)".to_string(),
             ));
         }
-        self.inbound
-            .lmtp_address()
-            .map_err(|p| invalid("inbound.lmtp_listen", format!("is wrong: {p}")))?;
         let outbox = &self.outbox;
         for (key, value) in [
             ("outbox.max_attempts", outbox.max_attempts as u64),

@@ -3,6 +3,7 @@
 //!
 //! See the README's "Architecture" section for how the modules fit together.
 
+pub mod app;
 pub mod commands;
 pub mod config;
 pub mod consultation;
@@ -11,6 +12,7 @@ pub mod inbound;
 pub mod intake;
 pub mod outbound;
 pub mod registry;
+pub mod schedule;
 pub mod serve;
 pub mod store;
 pub mod telemetry;

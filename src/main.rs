@@ -8,13 +8,12 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+use cocreate::app::App;
 use cocreate::commands;
 use cocreate::commands::consultation::SpecFlags;
 use cocreate::config::{Config, ConfigError};
 use cocreate::consultation::ConsultationState;
-use cocreate::outbound::templates::Templates;
 use cocreate::registry::import::{ImportMode, ImportOptions};
-use cocreate::store;
 
 /// cocreate takes civil society's proposals for an Open Government
 /// Partnership action plan by email and web form, and keeps the record of how
@@ -335,119 +334,117 @@ fn fail(error: &dyn std::fmt::Display, code: ExitCode) -> ExitCode {
 
 async fn run(command: Command, config: Config) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
-    match command {
+    let ingest = matches!(command, Command::Mail(MailCommand::Ingest { .. }));
+    let app = match command {
         Command::Config(ConfigCommand::Check) => {
-            commands::config::check(&config, &mut out)?;
+            return Ok(commands::config::check(&config, &mut out)?);
         }
         Command::Serve { demo } => {
             cocreate::telemetry::init(&config.log);
-            cocreate::serve::run(config, demo).await?;
+            return Ok(cocreate::serve::run(config, demo).await?);
         }
-        Command::Registry(cmd) => {
-            let store = store::open(&config.database).await?;
-            let store = store.as_ref();
-            match cmd {
-                RegistryCommand::Import {
-                    file,
+        _ => match App::open(config).await {
+            Ok(app) => app,
+            // A piped message that cannot be stored stays with the MTA.
+            Err(e) if ingest => return Err(commands::mail::NotStored(e.to_string()).into()),
+            Err(e) => return Err(e.into()),
+        },
+    };
+    let store = app.store.as_ref();
+    let config = app.config.as_ref();
+    match command {
+        Command::Config(_) | Command::Serve { .. } => unreachable!("handled above"),
+        Command::Registry(cmd) => match cmd {
+            RegistryCommand::Import {
+                file,
+                dry_run,
+                partial,
+                encoding,
+                allow_mass_inactivation,
+                report,
+                json,
+            } => {
+                let options = ImportOptions {
+                    mode: if partial {
+                        ImportMode::Partial
+                    } else {
+                        ImportMode::Full
+                    },
                     dry_run,
-                    partial,
                     encoding,
                     allow_mass_inactivation,
-                    report,
+                };
+                commands::registry::import(
+                    store,
+                    &file,
+                    &options,
+                    report.as_deref(),
                     json,
-                } => {
-                    let options = ImportOptions {
-                        mode: if partial {
-                            ImportMode::Partial
-                        } else {
-                            ImportMode::Full
-                        },
-                        dry_run,
-                        encoding,
-                        allow_mass_inactivation,
-                    };
-                    commands::registry::import(
-                        store,
-                        &file,
-                        &options,
-                        report.as_deref(),
-                        json,
-                        &mut out,
-                    )
-                    .await?;
-                }
-                RegistryCommand::List { inactive } => {
-                    commands::registry::list(store, inactive, &mut out).await?;
-                }
-                RegistryCommand::History => commands::registry::history(store, &mut out).await?,
-                RegistryCommand::Match { policy_area, json } => {
-                    commands::registry::matches(
-                        store,
-                        &config,
-                        policy_area.as_deref(),
-                        json,
-                        &mut out,
-                    )
-                    .await?;
-                }
-                RegistryCommand::Relevance(RelevanceCommand::Set {
-                    registration_no,
-                    policy_area,
-                    relevance,
-                    reason,
-                }) => {
-                    commands::registry::set_override(
-                        store,
-                        &config,
-                        &registration_no,
-                        &policy_area,
-                        &relevance,
-                        &reason,
-                        &mut out,
-                    )
-                    .await?;
-                }
-                RegistryCommand::Relevance(RelevanceCommand::Clear {
-                    registration_no,
-                    policy_area,
-                }) => {
-                    commands::registry::clear_override(
-                        store,
-                        &config,
-                        &registration_no,
-                        &policy_area,
-                        &mut out,
-                    )
-                    .await?;
-                }
-                RegistryCommand::Relevance(RelevanceCommand::List) => {
-                    commands::registry::list_overrides(store, &mut out).await?;
-                }
-                RegistryCommand::Addresses => {
-                    commands::registry::addresses(store, &mut out).await?
-                }
-                RegistryCommand::Restore { address, reason } => {
-                    commands::registry::restore(store, &address, &reason, &mut out).await?;
-                }
+                    &mut out,
+                )
+                .await?;
             }
-        }
+            RegistryCommand::List { inactive } => {
+                commands::registry::list(store, inactive, &mut out).await?;
+            }
+            RegistryCommand::History => commands::registry::history(store, &mut out).await?,
+            RegistryCommand::Match { policy_area, json } => {
+                commands::registry::matches(store, config, policy_area.as_deref(), json, &mut out)
+                    .await?;
+            }
+            RegistryCommand::Relevance(RelevanceCommand::Set {
+                registration_no,
+                policy_area,
+                relevance,
+                reason,
+            }) => {
+                commands::registry::set_override(
+                    store,
+                    config,
+                    &registration_no,
+                    &policy_area,
+                    &relevance,
+                    &reason,
+                    &mut out,
+                )
+                .await?;
+            }
+            RegistryCommand::Relevance(RelevanceCommand::Clear {
+                registration_no,
+                policy_area,
+            }) => {
+                commands::registry::clear_override(
+                    store,
+                    config,
+                    &registration_no,
+                    &policy_area,
+                    &mut out,
+                )
+                .await?;
+            }
+            RegistryCommand::Relevance(RelevanceCommand::List) => {
+                commands::registry::list_overrides(store, &mut out).await?;
+            }
+            RegistryCommand::Addresses => commands::registry::addresses(store, &mut out).await?,
+            RegistryCommand::Restore { address, reason } => {
+                commands::registry::restore(store, &address, &reason, &mut out).await?;
+            }
+        },
         Command::Consultation(cmd) => {
-            let store = store::open(&config.database).await?;
-            let store = store.as_ref();
             use commands::consultation as c;
             match *cmd {
                 ConsultationCommand::Create(flags) => {
-                    c::create(store, &config, flags, &mut out).await?
+                    c::create(store, config, flags, &mut out).await?
                 }
                 ConsultationCommand::Edit {
                     consultation,
                     flags,
                 } => {
-                    c::edit(store, &config, &consultation, flags, &mut out).await?;
+                    c::edit(store, config, &consultation, flags, &mut out).await?;
                 }
                 ConsultationCommand::List => c::list(store, &mut out).await?,
                 ConsultationCommand::Show { reference } => {
-                    c::show(store, &config, &reference, &mut out).await?;
+                    c::show(store, config, &reference, &mut out).await?;
                 }
                 ConsultationCommand::Open { reference } => {
                     c::set_state(store, &reference, ConsultationState::Open, &mut out).await?;
@@ -460,65 +457,50 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
                     until,
                     reason,
                 } => {
-                    let templates = Templates::load(config.mail.templates_dir.as_deref())?;
-                    c::extend(
-                        store, &config, &templates, &reference, until, &reason, &mut out,
-                    )
-                    .await?;
+                    c::extend(&app, &reference, until, &reason, &mut out).await?;
                 }
             }
         }
-        Command::Outreach(cmd) => {
-            let store = store::open(&config.database).await?;
-            let store = store.as_ref();
-            match cmd {
-                OutreachCommand::Preview { reference, json } => {
-                    commands::consultation::preview(store, &config, &reference, json, &mut out)
-                        .await?;
-                }
-                OutreachCommand::Send { reference } => {
-                    let templates = Templates::load(config.mail.templates_dir.as_deref())?;
-                    commands::consultation::send(store, &config, &templates, &reference, &mut out)
-                        .await?;
-                }
+        Command::Outreach(cmd) => match cmd {
+            OutreachCommand::Preview { reference, json } => {
+                commands::consultation::preview(store, config, &reference, json, &mut out).await?;
             }
-        }
+            OutreachCommand::Send { reference } => {
+                commands::consultation::send(&app, &reference, &mut out).await?;
+            }
+        },
         Command::Mail(MailCommand::Ingest {
             files,
             maildir,
             imap,
         }) => {
             if imap {
-                return commands::mail::ingest_imap(&config, &mut out).await;
+                return commands::mail::ingest_imap(&app, &mut out).await;
             }
-            return commands::mail::ingest(&config, &files, maildir.as_deref(), &mut out).await;
+            return commands::mail::ingest(&app, &files, maildir.as_deref(), &mut out).await;
         }
-        Command::Mail(MailCommand::Pen(cmd)) => {
-            let store = store::open(&config.database).await?;
-            match cmd {
-                PenCommand::List => commands::mail::pen_list(store.as_ref(), &mut out).await?,
-                PenCommand::Show { id } => {
-                    commands::mail::pen_show(store.as_ref(), &config, id, &mut out).await?;
-                }
-                PenCommand::Assign {
-                    id,
-                    consultation,
-                    cso,
-                } => commands::mail::pen_assign(&config, id, &consultation, &cso, &mut out).await?,
-                PenCommand::Discard { id, reason } => {
-                    commands::mail::pen_discard(store.as_ref(), id, &reason, &mut out).await?;
-                }
-                PenCommand::Summary { send } => {
-                    commands::mail::pen_summary(store.as_ref(), &config, send, &mut out).await?;
-                }
+        Command::Mail(MailCommand::Pen(cmd)) => match cmd {
+            PenCommand::List => commands::mail::pen_list(store, &mut out).await?,
+            PenCommand::Show { id } => {
+                commands::mail::pen_show(store, config, id, &mut out).await?;
             }
-        }
+            PenCommand::Assign {
+                id,
+                consultation,
+                cso,
+            } => commands::mail::pen_assign(&app, id, &consultation, &cso, &mut out).await?,
+            PenCommand::Discard { id, reason } => {
+                commands::mail::pen_discard(store, id, &reason, &mut out).await?;
+            }
+            PenCommand::Summary { send } => {
+                commands::mail::pen_summary(&app, send, &mut out).await?;
+            }
+        },
         Command::Mail(MailCommand::Reprocess { ids, held }) => {
-            commands::mail::reprocess(&config, &ids, held, &mut out).await?;
+            commands::mail::reprocess(&app, &ids, held, &mut out).await?;
         }
         Command::Mail(MailCommand::Proposals) => {
-            let store = store::open(&config.database).await?;
-            commands::mail::proposals(store.as_ref(), &mut out).await?;
+            commands::mail::proposals(store, &mut out).await?;
         }
         Command::Mail(MailCommand::Inspect { file }) => {
             let raw = if file.as_os_str() == "-" {
@@ -529,20 +511,15 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
                 std::fs::read(&file)
                     .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", file.display()))?
             };
-            let store = store::open(&config.database).await?;
-            let inspection =
-                cocreate::inbound::inspect::inspect(store.as_ref(), &config, &raw).await?;
+            let inspection = cocreate::inbound::inspect::inspect(store, config, &raw).await?;
             serde_json::to_writer_pretty(&mut out, &inspection)?;
             writeln!(out)?;
         }
-        Command::Outbox(cmd) => {
-            let store = store::open(&config.database).await?;
-            match cmd {
-                OutboxCommand::Status => commands::outbox::status(store.as_ref(), &mut out).await?,
-                OutboxCommand::Flush => commands::outbox::flush(store, &config, &mut out).await?,
-                OutboxCommand::Retry => commands::outbox::retry(store.as_ref(), &mut out).await?,
-            }
-        }
+        Command::Outbox(cmd) => match cmd {
+            OutboxCommand::Status => commands::outbox::status(store, &mut out).await?,
+            OutboxCommand::Flush => commands::outbox::flush(&app, &mut out).await?,
+            OutboxCommand::Retry => commands::outbox::retry(store, &mut out).await?,
+        },
     }
     Ok(())
 }

@@ -825,6 +825,82 @@ fn serve_sends_the_poc_one_holding_pen_summary_a_day() {
     );
 }
 
+/// `serve` down over the summary's scheduled time (twice), then started:
+/// one catch-up summary at start, not zero and not one per missed time; a
+/// restart after that sends nothing more. The daemon's clock is moved
+/// forward two days instead of waiting for them.
+#[test]
+fn a_summary_missed_while_serve_was_down_is_caught_up_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = TestDb::sqlite();
+    setup(dir.path(), &db);
+    let stranger = b"From: someone@elsewhere.example.org\r\nTo: ogp-poc@office.example\r\nSubject: Pyetje\r\nMessage-ID: <q2@elsewhere.example.org>\r\n\r\nA e moret?\r\n";
+    ok(dir.path(), &db, &["mail", "ingest"], Some(stranger));
+    let summaries = || -> usize {
+        std::fs::read_dir(dir.path().join("outbox"))
+            .unwrap()
+            .filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .path()
+                    .to_string_lossy()
+                    .ends_with("-pen_summary.eml")
+            })
+            .count()
+    };
+    const DAY: i64 = 24 * 60 * 60;
+    let serve = |offset_seconds: i64, wait_for_summary: bool| -> Vec<String> {
+        let env = [
+            (
+                "COCREATE_OUTBOX_FILE_DIR",
+                dir.path().join("outbox").display().to_string(),
+            ),
+            // Once a day at 03:00 office time.
+            ("COCREATE_INBOUND_PEN_SUMMARY", "0 0 3 * * *".to_string()),
+            (
+                "COCREATE_TEST_CLOCK_OFFSET_SECONDS",
+                offset_seconds.to_string(),
+            ),
+        ];
+        let daemon = common::Daemon::start_with(dir.path(), &db, &env, &[]);
+        let start = std::time::Instant::now();
+        while wait_for_summary && summaries() == 0 {
+            assert!(
+                start.elapsed() < std::time::Duration::from_secs(15),
+                "no catch-up summary was sent"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        std::thread::sleep(std::time::Duration::from_secs(1));
+        let (status, log) = daemon.stop(libc::SIGTERM);
+        assert!(status.success(), "{log:#?}");
+        log
+    };
+    let runs = |log: &[String]| -> Vec<String> {
+        log.iter()
+            .filter(|l| l.contains("\"job\":\"pen_summary\"") && l.contains("catch_up"))
+            .cloned()
+            .collect()
+    };
+
+    // First start: the schedule is new, so nothing before it is owed.
+    let first = serve(0, false);
+    assert_eq!(runs(&first), Vec::<String>::new());
+    assert_eq!(summaries(), 0);
+
+    // Two days later, 03:00 has passed twice: one summary, at start.
+    let second = serve(2 * DAY, true);
+    let caught_up = runs(&second);
+    assert_eq!(caught_up.len(), 1, "{caught_up:#?}");
+    assert!(caught_up[0].contains("\"catch_up\":true"), "{caught_up:#?}");
+    assert_eq!(summaries(), 1);
+
+    // A minute after that, nothing is owed any more.
+    let third = serve(2 * DAY + 60, false);
+    assert_eq!(runs(&third), Vec::<String>::new());
+    assert_eq!(summaries(), 1);
+}
+
 /// Attachments are kept apart by content; one over the size limit stays in
 /// the stored message and the receipt asks for a link; an image inside the
 /// HTML (a signature logo) is not listed back as a document; winmail.dat is

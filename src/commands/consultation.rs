@@ -7,13 +7,12 @@ use anyhow::bail;
 use chrono::{NaiveDate, Utc};
 
 use super::thousands;
+use crate::app::App;
 use crate::config::Config;
 use crate::consultation::spec::MeetingInput;
 use crate::consultation::{Consultation, ConsultationState, DeadlineExtension, SpecInput};
 use crate::domain::WorkingCalendar;
-use crate::outbound::message::load_dkim;
-use crate::outbound::outreach::{self, Sender};
-use crate::outbound::templates::Templates;
+use crate::outbound::outreach;
 use crate::store::Store;
 
 /// The consultation's details as flags; each replaces the file's value.
@@ -316,14 +315,13 @@ pub async fn set_state(
 }
 
 pub async fn extend(
-    store: &dyn Store,
-    config: &Config,
-    templates: &Templates,
+    app: &App,
     reference: &str,
     until: NaiveDate,
     reason: &str,
     out: &mut impl Write,
 ) -> anyhow::Result<()> {
+    let (store, config) = (app.store.as_ref(), app.config.as_ref());
     let c = find(store, reference).await?;
     let reason = reason.trim();
     if reason.is_empty() {
@@ -356,13 +354,7 @@ pub async fn extend(
     }
     let mut spec = c.spec.clone();
     spec.closes_on = until;
-    let dkim = load_dkim(&config.mail)?;
-    let sender = Sender {
-        config,
-        templates,
-        dkim: dkim.as_ref(),
-    };
-    let notices = outreach::extension_notices(store, &sender, &c, &spec, reason).await?;
+    let notices = outreach::extension_notices(store, &app.sender(), &c, &spec, reason).await?;
     let queued = store
         .extend_deadline(
             &DeadlineExtension {
@@ -451,21 +443,10 @@ pub async fn preview(
     Ok(())
 }
 
-pub async fn send(
-    store: &dyn Store,
-    config: &Config,
-    templates: &Templates,
-    reference: &str,
-    out: &mut impl Write,
-) -> anyhow::Result<()> {
+pub async fn send(app: &App, reference: &str, out: &mut impl Write) -> anyhow::Result<()> {
+    let store = app.store.as_ref();
     let c = find(store, reference).await?;
-    let dkim = load_dkim(&config.mail)?;
-    let sender = Sender {
-        config,
-        templates,
-        dkim: dkim.as_ref(),
-    };
-    let s = outreach::send(store, &sender, &c).await?;
+    let s = outreach::send(store, &app.sender(), &c).await?;
     writeln!(
         out,
         "Queued {} invitations for {} ({} addresses already invited, {} left out). `cocreate serve` delivers them; `cocreate outbox status` shows progress.",

@@ -4,11 +4,10 @@ use std::io::{Read, Write};
 use std::path::PathBuf;
 
 use super::thousands;
+use crate::app::App;
 use crate::config::Config;
-use crate::intake::{Intake, Outcome};
-use crate::outbound::message::load_dkim;
-use crate::outbound::templates::Templates;
-use crate::store::{self, Store};
+use crate::intake::Outcome;
+use crate::store::Store;
 
 /// A message could not be stored: the caller must keep it and try again
 /// (exit status 75, EX_TEMPFAIL, for an MTA).
@@ -16,26 +15,17 @@ use crate::store::{self, Store};
 #[error("the message was not stored and must be delivered again: {0}")]
 pub struct NotStored(pub String);
 
+/// Everything that can fail before a message is stored is a temporary
+/// failure to the MTA, which keeps the message (the App was opened with
+/// that in mind).
 pub async fn ingest(
-    config: &Config,
+    app: &App,
     files: &[PathBuf],
     maildir: Option<&std::path::Path>,
     out: &mut impl Write,
 ) -> anyhow::Result<()> {
-    // Everything that can fail before the message is stored is a temporary
-    // failure to the MTA: it keeps the message.
-    let store = store::open(&config.database)
-        .await
-        .map_err(|e| NotStored(e.to_string()))?;
-    let templates = Templates::load(config.mail.templates_dir.as_deref())
-        .map_err(|e| NotStored(e.to_string()))?;
-    let dkim = load_dkim(&config.mail).map_err(|e| NotStored(e.to_string()))?;
-    let intake = Intake {
-        store: store.as_ref(),
-        config,
-        templates: &templates,
-        dkim: dkim.as_ref(),
-    };
+    let config = app.config.as_ref();
+    let intake = app.intake();
     if let Some(dir) = maildir {
         let (sweep, outcomes) =
             crate::inbound::maildir::sweep(&intake, dir, config.inbound.max_message_bytes).await?;
@@ -121,22 +111,20 @@ pub async fn ingest(
 }
 
 /// One sweep of the configured IMAP mailbox.
-pub async fn ingest_imap(config: &Config, out: &mut impl Write) -> anyhow::Result<()> {
+pub async fn ingest_imap(app: &App, out: &mut impl Write) -> anyhow::Result<()> {
+    let config = app.config.as_ref();
     if config.inbound.imap_host.trim().is_empty() {
         anyhow::bail!("no IMAP mailbox is configured (inbound.imap_host)");
     }
-    with_intake(config, async |intake| {
-        let n = crate::inbound::imap::sweep(intake, &config.inbound).await?;
-        writeln!(
-            out,
-            "Took in {} from {} on {}.",
-            super::count(n, "message"),
-            config.inbound.imap_mailbox,
-            config.inbound.imap_host
-        )?;
-        Ok(())
-    })
-    .await
+    let n = crate::inbound::imap::sweep(&app.intake(), &config.inbound).await?;
+    writeln!(
+        out,
+        "Took in {} from {} on {}.",
+        super::count(n, "message"),
+        config.inbound.imap_mailbox,
+        config.inbound.imap_host
+    )?;
+    Ok(())
 }
 
 pub async fn proposals(store: &dyn Store, out: &mut impl Write) -> anyhow::Result<()> {
@@ -177,23 +165,6 @@ pub async fn proposals(store: &dyn Store, out: &mut impl Write) -> anyhow::Resul
         )?;
     }
     Ok(())
-}
-
-/// Intake with what it needs, for commands that may queue a receipt.
-async fn with_intake<T>(
-    config: &Config,
-    f: impl AsyncFnOnce(&Intake<'_>) -> anyhow::Result<T>,
-) -> anyhow::Result<T> {
-    let store = store::open(&config.database).await?;
-    let templates = Templates::load(config.mail.templates_dir.as_deref())?;
-    let dkim = load_dkim(&config.mail)?;
-    let intake = Intake {
-        store: store.as_ref(),
-        config,
-        templates: &templates,
-        dkim: dkim.as_ref(),
-    };
-    f(&intake).await
 }
 
 pub async fn pen_list(store: &dyn Store, out: &mut impl Write) -> anyhow::Result<()> {
@@ -258,33 +229,31 @@ pub async fn pen_show(
 }
 
 pub async fn pen_assign(
-    config: &Config,
+    app: &App,
     id: i64,
     consultation: &str,
     registration_no: &str,
     out: &mut impl Write,
 ) -> anyhow::Result<()> {
-    with_intake(config, async |intake| {
-        let c = crate::outbound::outreach::find(intake.store, consultation).await?;
-        let reg = crate::domain::RegistrationNumber::parse(registration_no)?;
-        let csos = intake.store.csos().await?;
-        let Some(cso) = csos.iter().find(|x| x.record.registration_no == reg) else {
-            anyhow::bail!("no organisation with registration number {reg} has been imported");
-        };
-        match intake.assign(id, c.id, cso.id).await? {
-            Outcome::Proposal { receipt_no, .. } => writeln!(
-                out,
-                "Message #{id} is proposal {receipt_no} of {} in {}; the receipt is queued.",
-                cso.record.name, c.spec.reference
-            )?,
-            Outcome::Held { reason, .. } => {
-                writeln!(out, "Message #{id} stays in the holding pen: {reason}")?
-            }
-            other => writeln!(out, "Message #{id}: {}", other.describe())?,
+    let store = app.store.as_ref();
+    let c = crate::outbound::outreach::find(store, consultation).await?;
+    let reg = crate::domain::RegistrationNumber::parse(registration_no)?;
+    let csos = store.csos().await?;
+    let Some(cso) = csos.iter().find(|x| x.record.registration_no == reg) else {
+        anyhow::bail!("no organisation with registration number {reg} has been imported");
+    };
+    match app.intake().assign(id, c.id, cso.id).await? {
+        Outcome::Proposal { receipt_no, .. } => writeln!(
+            out,
+            "Message #{id} is proposal {receipt_no} of {} in {}; the receipt is queued.",
+            cso.record.name, c.spec.reference
+        )?,
+        Outcome::Held { reason, .. } => {
+            writeln!(out, "Message #{id} stays in the holding pen: {reason}")?
         }
-        Ok(())
-    })
-    .await
+        other => writeln!(out, "Message #{id}: {}", other.describe())?,
+    }
+    Ok(())
 }
 
 pub async fn pen_discard(
@@ -321,17 +290,11 @@ pub async fn pen_discard(
 /// The daily summary of the holding pen, as the POC would receive it; with
 /// `send`, queued for them now (once a day: a second --send that day
 /// queues nothing).
-pub async fn pen_summary(
-    store: &dyn Store,
-    config: &Config,
-    send: bool,
-    out: &mut impl Write,
-) -> anyhow::Result<()> {
+pub async fn pen_summary(app: &App, send: bool, out: &mut impl Write) -> anyhow::Result<()> {
     use crate::inbound::pen::{Summary, compose, queue_summary};
-    let templates = Templates::load(config.mail.templates_dir.as_deref())?;
-    let dkim = load_dkim(&config.mail)?;
+    let (store, config) = (app.store.as_ref(), app.config.as_ref());
     if send {
-        match queue_summary(store, config, &templates, dkim.as_ref(), chrono::Utc::now()).await? {
+        match queue_summary(app, app.now()).await? {
             Summary::Empty => writeln!(out, "Nothing waits in the holding pen; no summary sent.")?,
             Summary::AlreadyQueued => writeln!(out, "Today's summary was sent already.")?,
             Summary::Queued(n) => writeln!(
@@ -344,10 +307,11 @@ pub async fn pen_summary(
         return Ok(());
     }
     let held = store.inbound_in_state("held").await?;
-    let today = chrono::Utc::now()
+    let today = app
+        .now()
         .with_timezone(&config.office.time_zone)
         .date_naive();
-    match compose(config, &templates, dkim.as_ref(), &held, today)? {
+    match compose(app, &held, today)? {
         None => writeln!(out, "Nothing waits in the holding pen.")?,
         Some(m) => {
             let parsed = mail_parser::MessageParser::default()
@@ -366,35 +330,27 @@ pub async fn pen_summary(
 }
 
 pub async fn reprocess(
-    config: &Config,
+    app: &App,
     ids: &[i64],
     held: bool,
     out: &mut impl Write,
 ) -> anyhow::Result<()> {
-    with_intake(config, async |intake| {
-        let mut targets: Vec<i64> = ids.to_vec();
-        if held {
-            targets.extend(
-                intake
-                    .store
-                    .inbound_in_state("held")
-                    .await?
-                    .iter()
-                    .map(|m| m.id),
-            );
-        }
-        if targets.is_empty() {
-            anyhow::bail!("name the messages to reprocess (their #numbers) or use --held");
-        }
-        for id in targets {
-            let Some((_, raw)) = intake.store.inbound_raw(id).await? else {
-                writeln!(out, "#{id}: no such message")?;
-                continue;
-            };
-            let outcome = intake.process(id, &raw).await?;
-            writeln!(out, "#{id}: {}", outcome.describe())?;
-        }
-        Ok(())
-    })
-    .await
+    let store = app.store.as_ref();
+    let intake = app.intake();
+    let mut targets: Vec<i64> = ids.to_vec();
+    if held {
+        targets.extend(store.inbound_in_state("held").await?.iter().map(|m| m.id));
+    }
+    if targets.is_empty() {
+        anyhow::bail!("name the messages to reprocess (their #numbers) or use --held");
+    }
+    for id in targets {
+        let Some((_, raw)) = store.inbound_raw(id).await? else {
+            writeln!(out, "#{id}: no such message")?;
+            continue;
+        };
+        let outcome = intake.process(id, &raw).await?;
+        writeln!(out, "#{id}: {}", outcome.describe())?;
+    }
+    Ok(())
 }

@@ -1,13 +1,10 @@
 //! `cocreate outbox …`.
 
-use std::io::Write;
-use std::sync::Arc;
-
 use super::thousands;
-use crate::config::Config;
+use crate::app::App;
 use crate::outbound::outbox::Worker;
-use crate::outbound::transport::Transport;
 use crate::store::Store;
+use std::io::Write;
 
 pub async fn status(store: &dyn Store, out: &mut impl Write) -> anyhow::Result<()> {
     let c = store.outbox_counts().await?;
@@ -47,13 +44,8 @@ pub async fn status(store: &dyn Store, out: &mut impl Write) -> anyhow::Result<(
 }
 
 /// Delivers everything due now, once, and reports.
-pub async fn flush(
-    store: Arc<dyn Store>,
-    config: &Config,
-    out: &mut impl Write,
-) -> anyhow::Result<()> {
-    let transport = Arc::new(Transport::from_config(config)?);
-    let worker = Worker::new(store, transport, config.outbox.clone());
+pub async fn flush(app: &App, out: &mut impl Write) -> anyhow::Result<()> {
+    let worker = Worker::new(app)?;
     let s = worker.flush().await?;
     writeln!(
         out,

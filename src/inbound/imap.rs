@@ -12,6 +12,7 @@
 
 use std::sync::Arc;
 use std::time::Duration;
+use tokio_util::sync::CancellationToken;
 
 use futures::TryStreamExt;
 use tokio::net::TcpStream;
@@ -196,20 +197,16 @@ const IDLE_RENEW: Duration = Duration::from_secs(25 * 60);
 
 /// Takes mail in until `stop` turns true: with IDLE where the server offers
 /// it, by polling otherwise, reconnecting after errors.
-pub async fn watch(
-    intake: &Intake<'_>,
-    cfg: &InboundConfig,
-    mut stop: tokio::sync::watch::Receiver<bool>,
-) {
+pub async fn watch(intake: &Intake<'_>, cfg: &InboundConfig, stop: CancellationToken) {
     let pause = Duration::from_secs(cfg.imap_poll_seconds.max(1));
     loop {
-        match watch_connected(intake, cfg, &mut stop).await {
+        match watch_connected(intake, cfg, &stop).await {
             Ok(()) => return,
             Err(e) => tracing::warn!(error = %e, "IMAP failed; connecting again"),
         }
         tokio::select! {
             () = tokio::time::sleep(pause) => {}
-            _ = stop.wait_for(|s| *s) => return,
+            () = stop.cancelled() => return,
         }
     }
 }
@@ -218,7 +215,7 @@ pub async fn watch(
 async fn watch_connected(
     intake: &Intake<'_>,
     cfg: &InboundConfig,
-    stop: &mut tokio::sync::watch::Receiver<bool>,
+    stop: &CancellationToken,
 ) -> Result<(), ImapError> {
     let mut session = open(cfg).await?;
     let idle = session
@@ -238,13 +235,13 @@ async fn watch_connected(
             let (wait, _interrupt) = handle.wait_with_timeout(IDLE_RENEW);
             tokio::select! {
                 r = wait => { r.map_err(protocol)?; }
-                _ = stop.wait_for(|s| *s) => return Ok(()),
+                () = stop.cancelled() => return Ok(()),
             }
             session = handle.done().await.map_err(protocol)?;
         } else {
             let stopped = tokio::select! {
                 () = tokio::time::sleep(Duration::from_secs(cfg.imap_poll_seconds.max(1))) => false,
-                _ = stop.wait_for(|s| *s) => true,
+                () = stop.cancelled() => true,
             };
             if stopped {
                 let _ = session.logout().await;

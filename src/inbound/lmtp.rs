@@ -5,34 +5,22 @@
 //! again. The size limit is announced (SIZE) and enforced.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
+use tokio_util::sync::CancellationToken;
 
 use smtp_proto::Request;
 use smtp_proto::request::receiver::DataReceiver;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::watch;
 
-use crate::config::Config;
-use crate::intake::{Intake, IntakeError};
-use crate::outbound::templates::Templates;
-use crate::store::Store;
+use crate::app::App;
+use crate::intake::IntakeError;
 
 /// RFC 5321's limit on a command line, CRLF included, with room for
 /// extensions' parameters.
 const MAX_COMMAND_LINE: usize = 4096;
 
-/// What every session needs.
-#[derive(Clone)]
-pub struct LmtpContext {
-    pub store: Arc<dyn Store>,
-    pub config: Arc<Config>,
-    pub templates: Arc<Templates>,
-    pub dkim: Option<Arc<lettre::message::dkim::DkimConfig>>,
-}
-
 /// Accepts sessions until `stop` turns true.
-pub async fn serve(listener: TcpListener, ctx: LmtpContext, mut stop: watch::Receiver<bool>) {
+pub async fn serve(listener: TcpListener, ctx: App, stop: CancellationToken) {
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -46,12 +34,12 @@ pub async fn serve(listener: TcpListener, ctx: LmtpContext, mut stop: watch::Rec
                 }
                 Err(e) => tracing::warn!(error = %e, "LMTP accept failed"),
             },
-            _ = stop.wait_for(|s| *s) => return,
+            () = stop.cancelled() => return,
         }
     }
 }
 
-async fn session(stream: TcpStream, peer: SocketAddr, ctx: LmtpContext) -> std::io::Result<()> {
+async fn session(stream: TcpStream, peer: SocketAddr, ctx: App) -> std::io::Result<()> {
     let (read, mut write) = stream.into_split();
     let mut reader = BufReader::new(read);
     let domain = ctx.config.mail.domain.clone();
@@ -196,13 +184,8 @@ async fn receive_data(
 }
 
 /// The reply for each recipient once the message is (or is not) stored.
-async fn accept(ctx: &LmtpContext, message: &[u8], peer: SocketAddr) -> String {
-    let intake = Intake {
-        store: ctx.store.as_ref(),
-        config: &ctx.config,
-        templates: &ctx.templates,
-        dkim: ctx.dkim.as_deref(),
-    };
+async fn accept(ctx: &App, message: &[u8], peer: SocketAddr) -> String {
+    let intake = ctx.intake();
     match intake.accept(message, "lmtp").await {
         Ok(outcome) => {
             tracing::info!(%peer, outcome = %outcome.describe(), "LMTP message taken in");

@@ -2,6 +2,9 @@
 //! `cur/`. A message is moved only after it is stored, so a crash between
 //! the two means it is read again, recognised as already stored, and moved.
 
+use tokio_util::sync::CancellationToken;
+
+use crate::app::App;
 use std::path::{Path, PathBuf};
 
 use crate::intake::{BATCH_BYTES, BATCH_MESSAGES, Intake, Outcome};
@@ -32,6 +35,29 @@ pub fn ensure(dir: &Path) -> Result<(), MaildirError> {
         })?;
     }
     Ok(())
+}
+
+/// How often `serve` looks in new/ for dropped messages.
+const WATCH_INTERVAL: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// `serve`'s watch on the drop folder: a sweep every half second until
+/// `stop`.
+pub async fn watch(app: App, dir: PathBuf, stop: CancellationToken) {
+    tracing::info!(maildir = %dir.display(), "watching for dropped messages in new/");
+    let max = app.config.inbound.max_message_bytes;
+    loop {
+        match sweep(&app.intake(), &dir, max).await {
+            Ok((s, _)) if s.taken > 0 => {
+                tracing::info!(taken = s.taken, left = s.left, "maildir sweep")
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "maildir sweep failed"),
+        }
+        tokio::select! {
+            () = tokio::time::sleep(WATCH_INTERVAL) => {}
+            () = stop.cancelled() => return,
+        }
+    }
 }
 
 /// Takes in every message in `dir/new`, oldest name first, in batches: each

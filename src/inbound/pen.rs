@@ -5,20 +5,17 @@
 //! restarted at the scheduled minute, or two daemons sharing PostgreSQL,
 //! queue it once. An empty pen sends nothing.
 
-use std::str::FromStr;
-
 use chrono::{DateTime, NaiveDate, Utc};
 use chrono_tz::Tz;
-use lettre::message::dkim::DkimConfig;
 use serde_json::json;
 
-use crate::config::Config;
+use crate::app::App;
 use crate::domain::{EmailAddress, Language, ReplyKey};
 use crate::intake::types::InboundSummary;
 use crate::outbound::message::{self, MessageError, Outgoing};
 use crate::outbound::outbox::NewMessage;
-use crate::outbound::templates::{TemplateError, Templates};
-use crate::store::{Store, StoreError};
+use crate::outbound::templates::TemplateError;
+use crate::store::StoreError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PenError {
@@ -28,8 +25,6 @@ pub enum PenError {
     Template(#[from] TemplateError),
     #[error(transparent)]
     Message(#[from] MessageError),
-    #[error("inbound.pen_summary is not a schedule cocreate can read: {0}")]
-    Schedule(String),
 }
 
 /// Messages listed one by one; the rest are counted.
@@ -48,15 +43,14 @@ pub enum Summary {
 
 /// The summary's email for `date`, or None when the pen is empty.
 pub fn compose(
-    config: &Config,
-    templates: &Templates,
-    dkim: Option<&DkimConfig>,
+    app: &App,
     held: &[InboundSummary],
     date: NaiveDate,
 ) -> Result<Option<NewMessage>, PenError> {
     if held.is_empty() {
         return Ok(None);
     }
+    let config = app.config.as_ref();
     let lang = config.inbound.pen_summary_language;
     let tz = config.office.time_zone;
     let office_name = match lang {
@@ -86,7 +80,7 @@ pub fn compose(
         "messages": messages,
         "more": held.len().saturating_sub(LISTED),
     });
-    let rendered = templates.render("pen_summary", lang, &context)?;
+    let rendered = app.templates.render("pen_summary", lang, &context)?;
     let from = EmailAddress::parse(&config.mail.from).expect("checked when the config loaded");
     let message_id = format!("pen.{}@{}", ReplyKey::generate(), config.mail.domain);
     let bytes = message::build(
@@ -103,7 +97,7 @@ pub fn compose(
             list: None,
             attachments: &[],
         },
-        dkim,
+        app.dkim.as_deref(),
     )?;
     Ok(Some(NewMessage {
         idempotency_key: format!("pen_summary:{date}"),
@@ -119,42 +113,18 @@ pub fn compose(
 
 /// Queues today's summary (in the office's time zone) unless the pen is
 /// empty or it was queued already.
-pub async fn queue_summary(
-    store: &dyn Store,
-    config: &Config,
-    templates: &Templates,
-    dkim: Option<&DkimConfig>,
-    now: DateTime<Utc>,
-) -> Result<Summary, PenError> {
-    let held = store.inbound_in_state("held").await?;
-    let date = now.with_timezone(&config.office.time_zone).date_naive();
-    let Some(message) = compose(config, templates, dkim, &held, date)? else {
+pub async fn queue_summary(app: &App, now: DateTime<Utc>) -> Result<Summary, PenError> {
+    let held = app.store.inbound_in_state("held").await?;
+    let date = now.with_timezone(&app.config.office.time_zone).date_naive();
+    let Some(message) = compose(app, &held, date)? else {
         return Ok(Summary::Empty);
     };
-    Ok(match store.enqueue(std::slice::from_ref(&message)).await? {
-        0 => Summary::AlreadyQueued,
-        _ => Summary::Queued(held.len()),
-    })
-}
-
-/// The schedule of `inbound.pen_summary` (cron syntax with seconds, in the
-/// office's time zone); None when it is empty (no summaries).
-pub fn schedule(config: &Config) -> Result<Option<cron::Schedule>, PenError> {
-    let spec = config.inbound.pen_summary.trim();
-    if spec.is_empty() {
-        return Ok(None);
-    }
-    cron::Schedule::from_str(spec)
-        .map(Some)
-        .map_err(|e| PenError::Schedule(format!("'{spec}': {e}")))
-}
-
-/// The next time the schedule fires after `now`.
-pub fn next_run(schedule: &cron::Schedule, tz: Tz, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
-    schedule
-        .after(&now.with_timezone(&tz))
-        .next()
-        .map(|t| t.with_timezone(&Utc))
+    Ok(
+        match app.store.enqueue(std::slice::from_ref(&message)).await? {
+            0 => Summary::AlreadyQueued,
+            _ => Summary::Queued(held.len()),
+        },
+    )
 }
 
 fn local(t: DateTime<Utc>, tz: Tz) -> String {
@@ -180,19 +150,13 @@ mod tests {
             .collect()
     }
 
-    #[test]
-    fn an_empty_pen_sends_nothing_and_a_full_one_lists_what_waits() {
-        let config = Config::embedded().unwrap();
-        let templates = Templates::load(None).unwrap();
+    #[tokio::test]
+    async fn an_empty_pen_sends_nothing_and_a_full_one_lists_what_waits() {
+        let app = App::in_memory().await;
+        let config = app.config.as_ref();
         let date = NaiveDate::from_ymd_opt(2026, 12, 3).unwrap();
-        assert!(
-            compose(&config, &templates, None, &[], date)
-                .unwrap()
-                .is_none()
-        );
-        let m = compose(&config, &templates, None, &held(53), date)
-            .unwrap()
-            .unwrap();
+        assert!(compose(&app, &[], date).unwrap().is_none());
+        let m = compose(&app, &held(53), date).unwrap().unwrap();
         assert_eq!(m.idempotency_key, "pen_summary:2026-12-03");
         assert_eq!(m.recipient, config.office.email);
         let parsed = mail_parser::MessageParser::default()
@@ -218,19 +182,5 @@ mod tests {
             parsed.header("Auto-Submitted").and_then(|h| h.as_text()),
             Some("auto-generated")
         );
-    }
-
-    #[test]
-    fn the_schedule_is_read_in_the_office_time_zone() {
-        let mut config = Config::embedded().unwrap();
-        let s = schedule(&config).unwrap().unwrap();
-        // 08:00 in Tirana on a weekday is 07:00 UTC in winter.
-        let now: DateTime<Utc> = "2026-12-03T07:30:00Z".parse().unwrap();
-        let next = next_run(&s, config.office.time_zone, now).unwrap();
-        assert_eq!(next.to_rfc3339(), "2026-12-04T07:00:00+00:00");
-        config.inbound.pen_summary = String::new();
-        assert!(schedule(&config).unwrap().is_none());
-        config.inbound.pen_summary = "every morning".into();
-        assert!(schedule(&config).is_err());
     }
 }

@@ -14,10 +14,10 @@ pub mod types;
 use std::collections::HashSet;
 
 use chrono::Utc;
-use lettre::message::dkim::DkimConfig;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
+use crate::app::App;
 use crate::config::{Config, InboundConfig};
 use crate::consultation::Consultation;
 use crate::domain::{Language, ReceiptNo, ReplyKey};
@@ -31,7 +31,7 @@ use crate::inbound::trim::{Trimmed, trim};
 use crate::outbound::message::{self, MessageError, Outgoing};
 use crate::outbound::outbox::{NewMessage, ReplyKeyRecord};
 use crate::outbound::outreach::Sender;
-use crate::outbound::templates::{TemplateError, Templates};
+use crate::outbound::templates::TemplateError;
 use crate::registry::Cso;
 use crate::store::{Store, StoreError};
 use types::{
@@ -156,11 +156,10 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
     haystack.windows(needle.len()).position(|w| w == needle)
 }
 
+/// Taking messages in, with the App's store, config and templates
+/// (`App::intake`).
 pub struct Intake<'a> {
-    pub store: &'a dyn Store,
-    pub config: &'a Config,
-    pub templates: &'a Templates,
-    pub dkim: Option<&'a DkimConfig>,
+    pub app: &'a App,
 }
 
 /// What processing one message decided, before anything is written.
@@ -344,7 +343,7 @@ impl Intake<'_> {
         );
         let mut read_in: Vec<ReadIn<'_>> = items.iter().map(|(raw, _)| (*raw, None)).collect();
         on_every_core(&mut read_in, |(raw, out)| {
-            *out = Some((dedupe_key(raw), read(raw, &self.config.inbound)));
+            *out = Some((dedupe_key(raw), read(raw, &self.app.config.inbound)));
         });
         let mut files = Vec::new();
         let (keys, parsed): (Vec<String>, Vec<Result<Reading, ParseError>>) = read_in
@@ -380,7 +379,7 @@ impl Intake<'_> {
                 }
             })
             .collect();
-        let stored = match self.store.store_inbound_many(&news).await {
+        let stored = match self.app.store.store_inbound_many(&news).await {
             Ok(s) => s,
             Err(e) => {
                 if let Some(w) = writer {
@@ -418,12 +417,12 @@ impl Intake<'_> {
 
     /// Processes messages stored but not processed, e.g. after a crash.
     pub async fn process_pending(&self) -> Result<usize, IntakeError> {
-        let pending = self.store.unprocessed_inbound().await?;
+        let pending = self.app.store.unprocessed_inbound().await?;
         let n = pending.len();
         for chunk in pending.chunks(BATCH_MESSAGES) {
             let work = chunk
                 .iter()
-                .map(|(id, raw)| (*id, read_now(raw, &self.config.inbound)))
+                .map(|(id, raw)| (*id, read_now(raw, &self.app.config.inbound)))
                 .collect();
             for r in self.process_batch(work).await {
                 r?;
@@ -435,14 +434,14 @@ impl Intake<'_> {
     /// Classifies, routes and records one stored message. A message that
     /// already has a proposal keeps it, unchanged.
     pub async fn process(&self, id: i64, raw: &[u8]) -> Result<Outcome, IntakeError> {
-        if let Some(receipt_no) = self.store.receipt_for_message(id).await? {
+        if let Some(receipt_no) = self.app.store.receipt_for_message(id).await? {
             return Ok(Outcome::Proposal {
                 id,
                 receipt_no,
                 receipt: false,
             });
         }
-        self.process_batch(vec![(id, read_now(raw, &self.config.inbound))])
+        self.process_batch(vec![(id, read_now(raw, &self.app.config.inbound))])
             .await
             .pop()
             .unwrap_or_else(|| Err(IntakeError::NotRecorded("nothing was decided".into())))
@@ -457,7 +456,7 @@ impl Intake<'_> {
         let parsed = work
             .iter()
             .filter_map(|(_, r)| r.as_ref().ok().map(|r| &r.parsed));
-        let mut batch = match Batch::load(self.store, self.config, parsed).await {
+        let mut batch = match Batch::load(self.app.store.as_ref(), &self.app.config, parsed).await {
             Ok(b) => b,
             Err(e) => {
                 let e = e.to_string();
@@ -480,7 +479,7 @@ impl Intake<'_> {
             .filter_map(|d| d.as_ref().ok())
             .flat_map(|d| d.writes.iter().cloned())
             .collect();
-        let mut applied = match self.store.apply_intake(&writes).await {
+        let mut applied = match self.app.store.apply_intake(&writes).await {
             Ok(a) => a.into_iter(),
             Err(e) => {
                 let e = e.to_string();
@@ -510,16 +509,16 @@ impl Intake<'_> {
     ) -> Result<Decision, IntakeError> {
         let Reading { parsed, trimmed } = reading;
         let parsed = &parsed;
-        if let Some((classification, why)) = automated(parsed, &self.config.mail) {
+        if let Some((classification, why)) = automated(parsed, &self.app.config.mail) {
             let mut writes = Vec::new();
             if classification == Classification::Bounce {
                 // Believed only for an address a quoted key of ours was sent to.
-                let keys = bounce::quoted_keys(&parsed.raw, &self.config.mail);
+                let keys = bounce::quoted_keys(&parsed.raw, &self.app.config.mail);
                 let now = chrono::Utc::now();
                 let sent_to: Vec<String> = if keys.is_empty() {
                     Vec::new()
                 } else {
-                    let found = self.store.intake_lookups(&keys, &[], now, now).await?;
+                    let found = self.app.store.intake_lookups(&keys, &[], now, now).await?;
                     found
                         .reply_keys
                         .values()
@@ -559,8 +558,8 @@ impl Intake<'_> {
             });
         }
         let r = route_among(
-            self.store,
-            self.config,
+            self.app.store.as_ref(),
+            &self.app.config,
             &batch.consultations,
             &batch.known,
             parsed,
@@ -630,6 +629,7 @@ impl Intake<'_> {
         cso_id: i64,
     ) -> Result<Outcome, IntakeError> {
         let (_, raw) = self
+            .app
             .store
             .inbound_raw(id)
             .await?
@@ -638,7 +638,12 @@ impl Intake<'_> {
             Ok(p) => p,
             Err(e) => return self.record(hold(id, e.to_string())).await,
         };
-        let mut batch = Batch::load(self.store, self.config, std::iter::once(&parsed)).await?;
+        let mut batch = Batch::load(
+            self.app.store.as_ref(),
+            &self.app.config,
+            std::iter::once(&parsed),
+        )
+        .await?;
         let consultation = batch
             .consultations
             .iter()
@@ -646,9 +651,9 @@ impl Intake<'_> {
             .cloned()
             .ok_or_else(|| StoreError::NotFound(format!("consultation {consultation_id}")))?;
         let today = Utc::now()
-            .with_timezone(&self.config.office.time_zone)
+            .with_timezone(&self.app.config.office.time_zone)
             .date_naive();
-        let cso = self.store.cso(cso_id).await?;
+        let cso = self.app.store.cso(cso_id).await?;
         let place = Placement {
             consultation: &consultation,
             cso: cso.as_ref(),
@@ -681,7 +686,7 @@ impl Intake<'_> {
             let m = self.finish(a)?;
             decision.attach(m);
         }
-        let applied = self.store.apply_intake(&decision.writes).await?;
+        let applied = self.app.store.apply_intake(&decision.writes).await?;
         Ok(decision.settle(applied))
     }
 
@@ -693,7 +698,7 @@ impl Intake<'_> {
             .acknowledgements
             .entry(address.to_string())
             .or_default();
-        if *recent >= u64::from(self.config.mail.receipts_per_address_per_hour) {
+        if *recent >= u64::from(self.app.config.mail.receipts_per_address_per_hour) {
             tracing::warn!(
                 address,
                 recent = *recent,
@@ -776,7 +781,8 @@ impl Intake<'_> {
         receipt_no: &str,
         batch: &mut Batch,
     ) -> Result<Decision, IntakeError> {
-        let Some((proposal_id, _, _)) = self.store.proposal_by_receipt(receipt_no).await? else {
+        let Some((proposal_id, _, _)) = self.app.store.proposal_by_receipt(receipt_no).await?
+        else {
             return Ok(hold(
                 id,
                 format!("a reply to receipt {receipt_no}, which no proposal has"),
@@ -891,11 +897,7 @@ impl Intake<'_> {
     }
 
     fn sender(&self) -> Sender<'_> {
-        Sender {
-            config: self.config,
-            templates: self.templates,
-            dkim: self.dkim,
-        }
+        self.app.sender()
     }
 
     /// Renders and builds an acknowledgement: the costliest step of intake,
@@ -904,7 +906,7 @@ impl Intake<'_> {
         let sender = self.sender();
         let mut context = sender.base_context(&a.consultation.spec, a.lang, &a.name, &a.key);
         let today = Utc::now()
-            .with_timezone(&self.config.office.time_zone)
+            .with_timezone(&self.app.config.office.time_zone)
             .date_naive();
         context["receipt_no"] = json!(a.receipt_no.as_str());
         context["late"] = json!(a.consultation.spec.closes_on < today);
@@ -927,7 +929,7 @@ impl Intake<'_> {
                 }))
                 .collect::<Vec<_>>()
         );
-        let rendered = self.templates.render(a.template, a.lang, &context)?;
+        let rendered = self.app.templates.render(a.template, a.lang, &context)?;
         let from = sender.from();
         let mut message = a.message;
         let reply_to = sender.reply_address(&a.key);
@@ -935,7 +937,7 @@ impl Intake<'_> {
             "{}.{}@{}",
             a.key,
             ReplyKey::generate(),
-            self.config.mail.domain
+            self.app.config.mail.domain
         );
         message.message = message::build(
             &Outgoing {
@@ -951,7 +953,7 @@ impl Intake<'_> {
                 list: None,
                 attachments: &[],
             },
-            self.dkim,
+            self.app.dkim.as_deref(),
         )?;
         Ok(message)
     }

@@ -2,13 +2,15 @@
 
 use std::sync::Arc;
 use std::time::Duration;
+use tokio_util::sync::CancellationToken;
 
 use chrono::{DateTime, Utc};
 use rand::Rng;
 use serde::Serialize;
-use tokio::sync::{Semaphore, mpsc, watch};
+use tokio::sync::{Semaphore, mpsc};
 
 use super::transport::{SendError, Transport};
+use crate::app::App;
 use crate::config::OutboxConfig;
 use crate::domain::{EmailAddress, ReplyKey};
 use crate::store::{Store, StoreError};
@@ -128,18 +130,19 @@ impl PassSummary {
 }
 
 impl Worker {
-    pub fn new(store: Arc<dyn Store>, transport: Arc<Transport>, config: OutboxConfig) -> Self {
-        Self {
-            store,
-            transport,
-            config,
-        }
+    /// A worker with the App's store and transport.
+    pub fn new(app: &App) -> Result<Self, OutboxError> {
+        Ok(Self {
+            store: app.store.clone(),
+            transport: app.transport()?,
+            config: app.config.outbox.clone(),
+        })
     }
 
     /// Delivers everything due now, batch after batch, and returns when
     /// nothing is due.
     pub async fn flush(&self) -> Result<PassSummary, OutboxError> {
-        let (_keep, never) = watch::channel(false);
+        let never = CancellationToken::new();
         let mut total = PassSummary::default();
         loop {
             let pass = self.pass(&never).await?;
@@ -172,11 +175,11 @@ impl Worker {
     /// When the relay refuses cocreate itself, delivery pauses with backoff
     /// (the outbox's retry settings) and the refusal is recorded once, not
     /// per message; the first pass that sends again clears it.
-    pub async fn run(&self, mut stop: watch::Receiver<bool>) {
+    pub async fn run(&self, stop: CancellationToken) {
         let mut refusals: u32 = 0;
         let mut since = Utc::now();
         loop {
-            if *stop.borrow() {
+            if stop.is_cancelled() {
                 return;
             }
             match self.pass(&stop).await {
@@ -201,7 +204,7 @@ impl Worker {
                     }
                     tokio::select! {
                         _ = tokio::time::sleep(wait.to_std().unwrap_or_default()) => {}
-                        _ = stop.wait_for(|s| *s) => return,
+                        () = stop.cancelled() => return,
                     }
                     continue;
                 }
@@ -230,7 +233,7 @@ impl Worker {
             }
             tokio::select! {
                 _ = tokio::time::sleep(Duration::from_secs(1)) => {}
-                _ = stop.wait_for(|s| *s) => return,
+                () = stop.cancelled() => return,
             }
         }
     }
@@ -245,7 +248,7 @@ impl Worker {
     ///
     /// When `stop` turns true, no further message is handed over: those in
     /// flight finish and are recorded, the rest go back to the queue.
-    pub async fn pass(&self, stop: &watch::Receiver<bool>) -> Result<PassSummary, OutboxError> {
+    pub async fn pass(&self, stop: &CancellationToken) -> Result<PassSummary, OutboxError> {
         let concurrency = self.config.concurrency.max(1) as usize;
         // Enough per claim that the pause between passes is rare, but never
         // more than the rate limit lets us send in half the claim's lease,
@@ -269,7 +272,6 @@ impl Worker {
         let refused = std::sync::atomic::AtomicBool::new(false);
 
         let dispatch = async {
-            let mut stop = stop.clone();
             let mut pacer = Pacer::new(self.config.rate_per_second);
             let mut unsent = Vec::new();
             let mut claimed = claimed.into_iter();
@@ -277,7 +279,7 @@ impl Worker {
                 // Closed when recording fails: then nothing more is sent.
                 let permit = tokio::select! {
                     p = permits.clone().acquire_owned() => p.ok(),
-                    _ = stop.wait_for(|s| *s) => None,
+                    () = stop.cancelled() => None,
                 };
                 let Some(permit) = permit else {
                     unsent.push(m.id);
@@ -290,7 +292,7 @@ impl Worker {
                 if let Some(at) = pacer.next_slot() {
                     tokio::select! {
                         () = tokio::time::sleep_until(at) => {}
-                        _ = stop.wait_for(|s| *s) => {
+                        () = stop.cancelled() => {
                             unsent.push(m.id);
                             break;
                         }

@@ -11,14 +11,14 @@ use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
 use chrono::{Datelike, NaiveDate, NaiveDateTime, Weekday};
-use lettre::message::dkim::DkimConfig;
 use serde::Serialize;
 use serde_json::{Value, json};
 
 use super::ics::meeting_ics;
 use super::message::{self, Attachment, ListHeaders, MessageError, Outgoing};
 use super::outbox::{NewMessage, ReplyKeyRecord};
-use super::templates::{TemplateError, Templates};
+use super::templates::TemplateError;
+use crate::app::App;
 use crate::config::Config;
 use crate::consultation::{Consultation, ConsultationSpec, ConsultationState};
 use crate::domain::{EmailAddress, Language, ReplyKey, WorkingCalendar};
@@ -213,22 +213,21 @@ pub async fn plan(
     Ok(plan)
 }
 
-/// What every message needs besides the recipient.
+/// What every message needs besides the recipient, from the App
+/// (`App::sender`).
 pub struct Sender<'a> {
-    pub config: &'a Config,
-    pub templates: &'a Templates,
-    pub dkim: Option<&'a DkimConfig>,
+    pub app: &'a App,
 }
 
 impl Sender<'_> {
     pub(crate) fn from(&self) -> EmailAddress {
-        EmailAddress::parse(&self.config.mail.from).expect("checked when the config loaded")
+        EmailAddress::parse(&self.app.config.mail.from).expect("checked when the config loaded")
     }
 
     pub(crate) fn office_name(&self, lang: Language) -> &str {
         match lang {
-            Language::Sq => &self.config.office.name_sq,
-            Language::En => &self.config.office.name_en,
+            Language::Sq => &self.app.config.office.name_sq,
+            Language::En => &self.app.config.office.name_en,
         }
     }
 
@@ -239,7 +238,7 @@ impl Sender<'_> {
         name: &str,
         key: &ReplyKey,
     ) -> Value {
-        let config = self.config;
+        let config = &self.app.config;
         let area = config.policy_area(&spec.policy_area);
         let (title, description) = match lang {
             Language::Sq => (&spec.title_sq, &spec.description_sq),
@@ -291,14 +290,14 @@ impl Sender<'_> {
     pub(crate) fn draft_reply_address(&self, key: &ReplyKey, number: u32) -> String {
         format!(
             "{}+{key}-d{number}@{}",
-            self.config.mail.reply_local, self.config.mail.domain
+            self.app.config.mail.reply_local, self.app.config.mail.domain
         )
     }
 
     pub(crate) fn reply_address(&self, key: &ReplyKey) -> String {
         format!(
             "{}+{key}@{}",
-            self.config.mail.reply_local, self.config.mail.domain
+            self.app.config.mail.reply_local, self.app.config.mail.domain
         )
     }
 
@@ -314,9 +313,13 @@ impl Sender<'_> {
         key: &ReplyKey,
         attachments: &[Attachment],
     ) -> Result<Vec<u8>, OutreachError> {
-        let rendered = self.templates.render(email, lang, context)?;
+        let rendered = self.app.templates.render(email, lang, context)?;
         let reply_to = self.reply_address(key);
-        let message_id = format!("{key}.{}@{}", ReplyKey::generate(), self.config.mail.domain);
+        let message_id = format!(
+            "{key}.{}@{}",
+            ReplyKey::generate(),
+            self.app.config.mail.domain
+        );
         let unsubscribe = context["unsubscribe_url"]
             .as_str()
             .unwrap_or_default()
@@ -334,12 +337,12 @@ impl Sender<'_> {
                 auto_submitted: "auto-generated",
                 rendered: &rendered,
                 list: Some(ListHeaders {
-                    list_id: &self.config.mail.list_id,
+                    list_id: &self.app.config.mail.list_id,
                     unsubscribe_url: &unsubscribe,
                 }),
                 attachments,
             },
-            self.dkim,
+            self.app.dkim.as_deref(),
         )?;
         Ok(bytes)
     }
@@ -353,8 +356,8 @@ impl Sender<'_> {
         if let Some(ics) = meeting_ics(
             spec,
             lang,
-            self.config.office.time_zone,
-            &self.config.mail.domain,
+            self.app.config.office.time_zone,
+            &self.app.config.mail.domain,
         ) {
             out.push(Attachment {
                 filename: match lang {
@@ -397,7 +400,7 @@ pub async fn send(
             state: consultation.state.as_str(),
         });
     }
-    let plan = plan(store, sender.config, consultation).await?;
+    let plan = plan(store, &sender.app.config, consultation).await?;
     let spec = &consultation.spec;
     let attachments: HashMap<Language, Vec<Attachment>> = [Language::Sq, Language::En]
         .into_iter()
@@ -430,7 +433,7 @@ pub async fn send(
             idempotency_key: invitation_key(consultation.id, r.cso_id, &address),
             kind: "invitation",
             recipient: address.clone(),
-            envelope_from: sender.config.mail.from.clone(),
+            envelope_from: sender.app.config.mail.from.clone(),
             consultation_id: Some(consultation.id),
             cso_id: Some(r.cso_id),
             message: bytes,
@@ -535,7 +538,7 @@ pub async fn extension_notices(
             ),
             kind: "deadline_extended",
             recipient: address.clone(),
-            envelope_from: sender.config.mail.from.clone(),
+            envelope_from: sender.app.config.mail.from.clone(),
             consultation_id: Some(consultation.id),
             cso_id: Some(cso_id),
             message: bytes,

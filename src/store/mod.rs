@@ -199,6 +199,18 @@ pub trait Store: Send + Sync + 'static {
     /// Records the relay's refusal, or clears it (`None`) once it accepts.
     async fn set_relay_refusal(&self, refusal: Option<&RelayRefusal>) -> Result<(), StoreError>;
 
+    // ----- schedules -----
+
+    /// Up to when a scheduled job has dealt with its scheduled times; None
+    /// for a job never seen.
+    async fn schedule_watermark(&self, job: &str) -> Result<Option<DateTime<Utc>>, StoreError>;
+
+    async fn set_schedule_watermark(
+        &self,
+        job: &str,
+        done_through: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
+
     // ----- inbound mail and proposals -----
 
     /// Stores messages byte for byte, all in one transaction: each one's id,

@@ -1821,3 +1821,46 @@ where
     }
     Ok(())
 }
+
+pub(super) async fn schedule_watermark<DB>(
+    pool: &Pool<DB>,
+    job: &str,
+) -> Result<Option<DateTime<Utc>>, StoreError>
+where
+    DB: Database,
+    for<'c> &'c Pool<DB>: Executor<'c, Database = DB>,
+    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
+    for<'q> &'q str: Encode<'q, DB> + Type<DB>,
+    (DateTime<Utc>,): for<'r> FromRow<'r, DB::Row>,
+{
+    let row: Option<(DateTime<Utc>,)> = sqlx::query_as::<DB, (DateTime<Utc>,)>(
+        "SELECT done_through FROM schedule_watermarks WHERE job = $1",
+    )
+    .bind(job)
+    .fetch_optional(pool)
+    .await?;
+    Ok(row.map(|(t,)| t))
+}
+
+pub(super) async fn set_schedule_watermark<DB>(
+    conn: &mut DB::Connection,
+    job: &str,
+    done_through: DateTime<Utc>,
+) -> Result<(), StoreError>
+where
+    DB: Database,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
+    for<'q> &'q str: Encode<'q, DB> + Type<DB>,
+    for<'q> DateTime<Utc>: Encode<'q, DB> + Type<DB>,
+{
+    sqlx::query::<DB>(
+        "INSERT INTO schedule_watermarks (job, done_through) VALUES ($1, $2) \
+         ON CONFLICT (job) DO UPDATE SET done_through = excluded.done_through",
+    )
+    .bind(job)
+    .bind(done_through)
+    .execute(conn)
+    .await?;
+    Ok(())
+}

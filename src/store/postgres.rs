@@ -457,4 +457,19 @@ impl Store for PostgresStore {
         tx.commit().await?;
         Ok(())
     }
+
+    async fn schedule_watermark(&self, job: &str) -> Result<Option<DateTime<Utc>>, StoreError> {
+        portable::schedule_watermark(&self.pool, job).await
+    }
+
+    async fn set_schedule_watermark(
+        &self,
+        job: &str,
+        done_through: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        portable::set_schedule_watermark::<Postgres>(&mut tx, job, done_through).await?;
+        tx.commit().await?;
+        Ok(())
+    }
 }

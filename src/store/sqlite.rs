@@ -446,4 +446,19 @@ impl Store for SqliteStore {
         tx.commit().await?;
         Ok(())
     }
+
+    async fn schedule_watermark(&self, job: &str) -> Result<Option<DateTime<Utc>>, StoreError> {
+        portable::schedule_watermark(&self.read, job).await
+    }
+
+    async fn set_schedule_watermark(
+        &self,
+        job: &str,
+        done_through: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.write.begin_with("BEGIN IMMEDIATE").await?;
+        portable::set_schedule_watermark::<Sqlite>(&mut tx, job, done_through).await?;
+        tx.commit().await?;
+        Ok(())
+    }
 }

@@ -4,7 +4,6 @@
 mod unsubscribe;
 mod webhook;
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
@@ -12,22 +11,11 @@ use axum::extract::DefaultBodyLimit;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
-use lettre::message::dkim::DkimConfig;
 
-use crate::config::Config;
-use crate::outbound::templates::Templates;
-use crate::store::Store;
+use crate::app::App;
 
-/// What every handler can reach.
-#[derive(Clone)]
-pub struct AppState {
-    pub store: Arc<dyn Store>,
-    pub config: Arc<Config>,
-    pub templates: Arc<Templates>,
-    pub dkim: Option<Arc<DkimConfig>>,
-}
-
-pub fn router(state: AppState) -> Router {
+/// Every handler reaches the App as axum state.
+pub fn router(state: App) -> Router {
     let max = state.config.inbound.max_message_bytes;
     Router::new()
         .route(
@@ -45,7 +33,7 @@ pub fn router(state: AppState) -> Router {
 /// 200 when the store answers within two seconds, 503 otherwise: a daemon
 /// that cannot store a proposal must not be sent any. A relay refusing
 /// cocreate does not stop intake, so it is a line of detail, not a 503.
-async fn healthz(State(state): State<AppState>) -> (StatusCode, String) {
+async fn healthz(State(state): State<App>) -> (StatusCode, String) {
     let check = async {
         state.store.ping().await?;
         state.store.relay_refusal().await

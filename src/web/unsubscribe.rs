@@ -10,7 +10,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Html;
 
-use super::AppState;
+use crate::app::App;
 use crate::domain::ReplyKey;
 
 fn page(title: &str, body: &str) -> Html<String> {
@@ -34,10 +34,7 @@ fn unknown() -> (StatusCode, Html<String>) {
     )
 }
 
-pub async fn show(
-    State(state): State<AppState>,
-    Path(key): Path<String>,
-) -> (StatusCode, Html<String>) {
+pub async fn show(State(state): State<App>, Path(key): Path<String>) -> (StatusCode, Html<String>) {
     let Ok(key) = ReplyKey::parse(&key) else {
         return unknown();
     };
@@ -74,7 +71,7 @@ pub async fn show(
 }
 
 pub async fn confirm(
-    State(state): State<AppState>,
+    State(state): State<App>,
     Path(key): Path<String>,
     body: String,
 ) -> (StatusCode, Html<String>) {

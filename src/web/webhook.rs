@@ -9,8 +9,8 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use serde_json::{Value, json};
 
-use super::AppState;
-use crate::intake::{Intake, IntakeError};
+use crate::app::App;
+use crate::intake::IntakeError;
 
 /// Compares without stopping at the first difference, so response times do
 /// not reveal how much of a guess was right.
@@ -24,7 +24,7 @@ fn same_secret(given: &[u8], expected: &[u8]) -> bool {
 }
 
 pub async fn receive(
-    State(state): State<AppState>,
+    State(state): State<App>,
     headers: HeaderMap,
     body: Bytes,
 ) -> (StatusCode, Json<Value>) {
@@ -51,12 +51,7 @@ pub async fn receive(
             Json(json!({ "error": "the request body is empty; send the raw message" })),
         );
     }
-    let intake = Intake {
-        store: state.store.as_ref(),
-        config: &state.config,
-        templates: &state.templates,
-        dkim: state.dkim.as_deref(),
-    };
+    let intake = state.intake();
     match intake.accept(&body, "webhook").await {
         Ok(outcome) => (StatusCode::OK, Json(outcome.to_json())),
         Err(IntakeError::NotStored(e)) => {

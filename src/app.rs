@@ -1,0 +1,125 @@
+//! The application context: what every command, HTTP route, listener,
+//! source, scheduled job and worker needs, opened once and handed to each.
+//!
+//! Cloning an `App` is cheap (a few `Arc`s), so a task takes its own copy
+//! instead of borrowing from `serve`.
+
+use std::sync::{Arc, OnceLock};
+
+use chrono::{DateTime, Utc};
+use lettre::message::dkim::DkimConfig;
+
+use crate::config::Config;
+use crate::intake::Intake;
+use crate::outbound::message::{MessageError, load_dkim};
+use crate::outbound::outreach::Sender;
+use crate::outbound::templates::{TemplateError, Templates};
+use crate::outbound::transport::{Transport, TransportError};
+use crate::store::{self, Store, StoreError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Template(#[from] TemplateError),
+    #[error(transparent)]
+    Dkim(#[from] MessageError),
+}
+
+#[derive(Clone)]
+pub struct App {
+    pub config: Arc<Config>,
+    pub store: Arc<dyn Store>,
+    /// Checked when the App is opened: a broken override stops cocreate at
+    /// start, not at the first receipt.
+    pub templates: Arc<Templates>,
+    pub dkim: Option<Arc<DkimConfig>>,
+    pub clock: Clock,
+    /// Made on first use: most commands never send, and a relay's missing
+    /// password must not stop `registry list`.
+    transport: Arc<OnceLock<Arc<Transport>>>,
+}
+
+impl App {
+    /// Opens the store (applying migrations), loads the templates and the
+    /// DKIM key.
+    pub async fn open(config: Config) -> Result<Self, AppError> {
+        let store = store::open(&config.database).await?;
+        Self::with_store(config, store)
+    }
+
+    /// An App over a store that is already open.
+    pub fn with_store(config: Config, store: Arc<dyn Store>) -> Result<Self, AppError> {
+        let templates = Templates::load(config.mail.templates_dir.as_deref())?;
+        let dkim = load_dkim(&config.mail)?.map(Arc::new);
+        Ok(Self {
+            config: Arc::new(config),
+            store,
+            templates: Arc::new(templates),
+            dkim,
+            clock: Clock::from_env(),
+            transport: Arc::new(OnceLock::new()),
+        })
+    }
+
+    /// How mail leaves, as configured.
+    pub fn transport(&self) -> Result<Arc<Transport>, TransportError> {
+        if let Some(t) = self.transport.get() {
+            return Ok(t.clone());
+        }
+        let made = Arc::new(Transport::from_config(&self.config)?);
+        Ok(self.transport.get_or_init(|| made).clone())
+    }
+
+    /// Taking messages in.
+    pub fn intake(&self) -> Intake<'_> {
+        Intake { app: self }
+    }
+
+    /// What every outgoing message needs besides its recipient.
+    pub fn sender(&self) -> Sender<'_> {
+        Sender { app: self }
+    }
+
+    pub fn now(&self) -> DateTime<Utc> {
+        self.clock.now()
+    }
+
+    /// The built-in config over an empty SQLite database in memory, for
+    /// unit tests.
+    #[cfg(test)]
+    pub async fn in_memory() -> Self {
+        let config = Config::embedded().expect("the built-in config loads");
+        let store = std::sync::Arc::new(
+            crate::store::SqliteStore::open("sqlite::memory:")
+                .await
+                .expect("an in-memory SQLite store opens"),
+        );
+        Self::with_store(config, store).expect("the built-in templates load")
+    }
+}
+
+/// Where "now" comes from for schedules. Tests move it with
+/// `COCREATE_TEST_CLOCK_OFFSET_SECONDS` to run the real daemon "two days
+/// later" (a missed schedule) without waiting; nothing else sets it.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Clock {
+    offset: chrono::TimeDelta,
+}
+
+impl Clock {
+    pub fn from_env() -> Self {
+        let seconds = std::env::var("COCREATE_TEST_CLOCK_OFFSET_SECONDS")
+            .ok()
+            .and_then(|s| s.trim().parse::<i64>().ok())
+            .unwrap_or(0);
+        Self {
+            offset: chrono::TimeDelta::seconds(seconds),
+        }
+    }
+
+    pub fn now(&self) -> DateTime<Utc> {
+        Utc::now() + self.offset
+    }
+}
