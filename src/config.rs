@@ -12,9 +12,9 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use crate::domain::Keyword;
+use crate::domain::Schedule;
 use crate::domain::{EmailAddress, Language};
-use crate::registry::relevance::Keyword;
-use crate::schedule::Schedule;
 
 /// The documented default, compiled in so the binary works from any folder.
 pub const EMBEDDED_DEFAULT: &str = include_str!("../config/cocreate.toml");
@@ -117,7 +117,7 @@ pub struct InboundConfig {
     /// seconds, in the office's time zone; empty for never.
     #[serde(
         default = "default_pen_summary",
-        deserialize_with = "crate::schedule::optional"
+        deserialize_with = "crate::domain::optional_schedule"
     )]
     pub pen_summary: Option<Schedule>,
     #[serde(default)]

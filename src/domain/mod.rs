@@ -5,17 +5,23 @@
 //! cannot; code further in never re-checks.
 
 mod email;
+mod keyword;
 mod language;
 mod receipt_no;
 mod registration_no;
+mod relevance;
 mod reply_key;
+mod schedule;
 mod text;
 mod working_days;
 
 pub use email::{EmailAddress, EmailAddressError};
+pub use keyword::{Keyword, KeywordError};
 pub use language::{Language, LanguageError};
 pub use receipt_no::{ReceiptNo, ReceiptNoError};
 pub use registration_no::{RegistrationNumber, RegistrationNumberError};
+pub use relevance::{Relevance, RelevanceError};
 pub use reply_key::{ReplyKey, ReplyKeyError};
+pub use schedule::{Schedule, ScheduleError, optional_schedule};
 pub use text::{fold, fold_words};
 pub use working_days::WorkingCalendar;

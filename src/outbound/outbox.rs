@@ -4,93 +4,18 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use rand::Rng;
-use serde::Serialize;
 use tokio::sync::{Semaphore, mpsc};
 
 use super::transport::{SendError, Transport};
 use crate::app::App;
 use crate::config::OutboxConfig;
-use crate::domain::{EmailAddress, ReplyKey};
 use crate::store::{Store, StoreError};
 
-/// A message ready to be queued.
-#[derive(Debug, Clone)]
-pub struct NewMessage {
-    /// Unique per message meaning, e.g. `invitation:12:345:info@x.al`.
-    pub idempotency_key: String,
-    pub kind: &'static str,
-    pub recipient: EmailAddress,
-    /// Empty for the null sender.
-    pub envelope_from: String,
-    pub consultation_id: Option<i64>,
-    pub cso_id: Option<i64>,
-    /// The whole RFC 5322 message, signed if DKIM is configured.
-    pub message: Vec<u8>,
-    /// Stored in the same transaction, only if the message is new.
-    pub reply_key: Option<ReplyKeyRecord>,
-}
-
-/// What a reply key stands for.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ReplyKeyRecord {
-    pub key: ReplyKey,
-    pub consultation_id: i64,
-    pub cso_id: i64,
-    pub address: EmailAddress,
-    pub purpose: &'static str,
-    /// For a receipt's key: the proposal a reply adds to.
-    pub receipt_no: Option<String>,
-}
-
-/// A message claimed for delivery.
-#[derive(Debug, Clone)]
-pub struct OutboxMessage {
-    pub id: i64,
-    pub idempotency_key: String,
-    pub kind: String,
-    pub recipient: String,
-    pub envelope_from: String,
-    pub message: Vec<u8>,
-    /// Including this one.
-    pub attempts: u32,
-}
-
-/// The outcome of one delivery attempt.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Delivery {
-    Sent,
-    Retry { at: DateTime<Utc>, error: String },
-    Failed { error: String, hard_bounce: bool },
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct OutboxCounts {
-    pub queued: u64,
-    pub sending: u64,
-    pub sent: u64,
-    pub failed: u64,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct OutboxFailure {
-    pub id: i64,
-    pub kind: String,
-    pub recipient: String,
-    pub attempts: u32,
-    pub last_error: String,
-}
-
-/// The relay refusing cocreate itself (a wrong password, TLS it will not
-/// speak): kept in the store so `outbox status` and /healthz can say why
-/// nothing leaves, whichever process saw it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct RelayRefusal {
-    pub reason: String,
-    pub since: DateTime<Utc>,
-    pub next_try_at: DateTime<Utc>,
-}
+pub use crate::store::records::{
+    Delivery, NewMessage, OutboxCounts, OutboxFailure, OutboxMessage, RelayRefusal, ReplyKeyRecord,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum OutboxError {

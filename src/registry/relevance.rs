@@ -8,144 +8,14 @@
 //! registration number, so they survive every re-import.
 
 use std::collections::HashMap;
-use std::fmt;
 
-use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use super::Cso;
 use crate::config::PolicyArea;
+pub use crate::domain::{Keyword, KeywordError, Relevance, RelevanceError};
 use crate::domain::{RegistrationNumber, fold_words};
-
-/// A keyword from the config: a word or phrase in which a word ending in
-/// `*` matches any word that starts with it ("sherbim* publik*").
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Keyword {
-    original: String,
-    words: Vec<KeywordWord>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct KeywordWord {
-    folded: String,
-    prefix: bool,
-}
-
-impl KeywordWord {
-    fn matches(&self, word: &str) -> bool {
-        if self.prefix {
-            word.starts_with(self.folded.as_str())
-        } else {
-            word == self.folded
-        }
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum KeywordError {
-    #[error("has an empty keyword")]
-    Empty,
-    #[error("has the keyword '{0}', where `*` may only end a word")]
-    MisplacedStar(String),
-}
-
-impl Keyword {
-    pub fn parse(raw: &str) -> Result<Self, KeywordError> {
-        let trimmed = raw.trim();
-        let mut words = Vec::new();
-        for part in trimmed.split_whitespace() {
-            let (body, prefix) = match part.strip_suffix('*') {
-                Some(body) => (body, true),
-                None => (part, false),
-            };
-            if body.contains('*') {
-                return Err(KeywordError::MisplacedStar(trimmed.to_string()));
-            }
-            // "anti-corruption" folds to two words, matched as a phrase; a
-            // star applies to the last of them.
-            let folded = fold_words(body);
-            let n = folded.len();
-            words.extend(
-                folded
-                    .into_iter()
-                    .enumerate()
-                    .map(|(i, folded)| KeywordWord {
-                        folded,
-                        prefix: prefix && i + 1 == n,
-                    }),
-            );
-        }
-        if words.is_empty() {
-            return Err(KeywordError::Empty);
-        }
-        Ok(Self {
-            original: trimmed.to_string(),
-            words,
-        })
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.original
-    }
-
-    /// Whether the keyword occurs in `words` (already folded) as whole words.
-    fn occurs_in(&self, words: &[String]) -> bool {
-        words.windows(self.words.len()).any(|window| {
-            window
-                .iter()
-                .zip(&self.words)
-                .all(|(word, kw)| kw.matches(word))
-        })
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Relevance {
-    Direct,
-    Indirect,
-    None,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("'{0}' is not a relevance (use direct, indirect or none)")]
-pub struct RelevanceError(pub String);
-
-impl Relevance {
-    pub fn parse(raw: &str) -> Result<Self, RelevanceError> {
-        match raw.trim().to_ascii_lowercase().as_str() {
-            "direct" | "directly" => Ok(Self::Direct),
-            "indirect" | "indirectly" => Ok(Self::Indirect),
-            "none" | "not" | "no" => Ok(Self::None),
-            _ => Err(RelevanceError(raw.trim().to_string())),
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Direct => "direct",
-            Self::Indirect => "indirect",
-            Self::None => "none",
-        }
-    }
-}
-
-impl fmt::Display for Relevance {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.pad(self.as_str())
-    }
-}
-
-/// The POC's decision that a CSO is (or is not) relevant to an area,
-/// whatever its fields of activity say.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct RelevanceOverride {
-    pub registration_no: RegistrationNumber,
-    pub policy_area: String,
-    pub relevance: Relevance,
-    pub reason: String,
-    pub set_at: DateTime<Utc>,
-}
+pub use crate::store::records::RelevanceOverride;
 
 /// The outcome for one CSO and one policy area, with its reasons.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -226,6 +96,7 @@ mod tests {
     use crate::config::Config;
     use crate::domain::{EmailAddress, Language};
     use crate::registry::CsoRecord;
+    use chrono::Utc;
 
     fn cso(fields: &[&str]) -> Cso {
         Cso {

@@ -14,6 +14,7 @@
 
 mod portable;
 mod postgres;
+pub mod records;
 mod sqlite;
 
 use std::collections::HashSet;
@@ -29,15 +30,8 @@ pub use sqlite::SqliteStore;
 use crate::config::DatabaseConfig;
 use crate::consultation::{Consultation, ConsultationSpec, ConsultationState, DeadlineExtension};
 use crate::domain::{EmailAddress, RegistrationNumber, ReplyKey};
-use crate::intake::types::{
-    Applied, InboundState, InboundSummary, IntakeLookups, IntakeWrite, NewFollowUp, NewInbound,
-    NewProposal, ProposalSummary, StoredInbound,
-};
-use crate::outbound::outbox::{
-    Delivery, NewMessage, OutboxCounts, OutboxFailure, OutboxMessage, RelayRefusal, ReplyKeyRecord,
-};
-use crate::registry::relevance::RelevanceOverride;
-use crate::registry::{Cso, ImportLogEntry, RegistryChanges};
+use records::*;
+pub use records::{AddressStatus, ImportRecord};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -72,27 +66,6 @@ pub enum StoreError {
 pub enum Backend {
     Sqlite,
     Postgres,
-}
-
-/// What cocreate knows about one address beyond the registry: whether its
-/// owner opted out of consultation mail, and whether it bounces.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct AddressStatus {
-    pub address: String,
-    pub opted_out_at: Option<DateTime<Utc>>,
-    pub opt_out_source: Option<String>,
-    pub bounced_at: Option<DateTime<Utc>>,
-    pub bounce_reason: Option<String>,
-    pub soft_bounces: u32,
-    pub restored_at: Option<DateTime<Utc>>,
-    pub restore_reason: Option<String>,
-}
-
-/// A past import, as the history shows it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ImportRecord {
-    pub imported_at: DateTime<Utc>,
-    pub entry: ImportLogEntry,
 }
 
 #[async_trait]

@@ -6,18 +6,10 @@ use std::collections::{HashMap, HashSet};
 use chrono::{DateTime, Utc};
 use sqlx::{Database, Encode, Executor, FromRow, IntoArguments, Pool, Type};
 
-use super::{AddressStatus, ImportRecord, StoreError};
+use super::StoreError;
+use super::records::*;
 use crate::consultation::{Consultation, ConsultationSpec, ConsultationState, DeadlineExtension};
-use crate::domain::{EmailAddress, Language, RegistrationNumber, ReplyKey};
-use crate::intake::types::{
-    Applied, InboundState, InboundSummary, IntakeLookups, IntakeWrite, NewFollowUp, NewInbound,
-    NewProposal, ProposalSummary, StoredInbound,
-};
-use crate::outbound::outbox::{
-    Delivery, NewMessage, OutboxCounts, OutboxFailure, OutboxMessage, RelayRefusal, ReplyKeyRecord,
-};
-use crate::registry::relevance::{Relevance, RelevanceOverride};
-use crate::registry::{Cso, CsoRecord, ImportLogEntry};
+use crate::domain::{EmailAddress, Language, RegistrationNumber, Relevance, ReplyKey};
 
 pub(super) const FIELD_SEPARATOR: &str = "\n";
 /// Addresses never contain a newline (EmailAddress refuses whitespace).

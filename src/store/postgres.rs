@@ -12,19 +12,12 @@ use chrono::{DateTime, Utc};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{PgPool, Postgres};
 
-use super::{AddressStatus, Backend, ImportRecord, Store, StoreError, portable, redact};
+use super::records::*;
+use super::{Backend, Store, StoreError, portable, redact};
 use std::collections::HashSet;
 
 use crate::consultation::{Consultation, ConsultationSpec, ConsultationState, DeadlineExtension};
 use crate::domain::{EmailAddress, RegistrationNumber, ReplyKey};
-use crate::intake::types::{
-    Applied, InboundSummary, IntakeLookups, IntakeWrite, NewInbound, ProposalSummary, StoredInbound,
-};
-use crate::outbound::outbox::{
-    Delivery, NewMessage, OutboxCounts, OutboxFailure, OutboxMessage, RelayRefusal, ReplyKeyRecord,
-};
-use crate::registry::relevance::RelevanceOverride;
-use crate::registry::{Cso, CsoRecord, RegistryChanges};
 
 /// Rows per UNNEST statement: large enough to amortise the round trip, small
 /// enough to keep each statement's memory modest.

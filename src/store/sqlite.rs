@@ -15,19 +15,12 @@ use chrono::{DateTime, Utc};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{QueryBuilder, Sqlite, SqlitePool};
 
-use super::{AddressStatus, Backend, ImportRecord, Store, StoreError, portable};
+use super::records::*;
+use super::{Backend, Store, StoreError, portable};
 use std::collections::HashSet;
 
 use crate::consultation::{Consultation, ConsultationSpec, ConsultationState, DeadlineExtension};
 use crate::domain::{EmailAddress, RegistrationNumber, ReplyKey};
-use crate::intake::types::{
-    Applied, InboundSummary, IntakeLookups, IntakeWrite, NewInbound, ProposalSummary, StoredInbound,
-};
-use crate::outbound::outbox::{
-    Delivery, NewMessage, OutboxCounts, OutboxFailure, OutboxMessage, RelayRefusal, ReplyKeyRecord,
-};
-use crate::registry::relevance::RelevanceOverride;
-use crate::registry::{Cso, CsoRecord, RegistryChanges};
 
 /// Rows per multi-row INSERT: 9 parameters each stays well under SQLite's
 /// limit of 32,766 bound parameters.

@@ -1,0 +1,172 @@
+//! What intake stores: messages as they arrived, what became of them, the
+//! proposals and follow-ups made from them, and what a batch looks up.
+
+use std::collections::{HashMap, HashSet};
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use super::outbox::{NewMessage, ReplyKeyRecord};
+use super::registry::Cso;
+use crate::domain::ReplyKey;
+
+/// A message as it arrived, before anything is made of it.
+#[derive(Debug, Clone)]
+pub struct NewInbound<'a> {
+    pub dedupe_key: String,
+    pub source: &'a str,
+    pub raw: &'a [u8],
+    pub message_id: Option<String>,
+    pub from_address: Option<String>,
+    pub subject: Option<String>,
+}
+
+/// What became of a stored message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InboundState {
+    /// Stored, not yet processed (or processing was interrupted).
+    Received,
+    /// Made into a proposal, or recognised as machine mail.
+    Processed,
+    /// Waiting in the holding pen for the POC.
+    Held,
+    /// Set aside by the POC from the holding pen; kept.
+    Discarded,
+}
+
+impl InboundState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Received => "received",
+            Self::Processed => "processed",
+            Self::Held => "held",
+            Self::Discarded => "discarded",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct NewProposal {
+    pub receipt_no: String,
+    pub consultation_id: i64,
+    pub cso_id: Option<i64>,
+    pub inbound_message_id: i64,
+    pub from_address: String,
+    pub other_sender: bool,
+    pub late: bool,
+    /// The government draft commitment this comments on, by number.
+    pub draft_number: Option<i64>,
+    pub subject: String,
+    pub reply_text: String,
+    pub quoted_text: String,
+    pub signature: String,
+    pub attachments_json: String,
+    pub authentication_json: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ProposalSummary {
+    pub id: i64,
+    pub receipt_no: String,
+    pub consultation_id: i64,
+    pub cso_id: Option<i64>,
+    pub from_address: String,
+    pub other_sender: bool,
+    pub late: bool,
+    pub draft_number: Option<i64>,
+    pub reply_text: String,
+    pub created_at: DateTime<Utc>,
+}
+
+/// A stored message as the holding pen lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct InboundSummary {
+    pub id: i64,
+    pub received_at: DateTime<Utc>,
+    pub source: String,
+    pub from_address: Option<String>,
+    pub subject: Option<String>,
+    pub state: String,
+    pub classification: Option<String>,
+    pub reason: Option<String>,
+}
+
+/// An addition to an earlier proposal: a reply to its receipt.
+#[derive(Debug, Clone)]
+pub struct NewFollowUp {
+    pub proposal_id: i64,
+    pub receipt_no: String,
+    pub inbound_message_id: i64,
+    pub from_address: String,
+    pub reply_text: String,
+    pub quoted_text: String,
+    pub signature: String,
+    pub attachments_json: String,
+}
+
+/// How a message was stored: its id, whether it is new, and (when it is
+/// not) how far it got before.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredInbound {
+    pub id: i64,
+    pub new: bool,
+    pub state: String,
+}
+
+/// One change intake makes once it understands a message. The changes of
+/// many messages are written in one transaction: one durable commit for a
+/// whole sweep of a maildir instead of two per message.
+#[derive(Debug, Clone)]
+pub enum IntakeWrite {
+    Outcome {
+        id: i64,
+        state: InboundState,
+        classification: String,
+        reason: String,
+    },
+    Bounce {
+        address: String,
+        hard: bool,
+        reason: String,
+    },
+    /// The proposal, its receipt (None when the loop guard held it back),
+    /// and the message marked processed.
+    Proposal {
+        proposal: NewProposal,
+        receipt: Option<NewMessage>,
+    },
+    /// The follow-up, its confirmation, and the message marked processed.
+    FollowUp {
+        follow_up: NewFollowUp,
+        confirmation: Option<NewMessage>,
+    },
+}
+
+/// What one [`IntakeWrite`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Applied {
+    Done,
+    /// The receipt number the message's proposal has, and whether this write
+    /// created it (false: the message already had one, which is kept).
+    Proposal {
+        receipt_no: String,
+        new: bool,
+    },
+    /// Whether this write created the follow-up.
+    FollowUp {
+        new: bool,
+    },
+}
+
+/// What the store knows that a batch of messages needs, looked up at once
+/// (see `Store::intake_lookups`).
+#[derive(Debug, Clone, Default)]
+pub struct IntakeLookups {
+    pub reply_keys: HashMap<ReplyKey, ReplyKeyRecord>,
+    /// The CSOs the found reply keys were issued to.
+    pub csos: HashMap<i64, Cso>,
+    /// Acknowledgements queued to each sender in the last hour.
+    pub acknowledgements: HashMap<String, u64>,
+    /// (sender, text) of proposals and follow-ups in the last week.
+    pub texts: HashSet<(String, String)>,
+}

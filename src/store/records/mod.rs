@@ -1,0 +1,17 @@
+//! The records the store reads and writes. They live here, not in the
+//! modules that use them, so the store imports nothing from above it.
+
+mod inbound;
+mod outbox;
+mod registry;
+
+pub use inbound::{
+    Applied, InboundState, InboundSummary, IntakeLookups, IntakeWrite, NewFollowUp, NewInbound,
+    NewProposal, ProposalSummary, StoredInbound,
+};
+pub use outbox::{
+    Delivery, NewMessage, OutboxCounts, OutboxFailure, OutboxMessage, RelayRefusal, ReplyKeyRecord,
+};
+pub use registry::{
+    AddressStatus, Cso, CsoRecord, ImportLogEntry, ImportRecord, RegistryChanges, RelevanceOverride,
+};
