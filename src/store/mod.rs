@@ -7,15 +7,15 @@
 //! applied when the store is opened, and one conformance suite
 //! (tests/store_conformance.rs) runs the same cases against both.
 //!
-//! Reads whose SQL is the same on both backends are written once, in
-//! [`portable`]; writes are per backend, because the fast way to write many rows
-//! differs (multi-row VALUES on SQLite, UNNEST of arrays on PostgreSQL) and
-//! so does locking (one writer with BEGIN IMMEDIATE on SQLite).
+//! One SQL store ([`SqlStore`], store/sql/) serves both, generic over the
+//! [`dialect::Dialect`]: each query is written once, in the file of its
+//! domain; the dialect holds only what truly differs. The store owns the
+//! records it reads and writes ([`records`]) and imports nothing from the
+//! modules that use it.
 
-mod portable;
-mod postgres;
+pub mod dialect;
 pub mod records;
-mod sqlite;
+mod sql;
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -24,8 +24,12 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
-pub use postgres::PostgresStore;
-pub use sqlite::SqliteStore;
+pub use sql::SqlStore;
+
+/// The embedded default: one SQLite file.
+pub type SqliteStore = SqlStore<dialect::Sqlite>;
+/// Several daemons on one PostgreSQL database.
+pub type PostgresStore = SqlStore<dialect::Postgres>;
 
 use crate::config::DatabaseConfig;
 use crate::consultation::{Consultation, ConsultationSpec, ConsultationState, DeadlineExtension};
@@ -68,13 +72,9 @@ pub enum Backend {
     Postgres,
 }
 
+/// Organisations, the state of their addresses, imports, relevance.
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
-    fn backend(&self) -> Backend;
-
-    /// Succeeds when the database answers a query.
-    async fn ping(&self) -> Result<(), StoreError>;
-
+pub trait RegistryStore: Send + Sync {
     /// Every CSO ever imported, active or not, with its addresses, by id.
     async fn csos(&self) -> Result<Vec<Cso>, StoreError>;
 
@@ -103,8 +103,22 @@ pub trait Store: Send + Sync + 'static {
 
     async fn relevance_overrides(&self) -> Result<Vec<RelevanceOverride>, StoreError>;
 
-    // ----- consultations -----
+    async fn address_statuses(&self) -> Result<Vec<AddressStatus>, StoreError>;
 
+    /// Stops consultation mail to an address; `source` says how it was asked.
+    async fn opt_out(&self, address: &EmailAddress, source: &str) -> Result<(), StoreError>;
+
+    /// Lifts an opt-out or bounce, with the POC's reason; false if there was none.
+    async fn restore_address(
+        &self,
+        address: &EmailAddress,
+        reason: &str,
+    ) -> Result<bool, StoreError>;
+}
+
+/// Consultations, deadline extensions, and scheduled jobs' watermarks.
+#[async_trait]
+pub trait ConsultationStore: Send + Sync {
     /// Stores a new consultation as a draft; a reference in use is a Conflict.
     async fn insert_consultation(&self, spec: &ConsultationSpec) -> Result<i64, StoreError>;
 
@@ -129,8 +143,20 @@ pub trait Store: Send + Sync + 'static {
 
     async fn deadline_extensions(&self) -> Result<Vec<DeadlineExtension>, StoreError>;
 
-    // ----- outbox -----
+    /// Up to when a scheduled job has dealt with its scheduled times; None
+    /// for a job never seen.
+    async fn schedule_watermark(&self, job: &str) -> Result<Option<DateTime<Utc>>, StoreError>;
 
+    async fn set_schedule_watermark(
+        &self,
+        job: &str,
+        done_through: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
+}
+
+/// The outbox and the reply keys its messages carry.
+#[async_trait]
+pub trait OutboxStore: Send + Sync {
     /// Queues the messages whose idempotency key is new (with their reply
     /// keys) in one transaction; returns how many were new.
     async fn enqueue(&self, messages: &[NewMessage]) -> Result<u64, StoreError>;
@@ -171,21 +197,11 @@ pub trait Store: Send + Sync + 'static {
 
     /// Records the relay's refusal, or clears it (`None`) once it accepts.
     async fn set_relay_refusal(&self, refusal: Option<&RelayRefusal>) -> Result<(), StoreError>;
+}
 
-    // ----- schedules -----
-
-    /// Up to when a scheduled job has dealt with its scheduled times; None
-    /// for a job never seen.
-    async fn schedule_watermark(&self, job: &str) -> Result<Option<DateTime<Utc>>, StoreError>;
-
-    async fn set_schedule_watermark(
-        &self,
-        job: &str,
-        done_through: DateTime<Utc>,
-    ) -> Result<(), StoreError>;
-
-    // ----- inbound mail and proposals -----
-
+/// Inbound mail, proposals, follow-ups and the holding pen.
+#[async_trait]
+pub trait InboundStore: Send + Sync {
     /// Stores messages byte for byte, all in one transaction: each one's id,
     /// whether it is new, and its state (false, with the earlier state: the
     /// same message was stored before).
@@ -300,10 +316,6 @@ pub trait Store: Send + Sync + 'static {
 
     async fn proposals(&self) -> Result<Vec<ProposalSummary>, StoreError>;
 
-    // ----- addresses -----
-
-    async fn address_statuses(&self) -> Result<Vec<AddressStatus>, StoreError>;
-
     /// Records a bounce reported by mail: a hard one marks the address, a
     /// soft one is counted.
     async fn record_bounce(
@@ -320,16 +332,19 @@ pub trait Store: Send + Sync + 'static {
         .await?;
         Ok(())
     }
+}
 
-    /// Stops consultation mail to an address; `source` says how it was asked.
-    async fn opt_out(&self, address: &EmailAddress, source: &str) -> Result<(), StoreError>;
+/// Everything cocreate keeps, by domain: each part is its own trait so that
+/// its queries live in one file (store/sql/), and `Store` is all of them (a
+/// `dyn Store` offers every part's methods).
+#[async_trait]
+pub trait Store:
+    RegistryStore + ConsultationStore + OutboxStore + InboundStore + Send + Sync + 'static
+{
+    fn backend(&self) -> Backend;
 
-    /// Lifts an opt-out or bounce, with the POC's reason; false if there was none.
-    async fn restore_address(
-        &self,
-        address: &EmailAddress,
-        reason: &str,
-    ) -> Result<bool, StoreError>;
+    /// Succeeds when the database answers a query.
+    async fn ping(&self) -> Result<(), StoreError>;
 }
 
 /// Opens the store the config names and brings its schema up to date.

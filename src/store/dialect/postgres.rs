@@ -1,0 +1,187 @@
+//! PostgreSQL, for deployments where several cocreate daemons share one
+//! database (which can itself be replicated).
+//!
+//! Bulk writes send whole columns as arrays and UNNEST them on the server:
+//! one round trip for a chunk of thousands of rows instead of one per row.
+
+use std::str::FromStr;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{PgPool, Transaction};
+
+use super::Dialect;
+use crate::store::records::{CsoRecord, RegistryChanges};
+use crate::store::sql::SqlStore;
+use crate::store::sql::registry::{fields_column, pair_inserted};
+use crate::store::{Backend, StoreError, redact};
+
+/// PostgreSQL, for several daemons on one database.
+pub struct Postgres;
+
+#[async_trait]
+impl Dialect for Postgres {
+    type DB = sqlx::Postgres;
+    const BACKEND: Backend = Backend::Postgres;
+
+    fn param(n: usize) -> String {
+        format!("${n}")
+    }
+
+    // Several daemons may claim at once: each skips the rows another has
+    // locked, and a plain BEGIN is enough for that.
+    const CLAIM_LOCK: &'static str = "FOR UPDATE SKIP LOCKED";
+    const BEGIN_WRITE: &'static str = "BEGIN";
+    const BLOB: &'static str = "BYTEA";
+    const EMAILS_OF_CSO: &'static str = "SELECT string_agg(address, E'\\n' ORDER BY position) FROM cso_emails e WHERE e.cso_id = c.id";
+
+    async fn apply_registry_changes(
+        tx: &mut Transaction<'_, Self::DB>,
+        changes: &RegistryChanges,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        // Rows per UNNEST statement: large enough to amortise the round
+        // trip, small enough to keep each statement's memory modest.
+        const ROWS_PER_STATEMENT: usize = 10_000;
+        let mut emails: Vec<(i64, &CsoRecord)> = Vec::with_capacity(changes.added.len());
+        for chunk in changes.added.chunks(ROWS_PER_STATEMENT) {
+            let regs: Vec<&str> = chunk.iter().map(|r| r.registration_no.as_str()).collect();
+            let cols = Columns::of(chunk.iter());
+            let ids: Vec<(i64, String)> = sqlx::query_as(
+                "INSERT INTO csos (registration_no, name, phone, city, fields_of_activity, language, created_at, updated_at) \
+                 SELECT r, n, p, c, f, l, $7, $7 \
+                 FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[]) AS t(r, n, p, c, f, l) \
+                 RETURNING id, registration_no",
+            )
+            .bind(&regs)
+            .bind(&cols.names)
+            .bind(&cols.phones)
+            .bind(&cols.cities)
+            .bind(&cols.fields)
+            .bind(&cols.languages)
+            .bind(now)
+            .fetch_all(&mut **tx)
+            .await?;
+            emails.extend(pair_inserted(chunk, &ids)?);
+        }
+
+        for chunk in changes.updated.chunks(ROWS_PER_STATEMENT) {
+            let ids: Vec<i64> = chunk.iter().map(|(id, _)| *id).collect();
+            let cols = Columns::of(chunk.iter().map(|(_, r)| r));
+            sqlx::query(
+                "UPDATE csos SET name = t.n, phone = t.p, city = t.c, fields_of_activity = t.f, \
+                 language = t.l, active = TRUE, inactivated_at = NULL, updated_at = $7 \
+                 FROM UNNEST($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[]) AS t(id, n, p, c, f, l) \
+                 WHERE csos.id = t.id",
+            )
+            .bind(&ids)
+            .bind(&cols.names)
+            .bind(&cols.phones)
+            .bind(&cols.cities)
+            .bind(&cols.fields)
+            .bind(&cols.languages)
+            .bind(now)
+            .execute(&mut **tx)
+            .await?;
+            sqlx::query("DELETE FROM cso_emails WHERE cso_id = ANY($1)")
+                .bind(&ids)
+                .execute(&mut **tx)
+                .await?;
+            emails.extend(chunk.iter().map(|(id, r)| (*id, r)));
+        }
+
+        for chunk in emails.chunks(ROWS_PER_STATEMENT) {
+            let (mut ids, mut positions, mut addresses) = (Vec::new(), Vec::new(), Vec::new());
+            for (id, r) in chunk {
+                for (pos, e) in r.emails.iter().enumerate() {
+                    ids.push(*id);
+                    positions.push(pos as i32);
+                    addresses.push(e.as_str());
+                }
+            }
+            sqlx::query(
+                "INSERT INTO cso_emails (cso_id, position, address) \
+                 SELECT * FROM UNNEST($1::bigint[], $2::int[], $3::text[])",
+            )
+            .bind(&ids)
+            .bind(&positions)
+            .bind(&addresses)
+            .execute(&mut **tx)
+            .await?;
+        }
+
+        if !changes.inactivated.is_empty() {
+            sqlx::query(
+                "UPDATE csos SET active = FALSE, inactivated_at = $1, updated_at = $1 WHERE id = ANY($2)",
+            )
+            .bind(now)
+            .bind(&changes.inactivated)
+            .execute(&mut **tx)
+            .await?;
+        }
+        Ok(())
+    }
+}
+
+impl SqlStore<Postgres> {
+    /// Connects to the database named by a `postgres://` URL and applies
+    /// migrations/postgres. `password`, from the environment, takes precedence
+    /// over one in the URL.
+    pub async fn open(
+        url: &str,
+        password: Option<&str>,
+        max_connections: u32,
+    ) -> Result<Self, StoreError> {
+        let open_err = |source| StoreError::Open {
+            target: redact(url),
+            source,
+        };
+        let mut options = PgConnectOptions::from_str(url).map_err(open_err)?;
+        if let Some(password) = password {
+            options = options.password(password);
+        }
+        let pool = PgPoolOptions::new()
+            .max_connections(max_connections)
+            .acquire_timeout(std::time::Duration::from_secs(10))
+            .connect_with(options)
+            .await
+            .map_err(open_err)?;
+        sqlx::migrate!("migrations/postgres").run(&pool).await?;
+        Ok(Self::new(pool.clone(), pool))
+    }
+
+    /// The pool, for tests that inspect the schema directly.
+    pub fn pool(&self) -> &PgPool {
+        &self.read
+    }
+}
+
+/// The columns of a set of records, as arrays for UNNEST.
+struct Columns<'a> {
+    names: Vec<&'a str>,
+    phones: Vec<Option<&'a str>>,
+    cities: Vec<Option<&'a str>>,
+    fields: Vec<String>,
+    languages: Vec<&'a str>,
+}
+
+impl<'a> Columns<'a> {
+    fn of(records: impl Iterator<Item = &'a CsoRecord>) -> Self {
+        let mut c = Columns {
+            names: Vec::new(),
+            phones: Vec::new(),
+            cities: Vec::new(),
+            fields: Vec::new(),
+            languages: Vec::new(),
+        };
+        for r in records {
+            c.names.push(&r.name);
+            c.phones.push(r.phone.as_deref());
+            c.cities.push(r.city.as_deref());
+            c.fields.push(fields_column(r));
+            c.languages.push(r.language.code());
+        }
+        c
+    }
+}

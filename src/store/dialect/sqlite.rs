@@ -1,0 +1,184 @@
+//! The embedded default: one SQLite file, nothing to install.
+//!
+//! SQLite allows one writer at a time. Writes go through a pool of exactly one
+//! connection and start with BEGIN IMMEDIATE, so a transaction takes the write
+//! lock before it reads instead of failing with "database is locked" when it
+//! tries to upgrade; other processes (a CLI command beside the daemon) wait
+//! for the lock up to the busy timeout. Reads use their own pool and, in WAL
+//! mode, never wait for the writer.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{QueryBuilder, Transaction};
+
+use super::Dialect;
+use crate::store::records::{CsoRecord, RegistryChanges};
+use crate::store::sql::SqlStore;
+use crate::store::sql::registry::{fields_column, pair_inserted};
+use crate::store::{Backend, StoreError};
+
+/// SQLite, the embedded default.
+pub struct Sqlite;
+
+/// Rows per multi-row INSERT: 9 parameters each stays well under SQLite's
+/// limit of 32,766 bound parameters.
+const ROWS_PER_INSERT: usize = 1000;
+
+#[async_trait]
+impl Dialect for Sqlite {
+    type DB = sqlx::Sqlite;
+    const BACKEND: Backend = Backend::Sqlite;
+    // The write lock is taken when the transaction begins, not when it
+    // first writes, so it never fails half-way with "database is locked".
+    const BEGIN_WRITE: &'static str = "BEGIN IMMEDIATE";
+    const EMAILS_OF_CSO: &'static str = "SELECT group_concat(address, char(10)) FROM \
+         (SELECT address FROM cso_emails e WHERE e.cso_id = c.id ORDER BY position)";
+    // One writer at a time (BEGIN IMMEDIATE), so a claim needs no row
+    // locks: two claimers never run the UPDATE at once.
+    const CLAIM_LOCK: &'static str = "";
+    const BLOB: &'static str = "BLOB";
+
+    /// An anonymous `?`, bound in order: sqlx finds each named `$N` by a
+    /// linear search, which makes a statement with thousands of them
+    /// quadratic (it was most of the time of a batch of 256 proposals).
+    fn param(_: usize) -> String {
+        "?".to_string()
+    }
+
+    async fn apply_registry_changes(
+        tx: &mut Transaction<'_, Self::DB>,
+        changes: &RegistryChanges,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let mut emails: Vec<(i64, &CsoRecord)> = Vec::with_capacity(changes.added.len());
+        for chunk in changes.added.chunks(ROWS_PER_INSERT) {
+            let mut insert = QueryBuilder::<sqlx::Sqlite>::new(
+                "INSERT INTO csos (registration_no, name, phone, city, fields_of_activity, language, active, created_at, updated_at) ",
+            );
+            insert.push_values(chunk, |mut row, r| {
+                row.push_bind(r.registration_no.as_str())
+                    .push_bind(&r.name)
+                    .push_bind(r.phone.as_deref())
+                    .push_bind(r.city.as_deref())
+                    .push_bind(fields_column(r))
+                    .push_bind(r.language.code())
+                    .push_bind(true)
+                    .push_bind(now)
+                    .push_bind(now);
+            });
+            insert.push(" RETURNING id, registration_no");
+            let ids: Vec<(i64, String)> = insert.build_query_as().fetch_all(&mut **tx).await?;
+            emails.extend(pair_inserted(chunk, &ids)?);
+        }
+
+        // UPDATE … FROM (VALUES …): one statement per chunk, not per row.
+        for chunk in changes.updated.chunks(ROWS_PER_INSERT) {
+            let mut update = QueryBuilder::<sqlx::Sqlite>::new(
+                "UPDATE csos SET name = v.column2, phone = v.column3, city = v.column4, \
+                 fields_of_activity = v.column5, language = v.column6, active = TRUE, \
+                 inactivated_at = NULL, updated_at = ",
+            );
+            update.push_bind(now).push(" FROM (");
+            update.push_values(chunk, |mut row, (id, r)| {
+                row.push_bind(*id)
+                    .push_bind(&r.name)
+                    .push_bind(r.phone.as_deref())
+                    .push_bind(r.city.as_deref())
+                    .push_bind(fields_column(r))
+                    .push_bind(r.language.code());
+            });
+            update.push(") AS v WHERE csos.id = v.column1");
+            update.build().execute(&mut **tx).await?;
+
+            let mut delete =
+                QueryBuilder::<sqlx::Sqlite>::new("DELETE FROM cso_emails WHERE cso_id IN (");
+            let mut ids = delete.separated(", ");
+            for (id, _) in chunk {
+                ids.push_bind(*id);
+            }
+            delete.push(")");
+            delete.build().execute(&mut **tx).await?;
+            emails.extend(chunk.iter().map(|(id, r)| (*id, r)));
+        }
+
+        let addresses: Vec<(i64, i64, &str)> = emails
+            .iter()
+            .flat_map(|(id, r)| {
+                r.emails
+                    .iter()
+                    .enumerate()
+                    .map(move |(pos, e)| (*id, pos as i64, e.as_str()))
+            })
+            .collect();
+        for chunk in addresses.chunks(ROWS_PER_INSERT) {
+            let mut insert = QueryBuilder::<sqlx::Sqlite>::new(
+                "INSERT INTO cso_emails (cso_id, position, address) ",
+            );
+            insert.push_values(chunk, |mut row, (id, pos, address)| {
+                row.push_bind(*id).push_bind(*pos).push_bind(*address);
+            });
+            insert.build().execute(&mut **tx).await?;
+        }
+
+        for chunk in changes.inactivated.chunks(ROWS_PER_INSERT) {
+            let mut update = QueryBuilder::<sqlx::Sqlite>::new(
+                "UPDATE csos SET active = FALSE, inactivated_at = ",
+            );
+            update.push_bind(now).push(", updated_at = ").push_bind(now);
+            update.push(" WHERE id IN (");
+            let mut ids = update.separated(", ");
+            for id in chunk {
+                ids.push_bind(*id);
+            }
+            update.push(")");
+            update.build().execute(&mut **tx).await?;
+        }
+        Ok(())
+    }
+}
+
+impl SqlStore<Sqlite> {
+    /// Opens (creating if needed) the database file named by a `sqlite:` URL
+    /// and applies migrations/sqlite.
+    pub async fn open(url: &str) -> Result<Self, StoreError> {
+        let open_err = |source| StoreError::Open {
+            target: url.to_string(),
+            source,
+        };
+        let options = SqliteConnectOptions::from_str(url)
+            .map_err(open_err)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            // FULL: every commit is on disk before it returns, power cut
+            // included. cocreate tells an MTA "stored" (and a webhook 200)
+            // only after a commit, and the MTA then deletes its copy.
+            // Intake writes in batches, so this costs one sync per batch.
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(30));
+        if let Some(parent) = options.get_filename().parent()
+            && !parent.as_os_str().is_empty()
+        {
+            std::fs::create_dir_all(parent).map_err(|source| StoreError::Folder {
+                path: parent.display().to_string(),
+                source,
+            })?;
+        }
+        let write = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options.clone())
+            .await
+            .map_err(open_err)?;
+        sqlx::migrate!("migrations/sqlite").run(&write).await?;
+        let read = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options)
+            .await
+            .map_err(open_err)?;
+        Ok(Self::new(read, write))
+    }
+}

@@ -1,0 +1,560 @@
+//! The outbox: queueing, claiming, delivery outcomes and retries, reply
+//! keys, and the relay's refusal of cocreate.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use sqlx::{Database, Encode, Executor, FromRow, IntoArguments, Pool, Type};
+
+use super::*;
+use crate::domain::{EmailAddress, ReplyKey};
+use crate::store::records::*;
+use crate::store::{OutboxStore, StoreError};
+
+// ----- outbox ----------------------------------------------------------------
+
+#[derive(FromRow)]
+pub struct ClaimedRow {
+    id: i64,
+    idempotency_key: String,
+    kind: String,
+    recipient: String,
+    envelope_from: String,
+    message: Vec<u8>,
+    attempts: i64,
+}
+
+impl From<ClaimedRow> for OutboxMessage {
+    fn from(r: ClaimedRow) -> Self {
+        OutboxMessage {
+            id: r.id,
+            idempotency_key: r.idempotency_key,
+            kind: r.kind,
+            recipient: r.recipient,
+            envelope_from: r.envelope_from,
+            message: r.message,
+            attempts: u32::try_from(r.attempts).unwrap_or(u32::MAX),
+        }
+    }
+}
+
+/// The claim statement; `lock` is what the backend adds to the inner SELECT
+/// so that concurrent claimers skip each other's rows.
+pub(super) fn claim_sql(lock: &str) -> String {
+    format!(
+        "UPDATE outbox SET state = 'sending', claimed_until = $1, attempts = attempts + 1 \
+         WHERE id IN (SELECT id FROM outbox \
+                      WHERE (state = 'queued' AND next_attempt_at <= $2) \
+                         OR (state = 'sending' AND claimed_until < $2) \
+                      ORDER BY id LIMIT $3 {lock}) \
+         RETURNING id, idempotency_key, kind, recipient, envelope_from, message, attempts"
+    )
+}
+
+pub(super) fn sort_claimed(rows: Vec<ClaimedRow>) -> Vec<OutboxMessage> {
+    let mut out: Vec<OutboxMessage> = rows.into_iter().map(Into::into).collect();
+    out.sort_by_key(|m| m.id);
+    out
+}
+
+#[derive(FromRow)]
+pub struct CountRow {
+    state: String,
+    n: i64,
+}
+
+#[derive(FromRow)]
+pub struct FailureRow {
+    id: i64,
+    kind: String,
+    recipient: String,
+    attempts: i64,
+    last_error: Option<String>,
+}
+
+#[derive(FromRow)]
+pub struct KeyRow {
+    idempotency_key: String,
+}
+
+#[derive(FromRow)]
+pub struct ReplyKeyRow {
+    key: String,
+    consultation_id: i64,
+    cso_id: i64,
+    address: String,
+    purpose: String,
+    receipt_no: Option<String>,
+}
+
+/// Rows per multi-row INSERT into the outbox: nine parameters each, and
+/// messages of some tens of kilobytes, so a statement stays a few megabytes.
+const OUTBOX_ROWS_PER_INSERT: usize = 200;
+
+#[derive(FromRow)]
+pub struct RelayRefusalRow {
+    reason: String,
+    since: DateTime<Utc>,
+    next_try_at: DateTime<Utc>,
+}
+
+/// Queueing inside the caller's transaction: consultations and intake queue
+/// their notices and receipts with what they write.
+impl<D: Dialect> SqlStore<D>
+where
+    (String,): for<'r> FromRow<'r, <D::DB as Database>::Row>,
+    for<'c> &'c mut <D::DB as Database>::Connection: Executor<'c, Database = D::DB>,
+    for<'q> &'q [u8]: Encode<'q, D::DB> + Type<D::DB>,
+    for<'q> &'q str: Encode<'q, D::DB> + Type<D::DB>,
+    for<'q> <D::DB as Database>::Arguments<'q>: IntoArguments<'q, D::DB>,
+    for<'q> DateTime<Utc>: Encode<'q, D::DB> + Type<D::DB>,
+    for<'q> Option<&'q str>: Encode<'q, D::DB> + Type<D::DB>,
+    for<'q> Option<i64>: Encode<'q, D::DB> + Type<D::DB>,
+    for<'q> i64: Encode<'q, D::DB> + Type<D::DB>,
+{
+    /// Queues messages whose idempotency key is new, each with its reply key;
+    /// returns how many were new. Multi-row INSERTs: a statement per message
+    /// would cost a round trip each, which dominated queueing 10,000 invitations.
+    pub(super) async fn enqueue_in(
+        conn: &mut <D::DB as Database>::Connection,
+        messages: &[NewMessage],
+        now: DateTime<Utc>,
+    ) -> Result<u64, StoreError> {
+        let mut new = 0;
+        for chunk in messages.chunks(OUTBOX_ROWS_PER_INSERT) {
+            let sql = format!(
+                "INSERT INTO outbox (idempotency_key, kind, recipient, envelope_from, consultation_id, \
+                 cso_id, message, state, attempts, next_attempt_at, created_at) VALUES {} \
+                 ON CONFLICT (idempotency_key) DO NOTHING RETURNING idempotency_key",
+                placeholders::<D>(chunk.len(), 9, |p| {
+                    format!(
+                        "({}, {}, {}, {}, {}, {}, {}, 'queued', 0, {}, {})",
+                        p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], p[8]
+                    )
+                })
+            );
+            let mut insert = sqlx::query_as::<D::DB, (String,)>(&sql);
+            for m in chunk {
+                insert = insert
+                    .bind(m.idempotency_key.as_str())
+                    .bind(m.kind)
+                    .bind(m.recipient.as_str())
+                    .bind(m.envelope_from.as_str())
+                    .bind(m.consultation_id)
+                    .bind(m.cso_id)
+                    .bind(m.message.as_slice())
+                    .bind(now)
+                    .bind(now);
+            }
+            let inserted: Vec<(String,)> = insert.fetch_all(&mut *conn).await?;
+            new += inserted.len() as u64;
+            let inserted: std::collections::HashSet<&str> =
+                inserted.iter().map(|(k,)| k.as_str()).collect();
+            let keys: Vec<&ReplyKeyRecord> = chunk
+                .iter()
+                .filter(|m| inserted.contains(m.idempotency_key.as_str()))
+                .filter_map(|m| m.reply_key.as_ref())
+                .collect();
+            if keys.is_empty() {
+                continue;
+            }
+            let sql = format!(
+                "INSERT INTO reply_keys (key, consultation_id, cso_id, address, purpose, receipt_no, created_at) VALUES {}",
+                placeholders::<D>(keys.len(), 7, |p| format!("({})", p.join(", ")))
+            );
+            let mut insert = sqlx::query::<D::DB>(&sql);
+            for k in keys {
+                insert = insert
+                    .bind(k.key.as_str())
+                    .bind(k.consultation_id)
+                    .bind(k.cso_id)
+                    .bind(k.address.as_str())
+                    .bind(k.purpose)
+                    .bind(k.receipt_no.as_deref())
+                    .bind(now);
+            }
+            insert.execute(&mut *conn).await?;
+        }
+        Ok(new)
+    }
+}
+
+/// Reply keys by the batch: intake looks up every key a batch carries at once.
+impl<D: Dialect> SqlStore<D>
+where
+    ReplyKeyRow: for<'r> FromRow<'r, <D::DB as Database>::Row>,
+    for<'c> &'c Pool<D::DB>: Executor<'c, Database = D::DB>,
+    for<'q> &'q str: Encode<'q, D::DB> + Type<D::DB>,
+    for<'q> <D::DB as Database>::Arguments<'q>: IntoArguments<'q, D::DB>,
+{
+    /// The records of those of `keys` that exist.
+    pub(super) async fn reply_keys(
+        pool: &Pool<D::DB>,
+        keys: &[ReplyKey],
+    ) -> Result<Vec<ReplyKeyRecord>, StoreError> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let sql = format!(
+            "SELECT key, consultation_id, cso_id, address, purpose, receipt_no FROM reply_keys WHERE key IN ({})",
+            numbered(1, keys.len())
+        );
+        let mut q = sqlx::query_as::<D::DB, ReplyKeyRow>(&sql);
+        for k in keys {
+            q = q.bind(k.as_str());
+        }
+        let rows: Vec<ReplyKeyRow> = q.fetch_all(pool).await?;
+        rows.into_iter()
+            .map(|r| {
+                Ok(ReplyKeyRecord {
+                    key: ReplyKey::parse(&r.key).map_err(corrupt)?,
+                    consultation_id: r.consultation_id,
+                    cso_id: r.cso_id,
+                    address: EmailAddress::parse(&r.address).map_err(corrupt)?,
+                    purpose: if r.purpose == "receipt" {
+                        "receipt"
+                    } else {
+                        "invitation"
+                    },
+                    receipt_no: r.receipt_no,
+                })
+            })
+            .collect()
+    }
+}
+
+/// Writes inside the caller's transaction, and reads several methods share.
+impl<D: Dialect> SqlStore<D>
+where
+    (String,): for<'r> FromRow<'r, <D::DB as Database>::Row>,
+    (i64,): for<'r> FromRow<'r, <D::DB as Database>::Row>,
+    ClaimedRow: for<'r> FromRow<'r, <D::DB as Database>::Row>,
+    CountRow: for<'r> FromRow<'r, <D::DB as Database>::Row>,
+    FailureRow: for<'r> FromRow<'r, <D::DB as Database>::Row>,
+    KeyRow: for<'r> FromRow<'r, <D::DB as Database>::Row>,
+    RelayRefusalRow: for<'r> FromRow<'r, <D::DB as Database>::Row>,
+    ReplyKeyRow: for<'r> FromRow<'r, <D::DB as Database>::Row>,
+    for<'c> &'c Pool<D::DB>: Executor<'c, Database = D::DB>,
+    for<'c> &'c mut <D::DB as Database>::Connection: Executor<'c, Database = D::DB>,
+    for<'q> &'q [u8]: Encode<'q, D::DB> + Type<D::DB>,
+    for<'q> &'q str: Encode<'q, D::DB> + Type<D::DB>,
+    for<'q> <D::DB as Database>::Arguments<'q>: IntoArguments<'q, D::DB>,
+    for<'q> DateTime<Utc>: Encode<'q, D::DB> + Type<D::DB>,
+    for<'q> Option<&'q str>: Encode<'q, D::DB> + Type<D::DB>,
+    for<'q> Option<i64>: Encode<'q, D::DB> + Type<D::DB>,
+    for<'q> String: Encode<'q, D::DB> + Type<D::DB>,
+    for<'q> i64: Encode<'q, D::DB> + Type<D::DB>,
+{
+    /// Marks many messages sent in one statement: the common case of a batch.
+    pub(super) async fn mark_sent(
+        conn: &mut <D::DB as Database>::Connection,
+        ids: &[i64],
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        for chunk in ids.chunks(1000) {
+            let sql = format!(
+                "UPDATE outbox SET state = 'sent', sent_at = $1, claimed_until = NULL, last_error = NULL \
+                 WHERE state = 'sending' AND id IN ({})",
+                (2..chunk.len() + 2)
+                    .map(|i| format!("${i}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+            let mut update = sqlx::query::<D::DB>(&sql).bind(now);
+            for id in chunk {
+                update = update.bind(*id);
+            }
+            update.execute(&mut *conn).await?;
+        }
+        Ok(())
+    }
+
+    /// Undoes claims that were never used: the attempt did not happen.
+    pub(super) async fn release_claims_in(
+        conn: &mut <D::DB as Database>::Connection,
+        ids: &[i64],
+    ) -> Result<(), StoreError> {
+        for chunk in ids.chunks(1000) {
+            let sql = format!(
+                "UPDATE outbox SET state = 'queued', claimed_until = NULL, attempts = attempts - 1 \
+                 WHERE state = 'sending' AND id IN ({})",
+                (1..=chunk.len())
+                    .map(|i| format!("${i}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+            let mut update = sqlx::query::<D::DB>(&sql);
+            for id in chunk {
+                update = update.bind(*id);
+            }
+            update.execute(&mut *conn).await?;
+        }
+        Ok(())
+    }
+
+    pub(super) async fn record_delivery(
+        conn: &mut <D::DB as Database>::Connection,
+        id: i64,
+        recipient: &str,
+        delivery: &Delivery,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        // `state = 'sending'`: a late outcome for a claim that expired and was
+        // taken over must not overwrite the newer attempt's record.
+        match delivery {
+            Delivery::Sent => {
+                sqlx::query::<D::DB>(
+                    "UPDATE outbox SET state = 'sent', sent_at = $1, claimed_until = NULL, last_error = NULL \
+                     WHERE id = $2 AND state = 'sending'",
+                )
+                .bind(now)
+                .bind(id)
+                .execute(&mut *conn)
+                .await?;
+            }
+            Delivery::Retry { at, error } => {
+                sqlx::query::<D::DB>(
+                    "UPDATE outbox SET state = 'queued', next_attempt_at = $1, last_error = $2, claimed_until = NULL \
+                     WHERE id = $3 AND state = 'sending'",
+                )
+                .bind(*at)
+                .bind(error.as_str())
+                .bind(id)
+                .execute(&mut *conn)
+                .await?;
+            }
+            Delivery::Failed { error, hard_bounce } => {
+                sqlx::query::<D::DB>(
+                    "UPDATE outbox SET state = 'failed', last_error = $1, claimed_until = NULL \
+                     WHERE id = $2 AND state = 'sending'",
+                )
+                .bind(error.as_str())
+                .bind(id)
+                .execute(&mut *conn)
+                .await?;
+                if *hard_bounce {
+                    sqlx::query::<D::DB>(
+                        "INSERT INTO address_status (address, bounced_at, bounce_reason) VALUES ($1, $2, $3) \
+                         ON CONFLICT (address) DO UPDATE SET bounced_at = excluded.bounced_at, \
+                         bounce_reason = excluded.bounce_reason",
+                    )
+                    .bind(recipient)
+                    .bind(now)
+                    .bind(error.as_str())
+                    .execute(&mut *conn)
+                    .await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    pub(super) async fn retry_failed_in(
+        conn: &mut <D::DB as Database>::Connection,
+        now: DateTime<Utc>,
+    ) -> Result<u64, StoreError> {
+        let rows: Vec<(i64,)> = sqlx::query_as::<D::DB, (i64,)>(
+            "UPDATE outbox SET state = 'queued', attempts = 0, next_attempt_at = $1 \
+             WHERE state = 'failed' RETURNING id",
+        )
+        .bind(now)
+        .fetch_all(conn)
+        .await?;
+        Ok(rows.len() as u64)
+    }
+
+    pub(super) async fn set_relay_refusal_in(
+        conn: &mut <D::DB as Database>::Connection,
+        refusal: Option<&RelayRefusal>,
+    ) -> Result<(), StoreError> {
+        match refusal {
+            None => {
+                sqlx::query::<D::DB>("DELETE FROM relay_refusal")
+                    .execute(conn)
+                    .await?;
+            }
+            Some(r) => {
+                // The first refusal's `since` is kept while the relay goes on refusing.
+                sqlx::query::<D::DB>(
+                    "INSERT INTO relay_refusal (id, reason, since, next_try_at) VALUES (1, $1, $2, $3) \
+                     ON CONFLICT (id) DO UPDATE SET reason = excluded.reason, \
+                     next_try_at = excluded.next_try_at",
+                )
+                .bind(r.reason.as_str())
+                .bind(r.since)
+                .bind(r.next_try_at)
+                .execute(conn)
+                .await?;
+            }
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl<D: Dialect> OutboxStore for SqlStore<D>
+where
+    (String,): for<'r> FromRow<'r, <D::DB as Database>::Row>,
+    (i64,): for<'r> FromRow<'r, <D::DB as Database>::Row>,
+    ClaimedRow: for<'r> FromRow<'r, <D::DB as Database>::Row>,
+    CountRow: for<'r> FromRow<'r, <D::DB as Database>::Row>,
+    FailureRow: for<'r> FromRow<'r, <D::DB as Database>::Row>,
+    KeyRow: for<'r> FromRow<'r, <D::DB as Database>::Row>,
+    RelayRefusalRow: for<'r> FromRow<'r, <D::DB as Database>::Row>,
+    ReplyKeyRow: for<'r> FromRow<'r, <D::DB as Database>::Row>,
+    for<'c> &'c Pool<D::DB>: Executor<'c, Database = D::DB>,
+    for<'c> &'c mut <D::DB as Database>::Connection: Executor<'c, Database = D::DB>,
+    for<'q> &'q [u8]: Encode<'q, D::DB> + Type<D::DB>,
+    for<'q> &'q str: Encode<'q, D::DB> + Type<D::DB>,
+    for<'q> <D::DB as Database>::Arguments<'q>: IntoArguments<'q, D::DB>,
+    for<'q> DateTime<Utc>: Encode<'q, D::DB> + Type<D::DB>,
+    for<'q> Option<&'q str>: Encode<'q, D::DB> + Type<D::DB>,
+    for<'q> Option<i64>: Encode<'q, D::DB> + Type<D::DB>,
+    for<'q> String: Encode<'q, D::DB> + Type<D::DB>,
+    for<'q> i64: Encode<'q, D::DB> + Type<D::DB>,
+{
+    async fn queued_keys(&self, prefix: &str) -> Result<HashSet<String>, StoreError> {
+        let pool = &self.read;
+        // LIKE with an escaped prefix: keys are built by cocreate from ids,
+        // codes and addresses, which may contain '_' but never '\'.
+        let pattern = format!("{}%", prefix.replace('%', "\\%").replace('_', "\\_"));
+        let rows: Vec<KeyRow> = sqlx::query_as::<D::DB, KeyRow>(
+            "SELECT idempotency_key FROM outbox WHERE idempotency_key LIKE $1 ESCAPE '\\'",
+        )
+        .bind(pattern)
+        .fetch_all(pool)
+        .await?;
+        Ok(rows.into_iter().map(|r| r.idempotency_key).collect())
+    }
+
+    async fn outbox_counts(&self) -> Result<OutboxCounts, StoreError> {
+        let pool = &self.read;
+        let rows: Vec<CountRow> = fetch_all(
+            pool,
+            "SELECT state, COUNT(*) AS n FROM outbox GROUP BY state",
+        )
+        .await?;
+        let mut c = OutboxCounts::default();
+        for r in rows {
+            let n = u64::try_from(r.n).unwrap_or(0);
+            match r.state.as_str() {
+                "queued" => c.queued = n,
+                "sending" => c.sending = n,
+                "sent" => c.sent = n,
+                "failed" => c.failed = n,
+                other => return Err(corrupt(format!("outbox state '{other}'"))),
+            }
+        }
+        Ok(c)
+    }
+
+    async fn outbox_failures(&self, limit: u32) -> Result<Vec<OutboxFailure>, StoreError> {
+        let pool = &self.read;
+        let rows: Vec<FailureRow> = fetch_all(
+            pool,
+            &format!(
+                "SELECT id, kind, recipient, attempts, last_error FROM outbox \
+                 WHERE state = 'failed' ORDER BY id DESC LIMIT {limit}"
+            ),
+        )
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| OutboxFailure {
+                id: r.id,
+                kind: r.kind,
+                recipient: r.recipient,
+                attempts: u32::try_from(r.attempts).unwrap_or(u32::MAX),
+                last_error: r.last_error.unwrap_or_default(),
+            })
+            .collect())
+    }
+
+    async fn reply_key(&self, key: &ReplyKey) -> Result<Option<ReplyKeyRecord>, StoreError> {
+        let pool = &self.read;
+        Ok(Self::reply_keys(pool, std::slice::from_ref(key))
+            .await?
+            .pop())
+    }
+
+    async fn enqueue(&self, messages: &[NewMessage]) -> Result<u64, StoreError> {
+        let mut tx = self.begin().await?;
+        let queued = Self::enqueue_in(&mut tx, messages, Utc::now()).await?;
+        tx.commit().await?;
+        Ok(queued)
+    }
+
+    async fn claim_due_messages(
+        &self,
+        limit: u32,
+        lease: Duration,
+    ) -> Result<Vec<OutboxMessage>, StoreError> {
+        let now = Utc::now();
+        let until = now + chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::MAX);
+        let mut tx = self.begin().await?;
+        let rows: Vec<ClaimedRow> = sqlx::query_as(&claim_sql(D::CLAIM_LOCK))
+            .bind(until)
+            .bind(now)
+            .bind(i64::from(limit))
+            .fetch_all(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(sort_claimed(rows))
+    }
+
+    async fn record_deliveries(
+        &self,
+        outcomes: &[(i64, String, Delivery)],
+    ) -> Result<(), StoreError> {
+        let now = Utc::now();
+        let mut tx = self.begin().await?;
+        let sent: Vec<i64> = outcomes
+            .iter()
+            .filter(|(_, _, d)| *d == Delivery::Sent)
+            .map(|(id, _, _)| *id)
+            .collect();
+        Self::mark_sent(&mut tx, &sent, now).await?;
+        for (id, recipient, delivery) in outcomes.iter().filter(|(_, _, d)| *d != Delivery::Sent) {
+            Self::record_delivery(&mut tx, *id, recipient, delivery, now).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn release_claims(&self, ids: &[i64]) -> Result<(), StoreError> {
+        let mut tx = self.begin().await?;
+        Self::release_claims_in(&mut tx, ids).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn retry_failed(&self) -> Result<u64, StoreError> {
+        let mut tx = self.begin().await?;
+        let n = Self::retry_failed_in(&mut tx, Utc::now()).await?;
+        tx.commit().await?;
+        Ok(n)
+    }
+
+    async fn relay_refusal(&self) -> Result<Option<RelayRefusal>, StoreError> {
+        let pool = &self.read;
+        let rows: Vec<RelayRefusalRow> = fetch_all(
+            pool,
+            "SELECT reason, since, next_try_at FROM relay_refusal WHERE id = 1",
+        )
+        .await?;
+        Ok(rows.into_iter().next().map(|r| RelayRefusal {
+            reason: r.reason,
+            since: r.since,
+            next_try_at: r.next_try_at,
+        }))
+    }
+
+    async fn set_relay_refusal(&self, refusal: Option<&RelayRefusal>) -> Result<(), StoreError> {
+        let mut tx = self.begin().await?;
+        Self::set_relay_refusal_in(&mut tx, refusal).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+}

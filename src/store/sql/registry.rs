@@ -1,0 +1,459 @@
+//! Organisations, their addresses and the state of each address, the history
+//! of imports, and the POC's relevance decisions.
+
+use std::collections::HashMap;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use sqlx::{Database, Encode, Executor, FromRow, IntoArguments, Pool, Type};
+
+use super::*;
+use crate::domain::{EmailAddress, Language, RegistrationNumber, Relevance};
+use crate::store::records::*;
+use crate::store::{RegistryStore, StoreError};
+
+pub(super) const FIELD_SEPARATOR: &str = "\n";
+
+/// Addresses never contain a newline (EmailAddress refuses whitespace).
+pub(super) const EMAIL_SEPARATOR: char = '\n';
+
+#[derive(FromRow)]
+pub struct CsoRow {
+    id: i64,
+    registration_no: String,
+    name: String,
+    phone: Option<String>,
+    city: Option<String>,
+    fields_of_activity: String,
+    language: String,
+    active: bool,
+    updated_at: DateTime<Utc>,
+    emails: Option<String>,
+}
+
+#[derive(FromRow)]
+pub struct OverrideRow {
+    registration_no: String,
+    policy_area: String,
+    relevance: String,
+    reason: String,
+    set_at: DateTime<Utc>,
+}
+
+#[derive(FromRow)]
+pub struct ImportRow {
+    file_name: String,
+    full_import: bool,
+    added: i64,
+    updated: i64,
+    unchanged: i64,
+    inactivated: i64,
+    skipped: i64,
+    imported_at: DateTime<Utc>,
+}
+
+/// Which CSOs a read wants: all of them for imports and matching, one by id
+/// or by address for routing a message.
+#[derive(Debug, Clone, Copy)]
+pub enum CsoFilter<'a> {
+    All,
+    Id(i64),
+    Ids(&'a [i64]),
+    Address(&'a str),
+}
+
+impl CsoRow {
+    fn into_cso(self) -> Result<Cso, StoreError> {
+        let emails = self
+            .emails
+            .as_deref()
+            .unwrap_or("")
+            .split(EMAIL_SEPARATOR)
+            .filter(|e| !e.is_empty())
+            .map(|e| EmailAddress::parse(e).map_err(corrupt))
+            .collect::<Result<_, _>>()?;
+        Ok(Cso {
+            id: self.id,
+            record: CsoRecord {
+                registration_no: RegistrationNumber::parse(&self.registration_no)
+                    .map_err(corrupt)?,
+                name: self.name,
+                emails,
+                phone: self.phone,
+                city: self.city,
+                fields_of_activity: join_fields_back(&self.fields_of_activity),
+                language: Language::parse(&self.language).map_err(corrupt)?,
+            },
+            active: self.active,
+            updated_at: self.updated_at,
+        })
+    }
+}
+
+fn join_fields_back(stored: &str) -> Vec<String> {
+    stored
+        .split(FIELD_SEPARATOR)
+        .filter(|f| !f.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Pairs the `(id, registration_no)` rows an INSERT … RETURNING gave back
+/// with the records inserted. RETURNING does not promise VALUES order, so
+/// they are matched by registration number, which is unique.
+pub(crate) fn pair_inserted<'a>(
+    inserted: &'a [CsoRecord],
+    returned: &[(i64, String)],
+) -> Result<Vec<(i64, &'a CsoRecord)>, StoreError> {
+    let by_reg: HashMap<&str, &CsoRecord> = inserted
+        .iter()
+        .map(|r| (r.registration_no.as_str(), r))
+        .collect();
+    returned
+        .iter()
+        .map(|(id, reg)| {
+            by_reg
+                .get(reg.as_str())
+                .map(|r| (*id, *r))
+                .ok_or_else(|| corrupt(format!("an insert returned an unknown number {reg}")))
+        })
+        .collect()
+}
+
+pub(crate) fn fields_column(record: &CsoRecord) -> String {
+    record.fields_of_activity.join(FIELD_SEPARATOR)
+}
+
+// ----- addresses ---------------------------------------------------------------
+
+#[derive(FromRow)]
+pub struct AddressRow {
+    address: String,
+    opted_out_at: Option<DateTime<Utc>>,
+    opt_out_source: Option<String>,
+    bounced_at: Option<DateTime<Utc>>,
+    bounce_reason: Option<String>,
+    soft_bounces: i64,
+    restored_at: Option<DateTime<Utc>>,
+    restore_reason: Option<String>,
+}
+
+/// Organisations by filter: intake reads the CSOs of a batch's reply keys.
+impl<D: Dialect> SqlStore<D>
+where
+    CsoRow: for<'r> FromRow<'r, <D::DB as Database>::Row>,
+    for<'c> &'c Pool<D::DB>: Executor<'c, Database = D::DB>,
+    for<'q> &'q str: Encode<'q, D::DB> + Type<D::DB>,
+    for<'q> <D::DB as Database>::Arguments<'q>: IntoArguments<'q, D::DB>,
+    for<'q> i64: Encode<'q, D::DB> + Type<D::DB>,
+{
+    /// Every CSO with its addresses. `emails_sql` is the backend's way of
+    /// gathering a CSO's addresses, in order, into one newline-separated column
+    /// (group_concat or string_agg): one row per CSO instead of a second query,
+    /// which halves the rows decoded on a 100,000-organisation registry.
+    pub(super) async fn csos_where(
+        pool: &Pool<D::DB>,
+        emails_sql: &str,
+        filter: CsoFilter<'_>,
+    ) -> Result<Vec<Cso>, StoreError> {
+        let select = format!(
+            "SELECT c.id, c.registration_no, c.name, c.phone, c.city, c.fields_of_activity, \
+             c.language, c.active, c.updated_at, ({emails_sql}) AS emails FROM csos c"
+        );
+        let rows: Vec<CsoRow> = match filter {
+            CsoFilter::All => fetch_all(pool, &format!("{select} ORDER BY c.id")).await?,
+            CsoFilter::Id(id) => {
+                sqlx::query_as::<D::DB, CsoRow>(&format!("{select} WHERE c.id = $1"))
+                    .bind(id)
+                    .fetch_all(pool)
+                    .await?
+            }
+            CsoFilter::Ids(ids) => {
+                if ids.is_empty() {
+                    return Ok(Vec::new());
+                }
+                let sql = format!("{select} WHERE c.id IN ({})", numbered(1, ids.len()));
+                let mut q = sqlx::query_as::<D::DB, CsoRow>(&sql);
+                for id in ids {
+                    q = q.bind(*id);
+                }
+                q.fetch_all(pool).await?
+            }
+            CsoFilter::Address(address) => {
+                sqlx::query_as::<D::DB, CsoRow>(&format!(
+                    "{select} WHERE c.id IN (SELECT cso_id FROM cso_emails WHERE address = $1) ORDER BY c.id"
+                ))
+                .bind(address)
+                .fetch_all(pool)
+                .await?
+            }
+        };
+        rows.into_iter().map(CsoRow::into_cso).collect()
+    }
+}
+
+/// Writes inside the caller's transaction, and reads several methods share.
+impl<D: Dialect> SqlStore<D>
+where
+    (String,): for<'r> FromRow<'r, <D::DB as Database>::Row>,
+    AddressRow: for<'r> FromRow<'r, <D::DB as Database>::Row>,
+    CsoRow: for<'r> FromRow<'r, <D::DB as Database>::Row>,
+    ImportRow: for<'r> FromRow<'r, <D::DB as Database>::Row>,
+    OverrideRow: for<'r> FromRow<'r, <D::DB as Database>::Row>,
+    for<'c> &'c Pool<D::DB>: Executor<'c, Database = D::DB>,
+    for<'c> &'c mut <D::DB as Database>::Connection: Executor<'c, Database = D::DB>,
+    for<'q> &'q str: Encode<'q, D::DB> + Type<D::DB>,
+    for<'q> <D::DB as Database>::Arguments<'q>: IntoArguments<'q, D::DB>,
+    for<'q> DateTime<Utc>: Encode<'q, D::DB> + Type<D::DB>,
+    for<'q> bool: Encode<'q, D::DB> + Type<D::DB>,
+    for<'q> i64: Encode<'q, D::DB> + Type<D::DB>,
+{
+    pub(super) async fn set_relevance_override_in(
+        pool: &Pool<D::DB>,
+        o: &RelevanceOverride,
+    ) -> Result<(), StoreError> {
+        sqlx::query::<D::DB>(
+            "INSERT INTO relevance_overrides (registration_no, policy_area, relevance, reason, set_at) \
+             VALUES ($1, $2, $3, $4, $5) \
+             ON CONFLICT (registration_no, policy_area) DO UPDATE \
+             SET relevance = excluded.relevance, reason = excluded.reason, set_at = excluded.set_at",
+        )
+        .bind(o.registration_no.as_str())
+        .bind(o.policy_area.as_str())
+        .bind(o.relevance.as_str())
+        .bind(o.reason.as_str())
+        .bind(o.set_at)
+        .execute(pool)
+        .await?;
+        Ok(())
+    }
+
+    pub(super) async fn clear_relevance_override_in(
+        pool: &Pool<D::DB>,
+        registration_no: &RegistrationNumber,
+        policy_area: &str,
+    ) -> Result<bool, StoreError> {
+        let removed: Option<(String,)> = sqlx::query_as::<D::DB, (String,)>(
+            "DELETE FROM relevance_overrides WHERE registration_no = $1 AND policy_area = $2 \
+             RETURNING registration_no",
+        )
+        .bind(registration_no.as_str())
+        .bind(policy_area)
+        .fetch_optional(pool)
+        .await?;
+        Ok(removed.is_some())
+    }
+
+    /// Adds the history line for an import, inside the import's transaction.
+    pub(super) async fn insert_import_log_in(
+        conn: &mut <D::DB as Database>::Connection,
+        log: &ImportLogEntry,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let n = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+        sqlx::query::<D::DB>(
+            "INSERT INTO registry_imports (file_name, full_import, added, updated, unchanged, inactivated, skipped, imported_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(log.file_name.as_str())
+        .bind(log.full)
+        .bind(n(log.added))
+        .bind(n(log.updated))
+        .bind(n(log.unchanged))
+        .bind(n(log.inactivated))
+        .bind(n(log.skipped))
+        .bind(at)
+        .execute(conn)
+        .await?;
+        Ok(())
+    }
+
+    pub(super) async fn opt_out_in(
+        conn: &mut <D::DB as Database>::Connection,
+        address: &EmailAddress,
+        source: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        // An address already opted out keeps its first date.
+        sqlx::query::<D::DB>(
+            "INSERT INTO address_status (address, opted_out_at, opt_out_source) VALUES ($1, $2, $3) \
+             ON CONFLICT (address) DO UPDATE SET \
+             opted_out_at = COALESCE(address_status.opted_out_at, excluded.opted_out_at), \
+             opt_out_source = COALESCE(address_status.opt_out_source, excluded.opt_out_source)",
+        )
+        .bind(address.as_str())
+        .bind(now)
+        .bind(source)
+        .execute(conn)
+        .await?;
+        Ok(())
+    }
+
+    pub(super) async fn restore_address_in(
+        conn: &mut <D::DB as Database>::Connection,
+        address: &EmailAddress,
+        reason: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let restored: Option<(String,)> = sqlx::query_as::<D::DB, (String,)>(
+            "UPDATE address_status SET opted_out_at = NULL, opt_out_source = NULL, bounced_at = NULL, \
+             bounce_reason = NULL, soft_bounces = 0, restored_at = $1, restore_reason = $2 \
+             WHERE address = $3 AND (opted_out_at IS NOT NULL OR bounced_at IS NOT NULL) \
+             RETURNING address",
+        )
+        .bind(now)
+        .bind(reason)
+        .bind(address.as_str())
+        .fetch_optional(conn)
+        .await?;
+        Ok(restored.is_some())
+    }
+}
+
+#[async_trait]
+impl<D: Dialect> RegistryStore for SqlStore<D>
+where
+    (String,): for<'r> FromRow<'r, <D::DB as Database>::Row>,
+    AddressRow: for<'r> FromRow<'r, <D::DB as Database>::Row>,
+    CsoRow: for<'r> FromRow<'r, <D::DB as Database>::Row>,
+    ImportRow: for<'r> FromRow<'r, <D::DB as Database>::Row>,
+    OverrideRow: for<'r> FromRow<'r, <D::DB as Database>::Row>,
+    for<'c> &'c Pool<D::DB>: Executor<'c, Database = D::DB>,
+    for<'c> &'c mut <D::DB as Database>::Connection: Executor<'c, Database = D::DB>,
+    for<'q> &'q str: Encode<'q, D::DB> + Type<D::DB>,
+    for<'q> <D::DB as Database>::Arguments<'q>: IntoArguments<'q, D::DB>,
+    for<'q> DateTime<Utc>: Encode<'q, D::DB> + Type<D::DB>,
+    for<'q> bool: Encode<'q, D::DB> + Type<D::DB>,
+    for<'q> i64: Encode<'q, D::DB> + Type<D::DB>,
+{
+    async fn csos(&self) -> Result<Vec<Cso>, StoreError> {
+        Self::csos_where(&self.read, D::EMAILS_OF_CSO, CsoFilter::All).await
+    }
+
+    async fn cso(&self, id: i64) -> Result<Option<Cso>, StoreError> {
+        let mut found = Self::csos_where(&self.read, D::EMAILS_OF_CSO, CsoFilter::Id(id)).await?;
+        Ok(found.pop())
+    }
+
+    async fn csos_with_address(&self, address: &EmailAddress) -> Result<Vec<Cso>, StoreError> {
+        Self::csos_where(
+            &self.read,
+            D::EMAILS_OF_CSO,
+            CsoFilter::Address(address.as_str()),
+        )
+        .await
+    }
+
+    async fn apply_registry_changes(&self, changes: &RegistryChanges) -> Result<(), StoreError> {
+        let now = Utc::now();
+        let mut tx = self.begin().await?;
+        D::apply_registry_changes(&mut tx, changes, now).await?;
+        Self::insert_import_log_in(&mut tx, &changes.log, now).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn registry_imports(&self, limit: u32) -> Result<Vec<ImportRecord>, StoreError> {
+        let pool = &self.read;
+        let rows: Vec<ImportRow> = fetch_all(
+            pool,
+            &format!(
+                "SELECT file_name, full_import, added, updated, unchanged, inactivated, skipped, imported_at \
+                 FROM registry_imports ORDER BY id DESC LIMIT {limit}"
+            ),
+        )
+        .await?;
+        let count = |n: i64| u64::try_from(n).map_err(|_| corrupt(format!("negative count {n}")));
+        rows.into_iter()
+            .map(|r| {
+                Ok(ImportRecord {
+                    imported_at: r.imported_at,
+                    entry: ImportLogEntry {
+                        file_name: r.file_name,
+                        full: r.full_import,
+                        added: count(r.added)?,
+                        updated: count(r.updated)?,
+                        unchanged: count(r.unchanged)?,
+                        inactivated: count(r.inactivated)?,
+                        skipped: count(r.skipped)?,
+                    },
+                })
+            })
+            .collect()
+    }
+
+    async fn set_relevance_override(&self, o: &RelevanceOverride) -> Result<(), StoreError> {
+        Self::set_relevance_override_in(&self.write, o).await
+    }
+
+    async fn clear_relevance_override(
+        &self,
+        registration_no: &RegistrationNumber,
+        policy_area: &str,
+    ) -> Result<bool, StoreError> {
+        Self::clear_relevance_override_in(&self.write, registration_no, policy_area).await
+    }
+
+    async fn relevance_overrides(&self) -> Result<Vec<RelevanceOverride>, StoreError> {
+        let pool = &self.read;
+        let rows: Vec<OverrideRow> = fetch_all(
+            pool,
+            "SELECT registration_no, policy_area, relevance, reason, set_at \
+             FROM relevance_overrides ORDER BY policy_area, registration_no",
+        )
+        .await?;
+        rows.into_iter()
+            .map(|r| {
+                Ok(RelevanceOverride {
+                    registration_no: RegistrationNumber::parse(&r.registration_no)
+                        .map_err(corrupt)?,
+                    policy_area: r.policy_area,
+                    relevance: Relevance::parse(&r.relevance).map_err(corrupt)?,
+                    reason: r.reason,
+                    set_at: r.set_at,
+                })
+            })
+            .collect()
+    }
+
+    async fn address_statuses(&self) -> Result<Vec<AddressStatus>, StoreError> {
+        let pool = &self.read;
+        let rows: Vec<AddressRow> = fetch_all(
+            pool,
+            "SELECT address, opted_out_at, opt_out_source, bounced_at, bounce_reason, soft_bounces, \
+             restored_at, restore_reason FROM address_status ORDER BY address",
+        )
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| AddressStatus {
+                address: r.address,
+                opted_out_at: r.opted_out_at,
+                opt_out_source: r.opt_out_source,
+                bounced_at: r.bounced_at,
+                bounce_reason: r.bounce_reason,
+                soft_bounces: u32::try_from(r.soft_bounces).unwrap_or(0),
+                restored_at: r.restored_at,
+                restore_reason: r.restore_reason,
+            })
+            .collect())
+    }
+
+    async fn opt_out(&self, address: &EmailAddress, source: &str) -> Result<(), StoreError> {
+        let mut tx = self.begin().await?;
+        Self::opt_out_in(&mut tx, address, source, Utc::now()).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn restore_address(
+        &self,
+        address: &EmailAddress,
+        reason: &str,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.begin().await?;
+        let restored = Self::restore_address_in(&mut tx, address, reason, Utc::now()).await?;
+        tx.commit().await?;
+        Ok(restored)
+    }
+}
