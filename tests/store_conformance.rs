@@ -10,13 +10,15 @@ use chrono::Utc;
 use cocreate::consultation::{ConsultationSpec, ConsultationState, DeadlineExtension};
 use cocreate::domain::ReplyKey;
 use cocreate::domain::{EmailAddress, Language, RegistrationNumber};
-use cocreate::intake::types::{Applied, InboundState, IntakeWrite, NewInbound, NewProposal};
-use cocreate::outbound::outbox::{Delivery, NewMessage, ReplyKeyRecord};
+use cocreate::intake::types::{
+    Applied, InboundState, IntakeWrite, NewFollowUp, NewInbound, NewProposal,
+};
+use cocreate::outbound::outbox::{Delivery, NewMessage, RelayRefusal, ReplyKeyRecord};
 use cocreate::registry::import::{ImportError, ImportMode, ImportOptions, import_bytes};
 use cocreate::registry::relevance::{Relevance, RelevanceOverride};
 use cocreate::registry::{CsoRecord, ImportLogEntry, RegistryChanges};
-use cocreate::store::Store;
 use cocreate::store::StoreError;
+use cocreate::store::{Backend, Store};
 use common::{TestDb, registry_csv};
 
 macro_rules! conformance {
@@ -58,6 +60,10 @@ conformance!(
     an_expired_claim_is_taken_over,
     opt_outs_and_restores_are_kept_with_their_reasons,
     a_message_is_stored_once_and_has_at_most_one_proposal,
+    a_cso_is_found_by_id_and_by_address,
+    released_claims_go_back_as_they_were,
+    the_relay_refusal_and_schedule_watermarks_are_kept,
+    follow_ups_bounces_and_lookups_by_receipt,
 );
 
 fn record(reg: &str, name: &str, emails: &[&str]) -> CsoRecord {
@@ -860,4 +866,205 @@ async fn a_message_is_stored_once_and_has_at_most_one_proposal(db: &TestDb) {
         .unwrap();
     assert_eq!(known.acknowledgements.get("a@x.al"), Some(&3));
     assert!(store.unprocessed_inbound().await.unwrap().is_empty());
+}
+
+async fn a_cso_is_found_by_id_and_by_address(db: &TestDb) {
+    let store = db.open().await;
+    assert_eq!(
+        store.backend(),
+        if db.url.starts_with("sqlite:") {
+            Backend::Sqlite
+        } else {
+            Backend::Postgres
+        }
+    );
+    store.ping().await.unwrap();
+    let changes = RegistryChanges {
+        added: vec![
+            record("R1", "Një", &["a@x.al", "shared@x.al"]),
+            record("R2", "Dy", &["shared@x.al"]),
+        ],
+        ..RegistryChanges::default()
+    };
+    store.apply_registry_changes(&changes).await.unwrap();
+    let all = store.csos().await.unwrap();
+    let first = store.cso(all[0].id).await.unwrap().unwrap();
+    assert_eq!(first, all[0]);
+    assert_eq!(first.record.emails.len(), 2);
+    assert!(store.cso(-1).await.unwrap().is_none());
+    let shared = EmailAddress::parse("shared@x.al").unwrap();
+    let names: Vec<String> = store
+        .csos_with_address(&shared)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| c.record.name)
+        .collect();
+    assert_eq!(names, ["Një", "Dy"]);
+    let nobody = EmailAddress::parse("nobody@x.al").unwrap();
+    assert!(store.csos_with_address(&nobody).await.unwrap().is_empty());
+}
+
+async fn released_claims_go_back_as_they_were(db: &TestDb) {
+    let store = db.open().await;
+    let (c, cso) = fixtures(store.as_ref()).await;
+    store
+        .enqueue(&[message("invitation:r:1", "a@x.al", c, cso)])
+        .await
+        .unwrap();
+    let claimed = store
+        .claim_due_messages(10, std::time::Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 1);
+    assert_eq!(claimed[0].attempts, 1);
+    assert_eq!(store.outbox_counts().await.unwrap().sending, 1);
+    store.release_claims(&[claimed[0].id]).await.unwrap();
+    assert_eq!(store.outbox_counts().await.unwrap().queued, 1);
+    let again = store
+        .claim_due_messages(10, std::time::Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert_eq!(again.len(), 1, "due again at once");
+    assert_eq!(again[0].attempts, 1, "the released attempt does not count");
+}
+
+async fn the_relay_refusal_and_schedule_watermarks_are_kept(db: &TestDb) {
+    let store = db.open().await;
+    assert!(store.relay_refusal().await.unwrap().is_none());
+    let since = Utc::now() - chrono::Duration::minutes(5);
+    let first = RelayRefusal {
+        reason: "permanent error (535): 5.7.8 Authentication credentials invalid".into(),
+        since,
+        next_try_at: since + chrono::Duration::seconds(30),
+    };
+    store.set_relay_refusal(Some(&first)).await.unwrap();
+    let later = RelayRefusal {
+        since: Utc::now(),
+        next_try_at: Utc::now() + chrono::Duration::seconds(60),
+        ..first.clone()
+    };
+    store.set_relay_refusal(Some(&later)).await.unwrap();
+    let kept = store.relay_refusal().await.unwrap().unwrap();
+    assert_eq!(kept.reason, first.reason);
+    assert_eq!(
+        kept.since.timestamp_micros(),
+        since.timestamp_micros(),
+        "the first refusal's time is kept while the relay goes on refusing"
+    );
+    assert_eq!(
+        kept.next_try_at.timestamp_micros(),
+        later.next_try_at.timestamp_micros()
+    );
+    store.set_relay_refusal(None).await.unwrap();
+    assert!(store.relay_refusal().await.unwrap().is_none());
+
+    assert!(store.schedule_watermark("digest").await.unwrap().is_none());
+    let t1 = Utc::now() - chrono::Duration::days(2);
+    store.set_schedule_watermark("digest", t1).await.unwrap();
+    store
+        .set_schedule_watermark("pen_summary", Utc::now())
+        .await
+        .unwrap();
+    let t2 = Utc::now();
+    store.set_schedule_watermark("digest", t2).await.unwrap();
+    let got = store.schedule_watermark("digest").await.unwrap().unwrap();
+    assert_eq!(got.timestamp_micros(), t2.timestamp_micros());
+}
+
+async fn follow_ups_bounces_and_lookups_by_receipt(db: &TestDb) {
+    let store = db.open().await;
+    let (c, cso) = fixtures(store.as_ref()).await;
+    let inbound = |key: &str, raw: &'static [u8]| NewInbound {
+        dedupe_key: key.into(),
+        source: "stdin",
+        raw,
+        message_id: None,
+        from_address: Some("a@x.al".into()),
+        subject: Some("P".into()),
+    };
+    let raw = b"From: a@x.al\r\nSubject: P\r\n\r\nPropozim\r\n".as_slice();
+    let (id, _) = store.store_inbound(&inbound("p", raw)).await.unwrap();
+    let (summary, bytes) = store.inbound_raw(id).await.unwrap().unwrap();
+    assert_eq!(bytes, raw);
+    assert_eq!(summary.state, "received");
+    assert!(store.inbound_raw(id + 1000).await.unwrap().is_none());
+    let proposal = NewProposal {
+        receipt_no: "OGP-PPPP-QQQQ".into(),
+        consultation_id: c,
+        cso_id: Some(cso),
+        inbound_message_id: id,
+        from_address: "a@x.al".into(),
+        other_sender: false,
+        late: false,
+        draft_number: None,
+        subject: "P".into(),
+        reply_text: "Propozim".into(),
+        quoted_text: String::new(),
+        signature: String::new(),
+        attachments_json: "[]".into(),
+        authentication_json: "{}".into(),
+    };
+    store.record_proposal(&proposal, None).await.unwrap();
+    assert_eq!(
+        store.receipt_for_message(id).await.unwrap().as_deref(),
+        Some("OGP-PPPP-QQQQ")
+    );
+    let (proposal_id, consultation, by) = store
+        .proposal_by_receipt("OGP-PPPP-QQQQ")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((consultation, by), (c, Some(cso)));
+    assert!(
+        store
+            .proposal_by_receipt("OGP-NONE-XXXX")
+            .await
+            .unwrap()
+            .is_none()
+    );
+
+    let (reply, _) = store
+        .store_inbound(&inbound("f", b"Subject: Re\r\n\r\nShtese\r\n"))
+        .await
+        .unwrap();
+    let follow_up = NewFollowUp {
+        proposal_id,
+        receipt_no: "OGP-PPPP-QQQQ".into(),
+        inbound_message_id: reply,
+        from_address: "a@x.al".into(),
+        reply_text: "Shtesë".into(),
+        quoted_text: String::new(),
+        signature: String::new(),
+        attachments_json: "[]".into(),
+    };
+    assert!(store.record_follow_up(&follow_up, None).await.unwrap());
+    assert!(
+        !store.record_follow_up(&follow_up, None).await.unwrap(),
+        "a message is one follow-up at most"
+    );
+    assert!(store.unprocessed_inbound().await.unwrap().is_empty());
+
+    store
+        .record_bounce("soft@x.al", false, "delivery report: status 4.2.2")
+        .await
+        .unwrap();
+    store
+        .record_bounce("soft@x.al", false, "delivery report: status 4.2.2")
+        .await
+        .unwrap();
+    store
+        .record_bounce("gone@x.al", true, "delivery report: status 5.1.1")
+        .await
+        .unwrap();
+    let statuses = store.address_statuses().await.unwrap();
+    let gone = statuses.iter().find(|s| s.address == "gone@x.al").unwrap();
+    assert!(gone.bounced_at.is_some());
+    assert_eq!(
+        gone.bounce_reason.as_deref(),
+        Some("delivery report: status 5.1.1")
+    );
+    let soft = statuses.iter().find(|s| s.address == "soft@x.al").unwrap();
+    assert!(soft.bounced_at.is_none());
+    assert_eq!(soft.soft_bounces, 2);
 }
