@@ -1,0 +1,288 @@
+//! The sections of the config as cocreate uses them, values already parsed.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::domain::{EmailAddress, Keyword, Language, Schedule};
+
+/// Where mail comes in.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InboundConfig {
+    #[serde(default)]
+    pub maildir: Option<PathBuf>,
+    #[serde(default)]
+    pub webhook_secret_env: Option<String>,
+    #[serde(default)]
+    #[serde(deserialize_with = "optional_listen_address")]
+    pub lmtp_listen: Option<SocketAddr>,
+    pub max_message_bytes: usize,
+    /// IMAP mailbox to take mail from; empty host for none.
+    #[serde(default)]
+    pub imap_host: String,
+    #[serde(default = "default_imap_port")]
+    pub imap_port: u16,
+    #[serde(default = "default_imap_security")]
+    pub imap_security: Security,
+    #[serde(default)]
+    pub imap_username: String,
+    #[serde(default)]
+    pub imap_password_env: Option<String>,
+    #[serde(default = "default_imap_mailbox")]
+    pub imap_mailbox: String,
+    /// A PEM file of certificate authorities to trust for the IMAP server
+    /// besides the public ones (a mail server with a private CA).
+    #[serde(default)]
+    pub imap_ca_file: Option<PathBuf>,
+    #[serde(default = "default_imap_poll")]
+    pub imap_poll_seconds: u64,
+    /// How long connecting, logging in and opening the mailbox may take.
+    #[serde(default = "default_imap_timeout")]
+    pub imap_timeout_seconds: u64,
+    /// When the POC's summary of the holding pen goes out: cron syntax with
+    /// seconds, in the office's time zone; empty for never.
+    #[serde(
+        default = "default_pen_summary",
+        deserialize_with = "crate::domain::optional_schedule"
+    )]
+    pub pen_summary: Option<Schedule>,
+    #[serde(default)]
+    pub pen_summary_language: Language,
+    /// Where attachments are kept apart, one file per content.
+    #[serde(default = "default_attachments_dir")]
+    pub attachments_dir: PathBuf,
+    /// Largest attachment kept apart; larger ones stay in the message and
+    /// the receipt says so.
+    #[serde(default = "default_max_attachment")]
+    pub max_attachment_bytes: usize,
+}
+
+/// A listening address, or none for an empty string.
+fn optional_listen_address<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<SocketAddr>, D::Error> {
+    let raw = String::deserialize(d)?;
+    let raw = raw.trim();
+    if raw.is_empty() {
+        return Ok(None);
+    }
+    raw.parse().map(Some).map_err(|_| {
+        serde::de::Error::custom(format!("'{raw}' is not an address like 127.0.0.1:2424"))
+    })
+}
+
+fn default_attachments_dir() -> PathBuf {
+    PathBuf::from("data/attachments")
+}
+
+fn default_max_attachment() -> usize {
+    10 * 1024 * 1024
+}
+
+fn default_pen_summary() -> Option<Schedule> {
+    Schedule::parse("0 0 8 * * Mon-Fri").ok()
+}
+
+fn default_imap_port() -> u16 {
+    993
+}
+fn default_imap_security() -> Security {
+    Security::Tls
+}
+fn default_imap_mailbox() -> String {
+    "INBOX".into()
+}
+fn default_imap_poll() -> u64 {
+    30
+}
+fn default_imap_timeout() -> u64 {
+    30
+}
+
+impl InboundConfig {
+    /// The webhook's shared secret, when its variable is set.
+    pub fn webhook_secret(&self) -> Option<String> {
+        let var = self.webhook_secret_env.as_deref()?;
+        std::env::var(var).ok().filter(|s| !s.is_empty())
+    }
+
+    /// The IMAP password from the environment variable the file names.
+    pub fn imap_password(&self) -> Option<String> {
+        let var = self.imap_password_env.as_deref()?;
+        std::env::var(var).ok().filter(|p| !p.is_empty())
+    }
+
+    /// The watched maildir, unless switched off with an empty value.
+    pub fn maildir(&self) -> Option<&Path> {
+        self.maildir
+            .as_deref()
+            .filter(|p| !p.as_os_str().is_empty())
+    }
+}
+
+/// Working days for consultation periods.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CalendarConfig {
+    pub holidays: std::collections::BTreeSet<chrono::NaiveDate>,
+    pub minimum_working_days: u32,
+    pub maximum_working_days: u32,
+}
+
+/// cocreate's own addresses and headers.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MailConfig {
+    pub domain: String,
+    pub reply_local: String,
+    pub from: String,
+    pub list_id: String,
+    #[serde(default)]
+    pub templates_dir: Option<PathBuf>,
+    #[serde(default = "default_receipts_per_hour")]
+    pub receipts_per_address_per_hour: u32,
+    #[serde(default)]
+    pub dkim_selector: String,
+    #[serde(default)]
+    pub dkim_key_file: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TransportKind {
+    File,
+    Smtp,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutboxConfig {
+    pub transport: TransportKind,
+    pub file_dir: PathBuf,
+    pub max_attempts: u32,
+    pub retry_base_seconds: u64,
+    pub retry_max_seconds: u64,
+    pub rate_per_second: u32,
+    pub concurrency: u32,
+    pub claim_seconds: u64,
+}
+
+/// How a connection to a mail server is protected; the SMTP relay and the
+/// IMAP mailbox each have their own setting of this.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Security {
+    /// Plain text: only for a server on this machine.
+    None,
+    /// Plain connection upgraded with STARTTLS before anything else is said
+    /// (SMTP 587, IMAP 143); a server that does not offer it is refused.
+    Starttls,
+    /// TLS from the first byte (SMTP 465, IMAP 993).
+    Tls,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SmtpConfig {
+    pub host: String,
+    pub port: u16,
+    pub security: Security,
+    #[serde(default)]
+    pub username: String,
+    #[serde(default)]
+    pub password_env: Option<String>,
+    pub timeout_seconds: u64,
+}
+
+impl SmtpConfig {
+    /// The relay password from the environment variable the file names.
+    pub fn password(&self) -> Option<String> {
+        let var = self.password_env.as_deref()?;
+        std::env::var(var).ok().filter(|p| !p.is_empty())
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    pub listen: SocketAddr,
+    pub public_url: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseConfig {
+    pub url: String,
+    #[serde(default)]
+    pub password_env: Option<String>,
+    #[serde(default = "default_max_connections")]
+    pub max_connections: u32,
+}
+
+fn default_receipts_per_hour() -> u32 {
+    10
+}
+
+fn default_max_connections() -> u32 {
+    8
+}
+
+impl DatabaseConfig {
+    /// The password from the environment variable the file names, if set.
+    pub fn password(&self) -> Option<String> {
+        let var = self.password_env.as_deref()?;
+        std::env::var(var).ok().filter(|p| !p.is_empty())
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Auto,
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogConfig {
+    pub format: LogFormat,
+    pub level: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct OfficeConfig {
+    pub name_sq: String,
+    pub name_en: String,
+    pub email: EmailAddress,
+    pub postal_address: String,
+    pub time_zone: chrono_tz::Tz,
+}
+
+/// A policy area of focus, owned by its Lead Focal Point Institution.
+#[derive(Debug, Clone)]
+pub struct PolicyArea {
+    pub code: String,
+    pub name_sq: String,
+    pub name_en: String,
+    pub lfp: Lfp,
+    pub direct_keywords: Vec<Keyword>,
+    pub indirect_keywords: Vec<Keyword>,
+    pub thematic_groups: Vec<ThematicGroup>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Lfp {
+    pub name_sq: String,
+    pub name_en: String,
+    pub emails: Vec<EmailAddress>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ThematicGroup {
+    pub code: String,
+    pub name_sq: String,
+    pub name_en: String,
+}

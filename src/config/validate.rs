@@ -1,0 +1,315 @@
+//! The config as read, and the checks that make it a [`Config`]: every
+//! failure names the key, where the value came from and the problem.
+
+use std::collections::HashSet;
+
+use serde::Deserialize;
+
+use super::*;
+use crate::domain::{EmailAddress, Keyword};
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawConfig {
+    server: ServerConfig,
+    database: DatabaseConfig,
+    log: LogConfig,
+    office: RawOffice,
+    calendar: CalendarConfig,
+    mail: MailConfig,
+    outbox: OutboxConfig,
+    smtp: SmtpConfig,
+    inbound: InboundConfig,
+    #[serde(default)]
+    policy_areas: Vec<RawPolicyArea>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawOffice {
+    name_sq: String,
+    name_en: String,
+    email: String,
+    postal_address: String,
+    time_zone: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPolicyArea {
+    code: String,
+    name_sq: String,
+    name_en: String,
+    lfp: RawLfp,
+    #[serde(default)]
+    direct_keywords: Vec<String>,
+    #[serde(default)]
+    indirect_keywords: Vec<String>,
+    #[serde(default)]
+    thematic_groups: Vec<RawThematicGroup>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLfp {
+    name_sq: String,
+    name_en: String,
+    emails: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawThematicGroup {
+    code: String,
+    name_sq: String,
+    name_en: String,
+}
+
+impl RawConfig {
+    pub(super) fn validate(
+        self,
+        source: ConfigSource,
+        overridden: &HashSet<String>,
+    ) -> Result<Config, ConfigError> {
+        let origin = source.to_string();
+        let invalid = |key: &str, problem: String| ConfigError::Invalid {
+            origin: origin.clone(),
+            key: key.to_string(),
+            problem,
+        };
+
+        let url = &self.server.public_url;
+        if !(url.starts_with("http://") || url.starts_with("https://")) {
+            return Err(invalid(
+                "server.public_url",
+                format!("must start with http:// or https://, not '{url}'"),
+            ));
+        }
+
+        let db = &self.database.url;
+        let is_postgres = db.starts_with("postgres://") || db.starts_with("postgresql://");
+        if !(db.starts_with("sqlite:") || is_postgres) {
+            return Err(invalid(
+                "database.url",
+                "must start with sqlite: or postgres://".to_string(),
+            ));
+        }
+        // A password typed into the file ends up in backups and repositories;
+        // one given in COCREATE_DATABASE_URL is the operator's choice.
+        if is_postgres && !overridden.contains("database.url") && url_has_password(db) {
+            return Err(invalid(
+                "database.url",
+                "contains a password; put it in the environment variable named by database.password_env instead".to_string(),
+            ));
+        }
+        if self.database.max_connections == 0 {
+            return Err(invalid(
+                "database.max_connections",
+                "must be at least 1".to_string(),
+            ));
+        }
+        if self.log.level.parse::<tracing::Level>().is_err() {
+            return Err(invalid(
+                "log.level",
+                format!(
+                    "must be one of error, warn, info, debug, trace, not '{}'",
+                    self.log.level
+                ),
+            ));
+        }
+
+        let office = OfficeConfig {
+            email: EmailAddress::parse(&self.office.email)
+                .map_err(|e| invalid("office.email", format!("is wrong: {e}")))?,
+            time_zone: self.office.time_zone.parse().map_err(|_| {
+                invalid(
+                    "office.time_zone",
+                    format!(
+                        "must be a time zone name like Europe/Tirane, not '{}'",
+                        self.office.time_zone
+                    ),
+                )
+            })?,
+            name_sq: non_empty(self.office.name_sq, "office.name_sq", &invalid)?,
+            name_en: non_empty(self.office.name_en, "office.name_en", &invalid)?,
+            postal_address: self.office.postal_address,
+        };
+
+        let mut codes = HashSet::new();
+        let mut policy_areas = Vec::with_capacity(self.policy_areas.len());
+        for (i, area) in self.policy_areas.into_iter().enumerate() {
+            let at = |field: &str| format!("policy_areas[{i}].{field}");
+            let code = area_code(&area.code).map_err(|p| invalid(&at("code"), p))?;
+            if !codes.insert(code.clone()) {
+                return Err(invalid(
+                    &at("code"),
+                    format!("is '{code}', which another area or group already uses"),
+                ));
+            }
+            let mut groups = Vec::new();
+            for (j, g) in area.thematic_groups.into_iter().enumerate() {
+                let key = at(&format!("thematic_groups[{j}].code"));
+                let gcode = area_code(&g.code).map_err(|p| invalid(&key, p))?;
+                if !codes.insert(gcode.clone()) {
+                    return Err(invalid(
+                        &key,
+                        format!("is '{gcode}', which another area or group already uses"),
+                    ));
+                }
+                groups.push(ThematicGroup {
+                    code: gcode,
+                    name_sq: non_empty(g.name_sq, &at("thematic_groups.name_sq"), &invalid)?,
+                    name_en: non_empty(g.name_en, &at("thematic_groups.name_en"), &invalid)?,
+                });
+            }
+            let keywords = |list: Vec<String>, field: &str| {
+                list.iter()
+                    .map(|k| Keyword::parse(k))
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(|e| invalid(&at(field), e.to_string()))
+            };
+            let direct_keywords = keywords(area.direct_keywords, "direct_keywords")?;
+            let indirect_keywords = keywords(area.indirect_keywords, "indirect_keywords")?;
+            if direct_keywords.is_empty() {
+                return Err(invalid(
+                    &at("direct_keywords"),
+                    "needs at least one keyword, or no CSO can be matched to the area".to_string(),
+                ));
+            }
+            let emails = area
+                .lfp
+                .emails
+                .iter()
+                .map(|e| EmailAddress::parse(e))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| invalid(&at("lfp.emails"), format!("is wrong: {e}")))?;
+            if emails.is_empty() {
+                return Err(invalid(
+                    &at("lfp.emails"),
+                    "needs at least one address for the LFP".to_string(),
+                ));
+            }
+            policy_areas.push(PolicyArea {
+                code,
+                name_sq: non_empty(area.name_sq, &at("name_sq"), &invalid)?,
+                name_en: non_empty(area.name_en, &at("name_en"), &invalid)?,
+                lfp: Lfp {
+                    name_sq: non_empty(area.lfp.name_sq, &at("lfp.name_sq"), &invalid)?,
+                    name_en: non_empty(area.lfp.name_en, &at("lfp.name_en"), &invalid)?,
+                    emails,
+                },
+                direct_keywords,
+                indirect_keywords,
+                thematic_groups: groups,
+            });
+        }
+
+        let cal = &self.calendar;
+        if cal.minimum_working_days == 0 || cal.maximum_working_days < cal.minimum_working_days {
+            return Err(invalid(
+                "calendar.maximum_working_days",
+                format!(
+                    "must be at least calendar.minimum_working_days ({}), which must be at least 1",
+                    cal.minimum_working_days
+                ),
+            ));
+        }
+        let mail = &self.mail;
+        if mail.domain.is_empty() || EmailAddress::parse(&format!("x@{}", mail.domain)).is_err() {
+            return Err(invalid(
+                "mail.domain",
+                format!(
+                    "must be a domain name like ogp.gov.al, not '{}'",
+                    mail.domain
+                ),
+            ));
+        }
+        if mail.reply_local.is_empty()
+            || !mail
+                .reply_local
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        {
+            return Err(invalid(
+                "mail.reply_local",
+                format!(
+                    "must be letters, digits, '-', '_' or '.', like consult, not '{}'",
+                    mail.reply_local
+                ),
+            ));
+        }
+        EmailAddress::parse(&mail.from)
+            .map_err(|e| invalid("mail.from", format!("is wrong: {e}")))?;
+        if mail.dkim_key_file.is_empty() != mail.dkim_selector.is_empty() {
+            return Err(invalid(
+                "mail.dkim_selector",
+                "and mail.dkim_key_file must be set together (or both left empty)".to_string(),
+            ));
+        }
+        let outbox = &self.outbox;
+        for (key, value) in [
+            ("outbox.max_attempts", outbox.max_attempts as u64),
+            ("outbox.concurrency", outbox.concurrency as u64),
+            ("outbox.retry_base_seconds", outbox.retry_base_seconds),
+            ("outbox.claim_seconds", outbox.claim_seconds),
+            ("smtp.timeout_seconds", self.smtp.timeout_seconds),
+        ] {
+            if value == 0 {
+                return Err(invalid(key, "must be at least 1".to_string()));
+            }
+        }
+
+        Ok(Config {
+            source,
+            server: self.server,
+            database: self.database,
+            log: self.log,
+            office,
+            calendar: self.calendar,
+            mail: self.mail,
+            outbox: self.outbox,
+            smtp: self.smtp,
+            inbound: self.inbound,
+            policy_areas,
+        })
+    }
+}
+
+fn non_empty(
+    value: String,
+    key: &str,
+    invalid: &impl Fn(&str, String) -> ConfigError,
+) -> Result<String, ConfigError> {
+    let trimmed = value.trim();
+    if trimmed.is_empty() {
+        Err(invalid(key, "must not be empty".to_string()))
+    } else {
+        Ok(trimmed.to_string())
+    }
+}
+
+/// Policy area and thematic group codes are typed on the command line, so
+/// they are short, upper-case and free of spaces.
+fn area_code(raw: &str) -> Result<String, String> {
+    let code = raw.trim().to_ascii_uppercase();
+    let ok = (2..=24).contains(&code.len())
+        && code
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    if ok {
+        Ok(code)
+    } else {
+        Err(format!(
+            "must be 2 to 24 letters, digits, '-' or '_' (like ANTICOR), not '{raw}'"
+        ))
+    }
+}
+
+fn url_has_password(url: &str) -> bool {
+    // postgres://user:password@host/... — a ':' in the user-info part.
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let authority = rest.split(['/', '?']).next().unwrap_or("");
+    authority
+        .rsplit_once('@')
+        .is_some_and(|(userinfo, _)| userinfo.contains(':'))
+}

@@ -1,0 +1,213 @@
+//! Receipts and confirmations: whether one may go (the loop guard's cap per
+//! address and hour), what it says, and rendering it.
+
+use chrono::Utc;
+use serde_json::json;
+
+use super::decision::{Batch, Decision};
+use super::*;
+use crate::consultation::Consultation;
+use crate::domain::{Language, ReceiptNo, ReplyKey};
+use crate::inbound::parse::{AttachmentNote, Parsed};
+use crate::outbound::message::{self, Outgoing};
+use crate::outbound::outbox::{NewMessage, ReplyKeyRecord};
+use crate::outbound::outreach::Sender;
+use crate::registry::Cso;
+
+/// An acknowledgement decided but not yet rendered.
+pub(super) struct Acknowledgement {
+    pub(super) template: &'static str,
+    pub(super) lang: Language,
+    pub(super) name: String,
+    pub(super) in_reply_to: Option<String>,
+    pub(super) consultation: Consultation,
+    pub(super) receipt_no: ReceiptNo,
+    /// What the sender wrote, copied into the receipt.
+    pub(super) received_text: String,
+    /// Name, size and any note of each document they attached.
+    pub(super) attachments: Vec<(String, usize, Option<AttachmentNote>)>,
+    /// Everything but the message's bytes.
+    pub(super) message: NewMessage,
+    /// In its Reply-To and at the start of its Message-ID.
+    pub(super) key: ReplyKey,
+    /// The draft commitment the proposal comments on.
+    pub(super) draft: Option<u32>,
+}
+
+/// Where a proposal goes, as routing (or the POC) decided.
+pub(super) struct Placement<'c> {
+    pub(super) consultation: &'c Consultation,
+    pub(super) cso: Option<&'c Cso>,
+    pub(super) other_sender: bool,
+    pub(super) late: bool,
+    /// The government draft commitment commented on, by number.
+    pub(super) draft: Option<u32>,
+}
+
+pub(super) fn human_size(bytes: usize) -> String {
+    match bytes {
+        b if b < 1024 => format!("{b} B"),
+        b if b < 1024 * 1024 => format!("{} KB", b.div_ceil(1024)),
+        b => format!("{:.1} MB", b as f64 / (1024.0 * 1024.0)),
+    }
+}
+
+impl Intake<'_> {
+    /// Whether the loop guard lets one more acknowledgement go to `address`
+    /// this hour; counts it if so.
+    pub(super) fn may_acknowledge(&self, address: &str, batch: &mut Batch) -> bool {
+        let recent = batch
+            .known
+            .acknowledgements
+            .entry(address.to_string())
+            .or_default();
+        if *recent >= u64::from(self.app.config.mail.receipts_per_address_per_hour) {
+            tracing::warn!(
+                address,
+                recent = *recent,
+                "acknowledgement held back: too many to this address this hour"
+            );
+            return false;
+        }
+        *recent += 1;
+        true
+    }
+
+    /// The acknowledgement: in the CSO's language, to the address that
+    /// wrote, as an auto-reply (RFC 3834: Auto-Submitted: auto-replied, the
+    /// null envelope sender, In-Reply-To their message). Decided here,
+    /// rendered by [`Self::finish`].
+    pub(super) fn acknowledgement(
+        &self,
+        template: &'static str,
+        parsed: &Parsed,
+        consultation: &Consultation,
+        cso: Option<&Cso>,
+        receipt_no: &ReceiptNo,
+        reply_text: &str,
+    ) -> Acknowledgement {
+        let consultation_id = consultation.id;
+        let cso_id = cso.map(|c| c.id);
+        let lang = cso.map_or(Language::Sq, |c| c.record.language);
+        let name = cso.map_or_else(
+            || {
+                parsed
+                    .from_name
+                    .clone()
+                    .unwrap_or_else(|| parsed.from.to_string())
+            },
+            |c| c.record.name.clone(),
+        );
+        let key = ReplyKey::generate();
+        Acknowledgement {
+            template,
+            lang,
+            name,
+            in_reply_to: parsed.message_id.clone(),
+            consultation: consultation.clone(),
+            receipt_no: receipt_no.clone(),
+            received_text: reply_text.to_string(),
+            attachments: parsed
+                .attachments
+                .iter()
+                .filter(|a| a.is_document())
+                .map(|a| (a.name.clone(), a.size, a.note))
+                .collect(),
+            message: NewMessage {
+                idempotency_key: format!("receipt:{receipt_no}"),
+                kind: "receipt",
+                recipient: parsed.from.clone(),
+                envelope_from: String::new(),
+                consultation_id: Some(consultation_id),
+                cso_id,
+                message: Vec::new(),
+                reply_key: cso_id.map(|cso_id| ReplyKeyRecord {
+                    key: key.clone(),
+                    consultation_id,
+                    cso_id,
+                    address: parsed.from.clone(),
+                    purpose: "receipt",
+                    receipt_no: Some(receipt_no.to_string()),
+                }),
+            },
+            key,
+            draft: None,
+        }
+    }
+
+    pub(super) fn sender(&self) -> Sender<'_> {
+        self.app.sender()
+    }
+
+    /// Renders and builds an acknowledgement: the costliest step of intake,
+    /// and one that needs nothing from the store.
+    pub(super) fn finish(&self, a: Acknowledgement) -> Result<NewMessage, IntakeError> {
+        let sender = self.sender();
+        let mut context = sender.base_context(&a.consultation.spec, a.lang, &a.name, &a.key);
+        let today = Utc::now()
+            .with_timezone(&self.app.config.office.time_zone)
+            .date_naive();
+        context["receipt_no"] = json!(a.receipt_no.as_str());
+        context["late"] = json!(a.consultation.spec.closes_on < today);
+        context["received_text"] = json!(a.received_text);
+        context["draft"] = a
+            .draft
+            .and_then(|n| a.consultation.spec.drafts.iter().find(|d| d.number == n))
+            .map_or(
+                serde_json::Value::Null,
+                |d| json!({ "number": d.number, "title": d.title }),
+            );
+        context["attachments"] = json!(
+            a.attachments
+                .iter()
+                .map(|(name, size, note)| json!({
+                    "name": name,
+                    "size": human_size(*size),
+                    "too_large": *note == Some(AttachmentNote::TooLarge),
+                    "winmail": *note == Some(AttachmentNote::Winmail),
+                }))
+                .collect::<Vec<_>>()
+        );
+        let rendered = self.app.templates.render(a.template, a.lang, &context)?;
+        let from = sender.from();
+        let mut message = a.message;
+        let reply_to = sender.reply_address(&a.key);
+        let message_id = format!(
+            "{}.{}@{}",
+            a.key,
+            ReplyKey::generate(),
+            self.app.config.mail.domain
+        );
+        message.message = message::build(
+            &Outgoing {
+                from_name: sender.office_name(a.lang),
+                from: &from,
+                to_name: &a.name,
+                to: &message.recipient,
+                reply_to: Some(&reply_to),
+                message_id: &message_id,
+                in_reply_to: a.in_reply_to.as_deref(),
+                auto_submitted: "auto-replied",
+                rendered: &rendered,
+                list: None,
+                attachments: &[],
+            },
+            self.app.dkim.as_deref(),
+        )?;
+        Ok(message)
+    }
+
+    /// Renders the batch's acknowledgements, spread over the machine's cores.
+    pub(super) fn finish_all(&self, decided: &mut [Result<Decision, IntakeError>]) {
+        on_every_core(decided, |d| {
+            let Ok(decision) = d else { return };
+            let Some(a) = decision.acknowledgement.take() else {
+                return;
+            };
+            match self.finish(a) {
+                Ok(m) => decision.attach(m),
+                Err(e) => *d = Err(e),
+            }
+        });
+    }
+}

@@ -1,0 +1,263 @@
+//! Deciding what one message is: machine mail (with delivery reports),
+//! a proposal, a follow-up on one, or a wait in the holding pen.
+
+use super::acknowledge::Placement;
+use super::decision::{Batch, Decision, Reading, hold};
+use super::types::{InboundState, IntakeWrite, NewFollowUp, NewProposal};
+use super::*;
+use crate::consultation::Consultation;
+use crate::domain::ReceiptNo;
+use crate::inbound::bounce;
+use crate::inbound::classify::{Classification, automated};
+use crate::inbound::inspect::authentication_of;
+use crate::inbound::parse::Parsed;
+use crate::inbound::route::route_among;
+use crate::inbound::trim::Trimmed;
+use crate::registry::Cso;
+use crate::store::StoreError;
+
+impl Intake<'_> {
+    /// What one parsed, stored message is and what to write for it.
+    pub(super) async fn decide(
+        &self,
+        id: i64,
+        reading: Reading,
+        batch: &mut Batch,
+    ) -> Result<Decision, IntakeError> {
+        let Reading { parsed, trimmed } = reading;
+        let parsed = &parsed;
+        if let Some((classification, why)) = automated(parsed, &self.app.config.mail) {
+            let mut writes = Vec::new();
+            if classification == Classification::Bounce {
+                // Believed only for an address a quoted key of ours was sent to.
+                let keys = bounce::quoted_keys(&parsed.raw, &self.app.config.mail);
+                let now = chrono::Utc::now();
+                let sent_to: Vec<String> = if keys.is_empty() {
+                    Vec::new()
+                } else {
+                    let found = self.app.store.intake_lookups(&keys, &[], now, now).await?;
+                    found
+                        .reply_keys
+                        .values()
+                        .map(|r| r.address.as_str().to_ascii_lowercase())
+                        .collect()
+                };
+                for f in bounce::failures(&parsed.raw, parsed) {
+                    if !sent_to.contains(&f.address) {
+                        tracing::warn!(address = %f.address, status = %f.status, "delivery report not believed: it quotes no message of ours to that address");
+                        continue;
+                    }
+                    tracing::info!(address = %f.address, hard = f.hard, status = %f.status, "bounce recorded");
+                    writes.push(IntakeWrite::Bounce {
+                        address: f.address.to_string(),
+                        hard: f.hard,
+                        reason: format!("delivery report: status {}", f.status),
+                    });
+                }
+            }
+            let c = serde_json::to_value(classification)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .unwrap_or_default();
+            writes.push(IntakeWrite::Outcome {
+                id,
+                state: InboundState::Processed,
+                classification: c.clone(),
+                reason: why,
+            });
+            return Ok(Decision {
+                outcome: Outcome::Ignored {
+                    id,
+                    classification: c,
+                },
+                writes,
+                acknowledgement: None,
+            });
+        }
+        let r = route_among(
+            self.app.store.as_ref(),
+            &self.app.config,
+            &batch.consultations,
+            &batch.known,
+            parsed,
+        )
+        .await?;
+        let (Some((consultation, cso)), true) = (r.found, r.method.is_some()) else {
+            return Ok(hold(id, r.reason));
+        };
+        // A responder that ignores every auto-reply convention still gives
+        // itself away by sending the same words each time: the second
+        // identical message waits for the POC instead of being answered.
+        let from = parsed.from.to_string();
+        if !trimmed.reply_text.trim().is_empty()
+            && batch
+                .known
+                .texts
+                .contains(&(from.clone(), trimmed.reply_text.clone()))
+        {
+            {
+                return Ok(hold(
+                    id,
+                    format!("{from} sent these exact words before; an automatic reply?"),
+                ));
+            }
+        }
+        if trimmed.reply_text.trim().is_empty()
+            && !parsed.attachments.iter().any(|a| a.is_document())
+        {
+            return Ok(hold(
+                id,
+                "the message is empty apart from quoted text".into(),
+            ));
+        }
+        let decision = match r.follow_up_of {
+            Some(receipt_no) => {
+                self.follow_up(
+                    id,
+                    parsed,
+                    trimmed,
+                    &consultation,
+                    cso.as_ref(),
+                    &receipt_no,
+                    batch,
+                )
+                .await?
+            }
+            None => {
+                let place = Placement {
+                    consultation: &consultation,
+                    cso: cso.as_ref(),
+                    other_sender: r.other_sender,
+                    late: r.late,
+                    draft: r.draft,
+                };
+                self.propose(id, parsed, trimmed, place, batch).await?
+            }
+        };
+        Ok(decision)
+    }
+
+    pub(super) async fn propose(
+        &self,
+        id: i64,
+        parsed: &Parsed,
+        trimmed: Trimmed,
+        place: Placement<'_>,
+        batch: &mut Batch,
+    ) -> Result<Decision, IntakeError> {
+        let receipt_no = ReceiptNo::generate();
+        let from = parsed.from.to_string();
+        let receipt = self.may_acknowledge(&from, batch).then(|| {
+            let mut a = self.acknowledgement(
+                "receipt",
+                parsed,
+                place.consultation,
+                place.cso,
+                &receipt_no,
+                &trimmed.reply_text,
+            );
+            a.draft = place.draft;
+            a
+        });
+        batch
+            .known
+            .texts
+            .insert((from.clone(), trimmed.reply_text.clone()));
+        let outcome = Outcome::Proposal {
+            id,
+            receipt_no: receipt_no.to_string(),
+            receipt: receipt.is_some(),
+        };
+        let proposal = NewProposal {
+            receipt_no: receipt_no.to_string(),
+            consultation_id: place.consultation.id,
+            cso_id: place.cso.map(|c| c.id),
+            inbound_message_id: id,
+            from_address: from,
+            other_sender: place.other_sender,
+            late: place.late,
+            draft_number: place.draft.map(i64::from),
+            subject: parsed.subject.clone(),
+            reply_text: trimmed.reply_text,
+            quoted_text: trimmed.quoted_text,
+            signature: trimmed.signature,
+            attachments_json: serde_json::to_string(&parsed.attachments).unwrap_or_default(),
+            authentication_json: serde_json::to_string(&authentication_of(parsed))
+                .unwrap_or_default(),
+        };
+        Ok(Decision {
+            outcome,
+            writes: vec![IntakeWrite::Proposal {
+                proposal,
+                receipt: None,
+            }],
+            acknowledgement: receipt,
+        })
+    }
+
+    /// A reply to a receipt: added to that proposal, with a short
+    /// confirmation (counted against the same hourly cap as receipts).
+    #[allow(clippy::too_many_arguments)]
+    pub(super) async fn follow_up(
+        &self,
+        id: i64,
+        parsed: &Parsed,
+        trimmed: Trimmed,
+        consultation: &Consultation,
+        cso: Option<&Cso>,
+        receipt_no: &str,
+        batch: &mut Batch,
+    ) -> Result<Decision, IntakeError> {
+        let Some((proposal_id, _, _)) = self.app.store.proposal_by_receipt(receipt_no).await?
+        else {
+            return Ok(hold(
+                id,
+                format!("a reply to receipt {receipt_no}, which no proposal has"),
+            ));
+        };
+        let from = parsed.from.to_string();
+        let confirmation = if self.may_acknowledge(&from, batch) {
+            let receipt =
+                ReceiptNo::parse(receipt_no).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            let mut a = self.acknowledgement(
+                "follow_up",
+                parsed,
+                consultation,
+                cso,
+                &receipt,
+                &trimmed.reply_text,
+            );
+            a.message.idempotency_key = format!("follow_up:{id}");
+            Some(a)
+        } else {
+            None
+        };
+        batch
+            .known
+            .texts
+            .insert((from.clone(), trimmed.reply_text.clone()));
+        let outcome = Outcome::FollowUp {
+            id,
+            receipt_no: receipt_no.to_string(),
+            confirmation: confirmation.is_some(),
+        };
+        let follow_up = NewFollowUp {
+            proposal_id,
+            receipt_no: receipt_no.to_string(),
+            inbound_message_id: id,
+            from_address: from,
+            reply_text: trimmed.reply_text,
+            quoted_text: trimmed.quoted_text,
+            signature: trimmed.signature,
+            attachments_json: serde_json::to_string(&parsed.attachments).unwrap_or_default(),
+        };
+        Ok(Decision {
+            outcome,
+            writes: vec![IntakeWrite::FollowUp {
+                follow_up,
+                confirmation: None,
+            }],
+            acknowledgement: confirmation,
+        })
+    }
+}
