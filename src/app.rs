@@ -72,6 +72,16 @@ impl App {
         Ok(self.transport.get_or_init(|| made).clone())
     }
 
+    /// The same App sending through `transport` (tests: an in-memory one).
+    pub fn with_transport(self, transport: Transport) -> Self {
+        let fresh = OnceLock::new();
+        let _ = fresh.set(Arc::new(transport));
+        Self {
+            transport: Arc::new(fresh),
+            ..self
+        }
+    }
+
     /// Taking messages in.
     pub fn intake(&self) -> Intake<'_> {
         Intake { app: self }
@@ -87,12 +97,19 @@ impl App {
     }
 
     /// The built-in config over an empty SQLite database in memory, for
-    /// unit tests.
+    /// unit tests (one database per call, shared by the store's pools).
     #[cfg(test)]
     pub async fn in_memory() -> Self {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        let name = format!(
+            "cocreate-test-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        );
         let config = Config::embedded().expect("the built-in config loads");
         let store = std::sync::Arc::new(
-            crate::store::SqliteStore::open("sqlite::memory:")
+            crate::store::SqliteStore::open(&format!("sqlite:file:{name}?mode=memory&cache=shared"))
                 .await
                 .expect("an in-memory SQLite store opens"),
         );

@@ -349,3 +349,42 @@ impl Pacer {
         Some(slot)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::EmailAddress;
+    use crate::outbound::transport::Sent;
+
+    fn message(n: usize) -> NewMessage {
+        NewMessage {
+            idempotency_key: format!("test:{n}"),
+            kind: "invitation",
+            recipient: EmailAddress::parse(&format!("cso{n}@x.al")).unwrap(),
+            envelope_from: "ogp-poc@office.example".into(),
+            consultation_id: None,
+            cso_id: None,
+            message: format!("Subject: {n}\r\n\r\nBody\r\n").into_bytes(),
+            reply_key: None,
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_flush_hands_each_queued_message_over_once() {
+        let sent = Sent::default();
+        let app = crate::app::App::in_memory()
+            .await
+            .with_transport(Transport::Memory(sent.clone()));
+        let messages: Vec<NewMessage> = (0..25).map(message).collect();
+        assert_eq!(app.store.enqueue(&messages).await.unwrap(), 25);
+        let worker = Worker::new(&app).unwrap();
+        let pass = worker.flush().await.unwrap();
+        assert_eq!((pass.sent, pass.retried, pass.failed), (25, 0, 0));
+        assert_eq!(worker.flush().await.unwrap().handled(), 0);
+        let mut got: Vec<String> = sent.messages().into_iter().map(|m| m.recipient).collect();
+        got.sort();
+        got.dedup();
+        assert_eq!(got.len(), 25, "each once");
+        assert_eq!(app.store.outbox_counts().await.unwrap().sent, 25);
+    }
+}

@@ -1,6 +1,7 @@
 //! How a message leaves: handed to an SMTP relay, or written as an .eml file
-//! (the embedded default, so the demo needs no relay). Tests use the same
-//! seam with a real relay.
+//! (the embedded default, so the demo needs no relay), or kept in memory
+//! for tests that only need to see what was sent. Integration tests use the
+//! same seam with a real relay.
 
 use std::path::PathBuf;
 
@@ -46,6 +47,18 @@ pub enum TransportError {
 pub enum Transport {
     Smtp(SmtpRelay),
     File(PathBuf),
+    /// Keeps what is sent, for tests; never chosen by config.
+    Memory(Sent),
+}
+
+/// What an in-memory transport was handed, in order.
+#[derive(Debug, Clone, Default)]
+pub struct Sent(std::sync::Arc<std::sync::Mutex<Vec<OutboxMessage>>>);
+
+impl Sent {
+    pub fn messages(&self) -> Vec<OutboxMessage> {
+        self.0.lock().expect("the sent list").clone()
+    }
 }
 
 impl Transport {
@@ -105,6 +118,10 @@ impl Transport {
                 let envelope = Envelope::new(from, vec![to])
                     .map_err(|e| SendError::MessageRefused(e.to_string()))?;
                 smtp.send(&envelope, &m.message).await
+            }
+            Self::Memory(sent) => {
+                sent.0.lock().expect("the sent list").push(m.clone());
+                Ok(())
             }
             Self::File(dir) => {
                 // Named by outbox id: a retry overwrites, never duplicates.

@@ -5,7 +5,7 @@
 //! PostgreSQL, for deployments where several daemons share one database. The
 //! backend is chosen by the URL. Each has its own migrations folder,
 //! applied when the store is opened, and one conformance suite
-//! (tests/store_conformance.rs) runs the same cases against both.
+//! (tests/it/store_conformance.rs) runs the same cases against both.
 //!
 //! One SQL store ([`SqlStore`], store/sql/) serves both, generic over the
 //! [`dialect::Dialect`]: each query is written once, in the file of its

@@ -1,0 +1,163 @@
+//! The emails cocreate sends, by kind: each names its template folder and
+//! its kind in the outbox, and each message of a kind has an idempotency key
+//! built one way, so the same message is never queued twice.
+
+use std::fmt;
+
+use chrono::NaiveDate;
+
+use super::{EmailAddress, ReceiptNo};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum EmailKind {
+    /// To every relevant CSO address when a consultation opens.
+    Invitation,
+    /// To every address invited, when the deadline moves.
+    DeadlineExtended,
+    /// The acknowledgement of a proposal, with its receipt number.
+    Receipt,
+    /// The acknowledgement of an addition to a proposal.
+    FollowUp,
+    /// The POC's daily summary of the holding pen.
+    PenSummary,
+}
+
+impl EmailKind {
+    pub const ALL: [EmailKind; 5] = [
+        Self::Invitation,
+        Self::DeadlineExtended,
+        Self::Receipt,
+        Self::FollowUp,
+        Self::PenSummary,
+    ];
+
+    /// Its folder under templates/email/ and its kind in the outbox.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Invitation => "invitation",
+            Self::DeadlineExtended => "deadline_extended",
+            Self::Receipt => "receipt",
+            Self::FollowUp => "follow_up",
+            Self::PenSummary => "pen_summary",
+        }
+    }
+
+    /// Acknowledgements of what a CSO sent: capped per address and hour,
+    /// and never held behind bulk mail.
+    pub fn is_acknowledgement(self) -> bool {
+        matches!(self, Self::Receipt | Self::FollowUp)
+    }
+}
+
+impl fmt::Display for EmailKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One message's meaning, from which its kind and idempotency key follow.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EmailFor<'a> {
+    Invitation {
+        consultation_id: i64,
+        cso_id: i64,
+        address: &'a EmailAddress,
+    },
+    DeadlineExtended {
+        consultation_id: i64,
+        closes_on: NaiveDate,
+        cso_id: i64,
+        address: &'a EmailAddress,
+    },
+    Receipt {
+        receipt_no: &'a ReceiptNo,
+    },
+    /// One confirmation per message that added to a proposal.
+    FollowUp {
+        inbound_message_id: i64,
+    },
+    PenSummary {
+        date: NaiveDate,
+    },
+}
+
+impl EmailFor<'_> {
+    pub fn kind(&self) -> EmailKind {
+        match self {
+            Self::Invitation { .. } => EmailKind::Invitation,
+            Self::DeadlineExtended { .. } => EmailKind::DeadlineExtended,
+            Self::Receipt { .. } => EmailKind::Receipt,
+            Self::FollowUp { .. } => EmailKind::FollowUp,
+            Self::PenSummary { .. } => EmailKind::PenSummary,
+        }
+    }
+
+    /// The outbox's idempotency key: `kind:` and what makes it unique.
+    pub fn idempotency_key(&self) -> String {
+        let kind = self.kind();
+        match self {
+            Self::Invitation {
+                consultation_id,
+                cso_id,
+                address,
+            } => format!("{}{cso_id}:{address}", Self::invitations_of(*consultation_id)),
+            Self::DeadlineExtended {
+                consultation_id,
+                closes_on,
+                cso_id,
+                address,
+            } => format!("{kind}:{consultation_id}:{closes_on}:{cso_id}:{address}"),
+            Self::Receipt { receipt_no } => format!("{kind}:{receipt_no}"),
+            Self::FollowUp { inbound_message_id } => format!("{kind}:{inbound_message_id}"),
+            Self::PenSummary { date } => format!("{kind}:{date}"),
+        }
+    }
+
+    /// What the keys of a consultation's invitations start with.
+    pub fn invitations_of(consultation_id: i64) -> String {
+        format!("{}:{consultation_id}:", EmailKind::Invitation)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_are_those_already_in_outboxes() {
+        let a = EmailAddress::parse("info@cso.al").unwrap();
+        let r = ReceiptNo::parse("OGP-7K3M-Q9TX").unwrap();
+        let date: NaiveDate = "2026-12-03".parse().unwrap();
+        let keys: Vec<String> = [
+            EmailFor::Invitation {
+                consultation_id: 12,
+                cso_id: 345,
+                address: &a,
+            },
+            EmailFor::DeadlineExtended {
+                consultation_id: 12,
+                closes_on: date,
+                cso_id: 345,
+                address: &a,
+            },
+            EmailFor::Receipt { receipt_no: &r },
+            EmailFor::FollowUp {
+                inbound_message_id: 9,
+            },
+            EmailFor::PenSummary { date },
+        ]
+        .iter()
+        .map(EmailFor::idempotency_key)
+        .collect();
+        assert_eq!(
+            keys,
+            [
+                "invitation:12:345:info@cso.al",
+                "deadline_extended:12:2026-12-03:345:info@cso.al",
+                "receipt:OGP-7K3M-Q9TX",
+                "follow_up:9",
+                "pen_summary:2026-12-03",
+            ]
+        );
+    }
+}

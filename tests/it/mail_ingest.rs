@@ -1,0 +1,1059 @@
+//! `cocreate mail ingest` as an MTA pipe uses it: a reply on standard input
+//! becomes one proposal with one receipt, the same message again changes
+//! nothing, machine mail gets no receipt, and a message that cannot be
+//! stored exits 75 so the MTA keeps it.
+
+use crate::common;
+
+use std::io::Write;
+use std::path::Path;
+use std::process::{Output, Stdio};
+
+use crate::common::{TestDb, fiscal_consultation, stderr, stdout, write};
+
+fn run(dir: &Path, db: &TestDb, args: &[&str], stdin: Option<&[u8]>) -> Output {
+    let mut child = common::command(dir, db)
+        .env("COCREATE_OUTBOX_FILE_DIR", dir.join("outbox"))
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut pipe = child.stdin.take().unwrap();
+    if let Some(bytes) = stdin {
+        pipe.write_all(bytes).unwrap();
+    }
+    drop(pipe);
+    child.wait_with_output().unwrap()
+}
+
+fn ok(dir: &Path, db: &TestDb, args: &[&str], stdin: Option<&[u8]>) -> String {
+    let out = run(dir, db, args, stdin);
+    assert!(
+        out.status.success(),
+        "{args:?}: {}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    stdout(&out)
+}
+
+/// A consultation with one invited CSO; returns the invitation's reply key
+/// and Message-ID.
+fn setup(dir: &Path, db: &TestDb) -> (String, String) {
+    let registry = write(
+        dir,
+        "r.csv",
+        "Registration number,Name,Email,Fields of activity,Language\nF1,Qendra për Buxhet të Hapur,buxheti@cso.example.org,Buxhet,sq\n",
+    );
+    let spec = fiscal_consultation(dir, "OGP-IN");
+    for args in [
+        vec!["registry", "import", registry.to_str().unwrap()],
+        vec!["consultation", "create", "--file", spec.to_str().unwrap()],
+        vec!["consultation", "open", "OGP-IN"],
+        vec!["outreach", "send", "OGP-IN"],
+        vec!["outbox", "flush"],
+    ] {
+        ok(dir, db, &args, None);
+    }
+    let invitation = std::fs::read_dir(dir.join("outbox"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.to_string_lossy().contains("invitation"))
+        .unwrap();
+    let raw = std::fs::read(invitation).unwrap();
+    let m = mail_parser::MessageParser::default().parse(&raw).unwrap();
+    let reply_to = m
+        .reply_to()
+        .unwrap()
+        .first()
+        .unwrap()
+        .address()
+        .unwrap()
+        .to_string();
+    let key = reply_to
+        .trim_start_matches("consult+")
+        .split('@')
+        .next()
+        .unwrap()
+        .to_string();
+    (key, m.message_id().unwrap().to_string())
+}
+
+fn receipts(dir: &Path) -> Vec<Vec<u8>> {
+    let mut paths: Vec<_> = std::fs::read_dir(dir.join("outbox"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.to_string_lossy().ends_with("-receipt.eml"))
+        .collect();
+    paths.sort();
+    paths
+        .into_iter()
+        .map(|p| std::fs::read(p).unwrap())
+        .collect()
+}
+
+fn reply(key: &str, id: &str, message_id: &str, body: &str) -> Vec<u8> {
+    format!(
+        "Received: from mx.cso.example.org\r\nFrom: Arta <buxheti@cso.example.org>\r\nTo: consult+{key}@ogp.office.example\r\nSubject: Re: Ftesë për konsultim\r\nMessage-ID: <{message_id}>\r\nIn-Reply-To: <{id}>\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n{body}\r\n\r\nMë 3 dhj 2026, Zyra <consult+{key}@ogp.office.example> shkroi:\r\n> Ftesë\r\n"
+    )
+    .into_bytes()
+}
+
+#[test]
+fn a_piped_reply_becomes_one_proposal_with_one_receipt() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = TestDb::sqlite();
+    let (key, invitation_id) = setup(dir.path(), &db);
+    let raw = reply(
+        &key,
+        &invitation_id,
+        "p1@cso.example.org",
+        "Propozojmë publikimin mujor të buxhetit.",
+    );
+
+    let first = ok(dir.path(), &db, &["mail", "ingest"], Some(&raw));
+    assert!(
+        first.starts_with("standard input: proposal OGP-"),
+        "{first}"
+    );
+    assert!(first.ends_with(", receipt queued\n"), "{first}");
+    let receipt_no = first
+        .split_whitespace()
+        .nth(3)
+        .unwrap()
+        .trim_end_matches(',')
+        .to_string();
+
+    // The same message again, even through another relay, does nothing.
+    let mut again =
+        b"Received: from another.relay.example\r\nDelivered-To: consult@ogp.office.example\r\n"
+            .to_vec();
+    again.extend(raw.iter().skip_while(|b| **b != b'\n').skip(1));
+    let second = ok(dir.path(), &db, &["mail", "ingest"], Some(&again));
+    assert!(second.contains("already received"), "{second}");
+
+    let proposals = ok(dir.path(), &db, &["mail", "proposals"], None);
+    assert_eq!(
+        proposals,
+        format!(
+            "{receipt_no} OGP-IN buxheti@cso.example.org — Propozojmë publikimin mujor të buxhetit.\n"
+        )
+    );
+
+    ok(dir.path(), &db, &["outbox", "flush"], None);
+    let sent = receipts(dir.path());
+    assert_eq!(sent.len(), 1, "exactly one receipt");
+    let m = mail_parser::MessageParser::default()
+        .parse(&sent[0])
+        .unwrap();
+    assert_eq!(
+        m.subject().unwrap(),
+        format!("[{receipt_no}] Morëm propozimin tuaj: Buxheti i hapur në bashki")
+    );
+    assert_eq!(
+        m.header_raw("Auto-Submitted").unwrap().trim(),
+        "auto-replied"
+    );
+    assert_eq!(m.in_reply_to().as_text(), Some("p1@cso.example.org"));
+    assert!(
+        m.header_raw("List-Id").is_none(),
+        "a receipt is not list mail"
+    );
+    let text = m.body_text(0).unwrap();
+    assert!(text.contains(&format!("Numri i pritjes: {receipt_no}")));
+    let text = text.replace("\r\n", "\n");
+    assert!(
+        text.contains("ÇFARË MORËM\nPropozojmë publikimin mujor të buxhetit."),
+        "{text}"
+    );
+    assert!(
+        !text.contains("> Ftesë"),
+        "the quoted invitation is not echoed back"
+    );
+}
+
+#[test]
+fn machine_mail_and_strangers_get_no_receipt() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = TestDb::sqlite();
+    let (key, id) = setup(dir.path(), &db);
+    let ooo = format!(
+        "From: buxheti@cso.example.org\r\nTo: consult+{key}@ogp.office.example\r\nSubject: Jashtë zyrës: Ftesë për konsultim\r\nAuto-Submitted: auto-replied\r\nIn-Reply-To: <{id}>\r\n\r\nJam jashtë zyrës deri më 5 janar.\r\n"
+    );
+    assert_eq!(
+        ok(dir.path(), &db, &["mail", "ingest"], Some(ooo.as_bytes())),
+        "standard input: kept as auto_reply, no receipt\n"
+    );
+    let stranger = "From: someone@elsewhere.example.org\r\nTo: ogp-poc@office.example\r\nSubject: Hello\r\n\r\nIs this the right address?\r\n";
+    assert_eq!(
+        ok(
+            dir.path(),
+            &db,
+            &["mail", "ingest"],
+            Some(stranger.as_bytes())
+        ),
+        "standard input: in the holding pen: no reply key, and someone@elsewhere.example.org is not a registered CSO address\n"
+    );
+    let broken = b"this is not an email at all";
+    let out = ok(dir.path(), &db, &["mail", "ingest"], Some(broken));
+    assert!(
+        out.starts_with("standard input: in the holding pen: "),
+        "{out}"
+    );
+    ok(dir.path(), &db, &["outbox", "flush"], None);
+    assert!(receipts(dir.path()).is_empty());
+    assert!(ok(dir.path(), &db, &["mail", "proposals"], None).starts_with("No proposals yet."));
+}
+
+#[test]
+fn receipts_to_one_address_are_capped_per_hour() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = TestDb::sqlite();
+    let (key, id) = setup(dir.path(), &db);
+    let mut lines = Vec::new();
+    for i in 0..12 {
+        let raw = reply(
+            &key,
+            &id,
+            &format!("p{i}@cso.example.org"),
+            &format!("Propozimi nr. {i}."),
+        );
+        lines.push(ok(dir.path(), &db, &["mail", "ingest"], Some(&raw)));
+    }
+    let queued = lines
+        .iter()
+        .filter(|l| l.ends_with(", receipt queued\n"))
+        .count();
+    let held = lines
+        .iter()
+        .filter(|l| l.ends_with(", receipt held back by the loop guard\n"))
+        .count();
+    assert_eq!((queued, held), (10, 2), "{lines:#?}");
+    // Every proposal is still recorded.
+    assert_eq!(
+        ok(dir.path(), &db, &["mail", "proposals"], None)
+            .lines()
+            .count(),
+        12
+    );
+}
+
+/// The loop guard holds within one maildir sweep too, where the messages
+/// are decided together and written in one transaction: what the batch
+/// itself queued counts.
+#[test]
+fn the_loop_guard_counts_what_one_batch_decides() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = TestDb::sqlite();
+    let (key, id) = setup(dir.path(), &db);
+    let inbox = dir.path().join("batch");
+    std::fs::create_dir_all(inbox.join("new")).unwrap();
+    let write = |name: &str, raw: &[u8]| std::fs::write(inbox.join("new").join(name), raw).unwrap();
+    for i in 0..12 {
+        let raw = reply(
+            &key,
+            &id,
+            &format!("cap{i}@cso.example.org"),
+            &format!("Propozimi nr. {i}."),
+        );
+        write(&format!("a{i:02}.eml"), &raw);
+    }
+    // The same words twice (an auto-responder without headers), and the
+    // same message dropped twice; all from the same sender as the rest.
+    write(
+        "b1.eml",
+        &reply(&key, &id, "same1@cso.example.org", "Faleminderit."),
+    );
+    write(
+        "b2.eml",
+        &reply(&key, &id, "same2@cso.example.org", "Faleminderit."),
+    );
+    let twice = reply(&key, &id, "twice@cso.example.org", "Një herë.");
+    write("c1.eml", &twice);
+    write("c2.eml", &twice);
+    let out = ok(
+        dir.path(),
+        &db,
+        &["mail", "ingest", "--maildir", inbox.to_str().unwrap()],
+        None,
+    );
+    assert!(
+        out.ends_with("Took in 16 messages; 0 left in new/.\n"),
+        "{out}"
+    );
+    let line = |name: &str| {
+        out.lines()
+            .find(|l| l.starts_with(&format!("{name}: ")))
+            .unwrap_or_else(|| panic!("no line for {name} in {out}"))
+            .to_string()
+    };
+    let queued = (0..12)
+        .filter(|i| line(&format!("a{i:02}.eml")).contains("\"receipt_queued\":true"))
+        .count();
+    // All from one sender: ten receipts this hour, then the guard holds.
+    assert_eq!(queued, 10, "{out}");
+    assert!(line("b1.eml").contains("\"receipt_queued\":false"), "{out}");
+    assert!(line("b2.eml").contains("exact words before"), "{out}");
+    assert!(line("c1.eml").contains("\"outcome\":\"proposal\""), "{out}");
+    assert!(
+        line("c2.eml").contains("\"outcome\":\"duplicate\""),
+        "{out}"
+    );
+    assert_eq!(
+        ok(dir.path(), &db, &["mail", "proposals"], None)
+            .lines()
+            .count(),
+        14,
+        "12 + b1 + c1"
+    );
+}
+
+#[test]
+fn a_message_that_cannot_be_stored_exits_75_for_the_mta() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = common::command(dir.path(), &TestDb::sqlite())
+        .env(
+            "COCREATE_DATABASE_URL",
+            "sqlite:/proc/no-such-place/cocreate.db",
+        )
+        .args(["mail", "ingest"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(75), "{}", stderr(&out));
+    assert!(
+        stderr(&out).starts_with("error: the message was not stored and must be delivered again: "),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn serve_takes_in_a_maildir_drop_and_the_webhook_only_with_its_secret() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = TestDb::sqlite();
+    let (key, id) = setup(dir.path(), &db);
+    let inbox = dir.path().join("inbox");
+    let env = [
+        (
+            "COCREATE_OUTBOX_FILE_DIR",
+            dir.path().join("outbox").display().to_string(),
+        ),
+        ("COCREATE_INBOUND_MAILDIR", inbox.display().to_string()),
+        ("COCREATE_WEBHOOK_SECRET", "s3cret-for-the-test".to_string()),
+    ];
+    let daemon = common::Daemon::start_with(dir.path(), &db, &env, &[]);
+
+    // A maildir drop: written to tmp/ and renamed into new/, as MTAs do.
+    std::fs::create_dir_all(inbox.join("tmp")).unwrap();
+    std::fs::create_dir_all(inbox.join("new")).unwrap();
+    let dropped = reply(&key, &id, "drop1@cso.example.org", "Propozim nga maildir.");
+    std::fs::write(inbox.join("tmp/1.eml"), &dropped).unwrap();
+    std::fs::rename(inbox.join("tmp/1.eml"), inbox.join("new/1.eml")).unwrap();
+    let start = std::time::Instant::now();
+    while !inbox.join("cur/1.eml:2,S").exists() {
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(15),
+            "the drop was not taken in"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(
+        std::fs::read_dir(inbox.join("new"))
+            .unwrap()
+            .next()
+            .is_none()
+    );
+
+    // The webhook: refused without the secret, accepted with it.
+    let hooked = reply(&key, &id, "hook1@cso.example.org", "Propozim nga webhook.");
+    let body = String::from_utf8(hooked).unwrap();
+    let (status, json) = daemon.post("/inbound/mime", &body);
+    assert_eq!(status, 401, "{json}");
+    let (status, json) =
+        daemon.post_with("/inbound/mime", &body, &[("Authorization", "Bearer wrong")]);
+    assert_eq!(status, 401, "{json}");
+    let (status, json) = daemon.post_with(
+        "/inbound/mime",
+        &body,
+        &[("Authorization", "Bearer s3cret-for-the-test")],
+    );
+    assert_eq!(status, 200, "{json}");
+    assert!(json.contains("\"outcome\":\"proposal\""), "{json}");
+    let (_, again) = daemon.post_with(
+        "/inbound/mime",
+        &body,
+        &[("Authorization", "Bearer s3cret-for-the-test")],
+    );
+    assert!(again.contains("\"outcome\":\"duplicate\""), "{again}");
+    let (status, _) = daemon.stop(libc::SIGTERM);
+    assert!(status.success());
+
+    let proposals = ok(dir.path(), &db, &["mail", "proposals"], None);
+    assert_eq!(proposals.lines().count(), 2, "{proposals}");
+    assert!(
+        proposals.contains("Propozim nga maildir.") && proposals.contains("Propozim nga webhook.")
+    );
+}
+
+#[test]
+fn mail_ingest_takes_a_maildir_batch() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = TestDb::sqlite();
+    let (key, id) = setup(dir.path(), &db);
+    let inbox = dir.path().join("batch");
+    std::fs::create_dir_all(inbox.join("new")).unwrap();
+    for i in 0..3 {
+        std::fs::write(
+            inbox.join(format!("new/{i}.eml")),
+            reply(
+                &key,
+                &id,
+                &format!("b{i}@cso.example.org"),
+                &format!("Propozim {i}."),
+            ),
+        )
+        .unwrap();
+    }
+    let out = ok(
+        dir.path(),
+        &db,
+        &["mail", "ingest", "--maildir", inbox.to_str().unwrap()],
+        None,
+    );
+    assert!(
+        out.ends_with("Took in 3 messages; 0 left in new/.\n"),
+        "{out}"
+    );
+    assert_eq!(std::fs::read_dir(inbox.join("cur")).unwrap().count(), 3);
+    let again = ok(
+        dir.path(),
+        &db,
+        &["mail", "ingest", "--maildir", inbox.to_str().unwrap()],
+        None,
+    );
+    assert_eq!(again, "Took in 0 messages; 0 left in new/.\n");
+}
+
+#[test]
+fn the_holding_pen_lists_assigns_and_discards() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = TestDb::sqlite();
+    setup(dir.path(), &db);
+    let lost = "From: Arta <arta.personal@mail.example.org>\r\nTo: ogp-poc@office.example\r\nSubject: Propozim per buxhetin\r\nMessage-ID: <lost1@mail.example.org>\r\n\r\nDergoj propozimin nga adresa ime personale.\r\n";
+    let junk = "From: seller@shop.example.org\r\nTo: ogp-poc@office.example\r\nSubject: Offer\r\nMessage-ID: <junk1@shop.example.org>\r\n\r\nBuy now.\r\n";
+    ok(dir.path(), &db, &["mail", "ingest"], Some(lost.as_bytes()));
+    ok(dir.path(), &db, &["mail", "ingest"], Some(junk.as_bytes()));
+
+    let list = ok(dir.path(), &db, &["mail", "pen", "list"], None);
+    let ids: Vec<String> = list
+        .lines()
+        .map(|l| {
+            l.split_whitespace()
+                .next()
+                .unwrap()
+                .trim_start_matches('#')
+                .to_string()
+        })
+        .collect();
+    assert_eq!(ids.len(), 2, "{list}");
+    assert!(list.contains("arta.personal@mail.example.org \"Propozim per buxhetin\" — no reply key, and arta.personal@mail.example.org is not a registered CSO address"), "{list}");
+    let show = ok(dir.path(), &db, &["mail", "pen", "show", &ids[0]], None);
+    assert!(
+        show.contains("Dergoj propozimin nga adresa ime personale."),
+        "{show}"
+    );
+
+    let assigned = ok(
+        dir.path(),
+        &db,
+        &[
+            "mail",
+            "pen",
+            "assign",
+            &ids[0],
+            "--consultation",
+            "ogp-in",
+            "--cso",
+            "f1",
+        ],
+        None,
+    );
+    assert!(
+        assigned.contains("is proposal OGP-")
+            && assigned.contains("of Qendra për Buxhet të Hapur in OGP-IN"),
+        "{assigned}"
+    );
+    let no_reason = run(
+        dir.path(),
+        &db,
+        &["mail", "pen", "discard", &ids[1], "--reason", ""],
+        None,
+    );
+    assert_eq!(no_reason.status.code(), Some(1));
+    ok(
+        dir.path(),
+        &db,
+        &["mail", "pen", "discard", &ids[1], "--reason", "Advertising"],
+        None,
+    );
+    assert_eq!(
+        ok(dir.path(), &db, &["mail", "pen", "list"], None),
+        "The holding pen is empty.\n"
+    );
+
+    let proposals = ok(dir.path(), &db, &["mail", "proposals"], None);
+    assert!(
+        proposals.contains("arta.personal@mail.example.org [other sender]"),
+        "{proposals}"
+    );
+    // Reprocessing the assigned message changes nothing.
+    let again = ok(dir.path(), &db, &["mail", "reprocess", &ids[0]], None);
+    assert!(again.contains("\"outcome\":\"proposal\""), "{again}");
+    assert_eq!(
+        ok(dir.path(), &db, &["mail", "pen", "list"], None),
+        "The holding pen is empty.\n"
+    );
+    assert_eq!(
+        ok(dir.path(), &db, &["mail", "proposals"], None)
+            .lines()
+            .count(),
+        1
+    );
+    ok(dir.path(), &db, &["outbox", "flush"], None);
+    assert_eq!(receipts(dir.path()).len(), 1);
+}
+
+#[test]
+fn a_reply_to_a_receipt_adds_to_that_proposal() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = TestDb::sqlite();
+    let (key, id) = setup(dir.path(), &db);
+    let first = ok(
+        dir.path(),
+        &db,
+        &["mail", "ingest"],
+        Some(&reply(
+            &key,
+            &id,
+            "p1@cso.example.org",
+            "Propozimi ynë i parë.",
+        )),
+    );
+    let receipt_no = first
+        .split_whitespace()
+        .nth(3)
+        .unwrap()
+        .trim_end_matches(',')
+        .to_string();
+    ok(dir.path(), &db, &["outbox", "flush"], None);
+    let receipt_raw = receipts(dir.path()).remove(0);
+    let receipt = mail_parser::MessageParser::default()
+        .parse(&receipt_raw)
+        .unwrap();
+    let receipt_key = receipt
+        .reply_to()
+        .unwrap()
+        .first()
+        .unwrap()
+        .address()
+        .unwrap()
+        .to_string();
+    let receipt_id = receipt.message_id().unwrap().to_string();
+
+    let addition = format!(
+        "From: buxheti@cso.example.org\r\nTo: {receipt_key}\r\nSubject: Re: [{receipt_no}] Morëm propozimin tuaj\r\nMessage-ID: <add1@cso.example.org>\r\nIn-Reply-To: <{receipt_id}>\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nShtojmë edhe një pikë: publikim në format CSV.\r\n"
+    );
+    assert_eq!(
+        ok(
+            dir.path(),
+            &db,
+            &["mail", "ingest"],
+            Some(addition.as_bytes())
+        ),
+        format!("standard input: added to proposal {receipt_no}\n")
+    );
+    // Without the key, the receipt number in the subject is enough.
+    let by_subject = format!(
+        "From: buxheti@cso.example.org\r\nTo: ogp-poc@office.example\r\nSubject: Fwd: [{}] Morëm propozimin tuaj\r\nMessage-ID: <add2@cso.example.org>\r\n\r\nEdhe një shtesë.\r\n",
+        receipt_no.to_lowercase()
+    );
+    assert_eq!(
+        ok(
+            dir.path(),
+            &db,
+            &["mail", "ingest"],
+            Some(by_subject.as_bytes())
+        ),
+        format!("standard input: added to proposal {receipt_no}\n")
+    );
+    assert_eq!(
+        ok(dir.path(), &db, &["mail", "proposals"], None)
+            .lines()
+            .count(),
+        1,
+        "no new proposal"
+    );
+
+    ok(dir.path(), &db, &["outbox", "flush"], None);
+    let confirmations: Vec<String> = std::fs::read_dir(dir.path().join("outbox"))
+        .unwrap()
+        .map(|e| std::fs::read(e.unwrap().path()).unwrap())
+        .filter_map(|raw| {
+            let m = mail_parser::MessageParser::default().parse(&raw)?;
+            let s = m.subject()?.to_string();
+            s.contains("Shtesa u mor").then_some(s)
+        })
+        .collect();
+    assert_eq!(
+        confirmations,
+        vec![format!("[{receipt_no}] Shtesa u mor: Buxheti i hapur në bashki"); 2]
+    );
+}
+
+/// A delivery report naming `recipient` and quoting `message_id`.
+fn delivery_report(n: u32, recipient: &str, message_id: &str) -> String {
+    format!(
+        "From: MAILER-DAEMON@mx.cso.example.org\r\nTo: ogp-poc@office.example\r\nSubject: Undelivered Mail Returned to Sender\r\nMessage-ID: <dsn{n}@mx.cso.example.org>\r\nContent-Type: multipart/report; report-type=delivery-status; boundary=\"b\"\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nThe mailbox does not exist.\r\n--b\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; mx.cso.example.org\r\n\r\nFinal-Recipient: rfc822; {recipient}\r\nAction: failed\r\nStatus: 5.1.1\r\n--b\r\nContent-Type: text/rfc822-headers\r\n\r\nMessage-ID: <{message_id}>\r\n--b--\r\n"
+    )
+}
+
+#[test]
+fn only_a_delivery_report_about_our_own_mail_to_that_address_marks_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = TestDb::sqlite();
+    let (_, invitation_id) = setup(dir.path(), &db);
+    let domain = invitation_id.split('@').nth(1).unwrap().to_string();
+    let not_marked = |dir: &Path| {
+        let addresses = ok(dir, &db, &["registry", "addresses"], None);
+        assert_eq!(addresses, "No address has opted out or bounced.\n");
+    };
+    // Forged: our domain in a Message-ID, but no key we ever sent.
+    let forged = delivery_report(1, "buxheti@cso.example.org", &format!("abc.def@{domain}"));
+    assert_eq!(
+        ok(
+            dir.path(),
+            &db,
+            &["mail", "ingest"],
+            Some(forged.as_bytes())
+        ),
+        "standard input: kept as bounce, no receipt\n"
+    );
+    not_marked(dir.path());
+    // Forged: a real invitation's Message-ID, but another address named.
+    let other = delivery_report(2, "someone@cso.example.org", &invitation_id);
+    ok(dir.path(), &db, &["mail", "ingest"], Some(other.as_bytes()));
+    not_marked(dir.path());
+
+    // Genuine: the invitation sent to that very address.
+    let dsn = delivery_report(3, "buxheti@cso.example.org", &invitation_id);
+    assert_eq!(
+        ok(dir.path(), &db, &["mail", "ingest"], Some(dsn.as_bytes())),
+        "standard input: kept as bounce, no receipt\n"
+    );
+    let addresses = ok(dir.path(), &db, &["registry", "addresses"], None);
+    assert!(
+        addresses.starts_with("buxheti@cso.example.org")
+            && addresses.contains("bounced")
+            && addresses.contains("delivery report: status 5.1.1"),
+        "{addresses}"
+    );
+}
+
+#[test]
+#[ignore = "needs swaks (Debian swaks)"]
+fn an_lmtp_session_from_swaks_is_answered_per_recipient_and_stored() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = TestDb::sqlite();
+    let (key, id) = setup(dir.path(), &db);
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let env = [
+        (
+            "COCREATE_OUTBOX_FILE_DIR",
+            dir.path().join("outbox").display().to_string(),
+        ),
+        ("COCREATE_INBOUND_LMTP_LISTEN", format!("127.0.0.1:{port}")),
+        ("COCREATE_INBOUND_MAX_MESSAGE_BYTES", "4096".to_string()),
+    ];
+    let daemon = common::Daemon::start_with(dir.path(), &db, &env, &[]);
+    let message = write(
+        dir.path(),
+        "lmtp.eml",
+        reply(
+            &key,
+            &id,
+            "lmtp1@cso.example.org",
+            "Propozim nëpërmjet LMTP.",
+        ),
+    );
+    let swaks = |to: &str, data: &Path| {
+        std::process::Command::new("swaks")
+            .args([
+                "--protocol",
+                "LMTP",
+                "--server",
+                "127.0.0.1",
+                "--port",
+                &port.to_string(),
+                "--from",
+                "buxheti@cso.example.org",
+                "--to",
+                to,
+                "--data",
+                data.to_str().unwrap(),
+                "--hide-informational",
+            ])
+            .output()
+            .expect("swaks (Debian package swaks) must be installed")
+    };
+    let out = swaks(
+        &format!("consult+{key}@ogp.office.example,consult@ogp.office.example"),
+        &message,
+    );
+    let transcript = stdout(&out);
+    assert_eq!(
+        transcript.matches("<-  250 2.0.0 Stored").count(),
+        2,
+        "one answer per recipient:\n{transcript}"
+    );
+    let elsewhere = swaks("someone@elsewhere.example.org", &message);
+    assert!(
+        stdout(&elsewhere)
+            .contains("550 5.1.1 <someone@elsewhere.example.org> is not a cocreate address"),
+        "{}",
+        stdout(&elsewhere)
+    );
+    let big = write(
+        dir.path(),
+        "big.eml",
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&reply(&key, &id, "big@cso.example.org", "x")),
+            "y".repeat(5000)
+        ),
+    );
+    let refused = swaks(&format!("consult+{key}@ogp.office.example"), &big);
+    assert!(
+        stdout(&refused).contains("552 5.3.4 Messages are limited to 4096 bytes"),
+        "{}",
+        stdout(&refused)
+    );
+    let (status, _) = daemon.stop(libc::SIGTERM);
+    assert!(status.success());
+
+    let proposals = ok(dir.path(), &db, &["mail", "proposals"], None);
+    assert_eq!(
+        proposals.lines().count(),
+        1,
+        "stored once for two recipients: {proposals}"
+    );
+    assert!(proposals.contains("Propozim nëpërmjet LMTP."));
+}
+
+/// The POC hears every day what waits in the holding pen: `serve` queues
+/// the summary on its schedule (here every second), once a day, and only
+/// when something waits. `mail pen summary` shows it.
+#[test]
+fn serve_sends_the_poc_one_holding_pen_summary_a_day() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = TestDb::sqlite();
+    setup(dir.path(), &db);
+    assert_eq!(
+        ok(dir.path(), &db, &["mail", "pen", "summary"], None),
+        "Nothing waits in the holding pen.\n"
+    );
+    let stranger = b"From: someone@elsewhere.example.org\r\nTo: ogp-poc@office.example\r\nSubject: Pyetje <urgjente>\r\nMessage-ID: <q1@elsewhere.example.org>\r\n\r\nA mund t\xc3\xab d\xc3\xabrgoj propozimin k\xc3\xabtu?\r\n";
+    ok(dir.path(), &db, &["mail", "ingest"], Some(stranger));
+    let shown = ok(dir.path(), &db, &["mail", "pen", "summary"], None);
+    assert!(
+        shown.starts_with(
+            "To: ogp-poc@office.example\nSubject: Në pritje: 1 mesazh pa adresë në cocreate\n"
+        ),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("Nga: someone@elsewhere.example.org"),
+        "{shown}"
+    );
+    assert!(shown.contains("Subjekti: Pyetje <urgjente>"), "{shown}");
+    assert!(shown.contains("is not a registered CSO address"), "{shown}");
+
+    let env = [
+        (
+            "COCREATE_OUTBOX_FILE_DIR",
+            dir.path().join("outbox").display().to_string(),
+        ),
+        ("COCREATE_INBOUND_PEN_SUMMARY", "* * * * * *".to_string()),
+    ];
+    let daemon = common::Daemon::start_with(dir.path(), &db, &env, &[]);
+    let summaries = || -> Vec<std::path::PathBuf> {
+        std::fs::read_dir(dir.path().join("outbox"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.to_string_lossy().ends_with("-pen_summary.eml"))
+            .collect()
+    };
+    let start = std::time::Instant::now();
+    while summaries().is_empty() {
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(15),
+            "no summary was sent"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    // The schedule fires every second; the day's summary goes out once.
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    daemon.stop(libc::SIGTERM);
+    let sent = summaries();
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    let raw = std::fs::read(&sent[0]).unwrap();
+    let m = mail_parser::MessageParser::default().parse(&raw).unwrap();
+    assert_eq!(
+        m.to().unwrap().first().unwrap().address(),
+        Some("ogp-poc@office.example")
+    );
+    assert!(m.body_html(0).unwrap().contains("Pyetje &lt;urgjente&gt;"));
+    assert_eq!(
+        ok(dir.path(), &db, &["mail", "pen", "summary", "--send"], None),
+        "Today's summary was sent already.\n"
+    );
+}
+
+/// `serve` down over the summary's scheduled time (twice), then started:
+/// one catch-up summary at start, not zero and not one per missed time; a
+/// restart after that sends nothing more. The daemon's clock is moved
+/// forward two days instead of waiting for them.
+#[test]
+fn a_summary_missed_while_serve_was_down_is_caught_up_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = TestDb::sqlite();
+    setup(dir.path(), &db);
+    let stranger = b"From: someone@elsewhere.example.org\r\nTo: ogp-poc@office.example\r\nSubject: Pyetje\r\nMessage-ID: <q2@elsewhere.example.org>\r\n\r\nA e moret?\r\n";
+    ok(dir.path(), &db, &["mail", "ingest"], Some(stranger));
+    let summaries = || -> usize {
+        std::fs::read_dir(dir.path().join("outbox"))
+            .unwrap()
+            .filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .path()
+                    .to_string_lossy()
+                    .ends_with("-pen_summary.eml")
+            })
+            .count()
+    };
+    const DAY: i64 = 24 * 60 * 60;
+    let serve = |offset_seconds: i64, wait_for_summary: bool| -> Vec<String> {
+        let env = [
+            (
+                "COCREATE_OUTBOX_FILE_DIR",
+                dir.path().join("outbox").display().to_string(),
+            ),
+            // Once a day at 03:00 office time.
+            ("COCREATE_INBOUND_PEN_SUMMARY", "0 0 3 * * *".to_string()),
+            (
+                "COCREATE_TEST_CLOCK_OFFSET_SECONDS",
+                offset_seconds.to_string(),
+            ),
+        ];
+        let daemon = common::Daemon::start_with(dir.path(), &db, &env, &[]);
+        let start = std::time::Instant::now();
+        while wait_for_summary && summaries() == 0 {
+            assert!(
+                start.elapsed() < std::time::Duration::from_secs(15),
+                "no catch-up summary was sent"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        std::thread::sleep(std::time::Duration::from_secs(1));
+        let (status, log) = daemon.stop(libc::SIGTERM);
+        assert!(status.success(), "{log:#?}");
+        log
+    };
+    let runs = |log: &[String]| -> Vec<String> {
+        log.iter()
+            .filter(|l| l.contains("\"job\":\"pen_summary\"") && l.contains("catch_up"))
+            .cloned()
+            .collect()
+    };
+
+    // First start: the schedule is new, so nothing before it is owed.
+    let first = serve(0, false);
+    assert_eq!(runs(&first), Vec::<String>::new());
+    assert_eq!(summaries(), 0);
+
+    // Two days later, 03:00 has passed twice: one summary, at start.
+    let second = serve(2 * DAY, true);
+    let caught_up = runs(&second);
+    assert_eq!(caught_up.len(), 1, "{caught_up:#?}");
+    assert!(caught_up[0].contains("\"catch_up\":true"), "{caught_up:#?}");
+    assert_eq!(summaries(), 1);
+
+    // A minute after that, nothing is owed any more.
+    let third = serve(2 * DAY + 60, false);
+    assert_eq!(runs(&third), Vec::<String>::new());
+    assert_eq!(summaries(), 1);
+}
+
+/// Attachments are kept apart by content; one over the size limit stays in
+/// the stored message and the receipt asks for a link; an image inside the
+/// HTML (a signature logo) is not listed back as a document; winmail.dat is
+/// named for what it is.
+#[test]
+fn attachments_are_kept_apart_and_the_receipt_says_what_came() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = TestDb::sqlite();
+    let (key, id) = setup(dir.path(), &db);
+    let big = "A".repeat(3000);
+    let raw = format!(
+        "From: Arta <buxheti@cso.example.org>\r\nTo: consult+{key}@ogp.office.example\r\nSubject: Re: Ftese\r\nMessage-ID: <att1@cso.example.org>\r\nIn-Reply-To: <{id}>\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"m\"\r\n\r\n\
+--m\r\nContent-Type: multipart/related; boundary=\"r\"\r\n\r\n--r\r\nContent-Type: text/html; charset=utf-8\r\n\r\n<p>Propozimi yn\u{eb} n\u{eb} PDF.</p><img src=\"cid:logo@cso\">\r\n\
+--r\r\nContent-Type: image/png\r\nContent-ID: <logo@cso>\r\nContent-Disposition: inline; filename=\"image001.png\"\r\nContent-Transfer-Encoding: base64\r\n\r\niVBORw0KGgo=\r\n--r--\r\n\
+--m\r\nContent-Type: application/pdf\r\nContent-Disposition: attachment; filename=\"propozimi.pdf\"\r\n\r\n%PDF-1.4 propozimi\r\n\
+--m\r\nContent-Type: application/pdf\r\nContent-Disposition: attachment; filename=\"studimi.pdf\"\r\n\r\n{big}\r\n\
+--m\r\nContent-Type: application/ms-tnef\r\nContent-Disposition: attachment; filename=\"winmail.dat\"\r\nContent-Transfer-Encoding: base64\r\n\r\neJ8+IgAAAA==\r\n--m--\r\n"
+    );
+    let mut child = common::command(dir.path(), &db)
+        .env("COCREATE_OUTBOX_FILE_DIR", dir.path().join("outbox"))
+        .env("COCREATE_INBOUND_MAX_ATTACHMENT_BYTES", "2000")
+        .args(["mail", "ingest"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(raw.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("receipt queued"), "{}", stdout(&out));
+
+    // Kept apart: the small PDF, the logo and winmail.dat; not the big one.
+    let kept = |content: &[u8]| {
+        use sha2::Digest;
+        let sha: String = sha2::Sha256::digest(content)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        dir.path()
+            .join("data/attachments")
+            .join(&sha[..2])
+            .join(&sha)
+    };
+    assert_eq!(
+        std::fs::read(kept(b"%PDF-1.4 propozimi")).unwrap(),
+        b"%PDF-1.4 propozimi"
+    );
+    assert!(!kept(big.as_bytes()).exists());
+
+    ok(dir.path(), &db, &["outbox", "flush"], None);
+    let receipt = receipts(dir.path()).pop().unwrap();
+    let m = mail_parser::MessageParser::default()
+        .parse(&receipt)
+        .unwrap();
+    let text = m.body_text(0).unwrap();
+    assert!(text.contains("Propozimi ynë në PDF."), "{text}");
+    assert!(text.contains("- propozimi.pdf (18 B)"), "{text}");
+    assert!(
+        text.contains("- studimi.pdf (3 KB) (shumë e madhe për t'u ruajtur"),
+        "{text}"
+    );
+    assert!(
+        text.contains("- winmail.dat (7 B) (të dhëna formatimi të Outlook"),
+        "{text}"
+    );
+    assert!(!text.contains("image001.png"), "{text}");
+}
+
+/// Each government draft commitment in the invitation has its own reply
+/// address; a comment sent there is recorded against that draft, and the
+/// receipt says so. A number the consultation does not have is an ordinary
+/// proposal.
+#[test]
+fn a_comment_sent_to_a_drafts_address_is_recorded_against_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = TestDb::sqlite();
+    let (key, id) = setup(dir.path(), &db);
+    let invitation = std::fs::read_dir(dir.path().join("outbox"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.to_string_lossy().contains("invitation"))
+        .unwrap();
+    let m = mail_parser::MessageParser::default()
+        .parse(&std::fs::read(invitation).unwrap())
+        .unwrap()
+        .body_text(0)
+        .unwrap()
+        .into_owned();
+    let address = format!("consult+{key}-d1@ogp.office.example");
+    assert!(
+        m.contains("1. Budget data every month") && m.contains(&format!("Komento: {address}")),
+        "{m}"
+    );
+    let comment = |to: &str, message_id: &str, body: &str| {
+        format!(
+            "From: Arta <buxheti@cso.example.org>\r\nTo: {to}\r\nSubject: Re: Ftesë për konsultim\r\nMessage-ID: <{message_id}>\r\nIn-Reply-To: <{id}>\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n{body}\r\n"
+        )
+        .into_bytes()
+    };
+    ok(
+        dir.path(),
+        &db,
+        &["mail", "ingest"],
+        Some(&comment(
+            &address,
+            "d1@cso.example.org",
+            "Dakord, por çdo javë.",
+        )),
+    );
+    ok(
+        dir.path(),
+        &db,
+        &["mail", "ingest"],
+        Some(&comment(
+            &format!("consult+{key}-d7@ogp.office.example"),
+            "d7@cso.example.org",
+            "Një propozim tjetër.",
+        )),
+    );
+    let listed = ok(dir.path(), &db, &["mail", "proposals"], None);
+    let lines: Vec<&str> = listed.lines().collect();
+    assert_eq!(lines.len(), 2, "{listed}");
+    assert!(
+        lines[0].contains("OGP-IN [on draft 1] buxheti@cso.example.org"),
+        "{listed}"
+    );
+    assert!(lines[0].ends_with("Dakord, por çdo javë."), "{listed}");
+    assert!(!lines[1].contains("[on draft"), "{listed}");
+
+    ok(dir.path(), &db, &["outbox", "flush"], None);
+    let texts: Vec<String> = receipts(dir.path())
+        .iter()
+        .map(|r| {
+            mail_parser::MessageParser::default()
+                .parse(r)
+                .unwrap()
+                .body_text(0)
+                .unwrap()
+                .into_owned()
+        })
+        .collect();
+    assert_eq!(texts.len(), 2);
+    let on_draft =
+        "Regjistruar si koment për angazhimin e propozuar nga qeveria 1: Budget data every month";
+    assert_eq!(
+        texts.iter().filter(|t| t.contains(on_draft)).count(),
+        1,
+        "{texts:#?}"
+    );
+}
