@@ -109,9 +109,11 @@ impl App {
         );
         let config = Config::embedded().expect("the built-in config loads");
         let store = std::sync::Arc::new(
-            crate::store::SqliteStore::open(&format!("sqlite:file:{name}?mode=memory&cache=shared"))
-                .await
-                .expect("an in-memory SQLite store opens"),
+            crate::store::SqliteStore::open(&format!(
+                "sqlite:file:{name}?mode=memory&cache=shared"
+            ))
+            .await
+            .expect("an in-memory SQLite store opens"),
         );
         Self::with_store(config, store).expect("the built-in templates load")
     }

@@ -54,6 +54,21 @@ pub async fn run(config: Config, demo_mode: bool) -> Result<(), ServeError> {
         );
     }
 
+    // Both listeners are bound before anything starts, so a taken port
+    // stops the daemon with nothing left running behind it.
+    let addr = app.config.server.listen;
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|source| ServeError::Bind { addr, source })?;
+    let lmtp = match app.config.inbound.lmtp_listen {
+        Some(addr) => Some(
+            TcpListener::bind(addr)
+                .await
+                .map_err(|source| ServeError::Bind { addr, source })?,
+        ),
+        None => None,
+    };
+
     // Messages stored but not processed before a crash are processed now.
     match app.intake().process_pending().await {
         Ok(0) => {}
@@ -90,13 +105,7 @@ pub async fn run(config: Config, demo_mode: bool) -> Result<(), ServeError> {
         );
         tasks.spawn(crate::schedule::run(app.clone(), job, stop.clone()));
     }
-    if let Some(lmtp_addr) = app.config.inbound.lmtp_listen {
-        let listener = TcpListener::bind(lmtp_addr)
-            .await
-            .map_err(|source| ServeError::Bind {
-                addr: lmtp_addr,
-                source,
-            })?;
+    if let Some(listener) = lmtp {
         tracing::info!(lmtp = %listener.local_addr().map_err(ServeError::Server)?, "LMTP listening");
         tasks.spawn(crate::inbound::lmtp::serve(
             listener,
@@ -104,11 +113,6 @@ pub async fn run(config: Config, demo_mode: bool) -> Result<(), ServeError> {
             stop.clone(),
         ));
     }
-
-    let addr = app.config.server.listen;
-    let listener = TcpListener::bind(addr)
-        .await
-        .map_err(|source| ServeError::Bind { addr, source })?;
     let local = listener.local_addr().map_err(ServeError::Server)?;
     tracing::info!(%local, "listening; health check at http://{local}/healthz");
 

@@ -100,7 +100,10 @@ impl EmailFor<'_> {
                 consultation_id,
                 cso_id,
                 address,
-            } => format!("{}{cso_id}:{address}", Self::invitations_of(*consultation_id)),
+            } => format!(
+                "{}{cso_id}:{address}",
+                Self::invitations_of(*consultation_id)
+            ),
             Self::DeadlineExtended {
                 consultation_id,
                 closes_on,

@@ -5,6 +5,7 @@
 //! cannot; code further in never re-checks.
 
 mod email;
+mod email_kind;
 mod keyword;
 mod language;
 mod receipt_no;
@@ -16,6 +17,7 @@ mod text;
 mod working_days;
 
 pub use email::{EmailAddress, EmailAddressError};
+pub use email_kind::{EmailFor, EmailKind};
 pub use keyword::{Keyword, KeywordError};
 pub use language::{Language, LanguageError};
 pub use receipt_no::{ReceiptNo, ReceiptNoError};

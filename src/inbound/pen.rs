@@ -10,7 +10,7 @@ use chrono_tz::Tz;
 use serde_json::json;
 
 use crate::app::App;
-use crate::domain::{EmailAddress, Language, ReplyKey};
+use crate::domain::{EmailAddress, EmailFor, EmailKind, Language, ReplyKey};
 use crate::intake::types::InboundSummary;
 use crate::outbound::message::{self, MessageError, Outgoing};
 use crate::outbound::outbox::NewMessage;
@@ -80,7 +80,9 @@ pub fn compose(
         "messages": messages,
         "more": held.len().saturating_sub(LISTED),
     });
-    let rendered = app.templates.render("pen_summary", lang, &context)?;
+    let rendered = app
+        .templates
+        .render(EmailKind::PenSummary, lang, &context)?;
     let from = EmailAddress::parse(&config.mail.from).expect("checked when the config loaded");
     let message_id = format!("pen.{}@{}", ReplyKey::generate(), config.mail.domain);
     let bytes = message::build(
@@ -100,8 +102,8 @@ pub fn compose(
         app.dkim.as_deref(),
     )?;
     Ok(Some(NewMessage {
-        idempotency_key: format!("pen_summary:{date}"),
-        kind: "pen_summary",
+        idempotency_key: EmailFor::PenSummary { date }.idempotency_key(),
+        kind: EmailKind::PenSummary,
         recipient: config.office.email.clone(),
         envelope_from: config.mail.from.clone(),
         consultation_id: None,

@@ -7,7 +7,7 @@ use serde_json::json;
 use super::decision::{Batch, Decision};
 use super::*;
 use crate::consultation::Consultation;
-use crate::domain::{Language, ReceiptNo, ReplyKey};
+use crate::domain::{EmailFor, EmailKind, Language, ReceiptNo, ReplyKey};
 use crate::inbound::parse::{AttachmentNote, Parsed};
 use crate::outbound::message::{self, Outgoing};
 use crate::outbound::outbox::{NewMessage, ReplyKeyRecord};
@@ -16,7 +16,7 @@ use crate::registry::Cso;
 
 /// An acknowledgement decided but not yet rendered.
 pub(super) struct Acknowledgement {
-    pub(super) template: &'static str,
+    pub(super) kind: EmailKind,
     pub(super) lang: Language,
     pub(super) name: String,
     pub(super) in_reply_to: Option<String>,
@@ -79,7 +79,7 @@ impl Intake<'_> {
     /// rendered by [`Self::finish`].
     pub(super) fn acknowledgement(
         &self,
-        template: &'static str,
+        email: EmailFor<'_>,
         parsed: &Parsed,
         consultation: &Consultation,
         cso: Option<&Cso>,
@@ -100,7 +100,7 @@ impl Intake<'_> {
         );
         let key = ReplyKey::generate();
         Acknowledgement {
-            template,
+            kind: email.kind(),
             lang,
             name,
             in_reply_to: parsed.message_id.clone(),
@@ -114,8 +114,8 @@ impl Intake<'_> {
                 .map(|a| (a.name.clone(), a.size, a.note))
                 .collect(),
             message: NewMessage {
-                idempotency_key: format!("receipt:{receipt_no}"),
-                kind: "receipt",
+                idempotency_key: email.idempotency_key(),
+                kind: email.kind(),
                 recipient: parsed.from.clone(),
                 envelope_from: String::new(),
                 consultation_id: Some(consultation_id),
@@ -168,7 +168,7 @@ impl Intake<'_> {
                 }))
                 .collect::<Vec<_>>()
         );
-        let rendered = self.app.templates.render(a.template, a.lang, &context)?;
+        let rendered = self.app.templates.render(a.kind, a.lang, &context)?;
         let from = sender.from();
         let mut message = a.message;
         let reply_to = sender.reply_address(&a.key);

@@ -6,6 +6,7 @@ use super::decision::{Batch, Decision, Reading, hold};
 use super::types::{InboundState, IntakeWrite, NewFollowUp, NewProposal};
 use super::*;
 use crate::consultation::Consultation;
+use crate::domain::EmailFor;
 use crate::domain::ReceiptNo;
 use crate::inbound::bounce;
 use crate::inbound::classify::{Classification, automated};
@@ -149,7 +150,9 @@ impl Intake<'_> {
         let from = parsed.from.to_string();
         let receipt = self.may_acknowledge(&from, batch).then(|| {
             let mut a = self.acknowledgement(
-                "receipt",
+                EmailFor::Receipt {
+                    receipt_no: &receipt_no,
+                },
                 parsed,
                 place.consultation,
                 place.cso,
@@ -219,15 +222,16 @@ impl Intake<'_> {
         let confirmation = if self.may_acknowledge(&from, batch) {
             let receipt =
                 ReceiptNo::parse(receipt_no).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-            let mut a = self.acknowledgement(
-                "follow_up",
+            let a = self.acknowledgement(
+                EmailFor::FollowUp {
+                    inbound_message_id: id,
+                },
                 parsed,
                 consultation,
                 cso,
                 &receipt,
                 &trimmed.reply_text,
             );
-            a.message.idempotency_key = format!("follow_up:{id}");
             Some(a)
         } else {
             None

@@ -359,7 +359,7 @@ mod tests {
     fn message(n: usize) -> NewMessage {
         NewMessage {
             idempotency_key: format!("test:{n}"),
-            kind: "invitation",
+            kind: crate::domain::EmailKind::Invitation,
             recipient: EmailAddress::parse(&format!("cso{n}@x.al")).unwrap(),
             envelope_from: "ogp-poc@office.example".into(),
             consultation_id: None,

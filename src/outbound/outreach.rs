@@ -21,7 +21,7 @@ use super::templates::TemplateError;
 use crate::app::App;
 use crate::config::Config;
 use crate::consultation::{Consultation, ConsultationSpec, ConsultationState};
-use crate::domain::{EmailAddress, Language, ReplyKey, WorkingCalendar};
+use crate::domain::{EmailAddress, EmailFor, EmailKind, Language, ReplyKey, WorkingCalendar};
 use crate::registry::Cso;
 use crate::registry::relevance::{Matcher, Relevance};
 use crate::store::{AddressStatus, Store, StoreError};
@@ -96,11 +96,16 @@ pub async fn find(store: &dyn Store, reference: &str) -> Result<Consultation, Ou
 }
 
 fn invitation_prefix(consultation_id: i64) -> String {
-    format!("invitation:{consultation_id}:")
+    EmailFor::invitations_of(consultation_id)
 }
 
 fn invitation_key(consultation_id: i64, cso_id: i64, address: &EmailAddress) -> String {
-    format!("{}{cso_id}:{address}", invitation_prefix(consultation_id))
+    EmailFor::Invitation {
+        consultation_id,
+        cso_id,
+        address,
+    }
+    .idempotency_key()
 }
 
 /// Whether mail to `address` is stopped, and the reason to show.
@@ -305,7 +310,7 @@ impl Sender<'_> {
     #[allow(clippy::too_many_arguments)]
     fn compose(
         &self,
-        email: &str,
+        email: EmailKind,
         context: &Value,
         lang: Language,
         to_name: &str,
@@ -421,7 +426,7 @@ pub async fn send(
         let key = ReplyKey::generate();
         let context = sender.base_context(spec, r.language, &r.name, &key);
         let bytes = sender.compose(
-            "invitation",
+            EmailKind::Invitation,
             &context,
             r.language,
             &r.name,
@@ -431,7 +436,7 @@ pub async fn send(
         )?;
         Ok(NewMessage {
             idempotency_key: invitation_key(consultation.id, r.cso_id, &address),
-            kind: "invitation",
+            kind: EmailKind::Invitation,
             recipient: address.clone(),
             envelope_from: sender.app.config.mail.from.clone(),
             consultation_id: Some(consultation.id),
@@ -523,7 +528,7 @@ pub async fn extension_notices(
         context["previous_deadline"] = json!(format_date(lang, consultation.spec.closes_on));
         context["reason"] = json!(reason);
         let bytes = sender.compose(
-            "deadline_extended",
+            EmailKind::DeadlineExtended,
             &context,
             lang,
             &cso.record.name,
@@ -532,11 +537,14 @@ pub async fn extension_notices(
             &[],
         )?;
         notices.push(NewMessage {
-            idempotency_key: format!(
-                "deadline_extended:{}:{}:{cso_id}:{address}",
-                consultation.id, new_spec.closes_on
-            ),
-            kind: "deadline_extended",
+            idempotency_key: EmailFor::DeadlineExtended {
+                consultation_id: consultation.id,
+                closes_on: new_spec.closes_on,
+                cso_id,
+                address: &address,
+            }
+            .idempotency_key(),
+            kind: EmailKind::DeadlineExtended,
             recipient: address.clone(),
             envelope_from: sender.app.config.mail.from.clone(),
             consultation_id: Some(consultation.id),

@@ -17,16 +17,7 @@ use std::path::Path;
 use handlebars::{Handlebars, no_escape};
 use serde_json::{Value, json};
 
-use crate::domain::Language;
-
-/// The emails cocreate sends, each a folder under templates/email/.
-pub const EMAILS: [&str; 5] = [
-    "invitation",
-    "deadline_extended",
-    "receipt",
-    "follow_up",
-    "pen_summary",
-];
+use crate::domain::{EmailKind, Language};
 
 macro_rules! embedded {
     ($($path:literal),* $(,)?) => {
@@ -134,7 +125,7 @@ impl Templates {
             }
         }
         let templates = Self { text, html };
-        for email in EMAILS {
+        for email in EmailKind::ALL {
             for lang in [Language::Sq, Language::En] {
                 templates.render(email, lang, &example_context(email, lang))?;
             }
@@ -146,7 +137,7 @@ impl Templates {
     /// templates use; `lang` and `subject` are added here.
     pub fn render(
         &self,
-        email: &str,
+        email: EmailKind,
         lang: Language,
         context: &Value,
     ) -> Result<Rendered, TemplateError> {
@@ -246,7 +237,7 @@ fn paragraphs(
 
 /// A complete context for each email: what start-up renders to check the
 /// templates, and what docs/examples show.
-pub fn example_context(email: &str, lang: Language) -> Value {
+pub fn example_context(email: EmailKind, lang: Language) -> Value {
     let (title, description, area, lfp, deadline, deadline_short, when) = match lang {
         Language::Sq => (
             "Buxheti i hapur në bashki",
@@ -298,7 +289,7 @@ pub fn example_context(email: &str, lang: Language) -> Value {
         "form_url": "https://ogp.office.example/p/abcdefghijklmnopqrst",
         "unsubscribe_url": "https://ogp.office.example/unsubscribe/abcdefghijklmnopqrst",
     });
-    if email == "receipt" || email == "follow_up" {
+    if email.is_acknowledgement() {
         ctx["receipt_no"] = json!("OGP-7K3M-Q9TX");
         ctx["draft"] = json!(null);
         ctx["late"] = json!(false);
@@ -313,7 +304,7 @@ pub fn example_context(email: &str, lang: Language) -> Value {
             { "name": "studimi-i-plote.pdf", "size": "14.2 MB", "too_large": true, "winmail": false },
         ]);
     }
-    if email == "pen_summary" {
+    if email == EmailKind::PenSummary {
         ctx["date"] = json!("03.12.2026");
         ctx["count"] = json!(2);
         ctx["many"] = json!(true);
@@ -327,7 +318,7 @@ pub fn example_context(email: &str, lang: Language) -> Value {
               "reason": "buxheti@cso.example.org sent these exact words before; an automatic reply?" },
         ]);
     }
-    if email == "deadline_extended" {
+    if email == EmailKind::DeadlineExtended {
         ctx["previous_deadline"] = json!(match lang {
             Language::Sq => "e hënë, 28 dhjetor 2026",
             Language::En => "Monday 28 December 2026",
@@ -347,10 +338,10 @@ mod tests {
     #[test]
     fn html_escapes_and_text_does_not() {
         let t = Templates::load(None).unwrap();
-        let mut ctx = example_context("invitation", Language::En);
+        let mut ctx = example_context(EmailKind::Invitation, Language::En);
         ctx["cso"]["name"] = json!("Tom & Jerry <script>alert(1)</script>");
         ctx["consultation"]["description"] = json!("Line one\nline <two>\n\nPara two");
-        let r = t.render("invitation", Language::En, &ctx).unwrap();
+        let r = t.render(EmailKind::Invitation, Language::En, &ctx).unwrap();
         assert!(
             r.text
                 .contains("Dear Tom & Jerry <script>alert(1)</script>,")
@@ -394,8 +385,8 @@ mod tests {
         )
         .unwrap();
         let t = Templates::load(Some(dir.path())).unwrap();
-        let ctx = example_context("invitation", Language::En);
-        let r = t.render("invitation", Language::En, &ctx).unwrap();
+        let ctx = example_context(EmailKind::Invitation, Language::En);
+        let r = t.render(EmailKind::Invitation, Language::En, &ctx).unwrap();
         assert_eq!(r.subject, "Have your say: Open municipal budgets");
     }
 
@@ -406,7 +397,7 @@ mod tests {
         let t = Templates::load(None).unwrap();
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/examples");
         let write = std::env::var_os("COCREATE_WRITE_EXAMPLES").is_some();
-        for email in EMAILS {
+        for email in EmailKind::ALL {
             for lang in [Language::Sq, Language::En] {
                 let r = t
                     .render(email, lang, &example_context(email, lang))
@@ -435,9 +426,9 @@ mod tests {
     #[test]
     fn subjects_are_one_line() {
         let t = Templates::load(None).unwrap();
-        let mut ctx = example_context("invitation", Language::Sq);
+        let mut ctx = example_context(EmailKind::Invitation, Language::Sq);
         ctx["consultation"]["title"] = json!("Titull\r\nBcc: victim@example.org");
-        let r = t.render("invitation", Language::Sq, &ctx).unwrap();
+        let r = t.render(EmailKind::Invitation, Language::Sq, &ctx).unwrap();
         assert!(!r.subject.contains('\n') && !r.subject.contains('\r'));
     }
 }

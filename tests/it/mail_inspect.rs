@@ -4,7 +4,6 @@
 
 use crate::common;
 
-
 use crate::common::{TestDb, fiscal_consultation, stderr, stdout, write};
 use serde_json::Value;
 

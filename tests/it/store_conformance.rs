@@ -9,8 +9,8 @@ use std::collections::HashMap;
 use crate::common::{TestDb, registry_csv};
 use chrono::Utc;
 use cocreate::consultation::{ConsultationSpec, ConsultationState, DeadlineExtension};
-use cocreate::domain::ReplyKey;
 use cocreate::domain::{EmailAddress, Language, RegistrationNumber};
+use cocreate::domain::{EmailKind, ReplyKey};
 use cocreate::intake::types::{
     Applied, InboundState, IntakeWrite, NewFollowUp, NewInbound, NewProposal,
 };
@@ -437,7 +437,7 @@ fn message(key: &str, to: &str, consultation: i64, cso: i64) -> NewMessage {
     let address = EmailAddress::parse(to).unwrap();
     NewMessage {
         idempotency_key: key.into(),
-        kind: "invitation",
+        kind: EmailKind::Invitation,
         recipient: address.clone(),
         envelope_from: "ogp-poc@office.example".into(),
         consultation_id: Some(consultation),
@@ -743,7 +743,7 @@ async fn a_message_is_stored_once_and_has_at_most_one_proposal(db: &TestDb) {
         authentication_json: "{}".into(),
     };
     let receipt = NewMessage {
-        kind: "receipt",
+        kind: EmailKind::Receipt,
         envelope_from: String::new(),
         ..message("receipt:OGP-7K3M-Q9TX", "a@x.al", c, cso)
     };
@@ -814,7 +814,7 @@ async fn a_message_is_stored_once_and_has_at_most_one_proposal(db: &TestDb) {
             ..again.clone()
         },
         receipt: Some(NewMessage {
-            kind: "receipt",
+            kind: EmailKind::Receipt,
             envelope_from: String::new(),
             ..message(&format!("receipt:{receipt_no}"), "a@x.al", c, cso)
         }),

@@ -4,14 +4,14 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use crate::domain::{EmailAddress, ReplyKey};
+use crate::domain::{EmailAddress, EmailKind, ReplyKey};
 
 /// A message ready to be queued.
 #[derive(Debug, Clone)]
 pub struct NewMessage {
     /// Unique per message meaning, e.g. `invitation:12:345:info@x.al`.
     pub idempotency_key: String,
-    pub kind: &'static str,
+    pub kind: EmailKind,
     pub recipient: EmailAddress,
     /// Empty for the null sender.
     pub envelope_from: String,

@@ -141,7 +141,7 @@ where
         }
         let list = numbered(2, senders.len());
         let sql = format!(
-            "SELECT recipient, COUNT(*) FROM outbox WHERE created_at >= $1 AND kind = 'receipt' \
+            "SELECT recipient, COUNT(*) FROM outbox WHERE created_at >= $1 AND kind IN ('receipt', 'follow_up') \
              AND recipient IN ({list}) GROUP BY recipient"
         );
         let mut q = sqlx::query_as::<D::DB, (String, i64)>(&sql).bind(acknowledged_since);

@@ -139,7 +139,7 @@ where
             for m in chunk {
                 insert = insert
                     .bind(m.idempotency_key.as_str())
-                    .bind(m.kind)
+                    .bind(m.kind.as_str())
                     .bind(m.recipient.as_str())
                     .bind(m.envelope_from.as_str())
                     .bind(m.consultation_id)
