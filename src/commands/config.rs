@@ -16,7 +16,7 @@ pub fn check(config: &Config, out: &mut impl Write) -> std::io::Result<()> {
     writeln!(
         out,
         "  office:   {} <{}>, time zone {}",
-        config.office.name_en, config.office.email, config.office.time_zone
+        config.office.name.en, config.office.email, config.office.time_zone
     )?;
     writeln!(out, "  policy areas: {}", config.policy_areas.len())?;
     for area in &config.policy_areas {
@@ -24,9 +24,9 @@ pub fn check(config: &Config, out: &mut impl Write) -> std::io::Result<()> {
             out,
             "    {:<10} {} / {} (LFP: {}; {} direct and {} indirect keywords)",
             area.code,
-            area.name_sq,
-            area.name_en,
-            area.lfp.name_en,
+            area.name.sq,
+            area.name.en,
+            area.lfp.name.en,
             area.direct_keywords.len(),
             area.indirect_keywords.len()
         )?;

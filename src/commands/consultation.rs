@@ -84,11 +84,11 @@ impl SpecFlags {
             thematic_group: self.thematic_group,
             opens: self.opens,
             closes: self.closes,
-            title: crate::consultation::spec::Bilingual {
+            title: crate::consultation::spec::TextInput {
                 sq: self.title_sq,
                 en: self.title_en,
             },
-            description: crate::consultation::spec::Bilingual {
+            description: crate::consultation::spec::TextInput {
                 sq: self.description_sq,
                 en: self.description_en,
             },

@@ -218,7 +218,7 @@ pub async fn matches(
         writeln!(
             out,
             "{} {} (LFP: {})",
-            area.code, area.name_en, area.lfp.name_en
+            area.code, area.name.en, area.lfp.name.en
         )?;
         for level in [Relevance::Direct, Relevance::Indirect, Relevance::None] {
             let group: Vec<&&MatchRow> = mine

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::domain::{EmailAddress, Keyword, Language, Schedule};
+use crate::domain::{Bilingual, EmailAddress, Keyword, Language, Schedule};
 
 /// Where mail comes in.
 #[derive(Debug, Clone, Deserialize)]
@@ -254,8 +254,7 @@ pub struct LogConfig {
 
 #[derive(Debug, Clone)]
 pub struct OfficeConfig {
-    pub name_sq: String,
-    pub name_en: String,
+    pub name: Bilingual<String>,
     pub email: EmailAddress,
     pub postal_address: String,
     pub time_zone: chrono_tz::Tz,
@@ -265,8 +264,7 @@ pub struct OfficeConfig {
 #[derive(Debug, Clone)]
 pub struct PolicyArea {
     pub code: String,
-    pub name_sq: String,
-    pub name_en: String,
+    pub name: Bilingual<String>,
     pub lfp: Lfp,
     pub direct_keywords: Vec<Keyword>,
     pub indirect_keywords: Vec<Keyword>,
@@ -275,14 +273,12 @@ pub struct PolicyArea {
 
 #[derive(Debug, Clone)]
 pub struct Lfp {
-    pub name_sq: String,
-    pub name_en: String,
+    pub name: Bilingual<String>,
     pub emails: Vec<EmailAddress>,
 }
 
 #[derive(Debug, Clone)]
 pub struct ThematicGroup {
     pub code: String,
-    pub name_sq: String,
-    pub name_en: String,
+    pub name: Bilingual<String>,
 }

@@ -6,7 +6,7 @@ use std::collections::HashSet;
 use serde::Deserialize;
 
 use super::*;
-use crate::domain::{EmailAddress, Keyword};
+use crate::domain::{Bilingual, EmailAddress, Keyword};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -130,8 +130,10 @@ impl RawConfig {
                     ),
                 )
             })?,
-            name_sq: non_empty(self.office.name_sq, "office.name_sq", &invalid)?,
-            name_en: non_empty(self.office.name_en, "office.name_en", &invalid)?,
+            name: Bilingual::new(
+                non_empty(self.office.name_sq, "office.name_sq", &invalid)?,
+                non_empty(self.office.name_en, "office.name_en", &invalid)?,
+            ),
             postal_address: self.office.postal_address,
         };
 
@@ -158,8 +160,10 @@ impl RawConfig {
                 }
                 groups.push(ThematicGroup {
                     code: gcode,
-                    name_sq: non_empty(g.name_sq, &at("thematic_groups.name_sq"), &invalid)?,
-                    name_en: non_empty(g.name_en, &at("thematic_groups.name_en"), &invalid)?,
+                    name: Bilingual::new(
+                        non_empty(g.name_sq, &at("thematic_groups.name_sq"), &invalid)?,
+                        non_empty(g.name_en, &at("thematic_groups.name_en"), &invalid)?,
+                    ),
                 });
             }
             let keywords = |list: Vec<String>, field: &str| {
@@ -191,11 +195,15 @@ impl RawConfig {
             }
             policy_areas.push(PolicyArea {
                 code,
-                name_sq: non_empty(area.name_sq, &at("name_sq"), &invalid)?,
-                name_en: non_empty(area.name_en, &at("name_en"), &invalid)?,
+                name: Bilingual::new(
+                    non_empty(area.name_sq, &at("name_sq"), &invalid)?,
+                    non_empty(area.name_en, &at("name_en"), &invalid)?,
+                ),
                 lfp: Lfp {
-                    name_sq: non_empty(area.lfp.name_sq, &at("lfp.name_sq"), &invalid)?,
-                    name_en: non_empty(area.lfp.name_en, &at("lfp.name_en"), &invalid)?,
+                    name: Bilingual::new(
+                        non_empty(area.lfp.name_sq, &at("lfp.name_sq"), &invalid)?,
+                        non_empty(area.lfp.name_en, &at("lfp.name_en"), &invalid)?,
+                    ),
                     emails,
                 },
                 direct_keywords,

@@ -8,6 +8,7 @@
 
 pub mod spec;
 
+use crate::domain::Bilingual;
 use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -59,6 +60,18 @@ pub struct ConsultationSpec {
     pub drafts: Vec<DraftCommitment>,
     /// Why the period is shorter than the legal minimum, when it is.
     pub short_period_reason: Option<String>,
+}
+
+impl ConsultationSpec {
+    /// The title in both languages. (The fields stay apart: a spec is kept
+    /// as JSON in the store, in this shape.)
+    pub fn title(&self) -> Bilingual<&str> {
+        Bilingual::new(&self.title_sq, &self.title_en)
+    }
+
+    pub fn description(&self) -> Bilingual<&str> {
+        Bilingual::new(&self.description_sq, &self.description_en)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -49,9 +49,11 @@ pub enum SpecError {
     Invalid(String),
 }
 
+/// A text the POC gives in Albanian, English or both (a file or flags);
+/// checked for both when the spec is made.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Bilingual {
+pub struct TextInput {
     pub sq: Option<String>,
     pub en: Option<String>,
 }
@@ -132,9 +134,9 @@ pub struct SpecInput {
     #[serde(default, deserialize_with = "toml_date")]
     pub closes: Option<NaiveDate>,
     #[serde(default)]
-    pub title: Bilingual,
+    pub title: TextInput,
     #[serde(default)]
-    pub description: Bilingual,
+    pub description: TextInput,
     pub meeting: Option<MeetingInput>,
     pub drafts: Option<Vec<DraftInput>>,
     pub short_period_reason: Option<String>,
@@ -165,11 +167,11 @@ impl SpecInput {
             thematic_group: spec.thematic_group.clone(),
             opens: Some(spec.opens_on),
             closes: Some(spec.closes_on),
-            title: Bilingual {
+            title: TextInput {
                 sq: Some(spec.title_sq.clone()),
                 en: Some(spec.title_en.clone()),
             },
-            description: Bilingual {
+            description: TextInput {
                 sq: Some(spec.description_sq.clone()),
                 en: Some(spec.description_en.clone()),
             },
@@ -201,11 +203,11 @@ impl SpecInput {
             thematic_group: other.thematic_group.or(self.thematic_group),
             opens: other.opens.or(self.opens),
             closes: other.closes.or(self.closes),
-            title: Bilingual {
+            title: TextInput {
                 sq: other.title.sq.or(self.title.sq),
                 en: other.title.en.or(self.title.en),
             },
-            description: Bilingual {
+            description: TextInput {
                 sq: other.description.sq.or(self.description.sq),
                 en: other.description.en.or(self.description.en),
             },

@@ -4,6 +4,7 @@
 //! argument) becomes one of these types once, with a one-sentence error if it
 //! cannot; code further in never re-checks.
 
+mod bilingual;
 mod email;
 mod email_kind;
 mod keyword;
@@ -16,6 +17,7 @@ mod schedule;
 mod text;
 mod working_days;
 
+pub use bilingual::Bilingual;
 pub use email::{EmailAddress, EmailAddressError};
 pub use email_kind::{EmailFor, EmailKind};
 pub use keyword::{Keyword, KeywordError};

@@ -10,7 +10,7 @@ use chrono_tz::Tz;
 use serde_json::json;
 
 use crate::app::App;
-use crate::domain::{EmailAddress, EmailFor, EmailKind, Language, ReplyKey};
+use crate::domain::{EmailAddress, EmailFor, EmailKind, ReplyKey};
 use crate::intake::types::InboundSummary;
 use crate::outbound::message::{self, MessageError, Outgoing};
 use crate::outbound::outbox::NewMessage;
@@ -53,10 +53,7 @@ pub fn compose(
     let config = app.config.as_ref();
     let lang = config.inbound.pen_summary_language;
     let tz = config.office.time_zone;
-    let office_name = match lang {
-        Language::Sq => &config.office.name_sq,
-        Language::En => &config.office.name_en,
-    };
+    let office_name = config.office.name.get(lang);
     let messages: Vec<_> = held
         .iter()
         .take(LISTED)

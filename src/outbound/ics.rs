@@ -23,10 +23,7 @@ pub fn meeting_ics(
         .unwrap_or_else(|| Utc.from_utc_datetime(&meeting.starts_at).with_timezone(&tz))
         .with_timezone(&Utc);
     let end = start + chrono::Duration::minutes(i64::from(meeting.duration_minutes));
-    let title = match lang {
-        Language::Sq => &spec.title_sq,
-        Language::En => &spec.title_en,
-    };
+    let title = *spec.title().get(lang);
     let mut event = Event::new();
     event
         // Stable: re-sent invitations update the same calendar entry.

@@ -230,10 +230,7 @@ impl Sender<'_> {
     }
 
     pub(crate) fn office_name(&self, lang: Language) -> &str {
-        match lang {
-            Language::Sq => &self.app.config.office.name_sq,
-            Language::En => &self.app.config.office.name_en,
-        }
+        self.app.config.office.name.get(lang)
     }
 
     pub(crate) fn base_context(
@@ -245,10 +242,7 @@ impl Sender<'_> {
     ) -> Value {
         let config = &self.app.config;
         let area = config.policy_area(&spec.policy_area);
-        let (title, description) = match lang {
-            Language::Sq => (&spec.title_sq, &spec.description_sq),
-            Language::En => (&spec.title_en, &spec.description_en),
-        };
+        let (title, description) = (*spec.title().get(lang), *spec.description().get(lang));
         let base = config.server.public_url.trim_end_matches('/');
         let meeting = spec.meeting.as_ref().map(|m| {
             json!({
@@ -270,8 +264,8 @@ impl Sender<'_> {
                 "reference": spec.reference,
                 "title": title,
                 "description": description,
-                "area_name": area.map(|a| match lang { Language::Sq => a.name_sq.as_str(), Language::En => a.name_en.as_str() }),
-                "lfp_name": area.map(|a| match lang { Language::Sq => a.lfp.name_sq.as_str(), Language::En => a.lfp.name_en.as_str() }),
+                "area_name": area.map(|a| a.name.get(lang)),
+                "lfp_name": area.map(|a| a.lfp.name.get(lang)),
                 "deadline": format_date(lang, spec.closes_on),
                 "deadline_short": spec.closes_on.format("%d.%m.%Y").to_string(),
                 "working_days": calendar.period_length(spec.opens_on, spec.closes_on),
