@@ -4,6 +4,7 @@
 //! See the README's "Architecture" section for how the modules fit together.
 
 pub mod app;
+pub mod blocking;
 pub mod commands;
 pub mod config;
 pub mod consultation;

@@ -72,17 +72,21 @@ pub async fn sweep(
 ) -> Result<(Sweep, Vec<(PathBuf, Outcome)>), MaildirError> {
     ensure(dir)?;
     let new = dir.join("new");
-    let mut files: Vec<(PathBuf, u64)> = std::fs::read_dir(&new)
-        .map_err(|source| MaildirError::Folder {
-            path: new.display().to_string(),
-            source,
-        })?
-        .filter_map(Result::ok)
-        .filter_map(|e| {
-            let meta = e.metadata().ok()?;
-            meta.is_file().then(|| (e.path(), meta.len()))
-        })
-        .collect();
+    let mut files: Vec<(PathBuf, u64)> = crate::blocking::run(|| {
+        Ok::<_, MaildirError>(
+            std::fs::read_dir(&new)
+                .map_err(|source| MaildirError::Folder {
+                    path: new.display().to_string(),
+                    source,
+                })?
+                .filter_map(Result::ok)
+                .filter_map(|e| {
+                    let meta = e.metadata().ok()?;
+                    meta.is_file().then(|| (e.path(), meta.len()))
+                })
+                .collect(),
+        )
+    })?;
     files.sort();
     let mut sweep = Sweep::default();
     let mut outcomes = Vec::new();
@@ -109,7 +113,7 @@ pub async fn sweep(
             sweep.left += 1;
             continue;
         }
-        match std::fs::read(&path) {
+        match crate::blocking::run(|| std::fs::read(&path)) {
             Ok(raw) => {
                 batch_bytes += raw.len();
                 batch.push((path, raw));
@@ -134,7 +138,7 @@ pub async fn sweep(
     }
     take_in(intake, &seen, batch, &mut sweep, &mut outcomes).await;
     drop(seen);
-    if mover.join().is_err() {
+    if crate::blocking::run(|| mover.join()).is_err() {
         tracing::error!("moving stored messages to cur/ failed; they are recognised next time");
     }
     Ok((sweep, outcomes))

@@ -158,11 +158,13 @@ pub(super) fn on_every_core<T: Send>(items: &mut [T], f: impl Fn(&mut T) + Sync)
         return;
     }
     let per_thread = items.len().div_ceil(threads);
-    std::thread::scope(|scope| {
-        for chunk in items.chunks_mut(per_thread) {
-            let f = &f;
-            scope.spawn(move || chunk.iter_mut().for_each(f));
-        }
+    crate::blocking::run(|| {
+        std::thread::scope(|scope| {
+            for chunk in items.chunks_mut(per_thread) {
+                let f = &f;
+                scope.spawn(move || chunk.iter_mut().for_each(f));
+            }
+        })
     });
 }
 

@@ -25,6 +25,7 @@ use std::collections::HashSet;
 
 use chrono::Utc;
 use serde_json::json;
+use tracing::Instrument;
 
 use crate::app::App;
 use crate::inbound::attachments;
@@ -273,7 +274,11 @@ impl Intake<'_> {
         let mut decided: Vec<Result<Decision, IntakeError>> = Vec::with_capacity(work.len());
         for (id, parsed) in work {
             decided.push(match parsed {
-                Ok(r) => self.decide(id, r, &mut batch).await,
+                Ok(r) => {
+                    self.decide(id, r, &mut batch)
+                        .instrument(tracing::info_span!("message", id))
+                        .await
+                }
                 Err(e) => Ok(hold(id, e.to_string())),
             });
         }

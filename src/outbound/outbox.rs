@@ -3,6 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use chrono::Utc;
 use rand::Rng;
@@ -225,10 +226,14 @@ impl Worker {
                 }
                 let transport = self.transport.clone();
                 let done = done_tx.clone();
-                tokio::spawn(async move {
-                    let outcome = transport.send(&m).await;
-                    let _ = done.send((m, outcome, permit));
-                });
+                let span = tracing::info_span!("delivery", id = m.id, kind = %m.kind);
+                tokio::spawn(
+                    async move {
+                        let outcome = transport.send(&m).await;
+                        let _ = done.send((m, outcome, permit));
+                    }
+                    .instrument(span),
+                );
             }
             unsent.extend(claimed.map(|m| m.id));
             drop(done_tx);

@@ -210,6 +210,12 @@ where
     for<'q> chrono::NaiveDate: Encode<'q, D::DB> + Type<D::DB>,
     for<'q> i64: Encode<'q, D::DB> + Type<D::DB>,
 {
+    #[tracing::instrument(
+        name = "store",
+        level = "debug",
+        skip_all,
+        fields(call = "consultations")
+    )]
     async fn consultations(&self) -> Result<Vec<Consultation>, StoreError> {
         let pool = &self.read;
         let rows: Vec<ConsultationRow> = fetch_all(
@@ -222,10 +228,22 @@ where
             .collect()
     }
 
+    #[tracing::instrument(
+        name = "store",
+        level = "debug",
+        skip_all,
+        fields(call = "deadline_extensions")
+    )]
     async fn deadline_extensions(&self) -> Result<Vec<DeadlineExtension>, StoreError> {
         Self::extensions(&self.read).await
     }
 
+    #[tracing::instrument(
+        name = "store",
+        level = "debug",
+        skip_all,
+        fields(call = "insert_consultation")
+    )]
     async fn insert_consultation(&self, spec: &ConsultationSpec) -> Result<i64, StoreError> {
         let mut tx = self.begin().await?;
         let id = Self::insert_consultation_in(&mut tx, spec, Utc::now()).await?;
@@ -233,6 +251,12 @@ where
         Ok(id)
     }
 
+    #[tracing::instrument(
+        name = "store",
+        level = "debug",
+        skip_all,
+        fields(call = "update_consultation")
+    )]
     async fn update_consultation(
         &self,
         id: i64,
@@ -245,6 +269,12 @@ where
         Ok(())
     }
 
+    #[tracing::instrument(
+        name = "store",
+        level = "debug",
+        skip_all,
+        fields(call = "extend_deadline")
+    )]
     async fn extend_deadline(
         &self,
         extension: &DeadlineExtension,
@@ -260,6 +290,12 @@ where
         Ok(queued)
     }
 
+    #[tracing::instrument(
+        name = "store",
+        level = "debug",
+        skip_all,
+        fields(call = "schedule_watermark")
+    )]
     async fn schedule_watermark(&self, job: &str) -> Result<Option<DateTime<Utc>>, StoreError> {
         let pool = &self.read;
         let row: Option<(DateTime<Utc>,)> = sqlx::query_as::<D::DB, (DateTime<Utc>,)>(
@@ -271,6 +307,12 @@ where
         Ok(row.map(|(t,)| t))
     }
 
+    #[tracing::instrument(
+        name = "store",
+        level = "debug",
+        skip_all,
+        fields(call = "set_schedule_watermark")
+    )]
     async fn set_schedule_watermark(
         &self,
         job: &str,

@@ -509,6 +509,12 @@ where
     for<'q> bool: Encode<'q, D::DB> + Type<D::DB>,
     for<'q> i64: Encode<'q, D::DB> + Type<D::DB>,
 {
+    #[tracing::instrument(
+        name = "store",
+        level = "debug",
+        skip_all,
+        fields(call = "store_inbound_many")
+    )]
     async fn store_inbound_many(
         &self,
         messages: &[NewInbound<'_>],
@@ -519,6 +525,12 @@ where
         Ok(stored)
     }
 
+    #[tracing::instrument(
+        name = "store",
+        level = "debug",
+        skip_all,
+        fields(call = "apply_intake")
+    )]
     async fn apply_intake(&self, writes: &[IntakeWrite]) -> Result<Vec<Applied>, StoreError> {
         let mut tx = self.begin().await?;
         let applied = Self::apply_intake_in(&mut tx, writes, Utc::now()).await?;
@@ -526,6 +538,12 @@ where
         Ok(applied)
     }
 
+    #[tracing::instrument(
+        name = "store",
+        level = "debug",
+        skip_all,
+        fields(call = "intake_lookups")
+    )]
     async fn intake_lookups(
         &self,
         keys: &[ReplyKey],
@@ -544,6 +562,12 @@ where
         .await
     }
 
+    #[tracing::instrument(
+        name = "store",
+        level = "debug",
+        skip_all,
+        fields(call = "unprocessed_inbound")
+    )]
     async fn unprocessed_inbound(&self) -> Result<Vec<(i64, Vec<u8>)>, StoreError> {
         let pool = &self.read;
         let rows: Vec<RawRow> = fetch_all(
@@ -554,6 +578,7 @@ where
         Ok(rows.into_iter().map(|r| (r.id, r.raw)).collect())
     }
 
+    #[tracing::instrument(name = "store", level = "debug", skip_all, fields(call = "proposals"))]
     async fn proposals(&self) -> Result<Vec<ProposalSummary>, StoreError> {
         let pool = &self.read;
         let rows: Vec<ProposalRow> = fetch_all(
@@ -579,6 +604,12 @@ where
             .collect())
     }
 
+    #[tracing::instrument(
+        name = "store",
+        level = "debug",
+        skip_all,
+        fields(call = "inbound_in_state")
+    )]
     async fn inbound_in_state(&self, state: &str) -> Result<Vec<InboundSummary>, StoreError> {
         let pool = &self.read;
         // The raw bytes are not needed for a list: an empty blob stands in.
@@ -593,6 +624,12 @@ where
         Ok(rows.into_iter().map(|r| r.split().0).collect())
     }
 
+    #[tracing::instrument(
+        name = "store",
+        level = "debug",
+        skip_all,
+        fields(call = "inbound_raw")
+    )]
     async fn inbound_raw(&self, id: i64) -> Result<Option<(InboundSummary, Vec<u8>)>, StoreError> {
         let pool = &self.read;
         let sql = format!("SELECT {INBOUND_COLUMNS}, raw FROM inbound_messages WHERE id = $1");
@@ -603,6 +640,12 @@ where
         Ok(row.map(InboundRow::split))
     }
 
+    #[tracing::instrument(
+        name = "store",
+        level = "debug",
+        skip_all,
+        fields(call = "receipt_for_message")
+    )]
     async fn receipt_for_message(&self, id: i64) -> Result<Option<String>, StoreError> {
         let pool = &self.read;
         let row: Option<(String,)> = sqlx::query_as::<D::DB, (String,)>(
@@ -614,6 +657,12 @@ where
         Ok(row.map(|(r,)| r))
     }
 
+    #[tracing::instrument(
+        name = "store",
+        level = "debug",
+        skip_all,
+        fields(call = "proposal_by_receipt")
+    )]
     async fn proposal_by_receipt(
         &self,
         receipt_no: &str,

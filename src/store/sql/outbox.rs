@@ -415,6 +415,12 @@ where
     for<'q> String: Encode<'q, D::DB> + Type<D::DB>,
     for<'q> i64: Encode<'q, D::DB> + Type<D::DB>,
 {
+    #[tracing::instrument(
+        name = "store",
+        level = "debug",
+        skip_all,
+        fields(call = "queued_keys")
+    )]
     async fn queued_keys(&self, prefix: &str) -> Result<HashSet<String>, StoreError> {
         let pool = &self.read;
         // LIKE with an escaped prefix: keys are built by cocreate from ids,
@@ -429,6 +435,12 @@ where
         Ok(rows.into_iter().map(|r| r.idempotency_key).collect())
     }
 
+    #[tracing::instrument(
+        name = "store",
+        level = "debug",
+        skip_all,
+        fields(call = "outbox_counts")
+    )]
     async fn outbox_counts(&self) -> Result<OutboxCounts, StoreError> {
         let pool = &self.read;
         let rows: Vec<CountRow> = fetch_all(
@@ -450,6 +462,12 @@ where
         Ok(c)
     }
 
+    #[tracing::instrument(
+        name = "store",
+        level = "debug",
+        skip_all,
+        fields(call = "outbox_failures")
+    )]
     async fn outbox_failures(&self, limit: u32) -> Result<Vec<OutboxFailure>, StoreError> {
         let pool = &self.read;
         let rows: Vec<FailureRow> = fetch_all(
@@ -472,6 +490,7 @@ where
             .collect())
     }
 
+    #[tracing::instrument(name = "store", level = "debug", skip_all, fields(call = "reply_key"))]
     async fn reply_key(&self, key: &ReplyKey) -> Result<Option<ReplyKeyRecord>, StoreError> {
         let pool = &self.read;
         Ok(Self::reply_keys(pool, std::slice::from_ref(key))
@@ -479,6 +498,7 @@ where
             .pop())
     }
 
+    #[tracing::instrument(name = "store", level = "debug", skip_all, fields(call = "enqueue"))]
     async fn enqueue(&self, messages: &[NewMessage]) -> Result<u64, StoreError> {
         let mut tx = self.begin().await?;
         let queued = Self::enqueue_in(&mut tx, messages, Utc::now()).await?;
@@ -486,6 +506,12 @@ where
         Ok(queued)
     }
 
+    #[tracing::instrument(
+        name = "store",
+        level = "debug",
+        skip_all,
+        fields(call = "claim_due_messages")
+    )]
     async fn claim_due_messages(
         &self,
         limit: u32,
@@ -504,6 +530,12 @@ where
         Ok(sort_claimed(rows))
     }
 
+    #[tracing::instrument(
+        name = "store",
+        level = "debug",
+        skip_all,
+        fields(call = "record_deliveries")
+    )]
     async fn record_deliveries(
         &self,
         outcomes: &[(i64, String, Delivery)],
@@ -523,6 +555,12 @@ where
         Ok(())
     }
 
+    #[tracing::instrument(
+        name = "store",
+        level = "debug",
+        skip_all,
+        fields(call = "release_claims")
+    )]
     async fn release_claims(&self, ids: &[i64]) -> Result<(), StoreError> {
         let mut tx = self.begin().await?;
         Self::release_claims_in(&mut tx, ids).await?;
@@ -530,6 +568,12 @@ where
         Ok(())
     }
 
+    #[tracing::instrument(
+        name = "store",
+        level = "debug",
+        skip_all,
+        fields(call = "retry_failed")
+    )]
     async fn retry_failed(&self) -> Result<u64, StoreError> {
         let mut tx = self.begin().await?;
         let n = Self::retry_failed_in(&mut tx, Utc::now()).await?;
@@ -537,6 +581,12 @@ where
         Ok(n)
     }
 
+    #[tracing::instrument(
+        name = "store",
+        level = "debug",
+        skip_all,
+        fields(call = "relay_refusal")
+    )]
     async fn relay_refusal(&self) -> Result<Option<RelayRefusal>, StoreError> {
         let pool = &self.read;
         let rows: Vec<RelayRefusalRow> = fetch_all(
@@ -551,6 +601,12 @@ where
         }))
     }
 
+    #[tracing::instrument(
+        name = "store",
+        level = "debug",
+        skip_all,
+        fields(call = "set_relay_refusal")
+    )]
     async fn set_relay_refusal(&self, refusal: Option<&RelayRefusal>) -> Result<(), StoreError> {
         let mut tx = self.begin().await?;
         Self::set_relay_refusal_in(&mut tx, refusal).await?;

@@ -326,15 +326,23 @@ where
     for<'q> bool: Encode<'q, D::DB> + Type<D::DB>,
     for<'q> i64: Encode<'q, D::DB> + Type<D::DB>,
 {
+    #[tracing::instrument(name = "store", level = "debug", skip_all, fields(call = "csos"))]
     async fn csos(&self) -> Result<Vec<Cso>, StoreError> {
         Self::csos_where(&self.read, D::EMAILS_OF_CSO, CsoFilter::All).await
     }
 
+    #[tracing::instrument(name = "store", level = "debug", skip_all, fields(call = "cso"))]
     async fn cso(&self, id: i64) -> Result<Option<Cso>, StoreError> {
         let mut found = Self::csos_where(&self.read, D::EMAILS_OF_CSO, CsoFilter::Id(id)).await?;
         Ok(found.pop())
     }
 
+    #[tracing::instrument(
+        name = "store",
+        level = "debug",
+        skip_all,
+        fields(call = "csos_with_address")
+    )]
     async fn csos_with_address(&self, address: &EmailAddress) -> Result<Vec<Cso>, StoreError> {
         Self::csos_where(
             &self.read,
@@ -344,6 +352,12 @@ where
         .await
     }
 
+    #[tracing::instrument(
+        name = "store",
+        level = "debug",
+        skip_all,
+        fields(call = "apply_registry_changes")
+    )]
     async fn apply_registry_changes(&self, changes: &RegistryChanges) -> Result<(), StoreError> {
         let now = Utc::now();
         let mut tx = self.begin().await?;
@@ -353,6 +367,12 @@ where
         Ok(())
     }
 
+    #[tracing::instrument(
+        name = "store",
+        level = "debug",
+        skip_all,
+        fields(call = "registry_imports")
+    )]
     async fn registry_imports(&self, limit: u32) -> Result<Vec<ImportRecord>, StoreError> {
         let pool = &self.read;
         let rows: Vec<ImportRow> = fetch_all(
@@ -382,10 +402,22 @@ where
             .collect()
     }
 
+    #[tracing::instrument(
+        name = "store",
+        level = "debug",
+        skip_all,
+        fields(call = "set_relevance_override")
+    )]
     async fn set_relevance_override(&self, o: &RelevanceOverride) -> Result<(), StoreError> {
         Self::set_relevance_override_in(&self.write, o).await
     }
 
+    #[tracing::instrument(
+        name = "store",
+        level = "debug",
+        skip_all,
+        fields(call = "clear_relevance_override")
+    )]
     async fn clear_relevance_override(
         &self,
         registration_no: &RegistrationNumber,
@@ -394,6 +426,12 @@ where
         Self::clear_relevance_override_in(&self.write, registration_no, policy_area).await
     }
 
+    #[tracing::instrument(
+        name = "store",
+        level = "debug",
+        skip_all,
+        fields(call = "relevance_overrides")
+    )]
     async fn relevance_overrides(&self) -> Result<Vec<RelevanceOverride>, StoreError> {
         let pool = &self.read;
         let rows: Vec<OverrideRow> = fetch_all(
@@ -416,6 +454,12 @@ where
             .collect()
     }
 
+    #[tracing::instrument(
+        name = "store",
+        level = "debug",
+        skip_all,
+        fields(call = "address_statuses")
+    )]
     async fn address_statuses(&self) -> Result<Vec<AddressStatus>, StoreError> {
         let pool = &self.read;
         let rows: Vec<AddressRow> = fetch_all(
@@ -439,6 +483,7 @@ where
             .collect())
     }
 
+    #[tracing::instrument(name = "store", level = "debug", skip_all, fields(call = "opt_out"))]
     async fn opt_out(&self, address: &EmailAddress, source: &str) -> Result<(), StoreError> {
         let mut tx = self.begin().await?;
         Self::opt_out_in(&mut tx, address, source, Utc::now()).await?;
@@ -446,6 +491,12 @@ where
         Ok(())
     }
 
+    #[tracing::instrument(
+        name = "store",
+        level = "debug",
+        skip_all,
+        fields(call = "restore_address")
+    )]
     async fn restore_address(
         &self,
         address: &EmailAddress,
