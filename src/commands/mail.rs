@@ -7,6 +7,7 @@ use super::thousands;
 use crate::app::App;
 use crate::config::Config;
 use crate::intake::Outcome;
+use crate::intake::types::InboundState;
 use crate::store::Store;
 
 /// A message could not be stored: the caller must keep it and try again
@@ -168,7 +169,7 @@ pub async fn proposals(store: &dyn Store, out: &mut impl Write) -> anyhow::Resul
 }
 
 pub async fn pen_list(store: &dyn Store, out: &mut impl Write) -> anyhow::Result<()> {
-    let held = store.inbound_in_state("held").await?;
+    let held = store.inbound_in_state(InboundState::Held).await?;
     if held.is_empty() {
         writeln!(out, "The holding pen is empty.")?;
     }
@@ -269,7 +270,7 @@ pub async fn pen_discard(
     let Some((m, _)) = store.inbound_raw(id).await? else {
         anyhow::bail!("there is no stored message #{id}");
     };
-    if m.state != "held" {
+    if m.state != InboundState::Held {
         anyhow::bail!("message #{id} is {}, not in the holding pen", m.state);
     }
     store
@@ -306,7 +307,7 @@ pub async fn pen_summary(app: &App, send: bool, out: &mut impl Write) -> anyhow:
         }
         return Ok(());
     }
-    let held = store.inbound_in_state("held").await?;
+    let held = store.inbound_in_state(InboundState::Held).await?;
     let today = app
         .now()
         .with_timezone(&config.office.time_zone)
@@ -339,7 +340,13 @@ pub async fn reprocess(
     let intake = app.intake();
     let mut targets: Vec<i64> = ids.to_vec();
     if held {
-        targets.extend(store.inbound_in_state("held").await?.iter().map(|m| m.id));
+        targets.extend(
+            store
+                .inbound_in_state(InboundState::Held)
+                .await?
+                .iter()
+                .map(|m| m.id),
+        );
     }
     if targets.is_empty() {
         anyhow::bail!("name the messages to reprocess (their #numbers) or use --held");

@@ -137,7 +137,7 @@ pub struct CalendarConfig {
 pub struct MailConfig {
     pub domain: String,
     pub reply_local: String,
-    pub from: String,
+    pub from: EmailAddress,
     pub list_id: String,
     #[serde(default)]
     pub templates_dir: Option<PathBuf>,

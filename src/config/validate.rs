@@ -246,8 +246,6 @@ impl RawConfig {
                 ),
             ));
         }
-        EmailAddress::parse(&mail.from)
-            .map_err(|e| invalid("mail.from", format!("is wrong: {e}")))?;
         if mail.dkim_key_file.is_empty() != mail.dkim_selector.is_empty() {
             return Err(invalid(
                 "mail.dkim_selector",

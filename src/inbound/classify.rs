@@ -48,7 +48,7 @@ pub fn automated(p: &Parsed, mail: &MailConfig) -> Option<(Classification, Strin
     let local = from.split('@').next().unwrap_or("");
 
     // Our own mail coming back (a forwarding loop, a relay's copy).
-    if from == mail.from.to_ascii_lowercase()
+    if from == mail.from.as_str().to_ascii_lowercase()
         || p.message_id.as_deref().is_some_and(|id| {
             id.to_ascii_lowercase()
                 .ends_with(&format!("@{}", mail.domain.to_ascii_lowercase()))

@@ -104,44 +104,48 @@ pub async fn sweep(
             }
         })
     };
-    let mut batch: Vec<(PathBuf, Vec<u8>)> = Vec::new();
-    let mut batch_bytes = 0;
-    for (path, size) in files {
+    // A batch's files are read together, in one stretch of blocking work.
+    let mut pending: Vec<PathBuf> = Vec::new();
+    let mut pending_bytes = 0u64;
+    let mut files = files.into_iter().peekable();
+    while let Some((path, size)) = files.next() {
         // The size first: a huge file is never read into memory.
         if size > max_bytes as u64 {
             tracing::warn!(file = %path.display(), bytes = size, "message larger than inbound.max_message_bytes; left in new/");
             sweep.left += 1;
-            continue;
+        } else {
+            pending.push(path);
+            pending_bytes += size;
         }
-        match crate::blocking::run(|| std::fs::read(&path)) {
-            Ok(raw) => {
-                batch_bytes += raw.len();
-                batch.push((path, raw));
-            }
-            Err(e) => {
-                tracing::warn!(file = %path.display(), error = %e, "cannot read a dropped message");
-                sweep.left += 1;
-                continue;
-            }
-        }
-        if batch.len() >= BATCH_MESSAGES || batch_bytes >= BATCH_BYTES {
-            take_in(
-                intake,
-                &seen,
-                std::mem::take(&mut batch),
-                &mut sweep,
-                &mut outcomes,
-            )
-            .await;
-            batch_bytes = 0;
+        let full = pending.len() >= BATCH_MESSAGES || pending_bytes >= BATCH_BYTES as u64;
+        if (full || files.peek().is_none()) && !pending.is_empty() {
+            let batch = read_all(std::mem::take(&mut pending), &mut sweep);
+            pending_bytes = 0;
+            take_in(intake, &seen, batch, &mut sweep, &mut outcomes).await;
         }
     }
-    take_in(intake, &seen, batch, &mut sweep, &mut outcomes).await;
     drop(seen);
     if crate::blocking::run(|| mover.join()).is_err() {
         tracing::error!("moving stored messages to cur/ failed; they are recognised next time");
     }
     Ok((sweep, outcomes))
+}
+
+/// Reads the files of one batch; one that cannot be read stays in new/.
+fn read_all(paths: Vec<PathBuf>, sweep: &mut Sweep) -> Vec<(PathBuf, Vec<u8>)> {
+    crate::blocking::run(|| {
+        paths
+            .into_iter()
+            .filter_map(|path| match std::fs::read(&path) {
+                Ok(raw) => Some((path, raw)),
+                Err(e) => {
+                    tracing::warn!(file = %path.display(), error = %e, "cannot read a dropped message");
+                    sweep.left += 1;
+                    None
+                }
+            })
+            .collect()
+    })
 }
 
 /// Stores and processes one batch, then has what was stored moved to cur/.

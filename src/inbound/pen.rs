@@ -7,11 +7,11 @@
 
 use chrono::{DateTime, NaiveDate, Utc};
 use chrono_tz::Tz;
-use serde_json::json;
 
 use crate::app::App;
-use crate::domain::{EmailAddress, EmailFor, EmailKind, ReplyKey};
-use crate::intake::types::InboundSummary;
+use crate::domain::{EmailFor, EmailKind, ReplyKey};
+use crate::intake::types::{InboundState, InboundSummary};
+use crate::outbound::email::{Context, HeldLine, Named, PenSummary};
 use crate::outbound::message::{self, MessageError, Outgoing};
 use crate::outbound::outbox::NewMessage;
 use crate::outbound::templates::TemplateError;
@@ -54,33 +54,27 @@ pub fn compose(
     let lang = config.inbound.pen_summary_language;
     let tz = config.office.time_zone;
     let office_name = config.office.name.get(lang);
-    let messages: Vec<_> = held
-        .iter()
-        .take(LISTED)
-        .map(|m| {
-            json!({
-                "id": m.id,
-                "received": local(m.received_at, tz),
-                "source": m.source,
-                "from": m.from_address.as_deref().unwrap_or("?"),
-                "subject": m.subject.as_deref().unwrap_or(""),
-                "reason": m.reason.as_deref().unwrap_or(""),
+    let context = Context::PenSummary(PenSummary {
+        office: Named { name: office_name },
+        date: date.format("%d.%m.%Y").to_string(),
+        count: held.len(),
+        many: held.len() != 1,
+        messages: held
+            .iter()
+            .take(LISTED)
+            .map(|m| HeldLine {
+                id: m.id,
+                received: local(m.received_at, tz),
+                source: &m.source,
+                from: m.from_address.as_deref().unwrap_or("?"),
+                subject: m.subject.as_deref().unwrap_or(""),
+                reason: m.reason.as_deref().unwrap_or(""),
             })
-        })
-        .collect();
-    let context = json!({
-        "lang": lang.code(),
-        "office": { "name": office_name },
-        "date": date.format("%d.%m.%Y").to_string(),
-        "count": held.len(),
-        "many": held.len() != 1,
-        "messages": messages,
-        "more": held.len().saturating_sub(LISTED),
+            .collect(),
+        more: held.len().saturating_sub(LISTED),
     });
-    let rendered = app
-        .templates
-        .render(EmailKind::PenSummary, lang, &context)?;
-    let from = EmailAddress::parse(&config.mail.from).expect("checked when the config loaded");
+    let rendered = app.templates.render(lang, &context)?;
+    let from = config.mail.from.clone();
     let message_id = format!("pen.{}@{}", ReplyKey::generate(), config.mail.domain);
     let bytes = message::build(
         &Outgoing {
@@ -102,7 +96,7 @@ pub fn compose(
         idempotency_key: EmailFor::PenSummary { date }.idempotency_key(),
         kind: EmailKind::PenSummary,
         recipient: config.office.email.clone(),
-        envelope_from: config.mail.from.clone(),
+        envelope_from: config.mail.from.to_string(),
         consultation_id: None,
         cso_id: None,
         message: bytes,
@@ -113,7 +107,7 @@ pub fn compose(
 /// Queues today's summary (in the office's time zone) unless the pen is
 /// empty or it was queued already.
 pub async fn queue_summary(app: &App, now: DateTime<Utc>) -> Result<Summary, PenError> {
-    let held = app.store.inbound_in_state("held").await?;
+    let held = app.store.inbound_in_state(InboundState::Held).await?;
     let date = now.with_timezone(&app.config.office.time_zone).date_naive();
     let Some(message) = compose(app, &held, date)? else {
         return Ok(Summary::Empty);
@@ -142,7 +136,7 @@ mod tests {
                 source: "maildir".into(),
                 from_address: Some(format!("someone{i}@elsewhere.example.org")),
                 subject: Some("Pyetje <b>".into()),
-                state: "held".into(),
+                state: InboundState::Held,
                 classification: Some("unmatched".into()),
                 reason: Some("no reply key".into()),
             })

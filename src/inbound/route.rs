@@ -191,11 +191,12 @@ pub async fn route_among(
 
     // The receipt number in the subject ("Re: [OGP-7K3M-Q9TX] …").
     if let Some(receipt) = crate::domain::ReceiptNo::find_in(&p.subject)
-        && let Some((_, consultation_id, cso_id)) =
-            store.proposal_by_receipt(receipt.as_str()).await?
-        && let Some(c) = consultations.iter().find(|c| c.id == consultation_id)
+        && let Some(proposal) = store.proposal_by_receipt(&receipt).await?
+        && let Some(c) = consultations
+            .iter()
+            .find(|c| c.id == proposal.consultation_id)
     {
-        let cso = match cso_id {
+        let cso = match proposal.cso_id {
             Some(id) => store.cso(id).await?,
             None => None,
         };
@@ -208,7 +209,7 @@ pub async fn route_among(
             cso: cso.as_ref().map(|x| x.record.registration_no.to_string()),
             cso_name: cso.as_ref().map(|x| x.record.name.clone()),
             consultation_id: Some(c.id),
-            cso_id,
+            cso_id: proposal.cso_id,
             found: Some((c.clone(), cso)),
             follow_up_of: Some(receipt.to_string()),
             draft: None,

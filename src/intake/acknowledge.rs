@@ -2,13 +2,13 @@
 //! address and hour), what it says, and rendering it.
 
 use chrono::Utc;
-use serde_json::json;
 
 use super::decision::{Batch, Decision};
 use super::*;
 use crate::consultation::Consultation;
 use crate::domain::{EmailFor, EmailKind, Language, ReceiptNo, ReplyKey};
 use crate::inbound::parse::{AttachmentNote, Parsed};
+use crate::outbound::email;
 use crate::outbound::message::{self, Outgoing};
 use crate::outbound::outbox::{NewMessage, ReplyKeyRecord};
 use crate::outbound::outreach::Sender;
@@ -143,32 +143,38 @@ impl Intake<'_> {
     /// and one that needs nothing from the store.
     pub(super) fn finish(&self, a: Acknowledgement) -> Result<NewMessage, IntakeError> {
         let sender = self.sender();
-        let mut context = sender.base_context(&a.consultation.spec, a.lang, &a.name, &a.key);
         let today = Utc::now()
             .with_timezone(&self.app.config.office.time_zone)
             .date_naive();
-        context["receipt_no"] = json!(a.receipt_no.as_str());
-        context["late"] = json!(a.consultation.spec.closes_on < today);
-        context["received_text"] = json!(a.received_text);
-        context["draft"] = a
-            .draft
-            .and_then(|n| a.consultation.spec.drafts.iter().find(|d| d.number == n))
-            .map_or(
-                serde_json::Value::Null,
-                |d| json!({ "number": d.number, "title": d.title }),
-            );
-        context["attachments"] = json!(
-            a.attachments
+        let spec = &a.consultation.spec;
+        let acknowledgement = email::Acknowledgement {
+            mail: sender.base_context(spec, a.lang, &a.name, &a.key),
+            receipt_no: a.receipt_no.as_str(),
+            late: spec.closes_on < today,
+            received_text: &a.received_text,
+            draft: a
+                .draft
+                .and_then(|n| spec.drafts.iter().find(|d| d.number == n))
+                .map(|d| email::DraftRef {
+                    number: d.number,
+                    title: &d.title,
+                }),
+            attachments: a
+                .attachments
                 .iter()
-                .map(|(name, size, note)| json!({
-                    "name": name,
-                    "size": human_size(*size),
-                    "too_large": *note == Some(AttachmentNote::TooLarge),
-                    "winmail": *note == Some(AttachmentNote::Winmail),
-                }))
-                .collect::<Vec<_>>()
-        );
-        let rendered = self.app.templates.render(a.kind, a.lang, &context)?;
+                .map(|(name, size, note)| email::AttachmentLine {
+                    name: name.clone(),
+                    size: human_size(*size),
+                    too_large: *note == Some(AttachmentNote::TooLarge),
+                    winmail: *note == Some(AttachmentNote::Winmail),
+                })
+                .collect(),
+        };
+        let context = match a.kind {
+            EmailKind::FollowUp => email::Context::FollowUp(acknowledgement),
+            _ => email::Context::Receipt(acknowledgement),
+        };
+        let rendered = self.app.templates.render(a.lang, &context)?;
         let from = sender.from();
         let mut message = a.message;
         let reply_to = sender.reply_address(&a.key);

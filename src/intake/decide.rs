@@ -211,8 +211,9 @@ impl Intake<'_> {
         receipt_no: &str,
         batch: &mut Batch,
     ) -> Result<Decision, IntakeError> {
-        let Some((proposal_id, _, _)) = self.app.store.proposal_by_receipt(receipt_no).await?
-        else {
+        let receipt =
+            ReceiptNo::parse(receipt_no).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let Some(proposal) = self.app.store.proposal_by_receipt(&receipt).await? else {
             return Ok(hold(
                 id,
                 format!("a reply to receipt {receipt_no}, which no proposal has"),
@@ -220,8 +221,6 @@ impl Intake<'_> {
         };
         let from = parsed.from.to_string();
         let confirmation = if self.may_acknowledge(&from, batch) {
-            let receipt =
-                ReceiptNo::parse(receipt_no).map_err(|e| StoreError::Corrupt(e.to_string()))?;
             let a = self.acknowledgement(
                 EmailFor::FollowUp {
                     inbound_message_id: id,
@@ -246,7 +245,7 @@ impl Intake<'_> {
             confirmation: confirmation.is_some(),
         };
         let follow_up = NewFollowUp {
-            proposal_id,
+            proposal_id: proposal.id,
             receipt_no: receipt_no.to_string(),
             inbound_message_id: id,
             from_address: from,

@@ -201,7 +201,7 @@ impl Intake<'_> {
             // it in was killed in between) is finished now; one processed
             // before, or twice in this batch, is a duplicate.
             let first_here = seen.insert(n.dedupe_key.as_str());
-            if !first_here || s.state != InboundState::Received.as_str() {
+            if !first_here || s.state != InboundState::Received {
                 outcomes.push(Some(Ok(Outcome::Duplicate { id: s.id })));
             } else {
                 outcomes.push(None);

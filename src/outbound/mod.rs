@@ -8,6 +8,7 @@
 //! it. A crash therefore never loses a message; at worst a message in flight
 //! is sent again after its claim expires.
 
+pub mod email;
 pub mod ics;
 pub mod message;
 pub mod outbox;

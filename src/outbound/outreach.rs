@@ -12,8 +12,11 @@ use std::path::Path;
 
 use chrono::{Datelike, NaiveDate, NaiveDateTime, Weekday};
 use serde::Serialize;
-use serde_json::{Value, json};
 
+use super::email::{
+    ConsultationMail, ConsultationView, Context, DeadlineExtended, DraftView, MeetingView, Named,
+    Office,
+};
 use super::ics::meeting_ics;
 use super::message::{self, Attachment, ListHeaders, MessageError, Outgoing};
 use super::outbox::{NewMessage, ReplyKeyRecord};
@@ -52,7 +55,7 @@ pub struct Recipient {
     pub cso_id: i64,
     pub registration_no: String,
     pub name: String,
-    pub address: String,
+    pub address: EmailAddress,
     pub language: Language,
     pub relevance: Relevance,
     pub why: String,
@@ -203,7 +206,7 @@ pub async fn plan(
                 cso_id: cso.id,
                 registration_no: reg.clone(),
                 name: cso.record.name.clone(),
-                address: address.to_string(),
+                address: address.clone(),
                 language: cso.record.language,
                 relevance: assessment.relevance,
                 why: why.clone(),
@@ -226,63 +229,65 @@ pub struct Sender<'a> {
 
 impl Sender<'_> {
     pub(crate) fn from(&self) -> EmailAddress {
-        EmailAddress::parse(&self.app.config.mail.from).expect("checked when the config loaded")
+        self.app.config.mail.from.clone()
     }
 
     pub(crate) fn office_name(&self, lang: Language) -> &str {
         self.app.config.office.name.get(lang)
     }
 
-    pub(crate) fn base_context(
-        &self,
-        spec: &ConsultationSpec,
+    /// What every message about `spec` to one CSO (`name`, in `lang`, with
+    /// the reply key `key`) tells it.
+    pub(crate) fn base_context<'s>(
+        &'s self,
+        spec: &'s ConsultationSpec,
         lang: Language,
-        name: &str,
+        name: &'s str,
         key: &ReplyKey,
-    ) -> Value {
+    ) -> ConsultationMail<'s> {
         let config = &self.app.config;
         let area = config.policy_area(&spec.policy_area);
-        let (title, description) = (*spec.title().get(lang), *spec.description().get(lang));
         let base = config.server.public_url.trim_end_matches('/');
-        let meeting = spec.meeting.as_ref().map(|m| {
-            json!({
-                "when": format_meeting(lang, m.starts_at, m.duration_minutes),
-                "place": m.place,
-                "link": m.online_link,
-                "presentation": m.presentation.as_deref().map(file_name),
-            })
-        });
         let calendar = WorkingCalendar::new(config.calendar.holidays.clone());
-        json!({
-            "office": {
-                "name": self.office_name(lang),
-                "email": config.office.email.as_str(),
-                "postal_address": config.office.postal_address,
+        ConsultationMail {
+            office: Office {
+                name: self.office_name(lang),
+                email: config.office.email.as_str(),
+                postal_address: &config.office.postal_address,
             },
-            "cso": { "name": name },
-            "consultation": {
-                "reference": spec.reference,
-                "title": title,
-                "description": description,
-                "area_name": area.map(|a| a.name.get(lang)),
-                "lfp_name": area.map(|a| a.lfp.name.get(lang)),
-                "deadline": format_date(lang, spec.closes_on),
-                "deadline_short": spec.closes_on.format("%d.%m.%Y").to_string(),
-                "working_days": calendar.period_length(spec.opens_on, spec.closes_on),
+            cso: Named { name },
+            consultation: ConsultationView {
+                reference: &spec.reference,
+                title: spec.title().get(lang),
+                description: spec.description().get(lang),
+                area_name: area.map(|a| a.name.get(lang).as_str()),
+                lfp_name: area.map(|a| a.lfp.name.get(lang).as_str()),
+                deadline: format_date(lang, spec.closes_on),
+                deadline_short: spec.closes_on.format("%d.%m.%Y").to_string(),
+                working_days: calendar.period_length(spec.opens_on, spec.closes_on),
             },
-            "meeting": meeting,
+            meeting: spec.meeting.as_ref().map(|m| MeetingView {
+                when: format_meeting(lang, m.starts_at, m.duration_minutes),
+                place: m.place.as_deref(),
+                link: m.online_link.as_deref(),
+                presentation: m.presentation.as_deref().map(file_name),
+            }),
             // Each draft has its own reply address: a comment sent there is
             // recorded against that commitment.
-            "drafts": spec.drafts.iter().map(|d| json!({
-                "number": d.number,
-                "title": d.title,
-                "text": d.text,
-                "reply_address": self.draft_reply_address(key, d.number),
-            })).collect::<Vec<_>>(),
-            "reply_address": self.reply_address(key),
-            "form_url": format!("{base}/p/{key}"),
-            "unsubscribe_url": format!("{base}/unsubscribe/{key}"),
-        })
+            drafts: spec
+                .drafts
+                .iter()
+                .map(|d| DraftView {
+                    number: d.number,
+                    title: &d.title,
+                    text: &d.text,
+                    reply_address: self.draft_reply_address(key, d.number),
+                })
+                .collect(),
+            reply_address: self.reply_address(key),
+            form_url: format!("{base}/p/{key}"),
+            unsubscribe_url: format!("{base}/unsubscribe/{key}"),
+        }
     }
 
     /// `consult+KEY-dN@domain`: a comment on draft commitment N.
@@ -304,25 +309,24 @@ impl Sender<'_> {
     #[allow(clippy::too_many_arguments)]
     fn compose(
         &self,
-        email: EmailKind,
-        context: &Value,
+        context: &Context,
         lang: Language,
         to_name: &str,
         to: &EmailAddress,
         key: &ReplyKey,
         attachments: &[Attachment],
     ) -> Result<Vec<u8>, OutreachError> {
-        let rendered = self.app.templates.render(email, lang, context)?;
+        let rendered = self.app.templates.render(lang, context)?;
         let reply_to = self.reply_address(key);
         let message_id = format!(
             "{key}.{}@{}",
             ReplyKey::generate(),
             self.app.config.mail.domain
         );
-        let unsubscribe = context["unsubscribe_url"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string();
+        let unsubscribe = context
+            .consultation_mail()
+            .map(|m| m.unsubscribe_url.as_str())
+            .unwrap_or_default();
         let from = self.from();
         let bytes = message::build(
             &Outgoing {
@@ -337,7 +341,7 @@ impl Sender<'_> {
                 rendered: &rendered,
                 list: Some(ListHeaders {
                     list_id: &self.app.config.mail.list_id,
-                    unsubscribe_url: &unsubscribe,
+                    unsubscribe_url: unsubscribe,
                 }),
                 attachments,
             },
@@ -416,11 +420,10 @@ pub async fn send(
         .collect();
     summary.already_invited = plan.recipients.len() - todo.len();
     let invitation = |r: &Recipient| -> Result<NewMessage, OutreachError> {
-        let address = EmailAddress::parse(&r.address).expect("came from the store");
+        let address = r.address.clone();
         let key = ReplyKey::generate();
-        let context = sender.base_context(spec, r.language, &r.name, &key);
+        let context = Context::Invitation(sender.base_context(spec, r.language, &r.name, &key));
         let bytes = sender.compose(
-            EmailKind::Invitation,
             &context,
             r.language,
             &r.name,
@@ -432,7 +435,7 @@ pub async fn send(
             idempotency_key: invitation_key(consultation.id, r.cso_id, &address),
             kind: EmailKind::Invitation,
             recipient: address.clone(),
-            envelope_from: sender.app.config.mail.from.clone(),
+            envelope_from: sender.app.config.mail.from.to_string(),
             consultation_id: Some(consultation.id),
             cso_id: Some(r.cso_id),
             message: bytes,
@@ -518,18 +521,12 @@ pub async fn extension_notices(
         }
         let lang = cso.record.language;
         let reply_key = ReplyKey::generate();
-        let mut context = sender.base_context(new_spec, lang, &cso.record.name, &reply_key);
-        context["previous_deadline"] = json!(format_date(lang, consultation.spec.closes_on));
-        context["reason"] = json!(reason);
-        let bytes = sender.compose(
-            EmailKind::DeadlineExtended,
-            &context,
-            lang,
-            &cso.record.name,
-            &address,
-            &reply_key,
-            &[],
-        )?;
+        let context = Context::DeadlineExtended(DeadlineExtended {
+            mail: sender.base_context(new_spec, lang, &cso.record.name, &reply_key),
+            previous_deadline: format_date(lang, consultation.spec.closes_on),
+            reason,
+        });
+        let bytes = sender.compose(&context, lang, &cso.record.name, &address, &reply_key, &[])?;
         notices.push(NewMessage {
             idempotency_key: EmailFor::DeadlineExtended {
                 consultation_id: consultation.id,
@@ -540,7 +537,7 @@ pub async fn extension_notices(
             .idempotency_key(),
             kind: EmailKind::DeadlineExtended,
             recipient: address.clone(),
-            envelope_from: sender.app.config.mail.from.clone(),
+            envelope_from: sender.app.config.mail.from.to_string(),
             consultation_id: Some(consultation.id),
             cso_id: Some(cso_id),
             message: bytes,

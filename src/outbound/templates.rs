@@ -17,7 +17,11 @@ use std::path::Path;
 use handlebars::{Handlebars, no_escape};
 use serde_json::{Value, json};
 
-use crate::domain::{EmailKind, Language};
+use super::email::{
+    Acknowledgement, AttachmentLine, ConsultationMail, ConsultationView, Context, DeadlineExtended,
+    DraftView, HeldLine, MeetingView, Named, Office, PenSummary,
+};
+use crate::domain::{Bilingual, EmailKind, Language};
 
 macro_rules! embedded {
     ($($path:literal),* $(,)?) => {
@@ -127,20 +131,16 @@ impl Templates {
         let templates = Self { text, html };
         for email in EmailKind::ALL {
             for lang in [Language::Sq, Language::En] {
-                templates.render(email, lang, &example_context(email, lang))?;
+                templates.render(lang, &example_context(email, lang))?;
             }
         }
         Ok(templates)
     }
 
-    /// Renders `email` in `lang`. `context` must hold every variable the
-    /// templates use; `lang` and `subject` are added here.
-    pub fn render(
-        &self,
-        email: EmailKind,
-        lang: Language,
-        context: &Value,
-    ) -> Result<Rendered, TemplateError> {
+    /// Renders the email of `context`'s kind in `lang`; `lang` and
+    /// `subject` are added to what the templates see.
+    pub fn render(&self, lang: Language, context: &Context) -> Result<Rendered, TemplateError> {
+        let email = context.kind();
         let l = lang.code();
         let render = |registry: &Handlebars<'static>, part: &str, ctx: &Value| {
             let name = format!("{email}/{part}.{l}");
@@ -151,7 +151,7 @@ impl Templates {
                     message: e.to_string(),
                 })
         };
-        let mut ctx = context.clone();
+        let mut ctx = context.to_value();
         ctx["lang"] = json!(l);
         // A subject is one line, whatever a title contains.
         let subject = render(&self.text, "subject", &ctx)?
@@ -237,98 +237,135 @@ fn paragraphs(
 
 /// A complete context for each email: what start-up renders to check the
 /// templates, and what docs/examples show.
-pub fn example_context(email: EmailKind, lang: Language) -> Value {
-    let (title, description, area, lfp, deadline, deadline_short, when) = match lang {
-        Language::Sq => (
-            "Buxheti i hapur në bashki",
-            "Qeveria po përgatit angazhimet e Planit të Veprimit për transparencën fiskale.\n\nNa tregoni çfarë të dhënash buxhetore ju nevojiten dhe si duhet të publikohen.",
-            "Transparenca fiskale dhe buxheti",
-            "Ministria e Financave dhe Ekonomisë",
-            "e hënë, 11 janar 2027",
-            "11.01.2027",
-            "e enjte, 10 dhjetor 2026, ora 10:00–12:00",
-        ),
-        Language::En => (
-            "Open municipal budgets",
-            "The government is preparing the Action Plan's commitments on fiscal transparency.\n\nTell us which budget data you need and how it should be published.",
-            "Fiscal transparency and the budget",
-            "Ministry of Finance and Economy",
-            "Monday 11 January 2027",
-            "11.01.2027",
-            "Thursday 10 December 2026, 10:00–12:00",
-        ),
+pub fn example_context(email: EmailKind, lang: Language) -> Context<'static> {
+    let text = |sq: &'static str, en: &'static str| *Bilingual::new(sq, en).get(lang);
+    let mail = ConsultationMail {
+        office: Office {
+            name: text(
+                "Pika e Kontaktit e Qeverisë për OGP",
+                "Government Point of Contact for OGP",
+            ),
+            email: "ogp-poc@office.example",
+            postal_address: "Sheshi Skënderbej 1, 1001 Tiranë",
+        },
+        cso: Named {
+            name: "Qendra për Buxhet të Hapur Korçë",
+        },
+        consultation: ConsultationView {
+            reference: "OGP-2026-FISCAL",
+            title: text("Buxheti i hapur në bashki", "Open municipal budgets"),
+            description: text(
+                "Qeveria po përgatit angazhimet e Planit të Veprimit për transparencën fiskale.\n\nNa tregoni çfarë të dhënash buxhetore ju nevojiten dhe si duhet të publikohen.",
+                "The government is preparing the Action Plan's commitments on fiscal transparency.\n\nTell us which budget data you need and how it should be published.",
+            ),
+            area_name: Some(text(
+                "Transparenca fiskale dhe buxheti",
+                "Fiscal transparency and the budget",
+            )),
+            lfp_name: Some(text(
+                "Ministria e Financave dhe Ekonomisë",
+                "Ministry of Finance and Economy",
+            )),
+            deadline: text("e hënë, 11 janar 2027", "Monday 11 January 2027").into(),
+            deadline_short: "11.01.2027".into(),
+            working_days: 28,
+        },
+        meeting: Some(MeetingView {
+            when: text(
+                "e enjte, 10 dhjetor 2026, ora 10:00–12:00",
+                "Thursday 10 December 2026, 10:00–12:00",
+            )
+            .into(),
+            place: Some("Kryeministria, salla 2, Tiranë"),
+            link: Some("https://meet.example/ogp-fiscal"),
+            presentation: Some("fiscal-transparency.pdf".into()),
+        }),
+        drafts: vec![DraftView {
+            number: 1,
+            title: text("Të dhënat e buxhetit çdo muaj", "Budget data every month"),
+            text: text(
+                "Ministria publikon çdo muaj ekzekutimin e buxhetit në format të hapur.",
+                "The ministry publishes budget execution monthly as open data.",
+            ),
+            reply_address: "consult+abcdefghijklmnopqrst-d1@ogp.office.example".into(),
+        }],
+        reply_address: "consult+abcdefghijklmnopqrst@ogp.office.example".into(),
+        form_url: "https://ogp.office.example/p/abcdefghijklmnopqrst".into(),
+        unsubscribe_url: "https://ogp.office.example/unsubscribe/abcdefghijklmnopqrst".into(),
     };
-    let mut ctx = json!({
-        "office": {
-            "name": match lang { Language::Sq => "Pika e Kontaktit e Qeverisë për OGP", Language::En => "Government Point of Contact for OGP" },
-            "email": "ogp-poc@office.example",
-            "postal_address": "Sheshi Skënderbej 1, 1001 Tiranë",
-        },
-        "cso": { "name": "Qendra për Buxhet të Hapur Korçë" },
-        "consultation": {
-            "reference": "OGP-2026-FISCAL",
-            "title": title,
-            "description": description,
-            "area_name": area,
-            "lfp_name": lfp,
-            "deadline": deadline,
-            "deadline_short": deadline_short,
-        },
-        "meeting": {
-            "when": when,
-            "place": "Kryeministria, salla 2, Tiranë",
-            "link": "https://meet.example/ogp-fiscal",
-            "presentation": "fiscal-transparency.pdf",
-        },
-        "drafts": [
-            { "number": 1, "title": match lang { Language::Sq => "Të dhënat e buxhetit çdo muaj", Language::En => "Budget data every month" },
-              "text": match lang { Language::Sq => "Ministria publikon çdo muaj ekzekutimin e buxhetit në format të hapur.", Language::En => "The ministry publishes budget execution monthly as open data." },
-              "reply_address": "consult+abcdefghijklmnopqrst-d1@ogp.office.example" },
+    let acknowledgement = |mail| Acknowledgement {
+        mail,
+        receipt_no: "OGP-7K3M-Q9TX",
+        late: false,
+        received_text: text(
+            "Propozojmë që ministria të publikojë çdo muaj ekzekutimin e buxhetit, sipas bashkive.\n\nMe respekt,\nArta Hoxha",
+            "We propose that the ministry publish budget execution every month, by municipality.\n\nKind regards,\nArta Hoxha",
+        ),
+        draft: None,
+        attachments: vec![
+            AttachmentLine {
+                name: "propozimi.pdf".into(),
+                size: "240 KB".into(),
+                too_large: false,
+                winmail: false,
+            },
+            AttachmentLine {
+                name: "studimi-i-plote.pdf".into(),
+                size: "14.2 MB".into(),
+                too_large: true,
+                winmail: false,
+            },
         ],
-        "reply_address": "consult+abcdefghijklmnopqrst@ogp.office.example",
-        "form_url": "https://ogp.office.example/p/abcdefghijklmnopqrst",
-        "unsubscribe_url": "https://ogp.office.example/unsubscribe/abcdefghijklmnopqrst",
-    });
-    if email.is_acknowledgement() {
-        ctx["receipt_no"] = json!("OGP-7K3M-Q9TX");
-        ctx["draft"] = json!(null);
-        ctx["late"] = json!(false);
-        ctx["received_text"] = json!(match lang {
-            Language::Sq =>
-                "Propozojmë që ministria të publikojë çdo muaj ekzekutimin e buxhetit, sipas bashkive.\n\nMe respekt,\nArta Hoxha",
-            Language::En =>
-                "We propose that the ministry publish budget execution every month, by municipality.\n\nKind regards,\nArta Hoxha",
-        });
-        ctx["attachments"] = json!([
-            { "name": "propozimi.pdf", "size": "240 KB", "too_large": false, "winmail": false },
-            { "name": "studimi-i-plote.pdf", "size": "14.2 MB", "too_large": true, "winmail": false },
-        ]);
+    };
+    match email {
+        EmailKind::Invitation => Context::Invitation(mail),
+        EmailKind::DeadlineExtended => Context::DeadlineExtended(DeadlineExtended {
+            mail,
+            previous_deadline: text("e hënë, 28 dhjetor 2026", "Monday 28 December 2026").into(),
+            reason: text(
+                "Shumë organizata kërkuan më shumë kohë pas takimit.",
+                "Many organisations asked for more time after the meeting.",
+            ),
+        }),
+        EmailKind::Receipt => Context::Receipt(acknowledgement(mail)),
+        EmailKind::FollowUp => Context::FollowUp(acknowledgement(mail)),
+        EmailKind::PenSummary => Context::PenSummary(PenSummary {
+            office: Named {
+                name: mail.office.name,
+            },
+            date: "03.12.2026".into(),
+            count: 2,
+            many: true,
+            messages: vec![
+                HeldLine {
+                    id: 17,
+                    received: "02.12.2026 16:40".into(),
+                    source: "maildir",
+                    from: "info@shoqata-e-re.example.org",
+                    subject: "Propozim për buxhetin",
+                    reason: "no reply key, and info@shoqata-e-re.example.org is not a registered CSO address",
+                },
+                HeldLine {
+                    id: 21,
+                    received: "03.12.2026 07:05".into(),
+                    source: "imap",
+                    from: "buxheti@cso.example.org",
+                    subject: "Re: Ftesë për konsultim",
+                    reason: "buxheti@cso.example.org sent these exact words before; an automatic reply?",
+                },
+            ],
+            more: 0,
+        }),
     }
-    if email == EmailKind::PenSummary {
-        ctx["date"] = json!("03.12.2026");
-        ctx["count"] = json!(2);
-        ctx["many"] = json!(true);
-        ctx["more"] = json!(0);
-        ctx["messages"] = json!([
-            { "id": 17, "received": "02.12.2026 16:40", "source": "maildir",
-              "from": "info@shoqata-e-re.example.org", "subject": "Propozim për buxhetin",
-              "reason": "no reply key, and info@shoqata-e-re.example.org is not a registered CSO address" },
-            { "id": 21, "received": "03.12.2026 07:05", "source": "imap",
-              "from": "buxheti@cso.example.org", "subject": "Re: Ftesë për konsultim",
-              "reason": "buxheti@cso.example.org sent these exact words before; an automatic reply?" },
-        ]);
+}
+
+/// The invitation part of an example context, for tests that change it.
+#[cfg(test)]
+fn invitation<'c>(ctx: &'c mut Context<'static>) -> &'c mut ConsultationMail<'static> {
+    match ctx {
+        Context::Invitation(m) => m,
+        _ => panic!("not an invitation"),
     }
-    if email == EmailKind::DeadlineExtended {
-        ctx["previous_deadline"] = json!(match lang {
-            Language::Sq => "e hënë, 28 dhjetor 2026",
-            Language::En => "Monday 28 December 2026",
-        });
-        ctx["reason"] = json!(match lang {
-            Language::Sq => "Shumë organizata kërkuan më shumë kohë pas takimit.",
-            Language::En => "Many organisations asked for more time after the meeting.",
-        });
-    }
-    ctx
 }
 
 #[cfg(test)]
@@ -339,9 +376,9 @@ mod tests {
     fn html_escapes_and_text_does_not() {
         let t = Templates::load(None).unwrap();
         let mut ctx = example_context(EmailKind::Invitation, Language::En);
-        ctx["cso"]["name"] = json!("Tom & Jerry <script>alert(1)</script>");
-        ctx["consultation"]["description"] = json!("Line one\nline <two>\n\nPara two");
-        let r = t.render(EmailKind::Invitation, Language::En, &ctx).unwrap();
+        invitation(&mut ctx).cso.name = "Tom & Jerry <script>alert(1)</script>";
+        invitation(&mut ctx).consultation.description = "Line one\nline <two>\n\nPara two";
+        let r = t.render(Language::En, &ctx).unwrap();
         assert!(
             r.text
                 .contains("Dear Tom & Jerry <script>alert(1)</script>,")
@@ -386,7 +423,7 @@ mod tests {
         .unwrap();
         let t = Templates::load(Some(dir.path())).unwrap();
         let ctx = example_context(EmailKind::Invitation, Language::En);
-        let r = t.render(EmailKind::Invitation, Language::En, &ctx).unwrap();
+        let r = t.render(Language::En, &ctx).unwrap();
         assert_eq!(r.subject, "Have your say: Open municipal budgets");
     }
 
@@ -399,9 +436,7 @@ mod tests {
         let write = std::env::var_os("COCREATE_WRITE_EXAMPLES").is_some();
         for email in EmailKind::ALL {
             for lang in [Language::Sq, Language::En] {
-                let r = t
-                    .render(email, lang, &example_context(email, lang))
-                    .unwrap();
+                let r = t.render(lang, &example_context(email, lang)).unwrap();
                 let l = lang.code();
                 for (ext, body) in [
                     ("txt", format!("Subject: {}\n\n{}", r.subject, r.text)),
@@ -427,8 +462,8 @@ mod tests {
     fn subjects_are_one_line() {
         let t = Templates::load(None).unwrap();
         let mut ctx = example_context(EmailKind::Invitation, Language::Sq);
-        ctx["consultation"]["title"] = json!("Titull\r\nBcc: victim@example.org");
-        let r = t.render(EmailKind::Invitation, Language::Sq, &ctx).unwrap();
+        invitation(&mut ctx).consultation.title = "Titull\r\nBcc: victim@example.org";
+        let r = t.render(Language::Sq, &ctx).unwrap();
         assert!(!r.subject.contains('\n') && !r.subject.contains('\r'));
     }
 }

@@ -33,7 +33,7 @@ pub type PostgresStore = SqlStore<dialect::Postgres>;
 
 use crate::config::DatabaseConfig;
 use crate::consultation::{Consultation, ConsultationSpec, ConsultationState, DeadlineExtension};
-use crate::domain::{EmailAddress, RegistrationNumber, ReplyKey};
+use crate::domain::{EmailAddress, ReceiptNo, RegistrationNumber, ReplyKey};
 use records::*;
 pub use records::{AddressStatus, ImportRecord};
 
@@ -238,7 +238,10 @@ pub trait InboundStore: Send + Sync {
     async fn apply_intake(&self, writes: &[IntakeWrite]) -> Result<Vec<Applied>, StoreError>;
 
     /// Stored messages in `state` ("held", "received", …), oldest first.
-    async fn inbound_in_state(&self, state: &str) -> Result<Vec<InboundSummary>, StoreError>;
+    async fn inbound_in_state(
+        &self,
+        state: InboundState,
+    ) -> Result<Vec<InboundSummary>, StoreError>;
 
     /// One stored message as it arrived.
     async fn inbound_raw(&self, id: i64) -> Result<Option<(InboundSummary, Vec<u8>)>, StoreError>;
@@ -286,11 +289,11 @@ pub trait InboundStore: Send + Sync {
         }
     }
 
-    /// A proposal by its receipt number: (id, consultation id, CSO id).
+    /// A proposal by its receipt number.
     async fn proposal_by_receipt(
         &self,
-        receipt_no: &str,
-    ) -> Result<Option<(i64, i64, Option<i64>)>, StoreError>;
+        receipt_no: &ReceiptNo,
+    ) -> Result<Option<ProposalRef>, StoreError>;
 
     /// Records a follow-up, queues its confirmation and marks the message
     /// processed, at once; false if the message was already a follow-up.

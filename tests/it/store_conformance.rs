@@ -10,7 +10,7 @@ use crate::common::{TestDb, registry_csv};
 use chrono::Utc;
 use cocreate::consultation::{ConsultationSpec, ConsultationState, DeadlineExtension};
 use cocreate::domain::{EmailAddress, Language, RegistrationNumber};
-use cocreate::domain::{EmailKind, ReplyKey};
+use cocreate::domain::{EmailKind, ReceiptNo, ReplyKey};
 use cocreate::intake::types::{
     Applied, InboundState, IntakeWrite, NewFollowUp, NewInbound, NewProposal,
 };
@@ -806,7 +806,7 @@ async fn a_message_is_stored_once_and_has_at_most_one_proposal(db: &TestDb) {
     assert_eq!(news, [true, true, false, true, false]);
     assert_eq!(stored[0].id, stored[2].id);
     assert_eq!(stored[4].id, id);
-    assert_eq!(stored[4].state, "processed");
+    assert_eq!(stored[4].state, InboundState::Processed);
     let proposal_of = |i: usize, receipt_no: &str| IntakeWrite::Proposal {
         proposal: NewProposal {
             receipt_no: receipt_no.into(),
@@ -853,7 +853,7 @@ async fn a_message_is_stored_once_and_has_at_most_one_proposal(db: &TestDb) {
     );
     assert_eq!(store.proposals().await.unwrap().len(), 3);
     let held: Vec<i64> = store
-        .inbound_in_state("held")
+        .inbound_in_state(InboundState::Held)
         .await
         .unwrap()
         .iter()
@@ -987,7 +987,7 @@ async fn follow_ups_bounces_and_lookups_by_receipt(db: &TestDb) {
     let (id, _) = store.store_inbound(&inbound("p", raw)).await.unwrap();
     let (summary, bytes) = store.inbound_raw(id).await.unwrap().unwrap();
     assert_eq!(bytes, raw);
-    assert_eq!(summary.state, "received");
+    assert_eq!(summary.state, InboundState::Received);
     assert!(store.inbound_raw(id + 1000).await.unwrap().is_none());
     let proposal = NewProposal {
         receipt_no: "OGP-PPPP-QQQQ".into(),
@@ -1010,19 +1010,12 @@ async fn follow_ups_bounces_and_lookups_by_receipt(db: &TestDb) {
         store.receipt_for_message(id).await.unwrap().as_deref(),
         Some("OGP-PPPP-QQQQ")
     );
-    let (proposal_id, consultation, by) = store
-        .proposal_by_receipt("OGP-PPPP-QQQQ")
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!((consultation, by), (c, Some(cso)));
-    assert!(
-        store
-            .proposal_by_receipt("OGP-NONE-XXXX")
-            .await
-            .unwrap()
-            .is_none()
-    );
+    let receipt = ReceiptNo::parse("OGP-PPPP-QQQQ").unwrap();
+    let found = store.proposal_by_receipt(&receipt).await.unwrap().unwrap();
+    assert_eq!((found.consultation_id, found.cso_id), (c, Some(cso)));
+    let proposal_id = found.id;
+    let nobody = ReceiptNo::parse("OGP-NNNN-XXXX").unwrap();
+    assert!(store.proposal_by_receipt(&nobody).await.unwrap().is_none());
 
     let (reply, _) = store
         .store_inbound(&inbound("f", b"Subject: Re\r\n\r\nShtese\r\n"))

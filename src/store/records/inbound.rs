@@ -22,7 +22,8 @@ pub struct NewInbound<'a> {
 }
 
 /// What became of a stored message.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum InboundState {
     /// Stored, not yet processed (or processing was interrupted).
     Received,
@@ -43,6 +44,28 @@ impl InboundState {
             Self::Discarded => "discarded",
         }
     }
+
+    /// As the store writes it; None for anything else.
+    pub fn parse(raw: &str) -> Option<Self> {
+        [Self::Received, Self::Processed, Self::Held, Self::Discarded]
+            .into_iter()
+            .find(|s| s.as_str() == raw)
+    }
+}
+
+impl std::fmt::Display for InboundState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Which proposal a receipt number stands for, and whose it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProposalRef {
+    pub id: i64,
+    pub consultation_id: i64,
+    /// None for a sender who is not in the registry.
+    pub cso_id: Option<i64>,
 }
 
 #[derive(Debug, Clone)]
@@ -86,7 +109,7 @@ pub struct InboundSummary {
     pub source: String,
     pub from_address: Option<String>,
     pub subject: Option<String>,
-    pub state: String,
+    pub state: InboundState,
     pub classification: Option<String>,
     pub reason: Option<String>,
 }
@@ -110,7 +133,7 @@ pub struct NewFollowUp {
 pub struct StoredInbound {
     pub id: i64,
     pub new: bool,
-    pub state: String,
+    pub state: InboundState,
 }
 
 /// One change intake makes once it understands a message. The changes of

@@ -7,7 +7,7 @@ mod registry;
 
 pub use inbound::{
     Applied, InboundState, InboundSummary, IntakeLookups, IntakeWrite, NewFollowUp, NewInbound,
-    NewProposal, ProposalSummary, StoredInbound,
+    NewProposal, ProposalRef, ProposalSummary, StoredInbound,
 };
 pub use outbox::{
     Delivery, NewMessage, OutboxCounts, OutboxFailure, OutboxMessage, RelayRefusal, ReplyKeyRecord,

@@ -10,7 +10,7 @@ use sqlx::{Database, Encode, Executor, FromRow, IntoArguments, Pool, Type};
 use super::outbox::ReplyKeyRow;
 use super::registry::CsoRow;
 use super::*;
-use crate::domain::ReplyKey;
+use crate::domain::{ReceiptNo, ReplyKey};
 use crate::store::records::*;
 use crate::store::{InboundStore, StoreError};
 
@@ -60,20 +60,22 @@ pub struct InboundRow {
 }
 
 impl InboundRow {
-    fn split(self) -> (InboundSummary, Vec<u8>) {
-        (
+    fn split(self) -> Result<(InboundSummary, Vec<u8>), StoreError> {
+        let state = InboundState::parse(&self.state)
+            .ok_or_else(|| corrupt(format!("message {} is in state '{}'", self.id, self.state)))?;
+        Ok((
             InboundSummary {
                 id: self.id,
                 received_at: self.received_at,
                 source: self.source,
                 from_address: self.from_address,
                 subject: self.subject,
-                state: self.state,
+                state,
                 classification: self.classification,
                 reason: self.reason,
             },
             self.raw,
-        )
+        ))
     }
 }
 
@@ -81,7 +83,7 @@ const INBOUND_COLUMNS: &str =
     "id, received_at, source, from_address, subject, state, classification, reason";
 
 #[derive(FromRow)]
-pub struct ProposalRef {
+pub struct ProposalRefRow {
     pub(super) id: i64,
     pub(super) consultation_id: i64,
     pub(super) cso_id: Option<i64>,
@@ -98,7 +100,7 @@ where
     (i64,): for<'r> FromRow<'r, <D::DB as Database>::Row>,
     CsoRow: for<'r> FromRow<'r, <D::DB as Database>::Row>,
     InboundRow: for<'r> FromRow<'r, <D::DB as Database>::Row>,
-    ProposalRef: for<'r> FromRow<'r, <D::DB as Database>::Row>,
+    ProposalRefRow: for<'r> FromRow<'r, <D::DB as Database>::Row>,
     ProposalRow: for<'r> FromRow<'r, <D::DB as Database>::Row>,
     RawRow: for<'r> FromRow<'r, <D::DB as Database>::Row>,
     ReplyKeyRow: for<'r> FromRow<'r, <D::DB as Database>::Row>,
@@ -207,7 +209,7 @@ where
                     StoredInbound {
                         id,
                         new: true,
-                        state: InboundState::Received.as_str().to_string(),
+                        state: InboundState::Received,
                     },
                 );
             }
@@ -228,6 +230,8 @@ where
                 select = select.bind(k);
             }
             for (id, key, state) in select.fetch_all(&mut *conn).await? {
+                let state = InboundState::parse(&state)
+                    .ok_or_else(|| corrupt(format!("message {id} is in state '{state}'")))?;
                 found.insert(
                     key,
                     StoredInbound {
@@ -494,7 +498,7 @@ where
     (i64,): for<'r> FromRow<'r, <D::DB as Database>::Row>,
     CsoRow: for<'r> FromRow<'r, <D::DB as Database>::Row>,
     InboundRow: for<'r> FromRow<'r, <D::DB as Database>::Row>,
-    ProposalRef: for<'r> FromRow<'r, <D::DB as Database>::Row>,
+    ProposalRefRow: for<'r> FromRow<'r, <D::DB as Database>::Row>,
     ProposalRow: for<'r> FromRow<'r, <D::DB as Database>::Row>,
     RawRow: for<'r> FromRow<'r, <D::DB as Database>::Row>,
     ReplyKeyRow: for<'r> FromRow<'r, <D::DB as Database>::Row>,
@@ -610,7 +614,10 @@ where
         skip_all,
         fields(call = "inbound_in_state")
     )]
-    async fn inbound_in_state(&self, state: &str) -> Result<Vec<InboundSummary>, StoreError> {
+    async fn inbound_in_state(
+        &self,
+        state: InboundState,
+    ) -> Result<Vec<InboundSummary>, StoreError> {
         let pool = &self.read;
         // The raw bytes are not needed for a list: an empty blob stands in.
         let sql = format!(
@@ -618,10 +625,12 @@ where
             D::BLOB
         );
         let rows: Vec<InboundRow> = sqlx::query_as::<D::DB, InboundRow>(&sql)
-            .bind(state)
+            .bind(state.as_str())
             .fetch_all(pool)
             .await?;
-        Ok(rows.into_iter().map(|r| r.split().0).collect())
+        rows.into_iter()
+            .map(|r| r.split().map(|(summary, _)| summary))
+            .collect()
     }
 
     #[tracing::instrument(
@@ -637,7 +646,7 @@ where
             .bind(id)
             .fetch_optional(pool)
             .await?;
-        Ok(row.map(InboundRow::split))
+        row.map(InboundRow::split).transpose()
     }
 
     #[tracing::instrument(
@@ -665,15 +674,19 @@ where
     )]
     async fn proposal_by_receipt(
         &self,
-        receipt_no: &str,
-    ) -> Result<Option<(i64, i64, Option<i64>)>, StoreError> {
+        receipt_no: &ReceiptNo,
+    ) -> Result<Option<ProposalRef>, StoreError> {
         let pool = &self.read;
-        let row: Option<ProposalRef> = sqlx::query_as::<D::DB, ProposalRef>(
+        let row: Option<ProposalRefRow> = sqlx::query_as::<D::DB, ProposalRefRow>(
             "SELECT id, consultation_id, cso_id FROM proposals WHERE receipt_no = $1",
         )
-        .bind(receipt_no)
+        .bind(receipt_no.as_str())
         .fetch_optional(pool)
         .await?;
-        Ok(row.map(|r| (r.id, r.consultation_id, r.cso_id)))
+        Ok(row.map(|r| ProposalRef {
+            id: r.id,
+            consultation_id: r.consultation_id,
+            cso_id: r.cso_id,
+        }))
     }
 }
