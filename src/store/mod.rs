@@ -65,13 +65,6 @@ pub enum StoreError {
     NotFound(String),
 }
 
-/// Which implementation a store is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Backend {
-    Sqlite,
-    Postgres,
-}
-
 /// Organisations, the state of their addresses, imports, relevance.
 #[async_trait]
 pub trait RegistryStore: Send + Sync {
@@ -210,17 +203,6 @@ pub trait InboundStore: Send + Sync {
         messages: &[NewInbound<'_>],
     ) -> Result<Vec<StoredInbound>, StoreError>;
 
-    /// Stores one message; returns its id and whether it is new.
-    async fn store_inbound(&self, message: &NewInbound<'_>) -> Result<(i64, bool), StoreError> {
-        let stored = self
-            .store_inbound_many(std::slice::from_ref(message))
-            .await?;
-        let s = stored
-            .first()
-            .ok_or_else(|| StoreError::Corrupt("storing a message returned nothing".into()))?;
-        Ok((s.id, s.new))
-    }
-
     /// What a batch of messages needs from the store, in a few queries:
     /// the records of `keys` and their CSOs, and for each of `senders` the
     /// acknowledgements queued since `acknowledged_since` and the texts
@@ -266,75 +248,16 @@ pub trait InboundStore: Send + Sync {
         Ok(())
     }
 
-    /// Records a proposal, queues its receipt and marks the message
-    /// processed, all at once. If the message already has a proposal,
-    /// nothing changes and that proposal's receipt number is returned with
-    /// `false`.
-    async fn record_proposal(
-        &self,
-        proposal: &NewProposal,
-        receipt: Option<&NewMessage>,
-    ) -> Result<(String, bool), StoreError> {
-        let applied = self
-            .apply_intake(&[IntakeWrite::Proposal {
-                proposal: proposal.clone(),
-                receipt: receipt.cloned(),
-            }])
-            .await?;
-        match applied.into_iter().next() {
-            Some(Applied::Proposal { receipt_no, new }) => Ok((receipt_no, new)),
-            _ => Err(StoreError::Corrupt(
-                "recording a proposal returned nothing".into(),
-            )),
-        }
-    }
-
     /// A proposal by its receipt number.
     async fn proposal_by_receipt(
         &self,
         receipt_no: &ReceiptNo,
     ) -> Result<Option<ProposalRef>, StoreError>;
 
-    /// Records a follow-up, queues its confirmation and marks the message
-    /// processed, at once; false if the message was already a follow-up.
-    async fn record_follow_up(
-        &self,
-        follow_up: &NewFollowUp,
-        confirmation: Option<&NewMessage>,
-    ) -> Result<bool, StoreError> {
-        let applied = self
-            .apply_intake(&[IntakeWrite::FollowUp {
-                follow_up: follow_up.clone(),
-                confirmation: confirmation.cloned(),
-            }])
-            .await?;
-        Ok(matches!(
-            applied.first(),
-            Some(Applied::FollowUp { new: true })
-        ))
-    }
-
     /// The receipt number of the proposal made from message `id`, if any.
     async fn receipt_for_message(&self, id: i64) -> Result<Option<String>, StoreError>;
 
     async fn proposals(&self) -> Result<Vec<ProposalSummary>, StoreError>;
-
-    /// Records a bounce reported by mail: a hard one marks the address, a
-    /// soft one is counted.
-    async fn record_bounce(
-        &self,
-        address: &str,
-        hard: bool,
-        reason: &str,
-    ) -> Result<(), StoreError> {
-        self.apply_intake(&[IntakeWrite::Bounce {
-            address: address.to_string(),
-            hard,
-            reason: reason.to_string(),
-        }])
-        .await?;
-        Ok(())
-    }
 }
 
 /// Everything cocreate keeps, by domain: each part is its own trait so that
@@ -344,8 +267,6 @@ pub trait InboundStore: Send + Sync {
 pub trait Store:
     RegistryStore + ConsultationStore + OutboxStore + InboundStore + Send + Sync + 'static
 {
-    fn backend(&self) -> Backend;
-
     /// Succeeds when the database answers a query.
     async fn ping(&self) -> Result<(), StoreError>;
 }

@@ -18,8 +18,8 @@ use cocreate::outbound::outbox::{Delivery, NewMessage, RelayRefusal, ReplyKeyRec
 use cocreate::registry::import::{ImportError, ImportMode, ImportOptions, import_bytes};
 use cocreate::registry::relevance::{Relevance, RelevanceOverride};
 use cocreate::registry::{CsoRecord, ImportLogEntry, RegistryChanges};
+use cocreate::store::Store;
 use cocreate::store::StoreError;
-use cocreate::store::{Backend, Store};
 
 macro_rules! conformance {
     ($($case:ident),* $(,)?) => {$(
@@ -718,9 +718,12 @@ async fn a_message_is_stored_once_and_has_at_most_one_proposal(db: &TestDb) {
         from_address: Some("a@x.al".into()),
         subject: Some("P".into()),
     };
-    let (id, new) = store.store_inbound(&inbound).await.unwrap();
+    let (id, new) = store_inbound(store.as_ref(), &inbound).await.unwrap();
     assert!(new);
-    assert_eq!(store.store_inbound(&inbound).await.unwrap(), (id, false));
+    assert_eq!(
+        store_inbound(store.as_ref(), &inbound).await.unwrap(),
+        (id, false)
+    );
     assert_eq!(
         store.unprocessed_inbound().await.unwrap(),
         [(id, raw.to_vec())]
@@ -747,8 +750,7 @@ async fn a_message_is_stored_once_and_has_at_most_one_proposal(db: &TestDb) {
         envelope_from: String::new(),
         ..message("receipt:OGP-7K3M-Q9TX", "a@x.al", c, cso)
     };
-    let first = store
-        .record_proposal(&proposal, Some(&receipt))
+    let first = record_proposal(store.as_ref(), &proposal, Some(&receipt))
         .await
         .unwrap();
     assert_eq!(first, ("OGP-7K3M-Q9TX".to_string(), true));
@@ -756,7 +758,9 @@ async fn a_message_is_stored_once_and_has_at_most_one_proposal(db: &TestDb) {
         receipt_no: "OGP-AAAA-BBBB".into(),
         ..proposal
     };
-    let second = store.record_proposal(&again, Some(&receipt)).await.unwrap();
+    let second = record_proposal(store.as_ref(), &again, Some(&receipt))
+        .await
+        .unwrap();
     assert_eq!(
         second,
         ("OGP-7K3M-Q9TX".to_string(), false),
@@ -779,13 +783,15 @@ async fn a_message_is_stored_once_and_has_at_most_one_proposal(db: &TestDb) {
     );
     assert_eq!(known.texts.len(), 1);
 
-    let (held, _) = store
-        .store_inbound(&NewInbound {
+    let (held, _) = store_inbound(
+        store.as_ref(),
+        &NewInbound {
             dedupe_key: "k2".into(),
             ..inbound.clone()
-        })
-        .await
-        .unwrap();
+        },
+    )
+    .await
+    .unwrap();
     store
         .set_inbound_outcome(held, InboundState::Held, "unmatched", "no reply key")
         .await
@@ -870,14 +876,6 @@ async fn a_message_is_stored_once_and_has_at_most_one_proposal(db: &TestDb) {
 
 async fn a_cso_is_found_by_id_and_by_address(db: &TestDb) {
     let store = db.open().await;
-    assert_eq!(
-        store.backend(),
-        if db.url.starts_with("sqlite:") {
-            Backend::Sqlite
-        } else {
-            Backend::Postgres
-        }
-    );
     store.ping().await.unwrap();
     let changes = RegistryChanges {
         added: vec![
@@ -984,7 +982,9 @@ async fn follow_ups_bounces_and_lookups_by_receipt(db: &TestDb) {
         subject: Some("P".into()),
     };
     let raw = b"From: a@x.al\r\nSubject: P\r\n\r\nPropozim\r\n".as_slice();
-    let (id, _) = store.store_inbound(&inbound("p", raw)).await.unwrap();
+    let (id, _) = store_inbound(store.as_ref(), &inbound("p", raw))
+        .await
+        .unwrap();
     let (summary, bytes) = store.inbound_raw(id).await.unwrap().unwrap();
     assert_eq!(bytes, raw);
     assert_eq!(summary.state, InboundState::Received);
@@ -1005,7 +1005,9 @@ async fn follow_ups_bounces_and_lookups_by_receipt(db: &TestDb) {
         attachments_json: "[]".into(),
         authentication_json: "{}".into(),
     };
-    store.record_proposal(&proposal, None).await.unwrap();
+    record_proposal(store.as_ref(), &proposal, None)
+        .await
+        .unwrap();
     assert_eq!(
         store.receipt_for_message(id).await.unwrap().as_deref(),
         Some("OGP-PPPP-QQQQ")
@@ -1017,10 +1019,12 @@ async fn follow_ups_bounces_and_lookups_by_receipt(db: &TestDb) {
     let nobody = ReceiptNo::parse("OGP-NNNN-XXXX").unwrap();
     assert!(store.proposal_by_receipt(&nobody).await.unwrap().is_none());
 
-    let (reply, _) = store
-        .store_inbound(&inbound("f", b"Subject: Re\r\n\r\nShtese\r\n"))
-        .await
-        .unwrap();
+    let (reply, _) = store_inbound(
+        store.as_ref(),
+        &inbound("f", b"Subject: Re\r\n\r\nShtese\r\n"),
+    )
+    .await
+    .unwrap();
     let follow_up = NewFollowUp {
         proposal_id,
         receipt_no: "OGP-PPPP-QQQQ".into(),
@@ -1031,25 +1035,43 @@ async fn follow_ups_bounces_and_lookups_by_receipt(db: &TestDb) {
         signature: String::new(),
         attachments_json: "[]".into(),
     };
-    assert!(store.record_follow_up(&follow_up, None).await.unwrap());
     assert!(
-        !store.record_follow_up(&follow_up, None).await.unwrap(),
+        record_follow_up(store.as_ref(), &follow_up, None)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !record_follow_up(store.as_ref(), &follow_up, None)
+            .await
+            .unwrap(),
         "a message is one follow-up at most"
     );
     assert!(store.unprocessed_inbound().await.unwrap().is_empty());
 
-    store
-        .record_bounce("soft@x.al", false, "delivery report: status 4.2.2")
-        .await
-        .unwrap();
-    store
-        .record_bounce("soft@x.al", false, "delivery report: status 4.2.2")
-        .await
-        .unwrap();
-    store
-        .record_bounce("gone@x.al", true, "delivery report: status 5.1.1")
-        .await
-        .unwrap();
+    record_bounce(
+        store.as_ref(),
+        "soft@x.al",
+        false,
+        "delivery report: status 4.2.2",
+    )
+    .await
+    .unwrap();
+    record_bounce(
+        store.as_ref(),
+        "soft@x.al",
+        false,
+        "delivery report: status 4.2.2",
+    )
+    .await
+    .unwrap();
+    record_bounce(
+        store.as_ref(),
+        "gone@x.al",
+        true,
+        "delivery report: status 5.1.1",
+    )
+    .await
+    .unwrap();
     let statuses = store.address_statuses().await.unwrap();
     let gone = statuses.iter().find(|s| s.address == "gone@x.al").unwrap();
     assert!(gone.bounced_at.is_some());
@@ -1060,4 +1082,59 @@ async fn follow_ups_bounces_and_lookups_by_receipt(db: &TestDb) {
     let soft = statuses.iter().find(|s| s.address == "soft@x.al").unwrap();
     assert!(soft.bounced_at.is_none());
     assert_eq!(soft.soft_bounces, 2);
+}
+
+// One write at a time, as the tests state them; intake writes a batch of
+// them with `apply_intake` and stores messages with `store_inbound_many`.
+
+async fn store_inbound(store: &dyn Store, m: &NewInbound<'_>) -> Result<(i64, bool), StoreError> {
+    let stored = store.store_inbound_many(std::slice::from_ref(m)).await?;
+    Ok((stored[0].id, stored[0].new))
+}
+
+async fn record_proposal(
+    store: &dyn Store,
+    proposal: &NewProposal,
+    receipt: Option<&NewMessage>,
+) -> Result<(String, bool), StoreError> {
+    let applied = store
+        .apply_intake(&[IntakeWrite::Proposal {
+            proposal: proposal.clone(),
+            receipt: receipt.cloned(),
+        }])
+        .await?;
+    match &applied[..] {
+        [Applied::Proposal { receipt_no, new }] => Ok((receipt_no.clone(), *new)),
+        other => panic!("a proposal write applied as {other:?}"),
+    }
+}
+
+async fn record_follow_up(
+    store: &dyn Store,
+    follow_up: &NewFollowUp,
+    confirmation: Option<&NewMessage>,
+) -> Result<bool, StoreError> {
+    let applied = store
+        .apply_intake(&[IntakeWrite::FollowUp {
+            follow_up: follow_up.clone(),
+            confirmation: confirmation.cloned(),
+        }])
+        .await?;
+    Ok(matches!(applied[..], [Applied::FollowUp { new: true }]))
+}
+
+async fn record_bounce(
+    store: &dyn Store,
+    address: &str,
+    hard: bool,
+    reason: &str,
+) -> Result<(), StoreError> {
+    store
+        .apply_intake(&[IntakeWrite::Bounce {
+            address: address.into(),
+            hard,
+            reason: reason.into(),
+        }])
+        .await?;
+    Ok(())
 }

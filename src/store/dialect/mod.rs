@@ -11,13 +11,12 @@ use sqlx::{Database, Transaction};
 pub use postgres::Postgres;
 pub use sqlite::Sqlite;
 
+use super::StoreError;
 use super::records::RegistryChanges;
-use super::{Backend, StoreError};
 
 #[async_trait]
 pub trait Dialect: Send + Sync + 'static {
     type DB: Database;
-    const BACKEND: Backend;
     /// How a write transaction begins.
     const BEGIN_WRITE: &'static str;
     /// What the claim's SELECT adds to lock the rows it takes.

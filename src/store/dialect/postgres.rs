@@ -15,7 +15,7 @@ use super::Dialect;
 use crate::store::records::{CsoRecord, RegistryChanges};
 use crate::store::sql::SqlStore;
 use crate::store::sql::registry::{fields_column, pair_inserted};
-use crate::store::{Backend, StoreError, redact};
+use crate::store::{StoreError, redact};
 
 /// PostgreSQL, for several daemons on one database.
 pub struct Postgres;
@@ -23,7 +23,6 @@ pub struct Postgres;
 #[async_trait]
 impl Dialect for Postgres {
     type DB = sqlx::Postgres;
-    const BACKEND: Backend = Backend::Postgres;
 
     fn param(n: usize) -> String {
         format!("${n}")

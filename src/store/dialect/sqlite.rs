@@ -16,10 +16,10 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{QueryBuilder, Transaction};
 
 use super::Dialect;
+use crate::store::StoreError;
 use crate::store::records::{CsoRecord, RegistryChanges};
 use crate::store::sql::SqlStore;
 use crate::store::sql::registry::{fields_column, pair_inserted};
-use crate::store::{Backend, StoreError};
 
 /// SQLite, the embedded default.
 pub struct Sqlite;
@@ -31,7 +31,6 @@ const ROWS_PER_INSERT: usize = 1000;
 #[async_trait]
 impl Dialect for Sqlite {
     type DB = sqlx::Sqlite;
-    const BACKEND: Backend = Backend::Sqlite;
     // The write lock is taken when the transaction begins, not when it
     // first writes, so it never fails half-way with "database is locked".
     const BEGIN_WRITE: &'static str = "BEGIN IMMEDIATE";

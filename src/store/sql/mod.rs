@@ -18,9 +18,7 @@ use async_trait::async_trait;
 use sqlx::{Database, Executor, FromRow, IntoArguments, Pool, Transaction};
 
 use super::dialect::Dialect;
-use super::{
-    Backend, ConsultationStore, InboundStore, OutboxStore, RegistryStore, Store, StoreError,
-};
+use super::{ConsultationStore, InboundStore, OutboxStore, RegistryStore, Store, StoreError};
 
 pub use registry::CsoFilter;
 
@@ -51,10 +49,6 @@ where
     for<'c> &'c Pool<D::DB>: Executor<'c, Database = D::DB>,
     for<'q> <D::DB as Database>::Arguments<'q>: IntoArguments<'q, D::DB>,
 {
-    fn backend(&self) -> Backend {
-        D::BACKEND
-    }
-
     async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query::<D::DB>("SELECT 1").execute(&self.read).await?;
         Ok(())
