@@ -104,6 +104,9 @@ impl Worker {
     pub async fn run(&self, stop: CancellationToken) {
         let mut refusals: u32 = 0;
         let mut since = Utc::now();
+        // A refusal may be on record from before this start (an `outbox
+        // flush`, another daemon): the first pass that delivers clears it.
+        let mut refusal_on_record = true;
         loop {
             if stop.is_cancelled() {
                 return;
@@ -128,20 +131,24 @@ impl Worker {
                     if let Err(e) = self.store.set_relay_refusal(Some(&refusal)).await {
                         tracing::warn!(error = %e, "cannot record the relay's refusal");
                     }
+                    refusal_on_record = true;
                     tokio::select! {
                         _ = tokio::time::sleep(wait.to_std().unwrap_or_default()) => {}
                         () = stop.cancelled() => return,
                     }
                     continue;
                 }
-                Ok(p) if p.sent > 0 && refusals > 0 => {
+                Ok(p) if p.sent > 0 && refusal_on_record => {
+                    if refusals > 0 {
+                        tracing::info!(
+                            sent = p.sent,
+                            "the relay accepts cocreate again; delivery resumed"
+                        );
+                    }
                     refusals = 0;
-                    tracing::info!(
-                        sent = p.sent,
-                        "the relay accepts cocreate again; delivery resumed"
-                    );
-                    if let Err(e) = self.store.set_relay_refusal(None).await {
-                        tracing::warn!(error = %e, "cannot clear the relay's refusal");
+                    match self.store.set_relay_refusal(None).await {
+                        Ok(()) => refusal_on_record = false,
+                        Err(e) => tracing::warn!(error = %e, "cannot clear the relay's refusal"),
                     }
                     continue;
                 }

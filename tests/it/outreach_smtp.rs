@@ -543,3 +543,51 @@ fn a_relay_refusing_the_login_pauses_delivery_and_fails_nobody() {
     );
     assert_eq!(bounced(dir.path(), &db, &sink), Vec::<String>::new());
 }
+
+#[test]
+#[ignore = "needs aiosmtpd (Debian python3-aiosmtpd)"]
+fn a_refusal_recorded_before_the_daemon_started_is_cleared_once_it_delivers() {
+    let sink = SmtpSink::start_with_auth();
+    let dir = tempfile::tempdir().unwrap();
+    let db = TestDb::sqlite();
+    let login = [
+        ("COCREATE_SMTP_USERNAME", "cocreate"),
+        (
+            "COCREATE_SMTP_PASSWORD",
+            "refused-until-the-relay-says-otherwise",
+        ),
+    ];
+    sink.refuse("auth", true);
+    three_invited(dir.path(), &db, &sink, &login, ["one", "two", "three"]);
+    let mut cmd = common::command(dir.path(), &db);
+    let flush = cmd
+        .envs(sink.env())
+        .envs(login)
+        .args(["outbox", "flush"])
+        .output()
+        .unwrap();
+    assert!(!flush.status.success());
+    let status = stdout(&run(dir.path(), &db, &sink, &login, &["outbox", "status"]));
+    assert!(status.contains("Delivery is paused"), "{status}");
+
+    // The password is mended before the daemon starts.
+    sink.refuse("auth", false);
+    let mut env: Vec<(&str, String)> = sink.env();
+    env.extend(login.iter().map(|(k, v)| (*k, v.to_string())));
+    let daemon = common::Daemon::start_with(dir.path(), &db, &env, &[]);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while sink.count() < 3 && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert_eq!(sink.count(), 3);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let status = loop {
+        let status = stdout(&run(dir.path(), &db, &sink, &login, &["outbox", "status"]));
+        if !status.contains("Delivery is paused") || std::time::Instant::now() > deadline {
+            break status;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    };
+    assert_eq!(status, "Queued 0, sending 0, sent 3, failed 0.\n");
+    assert_eq!(daemon.get("/healthz").1, "ok\n");
+}
