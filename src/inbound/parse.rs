@@ -14,6 +14,42 @@ pub enum ParseError {
     Unparseable,
     #[error("the message has no sender address (From)")]
     NoSender,
+    #[error(
+        "the message holds more than {limit} attached messages (message/rfc822), more than cocreate reads; it is kept as it arrived"
+    )]
+    TooManyNested { limit: usize },
+}
+
+/// Attached messages (message/rfc822, message/global) read at most. Each is
+/// a level of nesting in what mail-parser builds, and dropping that is
+/// recursive: 40,000 nested messages overflow any thread's stack. Counting
+/// them bounds the depth before anything is built; a person forwarding a
+/// thread attaches a handful.
+pub const MAX_ATTACHED_MESSAGES: usize = 100;
+
+/// How many attached messages `raw` declares, counting every mention of
+/// their content types (ASCII case-insensitive), up to `limit + 1`.
+fn attached_messages(raw: &[u8], limit: usize) -> usize {
+    const NEEDLE: &[u8] = b"message/";
+    let mut found = 0;
+    let mut at = 0;
+    while let Some(i) = raw[at..]
+        .windows(NEEDLE.len())
+        .position(|w| w.eq_ignore_ascii_case(NEEDLE))
+    {
+        let rest = &raw[at + i + NEEDLE.len()..];
+        if rest.len() >= 6
+            && (rest[..6].eq_ignore_ascii_case(b"rfc822")
+                || rest[..6].eq_ignore_ascii_case(b"global"))
+        {
+            found += 1;
+            if found > limit {
+                break;
+            }
+        }
+        at += i + NEEDLE.len();
+    }
+    found
 }
 
 /// An attachment as listed. Its bytes stay in the raw message and, when
@@ -128,6 +164,11 @@ pub fn safe_file_name(raw: &str, index: usize) -> String {
 }
 
 pub fn parse(raw: &[u8]) -> Result<Parsed, ParseError> {
+    if attached_messages(raw, MAX_ATTACHED_MESSAGES) > MAX_ATTACHED_MESSAGES {
+        return Err(ParseError::TooManyNested {
+            limit: MAX_ATTACHED_MESSAGES,
+        });
+    }
     let message = MessageParser::default()
         .parse(raw)
         .ok_or(ParseError::Unparseable)?;
@@ -223,6 +264,35 @@ pub fn hex(bytes: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `depth` message/rfc822 parts, each inside the one before.
+    fn nested(depth: usize) -> Vec<u8> {
+        let mut m = String::from(
+            "From: a@cso.example.org\r\nTo: consult@ogp.office.example\r\nSubject: nested\r\nMIME-Version: 1.0\r\n",
+        );
+        for _ in 0..depth {
+            m.push_str("Content-Type: Message/RFC822\r\n\r\n");
+        }
+        m.push_str("From: b@x.org\r\nSubject: inner\r\n\r\nbody\r\n");
+        m.into_bytes()
+    }
+
+    #[test]
+    fn forty_thousand_nested_messages_are_refused_not_a_stack_overflow() {
+        assert_eq!(
+            parse(&nested(40_000)).err(),
+            Some(ParseError::TooManyNested {
+                limit: MAX_ATTACHED_MESSAGES
+            })
+        );
+        // A forwarded thread within the limit parses, and is dropped safely.
+        let p = parse(&nested(MAX_ATTACHED_MESSAGES)).unwrap();
+        assert_eq!(p.from.as_str(), "a@cso.example.org");
+        assert!(matches!(
+            parse(&nested(MAX_ATTACHED_MESSAGES + 1)),
+            Err(ParseError::TooManyNested { .. })
+        ));
+    }
 
     #[test]
     fn attachment_names_cannot_climb_out_of_a_folder() {

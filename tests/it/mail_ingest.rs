@@ -437,6 +437,65 @@ fn mail_ingest_takes_a_maildir_batch() {
     assert_eq!(again, "Took in 0 messages; 0 left in new/.\n");
 }
 
+/// A message of 40,000 nested message/rfc822 parts (1.3 MB) used to abort
+/// the process with a stack overflow, and, left in the maildir, every
+/// restart: now it is stored and held with the reason, and the replies
+/// behind it are taken in.
+#[test]
+fn forty_thousand_nested_messages_are_held_and_the_replies_behind_them_taken_in() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = TestDb::sqlite();
+    let (key, id) = setup(dir.path(), &db);
+    let inbox = dir.path().join("batch");
+    std::fs::create_dir_all(inbox.join("new")).unwrap();
+    let mut nested = String::from(
+        "From: a@elsewhere.example.org\r\nTo: consult@ogp.office.example\r\nSubject: nested\r\nMessage-ID: <nested@elsewhere.example.org>\r\nMIME-Version: 1.0\r\n",
+    );
+    for _ in 0..40_000 {
+        nested.push_str("Content-Type: message/rfc822\r\n\r\n");
+    }
+    nested.push_str("From: b@x.org\r\nSubject: inner\r\n\r\nbody\r\n");
+    std::fs::write(inbox.join("new/0-nested.eml"), &nested).unwrap();
+    for i in 1..=3 {
+        std::fs::write(
+            inbox.join(format!("new/{i}.eml")),
+            reply(
+                &key,
+                &id,
+                &format!("n{i}@cso.example.org"),
+                &format!("Propozim {i}."),
+            ),
+        )
+        .unwrap();
+    }
+    let out = ok(
+        dir.path(),
+        &db,
+        &["mail", "ingest", "--maildir", inbox.to_str().unwrap()],
+        None,
+    );
+    assert!(
+        out.ends_with("Took in 4 messages; 0 left in new/.\n"),
+        "{out}"
+    );
+    assert!(
+        out.contains(r#"0-nested.eml: {"outcome":"held","reason":"the message holds more than 100 attached messages (message/rfc822)"#),
+        "{out}"
+    );
+    assert_eq!(out.matches(r#""outcome":"proposal""#).count(), 3, "{out}");
+    // Through the pipe as well: stored, held, exit 0.
+    let piped = ok(
+        dir.path(),
+        &db,
+        &["mail", "ingest"],
+        Some(nested.replace("<nested@", "<nested2@").as_bytes()),
+    );
+    assert!(
+        piped.starts_with("standard input: in the holding pen: the message holds more than 100"),
+        "{piped}"
+    );
+}
+
 #[test]
 fn the_holding_pen_lists_assigns_and_discards() {
     let dir = tempfile::tempdir().unwrap();
