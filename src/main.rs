@@ -310,6 +310,10 @@ fn main() -> ExitCode {
         Err(e) if e.downcast_ref::<commands::mail::NotStored>().is_some() => {
             fail(&e, ExitCode::from(75))
         }
+        // EX_DATAERR: the MTA returns the message to its sender.
+        Err(e) if e.downcast_ref::<commands::mail::Refused>().is_some() => {
+            fail(&e, ExitCode::from(65))
+        }
         Err(e) => fail(&e, ExitCode::FAILURE),
     }
 }

@@ -16,6 +16,12 @@ use crate::store::Store;
 #[error("the message was not stored and must be delivered again: {0}")]
 pub struct NotStored(pub String);
 
+/// A message refused for good (exit status 65, EX_DATAERR: the MTA
+/// bounces it instead of trying again).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Refused(pub String);
+
 /// Everything that can fail before a message is stored is a temporary
 /// failure to the MTA, which keeps the message (the App was opened with
 /// that in mind).
@@ -45,11 +51,21 @@ pub async fn ingest(
         )?;
         return Ok(());
     }
+    let max = config.inbound.max_message_bytes;
     let inputs: Vec<(String, Vec<u8>)> = if files.is_empty() {
+        // One byte past the limit tells an oversized message without
+        // reading all of it into memory.
         let mut raw = Vec::new();
         std::io::stdin()
+            .take(max as u64 + 1)
             .read_to_end(&mut raw)
             .map_err(|e| NotStored(format!("cannot read standard input: {e}")))?;
+        if raw.len() > max {
+            return Err(Refused(format!(
+                "the message on standard input is larger than inbound.max_message_bytes ({max} bytes); it was not stored"
+            ))
+            .into());
+        }
         vec![("standard input".into(), raw)]
     } else {
         files

@@ -496,6 +496,41 @@ fn forty_thousand_nested_messages_are_held_and_the_replies_behind_them_taken_in(
     );
 }
 
+/// A message on standard input over inbound.max_message_bytes is refused
+/// for good (exit 65, which an MTA bounces) without being read whole or
+/// stored; it used to be stored at any size (200 MB, 1.4 GB of memory).
+#[test]
+fn an_oversized_message_on_standard_input_is_refused_for_good() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = TestDb::sqlite();
+    let mut big =
+        b"From: a@cso.example.org\r\nTo: consult@ogp.office.example\r\nSubject: big\r\n\r\n"
+            .to_vec();
+    big.extend(std::iter::repeat_n(b'x', 200_000));
+    let mut child = common::command(dir.path(), &db)
+        .env("COCREATE_INBOUND_MAX_MESSAGE_BYTES", "100000")
+        .args(["mail", "ingest"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The writer may see a broken pipe once cocreate has read enough.
+    let mut stdin = child.stdin.take().unwrap();
+    let writer = std::thread::spawn(move || {
+        let _ = stdin.write_all(&big);
+    });
+    let out = child.wait_with_output().unwrap();
+    writer.join().unwrap();
+    assert_eq!(out.status.code(), Some(65), "{}", stderr(&out));
+    assert_eq!(
+        stderr(&out),
+        "error: the message on standard input is larger than inbound.max_message_bytes (100000 bytes); it was not stored\n"
+    );
+    let pen = ok(dir.path(), &db, &["mail", "pen", "list"], None);
+    assert!(!pen.contains("a@cso.example.org"), "{pen}");
+}
+
 #[test]
 fn the_holding_pen_lists_assigns_and_discards() {
     let dir = tempfile::tempdir().unwrap();
