@@ -98,10 +98,6 @@ pub async fn find(store: &dyn Store, reference: &str) -> Result<Consultation, Ou
         .ok_or(OutreachError::UnknownConsultation(wanted))
 }
 
-fn invitation_prefix(consultation_id: i64) -> String {
-    EmailFor::invitations_of(consultation_id)
-}
-
 fn invitation_key(consultation_id: i64, cso_id: i64, address: &EmailAddress) -> String {
     EmailFor::Invitation {
         consultation_id,
@@ -148,7 +144,7 @@ pub async fn plan(
         .map(|s| (s.address.clone(), s))
         .collect();
     let invited = store
-        .queued_keys(&invitation_prefix(consultation.id))
+        .queued_keys(&EmailFor::invitations_of(consultation.id))
         .await?;
     let matcher = Matcher::new(&area, &overrides);
 
@@ -493,7 +489,7 @@ pub async fn extension_notices(
     reason: &str,
 ) -> Result<Vec<NewMessage>, OutreachError> {
     let invited = store
-        .queued_keys(&invitation_prefix(consultation.id))
+        .queued_keys(&EmailFor::invitations_of(consultation.id))
         .await?;
     let csos: HashMap<i64, Cso> = store.csos().await?.into_iter().map(|c| (c.id, c)).collect();
     let statuses: HashMap<String, AddressStatus> = store
@@ -502,7 +498,7 @@ pub async fn extension_notices(
         .into_iter()
         .map(|s| (s.address.clone(), s))
         .collect();
-    let prefix = invitation_prefix(consultation.id);
+    let prefix = EmailFor::invitations_of(consultation.id);
     let mut seen = HashSet::new();
     let mut notices = Vec::new();
     for key in invited {

@@ -403,20 +403,7 @@ fn mail_ingest_takes_a_maildir_batch() {
     let dir = tempfile::tempdir().unwrap();
     let db = TestDb::sqlite();
     let (key, id) = setup(dir.path(), &db);
-    let inbox = dir.path().join("batch");
-    std::fs::create_dir_all(inbox.join("new")).unwrap();
-    for i in 0..3 {
-        std::fs::write(
-            inbox.join(format!("new/{i}.eml")),
-            reply(
-                &key,
-                &id,
-                &format!("b{i}@cso.example.org"),
-                &format!("Propozim {i}."),
-            ),
-        )
-        .unwrap();
-    }
+    let inbox = maildir_of_replies(dir.path(), &key, &id, 0..3);
     let out = ok(
         dir.path(),
         &db,
@@ -437,6 +424,30 @@ fn mail_ingest_takes_a_maildir_batch() {
     assert_eq!(again, "Took in 0 messages; 0 left in new/.\n");
 }
 
+/// A maildir (DIR/batch) holding replies number `n` to the invitation.
+fn maildir_of_replies(
+    dir: &Path,
+    key: &str,
+    id: &str,
+    n: std::ops::Range<usize>,
+) -> std::path::PathBuf {
+    let inbox = dir.join("batch");
+    std::fs::create_dir_all(inbox.join("new")).unwrap();
+    for i in n {
+        std::fs::write(
+            inbox.join(format!("new/{i}.eml")),
+            reply(
+                key,
+                id,
+                &format!("b{i}@cso.example.org"),
+                &format!("Propozim {i}."),
+            ),
+        )
+        .unwrap();
+    }
+    inbox
+}
+
 /// A message of 40,000 nested message/rfc822 parts (1.3 MB) used to abort
 /// the process with a stack overflow, and, left in the maildir, every
 /// restart: now it is stored and held with the reason, and the replies
@@ -446,8 +457,7 @@ fn forty_thousand_nested_messages_are_held_and_the_replies_behind_them_taken_in(
     let dir = tempfile::tempdir().unwrap();
     let db = TestDb::sqlite();
     let (key, id) = setup(dir.path(), &db);
-    let inbox = dir.path().join("batch");
-    std::fs::create_dir_all(inbox.join("new")).unwrap();
+    let inbox = maildir_of_replies(dir.path(), &key, &id, 1..4);
     let mut nested = String::from(
         "From: a@elsewhere.example.org\r\nTo: consult@ogp.office.example\r\nSubject: nested\r\nMessage-ID: <nested@elsewhere.example.org>\r\nMIME-Version: 1.0\r\n",
     );
@@ -456,18 +466,6 @@ fn forty_thousand_nested_messages_are_held_and_the_replies_behind_them_taken_in(
     }
     nested.push_str("From: b@x.org\r\nSubject: inner\r\n\r\nbody\r\n");
     std::fs::write(inbox.join("new/0-nested.eml"), &nested).unwrap();
-    for i in 1..=3 {
-        std::fs::write(
-            inbox.join(format!("new/{i}.eml")),
-            reply(
-                &key,
-                &id,
-                &format!("n{i}@cso.example.org"),
-                &format!("Propozim {i}."),
-            ),
-        )
-        .unwrap();
-    }
     let out = ok(
         dir.path(),
         &db,

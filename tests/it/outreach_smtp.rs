@@ -389,6 +389,43 @@ fn three_invited(
     }
 }
 
+/// A login the relay refuses while told to (`SmtpSink::refuse("auth", …)`),
+/// with retries quick enough for a test.
+const LOGIN: [(&str, &str); 4] = [
+    ("COCREATE_SMTP_USERNAME", "cocreate"),
+    (
+        "COCREATE_SMTP_PASSWORD",
+        "refused-until-the-relay-says-otherwise",
+    ),
+    ("COCREATE_OUTBOX_RETRY_BASE_SECONDS", "1"),
+    ("COCREATE_OUTBOX_RETRY_MAX_SECONDS", "2"),
+];
+
+fn daemon_env(sink: &SmtpSink) -> Vec<(&'static str, String)> {
+    let mut env = sink.env();
+    env.extend(LOGIN.iter().map(|(k, v)| (*k, v.to_string())));
+    env
+}
+
+/// Three invitations queued while the relay refuses the login; `outbox
+/// flush` stops at once and says why, in one sentence.
+fn flush_behind_a_refused_login(dir: &Path, db: &TestDb, sink: &SmtpSink) {
+    sink.refuse("auth", true);
+    three_invited(dir, db, sink, &LOGIN, ["one", "two", "three"]);
+    let flush = common::command(dir, db)
+        .envs(sink.env())
+        .envs(LOGIN)
+        .args(["outbox", "flush"])
+        .output()
+        .unwrap();
+    assert!(!flush.status.success());
+    assert!(
+        stderr(&flush).contains("the relay refuses cocreate, so nothing was sent (check the smtp settings and the password): permanent error (535): 5.7.8 Authentication credentials invalid"),
+        "{}",
+        stderr(&flush)
+    );
+}
+
 fn bounced(dir: &Path, db: &TestDb, sink: &SmtpSink) -> Vec<String> {
     stdout(&run(dir, db, sink, &[], &["registry", "addresses"]))
         .lines()
@@ -450,32 +487,11 @@ fn a_relay_refusing_the_login_pauses_delivery_and_fails_nobody() {
     let sink = SmtpSink::start_with_auth();
     let dir = tempfile::tempdir().unwrap();
     let db = TestDb::sqlite();
-    let login = [
-        ("COCREATE_SMTP_USERNAME", "cocreate"),
-        (
-            "COCREATE_SMTP_PASSWORD",
-            "refused-until-the-relay-says-otherwise",
-        ),
-        ("COCREATE_OUTBOX_RETRY_BASE_SECONDS", "1"),
-        ("COCREATE_OUTBOX_RETRY_MAX_SECONDS", "2"),
-    ];
-    sink.refuse("auth", true);
-    three_invited(dir.path(), &db, &sink, &login, ["one", "two", "three"]);
-
-    // `outbox flush` stops at once and says why, in one sentence.
-    let mut cmd = common::command(dir.path(), &db);
-    cmd.envs(sink.env()).envs(login);
-    let flush = cmd.args(["outbox", "flush"]).output().unwrap();
-    assert!(!flush.status.success());
-    assert!(
-        stderr(&flush).contains("the relay refuses cocreate, so nothing was sent (check the smtp settings and the password): permanent error (535): 5.7.8 Authentication credentials invalid"),
-        "{}",
-        stderr(&flush)
-    );
+    let login = LOGIN;
+    flush_behind_a_refused_login(dir.path(), &db, &sink);
 
     // The daemon pauses with backoff and says so once.
-    let mut env: Vec<(&str, String)> = sink.env();
-    env.extend(login.iter().map(|(k, v)| (*k, v.to_string())));
+    let env = daemon_env(&sink);
     let daemon = common::Daemon::start_with(dir.path(), &db, &env, &[]);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     let status = loop {
@@ -550,31 +566,14 @@ fn a_refusal_recorded_before_the_daemon_started_is_cleared_once_it_delivers() {
     let sink = SmtpSink::start_with_auth();
     let dir = tempfile::tempdir().unwrap();
     let db = TestDb::sqlite();
-    let login = [
-        ("COCREATE_SMTP_USERNAME", "cocreate"),
-        (
-            "COCREATE_SMTP_PASSWORD",
-            "refused-until-the-relay-says-otherwise",
-        ),
-    ];
-    sink.refuse("auth", true);
-    three_invited(dir.path(), &db, &sink, &login, ["one", "two", "three"]);
-    let mut cmd = common::command(dir.path(), &db);
-    let flush = cmd
-        .envs(sink.env())
-        .envs(login)
-        .args(["outbox", "flush"])
-        .output()
-        .unwrap();
-    assert!(!flush.status.success());
+    let login = LOGIN;
+    flush_behind_a_refused_login(dir.path(), &db, &sink);
     let status = stdout(&run(dir.path(), &db, &sink, &login, &["outbox", "status"]));
     assert!(status.contains("Delivery is paused"), "{status}");
 
     // The password is mended before the daemon starts.
     sink.refuse("auth", false);
-    let mut env: Vec<(&str, String)> = sink.env();
-    env.extend(login.iter().map(|(k, v)| (*k, v.to_string())));
-    let daemon = common::Daemon::start_with(dir.path(), &db, &env, &[]);
+    let daemon = common::Daemon::start_with(dir.path(), &db, &daemon_env(&sink), &[]);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     while sink.count() < 3 && std::time::Instant::now() < deadline {
         std::thread::sleep(std::time::Duration::from_millis(100));
