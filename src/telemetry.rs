@@ -25,3 +25,73 @@ pub fn init(log: &LogConfig) {
         builder.try_init()
     };
 }
+
+/// A warning that can repeat quickly (an accept loop out of file
+/// descriptors, a file that cannot be taken in) is written at most once per
+/// interval, saying how many times it happened in between: a log must
+/// never grow by gigabytes because one thing keeps failing.
+#[derive(Debug)]
+pub struct Throttle {
+    every: std::time::Duration,
+    last: Option<std::time::Instant>,
+    suppressed: u64,
+}
+
+impl Throttle {
+    pub const fn new(every: std::time::Duration) -> Self {
+        Self {
+            every,
+            last: None,
+            suppressed: 0,
+        }
+    }
+
+    /// `Some(n)` when this occurrence is to be logged, `n` being how many
+    /// were not logged since the last one; `None` to stay quiet.
+    pub fn ready(&mut self) -> Option<u64> {
+        let now = std::time::Instant::now();
+        match self.last {
+            Some(at) if now.duration_since(at) < self.every => {
+                self.suppressed += 1;
+                None
+            }
+            _ => {
+                self.last = Some(now);
+                Some(std::mem::take(&mut self.suppressed))
+            }
+        }
+    }
+}
+
+/// A value from outside (a path, a statement, an error a server sent)
+/// cut to `max` bytes for a log line, at a character boundary.
+pub fn cut(value: &str, max: usize) -> std::borrow::Cow<'_, str> {
+    if value.len() <= max {
+        return value.into();
+    }
+    let mut end = max;
+    while !value.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}… ({} bytes)", &value[..end], value.len()).into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_throttle_speaks_once_per_interval_and_counts_the_rest() {
+        let mut t = Throttle::new(std::time::Duration::from_millis(200));
+        assert_eq!(t.ready(), Some(0));
+        assert_eq!((0..1000).filter_map(|_| t.ready()).count(), 0);
+        std::thread::sleep(std::time::Duration::from_millis(250));
+        assert_eq!(t.ready(), Some(1000));
+    }
+
+    #[test]
+    fn cut_keeps_short_values_and_marks_long_ones() {
+        assert_eq!(cut("short", 10), "short");
+        assert_eq!(cut("ëëëë", 3), "ë… (8 bytes)");
+    }
+}

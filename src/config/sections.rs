@@ -18,6 +18,16 @@ pub struct InboundConfig {
     #[serde(default)]
     #[serde(deserialize_with = "optional_listen_address")]
     pub lmtp_listen: Option<SocketAddr>,
+    /// LMTP sessions open at once; one more is told 421 and closed.
+    #[serde(default = "default_lmtp_max_sessions")]
+    pub lmtp_max_sessions: usize,
+    /// Recipients of one LMTP message; more are told 452.
+    #[serde(default = "default_lmtp_max_recipients")]
+    pub lmtp_max_recipients: usize,
+    /// How long an LMTP client may stay silent, between commands or in
+    /// the middle of DATA, before the session is closed.
+    #[serde(default = "default_lmtp_timeout")]
+    pub lmtp_timeout_seconds: u64,
     pub max_message_bytes: usize,
     /// IMAP mailbox to take mail from; empty host for none.
     #[serde(default)]
@@ -71,6 +81,17 @@ fn optional_listen_address<'de, D: serde::Deserializer<'de>>(
     raw.parse().map(Some).map_err(|_| {
         serde::de::Error::custom(format!("'{raw}' is not an address like 127.0.0.1:2424"))
     })
+}
+
+fn default_lmtp_max_sessions() -> usize {
+    100
+}
+fn default_lmtp_max_recipients() -> usize {
+    100
+}
+fn default_lmtp_timeout() -> u64 {
+    // RFC 5321 4.5.3.2: a server waits at least five minutes for a command.
+    300
 }
 
 fn default_attachments_dir() -> PathBuf {
@@ -209,6 +230,32 @@ impl SmtpConfig {
 pub struct ServerConfig {
     pub listen: SocketAddr,
     pub public_url: String,
+    /// Connections open at once; more wait in the kernel's queue.
+    #[serde(default = "default_max_connections_http")]
+    pub max_connections: usize,
+    /// How long a client may take to send a request's headers.
+    #[serde(default = "default_header_timeout")]
+    pub header_timeout_seconds: u64,
+    /// How long one request may take, body included, once its headers are in.
+    #[serde(default = "default_request_timeout")]
+    pub request_timeout_seconds: u64,
+    /// After SIGTERM, how long requests in hand may take to finish before
+    /// their connections are closed.
+    #[serde(default = "default_shutdown_grace")]
+    pub shutdown_grace_seconds: u64,
+}
+
+fn default_max_connections_http() -> usize {
+    1000
+}
+fn default_header_timeout() -> u64 {
+    10
+}
+fn default_request_timeout() -> u64 {
+    60
+}
+fn default_shutdown_grace() -> u64 {
+    10
 }
 
 #[derive(Debug, Clone, Deserialize)]

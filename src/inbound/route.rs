@@ -67,6 +67,15 @@ impl Route {
     }
 }
 
+/// How many reply keys of each kind one message may have looked up: a real
+/// reply carries one or two, and a message must not be able to make the
+/// batch's lookup as large as it likes (33,000 key-shaped References).
+const MAX_RECIPIENT_KEYS: usize = 10;
+/// Of References, the first few (the thread's root: our invitation) and the
+/// last few (what was answered most recently) are looked at.
+const REFERENCES_FIRST: usize = 3;
+const REFERENCES_LAST: usize = 10;
+
 /// Reply keys in our plus-addresses: `consult+KEY@domain`, or
 /// `consult+KEY-dN@domain` for a comment on the government's draft
 /// commitment number N.
@@ -83,15 +92,29 @@ fn recipient_keys(p: &Parsed, config: &Config) -> Vec<(ReplyKey, Option<u32>)> {
             };
             Some((ReplyKey::parse(key).ok()?, draft))
         })
+        .take(MAX_RECIPIENT_KEYS)
         .collect()
 }
 
-/// Reply keys at the start of our Message-IDs: `KEY.RANDOM@domain`.
+/// Reply keys at the start of our Message-IDs: `KEY.RANDOM@domain`, from
+/// In-Reply-To, then References from the most recent back (only its first
+/// and last few: see [`REFERENCES_LAST`]).
 fn reference_keys(p: &Parsed, config: &Config) -> Vec<ReplyKey> {
     let suffix = format!("@{}", config.mail.domain.to_ascii_lowercase());
+    let refs = &p.references;
+    let (first, last) = if refs.len() > REFERENCES_FIRST + REFERENCES_LAST {
+        (
+            &refs[..REFERENCES_FIRST],
+            &refs[refs.len() - REFERENCES_LAST..],
+        )
+    } else {
+        (&refs[..], &refs[..0])
+    };
     p.in_reply_to
         .iter()
-        .chain(p.references.iter().rev())
+        .take(REFERENCES_FIRST)
+        .chain(last.iter().rev())
+        .chain(first.iter().rev())
         .filter_map(|id| {
             let id = id.trim().trim_matches(['<', '>']).to_ascii_lowercase();
             let local = id.strip_suffix(&suffix)?.to_string();

@@ -68,6 +68,45 @@ const AUTO_SUBMITTED: HeaderName = HeaderName::new_from_ascii_str("Auto-Submitte
 const AUTO_RESPONSE_SUPPRESS: HeaderName =
     HeaderName::new_from_ascii_str("X-Auto-Response-Suppress");
 
+/// The longest Message-ID echoed in In-Reply-To and References: RFC 5322
+/// sets no limit but a header line may not pass 998 characters, and an id
+/// cannot be folded; real clients write well under 250.
+const MAX_ECHOED_ID: usize = 250;
+/// The longest display name written in From or To, in characters; a longer
+/// one (a 1 MB organisation name) is cut, with "…".
+const MAX_NAME_CHARS: usize = 150;
+
+/// A name as one short line: whitespace (line breaks included) collapsed,
+/// and cut at [`MAX_NAME_CHARS`].
+fn one_line_name(name: &str) -> String {
+    let mut out = String::new();
+    for (i, word) in name.split_whitespace().enumerate() {
+        if i > 0 {
+            out.push(' ');
+        }
+        out.push_str(word);
+        if out.chars().count() > MAX_NAME_CHARS {
+            let cut: String = out.chars().take(MAX_NAME_CHARS - 1).collect();
+            return format!("{}…", cut.trim_end());
+        }
+    }
+    out
+}
+
+/// The id a reply points back to, if it is one we can echo: printable
+/// ASCII without spaces or brackets inside, and short enough for one line.
+/// Otherwise the reply goes without threading headers rather than being
+/// refused by the relay.
+fn echoable_id(id: &str) -> Option<String> {
+    let id = id.trim().trim_matches(['<', '>']);
+    let fits = !id.is_empty()
+        && id.len() <= MAX_ECHOED_ID
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_graphic() && b != b'<' && b != b'>');
+    fits.then(|| format!("<{id}>"))
+}
+
 /// Builds, signs and serialises one message.
 pub fn build(mail: &Outgoing<'_>, dkim: Option<&DkimConfig>) -> Result<Vec<u8>, MessageError> {
     let err = |message: String| MessageError::Build {
@@ -79,9 +118,8 @@ pub fn build(mail: &Outgoing<'_>, dkim: Option<&DkimConfig>) -> Result<Vec<u8>, 
             .as_str()
             .parse()
             .map_err(|e: lettre::address::AddressError| err(e.to_string()))?;
-        // Names are one line; lettre quotes and encodes the rest.
-        let name = name.split_whitespace().collect::<Vec<_>>().join(" ");
-        Ok(Mailbox::new(Some(name), address))
+        // Names are one short line; lettre quotes and encodes the rest.
+        Ok(Mailbox::new(Some(one_line_name(name)), address))
     };
     let mut builder = Message::builder()
         .from(mailbox(mail.from_name, mail.from)?)
@@ -91,8 +129,7 @@ pub fn build(mail: &Outgoing<'_>, dkim: Option<&DkimConfig>) -> Result<Vec<u8>, 
         .date_now()
         .raw_header(HeaderValue::new(AUTO_SUBMITTED, mail.auto_submitted.into()))
         .raw_header(HeaderValue::new(AUTO_RESPONSE_SUPPRESS, "All".into()));
-    if let Some(id) = mail.in_reply_to {
-        let id = format!("<{}>", id.trim().trim_matches(['<', '>']));
+    if let Some(id) = mail.in_reply_to.and_then(echoable_id) {
         builder = builder.in_reply_to(id.clone()).references(id);
     }
     if let Some(reply_to) = mail.reply_to {
@@ -258,6 +295,55 @@ mod tests {
                 .lines()
                 .any(|l| l.starts_with("Bcc:") || l.starts_with("X-Evil:")),
             "{text}"
+        );
+    }
+
+    #[test]
+    fn overlong_ids_and_names_never_make_an_overlong_line() {
+        let from = EmailAddress::parse("ogp-poc@office.example").unwrap();
+        let to = EmailAddress::parse("cso@example.org").unwrap();
+        let r = rendered();
+        let huge_name = "Shoqata ".repeat(130_000); // about 1 MB
+        let long_id = format!("{}@mail.example.org", "x".repeat(1200));
+        for (in_reply_to, threaded) in [
+            (long_id.as_str(), false),
+            ("<has space@x>", false),
+            ("<CAB12.x@mail.gmail.com>", true),
+        ] {
+            let bytes = build(
+                &Outgoing {
+                    from_name: "Office",
+                    from: &from,
+                    to_name: &huge_name,
+                    to: &to,
+                    reply_to: None,
+                    message_id: "key.random@ogp.office.example",
+                    in_reply_to: Some(in_reply_to),
+                    auto_submitted: "auto-replied",
+                    rendered: &r,
+                    list: None,
+                    attachments: &[],
+                },
+                None,
+            )
+            .unwrap();
+            let text = String::from_utf8_lossy(&bytes);
+            let longest = text.split("\r\n").map(str::len).max().unwrap();
+            assert!(longest <= 998, "a line of {longest} bytes");
+            assert!(
+                bytes.len() < 20_000,
+                "the name was cut: {} bytes",
+                bytes.len()
+            );
+            assert_eq!(text.contains("\r\nIn-Reply-To:"), threaded, "{in_reply_to}");
+            if threaded {
+                assert!(text.contains("In-Reply-To: <CAB12.x@mail.gmail.com>"));
+            }
+        }
+        assert_eq!(one_line_name("A\r\n  B"), "A B");
+        assert_eq!(
+            one_line_name(&"é".repeat(400)).chars().count(),
+            MAX_NAME_CHARS
         );
     }
 }

@@ -15,7 +15,8 @@ use crate::config::OutboxConfig;
 use crate::store::{Store, StoreError};
 
 pub use crate::store::records::{
-    Delivery, NewMessage, OutboxCounts, OutboxFailure, OutboxMessage, RelayRefusal, ReplyKeyRecord,
+    Claim, Delivery, NewMessage, OutboxCounts, OutboxFailure, OutboxMessage, RelayRefusal,
+    ReplyKeyRecord,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -179,13 +180,18 @@ impl Worker {
     /// by the relay without being marked sent: the most a crash can make us
     /// send twice.
     ///
+    /// A message is only handed over while the claim is ours for longer
+    /// than the send may take: the claim is renewed once less than half its
+    /// lease is left, and each send must finish before the lease ends. So a
+    /// slow relay can make a pass outlast any lease without another sender
+    /// taking over messages still waiting here (and sending them too).
+    ///
     /// When `stop` turns true, no further message is handed over: those in
     /// flight finish and are recorded, the rest go back to the queue.
     pub async fn pass(&self, stop: &CancellationToken) -> Result<PassSummary, OutboxError> {
         let concurrency = self.config.concurrency.max(1) as usize;
-        // Enough per claim that the pause between passes is rare, but never
-        // more than the rate limit lets us send in half the claim's lease,
-        // or another daemon would take over messages still waiting here.
+        // Enough per claim that the pause between passes is rare; the rate
+        // limit bounds it too, so that a claim is rarely renewed.
         let mut batch = (concurrency * 250) as u64;
         if self.config.rate_per_second > 0 {
             let in_half_lease =
@@ -194,10 +200,18 @@ impl Worker {
         }
         let batch = batch as u32;
         let lease = Duration::from_secs(self.config.claim_seconds);
-        let claimed = self.store.claim_due_messages(batch, lease).await?;
+        let asked = tokio::time::Instant::now();
+        let Claim {
+            token,
+            messages: claimed,
+        } = self.store.claim_due_messages(batch, lease).await?;
         if claimed.is_empty() {
             return Ok(PassSummary::default());
         }
+        let mut hold = Hold {
+            until: asked + lease,
+            ids: claimed.iter().map(|m| m.id).collect(),
+        };
         let permits = Arc::new(Semaphore::new(concurrency));
         let (done_tx, mut done_rx) = mpsc::unbounded_channel();
         // Set by the recorder when the relay refuses us: nothing more is
@@ -231,18 +245,39 @@ impl Worker {
                         }
                     }
                 }
+                let budget = match self.keep(&token, lease, &mut hold).await {
+                    Ok(budget) => budget,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot renew the claim; the rest of the batch goes back to the queue");
+                        unsent.push(m.id);
+                        break;
+                    }
+                };
+                if !hold.ids.contains(&m.id) {
+                    tracing::warn!(
+                        id = m.id,
+                        "the claim on this message passed to another sender; not sending it"
+                    );
+                    continue;
+                }
                 let transport = self.transport.clone();
                 let done = done_tx.clone();
                 let span = tracing::info_span!("delivery", id = m.id, kind = %m.kind);
                 tokio::spawn(
                     async move {
-                        let outcome = transport.send(&m).await;
+                        let outcome = match tokio::time::timeout(budget, transport.send(&m)).await {
+                            Ok(outcome) => outcome,
+                            Err(_) => Err(SendError::Transient(format!(
+                                "not handed over within the {} s left of the claim",
+                                budget.as_secs()
+                            ))),
+                        };
                         let _ = done.send((m, outcome, permit));
                     }
                     .instrument(span),
                 );
             }
-            unsent.extend(claimed.map(|m| m.id));
+            unsent.extend(claimed.map(|m| m.id).filter(|id| hold.ids.contains(id)));
             drop(done_tx);
             unsent
         };
@@ -277,9 +312,16 @@ impl Worker {
                     }
                     outcomes.push((m.id, m.recipient.clone(), delivery));
                 }
-                if let Err(e) = self.store.record_deliveries(&outcomes).await {
-                    permits.close();
-                    return Err(OutboxError::Store(e));
+                match self.store.record_deliveries(&token, &outcomes).await {
+                    Ok(n) if n < outcomes.len() as u64 => tracing::warn!(
+                        lost = outcomes.len() as u64 - n,
+                        "outcomes not recorded: their claim had passed to another sender"
+                    ),
+                    Ok(_) => {}
+                    Err(e) => {
+                        permits.close();
+                        return Err(OutboxError::Store(e));
+                    }
                 }
                 // The permits in `finished` are released here, after the commit.
                 drop(finished);
@@ -290,9 +332,31 @@ impl Worker {
         let (mut unsent, summary) = tokio::join!(dispatch, record);
         unsent.append(&mut released);
         if !unsent.is_empty() {
-            self.store.release_claims(&unsent).await?;
+            self.store.release_claims(&token, &unsent).await?;
         }
         summary
+    }
+
+    /// Renews the claim once less than half its lease is left, and returns
+    /// how long a send handed over now may take: until shortly before the
+    /// lease ends, so that no send outlives the claim it was made under.
+    async fn keep(
+        &self,
+        token: &str,
+        lease: Duration,
+        hold: &mut Hold,
+    ) -> Result<Duration, StoreError> {
+        let now = tokio::time::Instant::now();
+        if hold.until.saturating_duration_since(now) < lease / 2 {
+            let held = self.store.renew_claim(token, lease).await?;
+            hold.until = now + lease;
+            hold.ids = held.into_iter().collect();
+        }
+        let margin = lease / 10;
+        Ok(hold
+            .until
+            .saturating_duration_since(tokio::time::Instant::now())
+            .saturating_sub(margin))
     }
 
     /// Only a refused recipient marks its address; a refused message fails
@@ -336,6 +400,12 @@ pub fn backoff(config: &OutboxConfig, attempt: u32) -> chrono::Duration {
         .min(config.retry_max_seconds.max(1)) as f64;
     let jitter = rand::rng().random_range(0.75..1.25);
     chrono::Duration::milliseconds((base * jitter * 1000.0) as i64)
+}
+
+/// What this sender still holds of its claim, and until when.
+struct Hold {
+    until: tokio::time::Instant,
+    ids: std::collections::HashSet<i64>,
 }
 
 /// Spaces hand-overs to the relay `1/rate` seconds apart; 0 means no limit.

@@ -492,6 +492,12 @@ fn map_header(header: &csv::StringRecord) -> Result<Columns, CsvFileError> {
 
 type RowError = (Option<RegistrationNumber>, String);
 
+/// The longest organisation name taken, in characters: the longest real
+/// names run to about 150; a longer cell is a mistake in the file (two
+/// columns run together, a pasted paragraph), and the name is written into
+/// every message's To line.
+const MAX_NAME_CHARS: usize = 300;
+
 fn parse_row(
     record: &csv::StringRecord,
     columns: &Columns,
@@ -519,6 +525,12 @@ fn parse_row(
     let name = clean(&columns.get(Field::Name, record).join(" "));
     if name.is_empty() {
         return Err(fail("has no name".into()));
+    }
+    let chars = name.chars().count();
+    if chars > MAX_NAME_CHARS {
+        return Err(fail(format!(
+            "has a name of {chars} characters, more than the {MAX_NAME_CHARS} a name may have"
+        )));
     }
 
     let mut warnings = Vec::new();
@@ -618,6 +630,7 @@ mod tests {
                     A3,Three,not-an-address,\n\
                     A1,Again,again@x.al,\n\
                     A5,Five,five@x.al,fr\n";
+        let text = format!("{text}A6,{},six@x.al,\n", "Emër ".repeat(200));
         let file = read(text.as_bytes(), None).unwrap();
         assert_eq!(file.rows.len(), 1);
         let got: Vec<(u64, &str)> = file
@@ -637,6 +650,10 @@ mod tests {
                 (
                     6,
                     "'fr' is not a language cocreate writes in (use sq for Albanian or en for English)"
+                ),
+                (
+                    7,
+                    "has a name of 999 characters, more than the 300 a name may have"
                 ),
             ]
         );

@@ -159,22 +159,27 @@ pub trait OutboxStore: Send + Sync {
 
     /// Claims up to `limit` due messages for `lease`; no other claimer gets
     /// them until the lease runs out.
-    async fn claim_due_messages(
-        &self,
-        limit: u32,
-        lease: Duration,
-    ) -> Result<Vec<OutboxMessage>, StoreError>;
+    async fn claim_due_messages(&self, limit: u32, lease: Duration) -> Result<Claim, StoreError>;
 
-    /// Records delivery outcomes `(outbox id, recipient, outcome)` in one
-    /// transaction; a hard bounce marks the address.
+    /// Extends the claim `token` by `lease` from now, for the messages it
+    /// still holds (those not yet recorded); returns their ids. A message
+    /// missing from the answer has passed to another claimer: it must not be
+    /// sent.
+    async fn renew_claim(&self, token: &str, lease: Duration) -> Result<Vec<i64>, StoreError>;
+
+    /// Records delivery outcomes `(outbox id, recipient, outcome)` of the
+    /// claim `token` in one transaction; a hard bounce marks the address.
+    /// An outcome for a message whose claim has passed on is not recorded;
+    /// returns how many were.
     async fn record_deliveries(
         &self,
+        token: &str,
         outcomes: &[(i64, String, Delivery)],
-    ) -> Result<(), StoreError>;
+    ) -> Result<u64, StoreError>;
 
-    /// Gives claimed messages that were not sent back to the queue, as
-    /// they were (a daemon stopping mid-batch).
-    async fn release_claims(&self, ids: &[i64]) -> Result<(), StoreError>;
+    /// Gives messages of the claim `token` that were not sent back to the
+    /// queue, as they were (a daemon stopping mid-batch).
+    async fn release_claims(&self, token: &str, ids: &[i64]) -> Result<(), StoreError>;
 
     async fn outbox_counts(&self) -> Result<OutboxCounts, StoreError>;
 

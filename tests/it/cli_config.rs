@@ -78,7 +78,7 @@ fn each_mistake_is_one_sentence_with_exit_status_78() {
         (
             file.replace("\nlisten = ", "\nlistne = "),
             vec![],
-            "`server.listne` is not a setting (expected `listen` or `public_url`)".into(),
+            "`server.listne` is not a setting (expected one of `listen`, `public_url`, `max_connections`, `header_timeout_seconds`, `request_timeout_seconds`, `shutdown_grace_seconds`)".into(),
         ),
         (
             file.replace("url = \"sqlite:data/cocreate.db\"", "url = \"postgres://u:pw@h/db\""),

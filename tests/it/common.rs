@@ -328,6 +328,11 @@ impl SmtpSink {
         Self::start_args(&["--auth"])
     }
 
+    /// A relay that takes `seconds` to accept each message.
+    pub fn start_slow(seconds: f64) -> Self {
+        Self::start_args(&["--delay", &seconds.to_string()])
+    }
+
     /// Makes the relay refuse `what` ("auth": 535 at AUTH, "sender": 550 at
     /// MAIL FROM) until called again with `on` false.
     pub fn refuse(&self, what: &str, on: bool) {
@@ -419,6 +424,28 @@ impl Drop for SmtpSink {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// A registry of `n` organisations working on the budget, and consultation
+/// `reference` opened with an invitation to each queued in the outbox.
+pub fn queue_invitations(dir: &Path, db: &TestDb, n: usize, reference: &str) {
+    let mut csv = String::from("Registration number,Name,Email,Fields of activity\n");
+    for i in 0..n {
+        csv.push_str(&format!(
+            "K{i:05},Shoqata {i},cso{i}@cso.example.org,Buxhet\n"
+        ));
+    }
+    let registry = write(dir, "r.csv", csv);
+    let spec = fiscal_consultation(dir, reference);
+    for args in [
+        vec!["registry", "import", registry.to_str().unwrap()],
+        vec!["consultation", "create", "--file", spec.to_str().unwrap()],
+        vec!["consultation", "open", reference],
+        vec!["outreach", "send", reference],
+    ] {
+        let out = cocreate(dir, db, &args);
+        assert!(out.status.success(), "{args:?}: {}", stderr(&out));
     }
 }
 

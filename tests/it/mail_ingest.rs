@@ -494,6 +494,62 @@ fn forty_thousand_nested_messages_are_held_and_the_replies_behind_them_taken_in(
     );
 }
 
+/// A message whose References holds 70,000 reply-key-shaped ids (more
+/// than either backend takes as bound parameters in one statement) made the
+/// whole batch's key lookup fail: all ten messages stayed stored and
+/// unprocessed, at every restart. Now a message's candidate keys are
+/// bounded and lookups are chunked: the flood is dealt with like any other
+/// message, and its nine neighbours become proposals.
+fn a_flood_of_references_does_not_silence_its_batch(db: &TestDb) {
+    let dir = tempfile::tempdir().unwrap();
+    let (key, id) = setup(dir.path(), db);
+    let inbox = maildir_of_replies(dir.path(), &key, &id, 1..10);
+    let alphabet = b"abcdefghijklmnopqrstuvwxyz234567";
+    let references: Vec<String> = (0..70_000u64)
+        .map(|i| {
+            let fake: String = (0..20)
+                .map(|d| alphabet[((i >> (d % 4 * 5)) as usize + d) % 32] as char)
+                .collect();
+            format!("<{fake}.x{i}@ogp.office.example>")
+        })
+        .collect();
+    let flood = format!(
+        "From: someone@elsewhere.example.org\r\nTo: consult@ogp.office.example\r\nSubject: Re: Ftesë\r\nMessage-ID: <flood@elsewhere.example.org>\r\nReferences: {}\r\n\r\nA proposal in a long thread.\r\n",
+        references.join("\r\n ")
+    );
+    std::fs::write(inbox.join("new/0-flood.eml"), flood).unwrap();
+    let out = ok(
+        dir.path(),
+        db,
+        &["mail", "ingest", "--maildir", inbox.to_str().unwrap()],
+        None,
+    );
+    assert!(
+        out.ends_with("Took in 10 messages; 0 left in new/.\n"),
+        "{out}"
+    );
+    assert_eq!(out.matches(r#""outcome":"proposal""#).count(), 9, "{out}");
+    assert!(out.contains(r#"0-flood.eml: {"outcome":"held""#), "{out}");
+    let pen = ok(dir.path(), db, &["mail", "pen", "list"], None);
+    assert!(pen.contains("someone@elsewhere.example.org"), "{pen}");
+}
+
+#[test]
+fn a_flood_of_references_does_not_silence_its_batch_on_sqlite() {
+    a_flood_of_references_does_not_silence_its_batch(&TestDb::sqlite());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs PostgreSQL (COCREATE_TEST_POSTGRES_URL)"]
+async fn a_flood_of_references_does_not_silence_its_batch_on_postgres() {
+    let db = TestDb::postgres()
+        .await
+        .unwrap_or_else(|| panic!("{} must name a PostgreSQL server", common::POSTGRES_ENV));
+    tokio::task::spawn_blocking(move || a_flood_of_references_does_not_silence_its_batch(&db))
+        .await
+        .unwrap();
+}
+
 /// A message on standard input over inbound.max_message_bytes is refused
 /// for good (exit 65, which an MTA bounces) without being read whole or
 /// stored; it used to be stored at any size (200 MB, 1.4 GB of memory).

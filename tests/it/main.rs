@@ -16,6 +16,7 @@ mod mail_ingest;
 mod mail_inspect;
 mod mail_loop;
 mod outbox_crash;
+mod outbox_slow_relay;
 mod outreach_smtp;
 mod serve;
 mod store_conformance;

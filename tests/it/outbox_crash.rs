@@ -9,7 +9,7 @@ use crate::common;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use crate::common::{Daemon, SmtpSink, TestDb, cocreate, fiscal_consultation, stdout, write};
+use crate::common::{Daemon, SmtpSink, TestDb, cocreate, stdout};
 
 const INVITATIONS: usize = 2000;
 const CONCURRENCY: usize = 4;
@@ -20,23 +20,7 @@ fn sigkill_mid_send_loses_nothing_and_duplicates_at_most_the_concurrency() {
     let sink = SmtpSink::start();
     let dir = tempfile::tempdir().unwrap();
     let db = TestDb::sqlite();
-    let mut csv = String::from("Registration number,Name,Email,Fields of activity\n");
-    for i in 0..INVITATIONS {
-        csv.push_str(&format!(
-            "K{i:05},Shoqata {i},cso{i}@cso.example.org,Buxhet\n"
-        ));
-    }
-    let registry = write(dir.path(), "r.csv", csv);
-    let spec = fiscal_consultation(dir.path(), "OGP-CRASH");
-    for args in [
-        vec!["registry", "import", registry.to_str().unwrap()],
-        vec!["consultation", "create", "--file", spec.to_str().unwrap()],
-        vec!["consultation", "open", "OGP-CRASH"],
-        vec!["outreach", "send", "OGP-CRASH"],
-    ] {
-        let out = cocreate(dir.path(), &db, &args);
-        assert!(out.status.success(), "{args:?}: {}", common::stderr(&out));
-    }
+    common::queue_invitations(dir.path(), &db, INVITATIONS, "OGP-CRASH");
 
     let mut env = sink.env();
     env.push(("COCREATE_OUTBOX_CONCURRENCY", CONCURRENCY.to_string()));

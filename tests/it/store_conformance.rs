@@ -58,6 +58,7 @@ conformance!(
     claims_never_hand_the_same_message_to_two_claimers,
     outcomes_are_recorded_and_hard_bounces_mark_the_address,
     an_expired_claim_is_taken_over,
+    a_renewed_claim_is_not_taken_over,
     opt_outs_and_restores_are_kept_with_their_reasons,
     a_message_is_stored_once_and_has_at_most_one_proposal,
     a_cso_is_found_by_id_and_by_address,
@@ -556,7 +557,8 @@ async fn claims_never_hand_the_same_message_to_two_claimers(db: &TestDb) {
                 let got = store
                     .claim_due_messages(7, std::time::Duration::from_secs(600))
                     .await
-                    .unwrap();
+                    .unwrap()
+                    .messages;
                 if got.is_empty() {
                     return mine;
                 }
@@ -590,36 +592,50 @@ async fn outcomes_are_recorded_and_hard_bounces_mark_the_address(db: &TestDb) {
         ])
         .await
         .unwrap();
-    let claimed = store
+    let claim = store
         .claim_due_messages(10, std::time::Duration::from_secs(600))
         .await
         .unwrap();
+    let claimed = &claim.messages;
     assert_eq!(claimed.len(), 3);
     assert!(claimed.iter().all(|m| m.attempts == 1));
     let id = |r: &str| claimed.iter().find(|m| m.recipient == r).unwrap().id;
     let later = Utc::now() + chrono::Duration::hours(1);
-    store
-        .record_deliveries(&[
-            (id("ok@x.al"), "ok@x.al".into(), Delivery::Sent),
-            (
-                id("later@x.al"),
-                "later@x.al".into(),
-                Delivery::Retry {
-                    at: later,
-                    error: "451 greylisted".into(),
-                },
-            ),
-            (
-                id("bad@x.al"),
-                "bad@x.al".into(),
-                Delivery::Failed {
-                    error: "550 no such user".into(),
-                    hard_bounce: true,
-                },
-            ),
-        ])
-        .await
-        .unwrap();
+    let outcomes = [
+        (id("ok@x.al"), "ok@x.al".into(), Delivery::Sent),
+        (
+            id("later@x.al"),
+            "later@x.al".into(),
+            Delivery::Retry {
+                at: later,
+                error: "451 greylisted".into(),
+            },
+        ),
+        (
+            id("bad@x.al"),
+            "bad@x.al".into(),
+            Delivery::Failed {
+                error: "550 no such user".into(),
+                hard_bounce: true,
+            },
+        ),
+    ];
+    assert_eq!(
+        store
+            .record_deliveries("another claim's token", &outcomes)
+            .await
+            .unwrap(),
+        0,
+        "only the claim's holder records outcomes"
+    );
+    assert_eq!(store.outbox_counts().await.unwrap().sending, 3);
+    assert_eq!(
+        store
+            .record_deliveries(&claim.token, &outcomes)
+            .await
+            .unwrap(),
+        3
+    );
     let counts = store.outbox_counts().await.unwrap();
     assert_eq!(
         (counts.queued, counts.sending, counts.sent, counts.failed),
@@ -630,6 +646,7 @@ async fn outcomes_are_recorded_and_hard_bounces_mark_the_address(db: &TestDb) {
             .claim_due_messages(10, std::time::Duration::from_secs(600))
             .await
             .unwrap()
+            .messages
             .is_empty(),
         "the retry is not due for an hour"
     );
@@ -645,7 +662,8 @@ async fn outcomes_are_recorded_and_hard_bounces_mark_the_address(db: &TestDb) {
     let again = store
         .claim_due_messages(10, std::time::Duration::from_secs(600))
         .await
-        .unwrap();
+        .unwrap()
+        .messages;
     assert_eq!(again.len(), 1);
     assert_eq!(again[0].recipient, "bad@x.al");
 }
@@ -657,29 +675,87 @@ async fn an_expired_claim_is_taken_over(db: &TestDb) {
         .enqueue(&[message("k:1", "one@x.al", c, cso)])
         .await
         .unwrap();
-    let first = store
+    let short = std::time::Duration::from_millis(300);
+    let long = std::time::Duration::from_secs(60);
+    let first = store.claim_due_messages(10, short).await.unwrap();
+    assert_eq!(first.messages.len(), 1);
+    let id = first.messages[0].id;
+    assert!(
+        store
+            .claim_due_messages(10, long)
+            .await
+            .unwrap()
+            .messages
+            .is_empty()
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+    let second = store.claim_due_messages(10, long).await.unwrap();
+    assert_eq!(
+        second.messages.len(),
+        1,
+        "a crashed claimer's message is sent by another"
+    );
+    assert_eq!(second.messages[0].attempts, 2);
+    assert_ne!(first.token, second.token);
+
+    // The first claimer, slow rather than crashed, finds it no longer holds
+    // the message, and what it reports late changes nothing.
+    assert!(
+        store
+            .renew_claim(&first.token, long)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let late = [(id, "one@x.al".to_string(), Delivery::Sent)];
+    assert_eq!(
+        store.record_deliveries(&first.token, &late).await.unwrap(),
+        0
+    );
+    store.release_claims(&first.token, &[id]).await.unwrap();
+    assert_eq!(store.outbox_counts().await.unwrap().sending, 1);
+    assert_eq!(
+        store.record_deliveries(&second.token, &late).await.unwrap(),
+        1
+    );
+    assert_eq!(store.outbox_counts().await.unwrap().sent, 1);
+}
+
+async fn a_renewed_claim_is_not_taken_over(db: &TestDb) {
+    let store = db.open().await;
+    let (c, cso) = fixtures(store.as_ref()).await;
+    store
+        .enqueue(&[
+            message("k:1", "one@x.al", c, cso),
+            message("k:2", "two@x.al", c, cso),
+        ])
+        .await
+        .unwrap();
+    let claim = store
         .claim_due_messages(10, std::time::Duration::from_millis(300))
         .await
         .unwrap();
-    assert_eq!(first.len(), 1);
+    let sent = [(claim.messages[0].id, "one@x.al".to_string(), Delivery::Sent)];
+    store.record_deliveries(&claim.token, &sent).await.unwrap();
+    let held = store
+        .renew_claim(&claim.token, std::time::Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert_eq!(
+        held,
+        vec![claim.messages[1].id],
+        "what is recorded is no longer held"
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(400)).await;
     assert!(
         store
             .claim_due_messages(10, std::time::Duration::from_secs(60))
             .await
             .unwrap()
-            .is_empty()
+            .messages
+            .is_empty(),
+        "the renewed lease has not run out"
     );
-    tokio::time::sleep(std::time::Duration::from_millis(400)).await;
-    let second = store
-        .claim_due_messages(10, std::time::Duration::from_secs(60))
-        .await
-        .unwrap();
-    assert_eq!(
-        second.len(),
-        1,
-        "a crashed claimer's message is sent by another"
-    );
-    assert_eq!(second[0].attempts, 2);
 }
 
 async fn opt_outs_and_restores_are_kept_with_their_reasons(db: &TestDb) {
@@ -910,19 +986,24 @@ async fn released_claims_go_back_as_they_were(db: &TestDb) {
         .enqueue(&[message("invitation:r:1", "a@x.al", c, cso)])
         .await
         .unwrap();
-    let claimed = store
+    let claim = store
         .claim_due_messages(10, std::time::Duration::from_secs(60))
         .await
         .unwrap();
+    let claimed = &claim.messages;
     assert_eq!(claimed.len(), 1);
     assert_eq!(claimed[0].attempts, 1);
     assert_eq!(store.outbox_counts().await.unwrap().sending, 1);
-    store.release_claims(&[claimed[0].id]).await.unwrap();
+    store
+        .release_claims(&claim.token, &[claimed[0].id])
+        .await
+        .unwrap();
     assert_eq!(store.outbox_counts().await.unwrap().queued, 1);
     let again = store
         .claim_due_messages(10, std::time::Duration::from_secs(60))
         .await
-        .unwrap();
+        .unwrap()
+        .messages;
     assert_eq!(again.len(), 1, "due again at once");
     assert_eq!(again[0].attempts, 1, "the released attempt does not count");
 }

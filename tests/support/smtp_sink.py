@@ -10,7 +10,9 @@ their first attempt and 250 afterwards; a message to one starting with
 `toobig` is refused with 552 at the end of DATA. While a file named
 `refuse-sender` exists in OUTDIR, MAIL FROM is refused with 550. With
 `--auth`, AUTH is required (any user and password) and refused with 535 while
-a file named `refuse-auth` exists in OUTDIR. Prints "ready" once listening.
+a file named `refuse-auth` exists in OUTDIR. With `--delay SECONDS`, each
+message is answered that long after its DATA ends (a slow relay; sessions
+still run side by side). Prints "ready" once listening.
 """
 
 import asyncio
@@ -23,8 +25,9 @@ from aiosmtpd.smtp import AuthResult
 
 
 class Handler:
-    def __init__(self, out):
+    def __init__(self, out, delay):
         self.out = out
+        self.delay = delay
         self.count = 0
         self.deferred = set()
 
@@ -48,6 +51,8 @@ class Handler:
     async def handle_DATA(self, server, session, envelope):
         if any(r.split("@")[0].lower().startswith("toobig") for r in envelope.rcpt_tos):
             return "552 5.3.4 message size exceeds fixed maximum message size"
+        if self.delay:
+            await asyncio.sleep(self.delay)
         self.count += 1
         base = os.path.join(self.out, "%06d" % self.count)
         with open(base + ".json", "w") as f:
@@ -68,7 +73,9 @@ def main():
             return AuthResult(success=ok, handled=False)
         auth = dict(authenticator=authenticator, auth_required=True,
                     auth_require_tls=False)
-    controller = Controller(Handler(out), hostname="127.0.0.1", port=port,
+    args = sys.argv[3:]
+    delay = float(args[args.index("--delay") + 1]) if "--delay" in args else 0.0
+    controller = Controller(Handler(out, delay), hostname="127.0.0.1", port=port,
                             data_size_limit=50 * 1024 * 1024, **auth)
     controller.start()
     print("ready", flush=True)

@@ -32,6 +32,9 @@ pub trait Dialect: Send + Sync + 'static {
     /// The `n`th (1-based) bind parameter.
     fn param(n: usize) -> String;
 
+    /// How many rows a statement changed (sqlx has no common trait for it).
+    fn rows_affected(result: &<Self::DB as Database>::QueryResult) -> u64;
+
     /// Writes one import's added, updated and inactivated organisations in
     /// the caller's transaction: the fast way to write many rows differs
     /// (multi-row VALUES on SQLite, UNNEST of arrays on PostgreSQL).

@@ -35,6 +35,10 @@ impl Dialect for Postgres {
     const BLOB: &'static str = "BYTEA";
     const EMAILS_OF_CSO: &'static str = "SELECT string_agg(address, E'\\n' ORDER BY position) FROM cso_emails e WHERE e.cso_id = c.id";
 
+    fn rows_affected(result: &sqlx::postgres::PgQueryResult) -> u64 {
+        result.rows_affected()
+    }
+
     async fn apply_registry_changes(
         tx: &mut Transaction<'_, Self::DB>,
         changes: &RegistryChanges,

@@ -48,6 +48,10 @@ impl Dialect for Sqlite {
         "?".to_string()
     }
 
+    fn rows_affected(result: &sqlx::sqlite::SqliteQueryResult) -> u64 {
+        result.rows_affected()
+    }
+
     async fn apply_registry_changes(
         tx: &mut Transaction<'_, Self::DB>,
         changes: &RegistryChanges,

@@ -10,7 +10,8 @@ pub use inbound::{
     NewProposal, ProposalRef, ProposalSummary, StoredInbound,
 };
 pub use outbox::{
-    Delivery, NewMessage, OutboxCounts, OutboxFailure, OutboxMessage, RelayRefusal, ReplyKeyRecord,
+    Claim, Delivery, NewMessage, OutboxCounts, OutboxFailure, OutboxMessage, RelayRefusal,
+    ReplyKeyRecord,
 };
 pub use registry::{
     AddressStatus, Cso, CsoRecord, ImportLogEntry, ImportRecord, RegistryChanges, RelevanceOverride,

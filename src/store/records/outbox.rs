@@ -48,6 +48,26 @@ pub struct OutboxMessage {
     pub attempts: u32,
 }
 
+/// Messages claimed together, and the token that says the claim is still
+/// ours: renewing, recording and releasing all name it, and touch only the
+/// messages whose claim it still is.
+#[derive(Debug, Clone)]
+pub struct Claim {
+    pub token: String,
+    pub messages: Vec<OutboxMessage>,
+}
+
+impl Claim {
+    /// A token no other claim will have.
+    pub fn new_token() -> String {
+        use rand::Rng;
+        let mut rng = rand::rng();
+        (0..16)
+            .map(|_| format!("{:02x}", rng.random::<u8>()))
+            .collect()
+    }
+}
+
 /// The outcome of one delivery attempt.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Delivery {

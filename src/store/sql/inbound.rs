@@ -138,32 +138,31 @@ where
         for r in records {
             known.reply_keys.insert(r.key.clone(), r);
         }
-        if senders.is_empty() {
-            return Ok(known);
+        for senders in senders.chunks(LIST_CHUNK) {
+            let list = numbered(2, senders.len());
+            let sql = format!(
+                "SELECT recipient, COUNT(*) FROM outbox WHERE created_at >= $1 AND kind IN ('receipt', 'follow_up') \
+                 AND recipient IN ({list}) GROUP BY recipient"
+            );
+            let mut q = sqlx::query_as::<D::DB, (String, i64)>(&sql).bind(acknowledged_since);
+            for a in senders {
+                q = q.bind(a.as_str());
+            }
+            for (address, n) in q.fetch_all(pool).await? {
+                known
+                    .acknowledgements
+                    .insert(address, u64::try_from(n).unwrap_or(0));
+            }
+            let sql = format!(
+                "SELECT from_address, reply_text FROM proposals WHERE created_at >= $1 AND from_address IN ({list}) \
+                 UNION SELECT from_address, reply_text FROM follow_ups WHERE created_at >= $1 AND from_address IN ({list})"
+            );
+            let mut q = sqlx::query_as::<D::DB, (String, String)>(&sql).bind(texts_since);
+            for a in senders {
+                q = q.bind(a.as_str());
+            }
+            known.texts.extend(q.fetch_all(pool).await?);
         }
-        let list = numbered(2, senders.len());
-        let sql = format!(
-            "SELECT recipient, COUNT(*) FROM outbox WHERE created_at >= $1 AND kind IN ('receipt', 'follow_up') \
-             AND recipient IN ({list}) GROUP BY recipient"
-        );
-        let mut q = sqlx::query_as::<D::DB, (String, i64)>(&sql).bind(acknowledged_since);
-        for a in senders {
-            q = q.bind(a.as_str());
-        }
-        for (address, n) in q.fetch_all(pool).await? {
-            known
-                .acknowledgements
-                .insert(address, u64::try_from(n).unwrap_or(0));
-        }
-        let sql = format!(
-            "SELECT from_address, reply_text FROM proposals WHERE created_at >= $1 AND from_address IN ({list}) \
-             UNION SELECT from_address, reply_text FROM follow_ups WHERE created_at >= $1 AND from_address IN ({list})"
-        );
-        let mut q = sqlx::query_as::<D::DB, (String, String)>(&sql).bind(texts_since);
-        for a in senders {
-            q = q.bind(a.as_str());
-        }
-        known.texts = q.fetch_all(pool).await?.into_iter().collect();
         Ok(known)
     }
 

@@ -70,6 +70,11 @@ where
     Ok(sqlx::query_as::<DB, R>(sql).fetch_all(pool).await?)
 }
 
+/// Values per `IN (…)` list: far below SQLite's 32,766 and PostgreSQL's
+/// 65,535 bound parameters, so that no message (a References header of
+/// 33,000 ids) or batch can make a statement fail for everything with it.
+const LIST_CHUNK: usize = 1000;
+
 /// "$first, $first+1, …": `n` numbered placeholders.
 fn numbered(first: usize, n: usize) -> String {
     (first..first + n)

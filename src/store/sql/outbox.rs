@@ -44,7 +44,8 @@ impl From<ClaimedRow> for OutboxMessage {
 /// so that concurrent claimers skip each other's rows.
 pub(super) fn claim_sql(lock: &str) -> String {
     format!(
-        "UPDATE outbox SET state = 'sending', claimed_until = $1, attempts = attempts + 1 \
+        "UPDATE outbox SET state = 'sending', claimed_until = $1, claim_token = $4, \
+         attempts = attempts + 1 \
          WHERE id IN (SELECT id FROM outbox \
                       WHERE (state = 'queued' AND next_attempt_at <= $2) \
                          OR (state = 'sending' AND claimed_until < $2) \
@@ -194,18 +195,18 @@ where
         pool: &Pool<D::DB>,
         keys: &[ReplyKey],
     ) -> Result<Vec<ReplyKeyRecord>, StoreError> {
-        if keys.is_empty() {
-            return Ok(Vec::new());
+        let mut rows: Vec<ReplyKeyRow> = Vec::new();
+        for chunk in keys.chunks(LIST_CHUNK) {
+            let sql = format!(
+                "SELECT key, consultation_id, cso_id, address, purpose, receipt_no FROM reply_keys WHERE key IN ({})",
+                numbered(1, chunk.len())
+            );
+            let mut q = sqlx::query_as::<D::DB, ReplyKeyRow>(&sql);
+            for k in chunk {
+                q = q.bind(k.as_str());
+            }
+            rows.extend(q.fetch_all(pool).await?);
         }
-        let sql = format!(
-            "SELECT key, consultation_id, cso_id, address, purpose, receipt_no FROM reply_keys WHERE key IN ({})",
-            numbered(1, keys.len())
-        );
-        let mut q = sqlx::query_as::<D::DB, ReplyKeyRow>(&sql);
-        for k in keys {
-            q = q.bind(k.as_str());
-        }
-        let rows: Vec<ReplyKeyRow> = q.fetch_all(pool).await?;
         rows.into_iter()
             .map(|r| {
                 Ok(ReplyKeyRecord {
@@ -248,44 +249,51 @@ where
     for<'q> i64: Encode<'q, D::DB> + Type<D::DB>,
 {
     /// Marks many messages sent in one statement: the common case of a batch.
+    /// Marks many messages sent in one statement: the common case of a
+    /// batch. Returns how many were still this claim's to mark.
     pub(super) async fn mark_sent(
         conn: &mut <D::DB as Database>::Connection,
+        token: &str,
         ids: &[i64],
         now: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
-        for chunk in ids.chunks(1000) {
+    ) -> Result<u64, StoreError> {
+        let mut marked = 0;
+        for chunk in ids.chunks(LIST_CHUNK) {
             let sql = format!(
-                "UPDATE outbox SET state = 'sent', sent_at = $1, claimed_until = NULL, last_error = NULL \
-                 WHERE state = 'sending' AND id IN ({})",
-                (2..chunk.len() + 2)
+                "UPDATE outbox SET state = 'sent', sent_at = $1, claimed_until = NULL, \
+                 claim_token = NULL, last_error = NULL \
+                 WHERE state = 'sending' AND claim_token = $2 AND id IN ({})",
+                (3..chunk.len() + 3)
                     .map(|i| format!("${i}"))
                     .collect::<Vec<_>>()
                     .join(", ")
             );
-            let mut update = sqlx::query::<D::DB>(&sql).bind(now);
+            let mut update = sqlx::query::<D::DB>(&sql).bind(now).bind(token);
             for id in chunk {
                 update = update.bind(*id);
             }
-            update.execute(&mut *conn).await?;
+            marked += D::rows_affected(&update.execute(&mut *conn).await?);
         }
-        Ok(())
+        Ok(marked)
     }
 
     /// Undoes claims that were never used: the attempt did not happen.
     pub(super) async fn release_claims_in(
         conn: &mut <D::DB as Database>::Connection,
+        token: &str,
         ids: &[i64],
     ) -> Result<(), StoreError> {
-        for chunk in ids.chunks(1000) {
+        for chunk in ids.chunks(LIST_CHUNK) {
             let sql = format!(
-                "UPDATE outbox SET state = 'queued', claimed_until = NULL, attempts = attempts - 1 \
-                 WHERE state = 'sending' AND id IN ({})",
-                (1..=chunk.len())
+                "UPDATE outbox SET state = 'queued', claimed_until = NULL, claim_token = NULL, \
+                 attempts = attempts - 1 \
+                 WHERE state = 'sending' AND claim_token = $1 AND id IN ({})",
+                (2..chunk.len() + 2)
                     .map(|i| format!("${i}"))
                     .collect::<Vec<_>>()
                     .join(", ")
             );
-            let mut update = sqlx::query::<D::DB>(&sql);
+            let mut update = sqlx::query::<D::DB>(&sql).bind(token);
             for id in chunk {
                 update = update.bind(*id);
             }
@@ -294,61 +302,73 @@ where
         Ok(())
     }
 
+    /// Records one outcome if the message is still this claim's; returns
+    /// whether it was. A late outcome for a claim that expired and was taken
+    /// over must not overwrite the newer attempt's record.
     pub(super) async fn record_delivery(
         conn: &mut <D::DB as Database>::Connection,
+        token: &str,
         id: i64,
         recipient: &str,
         delivery: &Delivery,
         now: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
-        // `state = 'sending'`: a late outcome for a claim that expired and was
-        // taken over must not overwrite the newer attempt's record.
-        match delivery {
-            Delivery::Sent => {
-                sqlx::query::<D::DB>(
-                    "UPDATE outbox SET state = 'sent', sent_at = $1, claimed_until = NULL, last_error = NULL \
-                     WHERE id = $2 AND state = 'sending'",
-                )
-                .bind(now)
-                .bind(id)
-                .execute(&mut *conn)
-                .await?;
-            }
-            Delivery::Retry { at, error } => {
-                sqlx::query::<D::DB>(
-                    "UPDATE outbox SET state = 'queued', next_attempt_at = $1, last_error = $2, claimed_until = NULL \
-                     WHERE id = $3 AND state = 'sending'",
+    ) -> Result<bool, StoreError> {
+        let done =
+            match delivery {
+                Delivery::Sent => {
+                    sqlx::query::<D::DB>(
+                        "UPDATE outbox SET state = 'sent', sent_at = $1, claimed_until = NULL, \
+                     claim_token = NULL, last_error = NULL \
+                     WHERE id = $2 AND state = 'sending' AND claim_token = $3",
+                    )
+                    .bind(now)
+                    .bind(id)
+                    .bind(token)
+                    .execute(&mut *conn)
+                    .await?
+                }
+                Delivery::Retry { at, error } => sqlx::query::<D::DB>(
+                    "UPDATE outbox SET state = 'queued', next_attempt_at = $1, last_error = $2, \
+                     claimed_until = NULL, claim_token = NULL \
+                     WHERE id = $3 AND state = 'sending' AND claim_token = $4",
                 )
                 .bind(*at)
                 .bind(error.as_str())
                 .bind(id)
+                .bind(token)
                 .execute(&mut *conn)
-                .await?;
-            }
-            Delivery::Failed { error, hard_bounce } => {
-                sqlx::query::<D::DB>(
-                    "UPDATE outbox SET state = 'failed', last_error = $1, claimed_until = NULL \
-                     WHERE id = $2 AND state = 'sending'",
+                .await?,
+                Delivery::Failed { error, .. } => sqlx::query::<D::DB>(
+                    "UPDATE outbox SET state = 'failed', last_error = $1, claimed_until = NULL, \
+                     claim_token = NULL \
+                     WHERE id = $2 AND state = 'sending' AND claim_token = $3",
                 )
                 .bind(error.as_str())
                 .bind(id)
+                .bind(token)
                 .execute(&mut *conn)
-                .await?;
-                if *hard_bounce {
-                    sqlx::query::<D::DB>(
-                        "INSERT INTO address_status (address, bounced_at, bounce_reason) VALUES ($1, $2, $3) \
-                         ON CONFLICT (address) DO UPDATE SET bounced_at = excluded.bounced_at, \
-                         bounce_reason = excluded.bounce_reason",
-                    )
-                    .bind(recipient)
-                    .bind(now)
-                    .bind(error.as_str())
-                    .execute(&mut *conn)
-                    .await?;
-                }
-            }
+                .await?,
+            };
+        if D::rows_affected(&done) == 0 {
+            return Ok(false);
         }
-        Ok(())
+        if let Delivery::Failed {
+            error,
+            hard_bounce: true,
+        } = delivery
+        {
+            sqlx::query::<D::DB>(
+                "INSERT INTO address_status (address, bounced_at, bounce_reason) VALUES ($1, $2, $3) \
+                 ON CONFLICT (address) DO UPDATE SET bounced_at = excluded.bounced_at, \
+                 bounce_reason = excluded.bounce_reason",
+            )
+            .bind(recipient)
+            .bind(now)
+            .bind(error.as_str())
+            .execute(&mut *conn)
+            .await?;
+        }
+        Ok(true)
     }
 
     pub(super) async fn retry_failed_in(
@@ -512,22 +532,44 @@ where
         skip_all,
         fields(call = "claim_due_messages")
     )]
-    async fn claim_due_messages(
-        &self,
-        limit: u32,
-        lease: Duration,
-    ) -> Result<Vec<OutboxMessage>, StoreError> {
+    async fn claim_due_messages(&self, limit: u32, lease: Duration) -> Result<Claim, StoreError> {
         let now = Utc::now();
         let until = now + chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::MAX);
+        let token = Claim::new_token();
         let mut tx = self.begin().await?;
         let rows: Vec<ClaimedRow> = sqlx::query_as(&claim_sql(D::CLAIM_LOCK))
             .bind(until)
             .bind(now)
             .bind(i64::from(limit))
+            .bind(token.as_str())
             .fetch_all(&mut *tx)
             .await?;
         tx.commit().await?;
-        Ok(sort_claimed(rows))
+        Ok(Claim {
+            token,
+            messages: sort_claimed(rows),
+        })
+    }
+
+    #[tracing::instrument(
+        name = "store",
+        level = "debug",
+        skip_all,
+        fields(call = "renew_claim")
+    )]
+    async fn renew_claim(&self, token: &str, lease: Duration) -> Result<Vec<i64>, StoreError> {
+        let until = Utc::now() + chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::MAX);
+        let mut tx = self.begin().await?;
+        let held: Vec<(i64,)> = sqlx::query_as(
+            "UPDATE outbox SET claimed_until = $1 \
+             WHERE claim_token = $2 AND state = 'sending' RETURNING id",
+        )
+        .bind(until)
+        .bind(token)
+        .fetch_all(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(held.into_iter().map(|(id,)| id).collect())
     }
 
     #[tracing::instrument(
@@ -538,8 +580,9 @@ where
     )]
     async fn record_deliveries(
         &self,
+        token: &str,
         outcomes: &[(i64, String, Delivery)],
-    ) -> Result<(), StoreError> {
+    ) -> Result<u64, StoreError> {
         let now = Utc::now();
         let mut tx = self.begin().await?;
         let sent: Vec<i64> = outcomes
@@ -547,12 +590,14 @@ where
             .filter(|(_, _, d)| *d == Delivery::Sent)
             .map(|(id, _, _)| *id)
             .collect();
-        Self::mark_sent(&mut tx, &sent, now).await?;
+        let mut recorded = Self::mark_sent(&mut tx, token, &sent, now).await?;
         for (id, recipient, delivery) in outcomes.iter().filter(|(_, _, d)| *d != Delivery::Sent) {
-            Self::record_delivery(&mut tx, *id, recipient, delivery, now).await?;
+            recorded += u64::from(
+                Self::record_delivery(&mut tx, token, *id, recipient, delivery, now).await?,
+            );
         }
         tx.commit().await?;
-        Ok(())
+        Ok(recorded)
     }
 
     #[tracing::instrument(
@@ -561,9 +606,9 @@ where
         skip_all,
         fields(call = "release_claims")
     )]
-    async fn release_claims(&self, ids: &[i64]) -> Result<(), StoreError> {
+    async fn release_claims(&self, token: &str, ids: &[i64]) -> Result<(), StoreError> {
         let mut tx = self.begin().await?;
-        Self::release_claims_in(&mut tx, ids).await?;
+        Self::release_claims_in(&mut tx, token, ids).await?;
         tx.commit().await?;
         Ok(())
     }

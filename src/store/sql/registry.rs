@@ -169,15 +169,16 @@ where
                     .await?
             }
             CsoFilter::Ids(ids) => {
-                if ids.is_empty() {
-                    return Ok(Vec::new());
+                let mut rows = Vec::new();
+                for chunk in ids.chunks(LIST_CHUNK) {
+                    let sql = format!("{select} WHERE c.id IN ({})", numbered(1, chunk.len()));
+                    let mut q = sqlx::query_as::<D::DB, CsoRow>(&sql);
+                    for id in chunk {
+                        q = q.bind(*id);
+                    }
+                    rows.extend(q.fetch_all(pool).await?);
                 }
-                let sql = format!("{select} WHERE c.id IN ({})", numbered(1, ids.len()));
-                let mut q = sqlx::query_as::<D::DB, CsoRow>(&sql);
-                for id in ids {
-                    q = q.bind(*id);
-                }
-                q.fetch_all(pool).await?
+                rows
             }
             CsoFilter::Address(address) => {
                 sqlx::query_as::<D::DB, CsoRow>(&format!(
