@@ -76,7 +76,16 @@ pub async fn run(config: Config, demo_mode: bool) -> Result<(), ServeError> {
         Err(e) => tracing::error!(error = %e, "processing stored mail failed; it stays stored"),
     }
 
+    // The signal stops everything at once: no listener accepts anything
+    // more, and each task finishes what it has in hand.
     let stop = CancellationToken::new();
+    tokio::spawn({
+        let stop = stop.clone();
+        async move {
+            shutdown.await;
+            stop.cancel();
+        }
+    });
     let tasks = TaskTracker::new();
 
     let worker = Worker::new(&app)?;
@@ -116,16 +125,17 @@ pub async fn run(config: Config, demo_mode: bool) -> Result<(), ServeError> {
     let local = listener.local_addr().map_err(ServeError::Server)?;
     tracing::info!(%local, "listening; health check at http://{local}/healthz");
 
-    let served = axum::serve(listener, web::router(app))
-        .with_graceful_shutdown(shutdown)
-        .await
-        .map_err(ServeError::Server);
+    web::server::serve(
+        listener,
+        web::router(app.clone()),
+        &app.config.server,
+        stop.clone().cancelled_owned(),
+    )
+    .await;
     // The worker finishes the message in hand: a message is marked sent
     // only after the relay accepted it.
-    stop.cancel();
     tasks.close();
     tasks.wait().await;
-    served?;
     tracing::info!("stopped cleanly");
     Ok(())
 }

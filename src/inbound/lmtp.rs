@@ -3,8 +3,15 @@
 //! data; the answer after DATA is given per recipient, as LMTP requires, and
 //! only once the message is stored: a 4xx tells the MTA to keep it and try
 //! again. The size limit is announced (SIZE) and enforced.
+//!
+//! No client can hold the listener: sessions are limited in number (one
+//! more is told 421 and closed), a client silent for longer than the
+//! timeout (between commands or in the middle of DATA) is cut off, and a
+//! message takes a limited number of recipients.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use smtp_proto::Request;
@@ -14,6 +21,7 @@ use tokio::net::{TcpListener, TcpStream};
 
 use crate::app::App;
 use crate::intake::IntakeError;
+use crate::telemetry::Throttle;
 
 /// RFC 5321's limit on a command line, CRLF included, with room for
 /// extensions' parameters.
@@ -21,22 +29,62 @@ const MAX_COMMAND_LINE: usize = 4096;
 
 /// Accepts sessions until `stop` turns true.
 pub async fn serve(listener: TcpListener, ctx: App, stop: CancellationToken) {
+    let sessions = Arc::new(tokio::sync::Semaphore::new(
+        ctx.config.inbound.lmtp_max_sessions.max(1),
+    ));
+    let mut refused = Throttle::new(Duration::from_secs(60));
+    let mut failing = Throttle::new(Duration::from_secs(60));
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok((stream, peer)) => {
+                Ok((mut stream, peer)) => {
+                    let Ok(permit) = sessions.clone().try_acquire_owned() else {
+                        if let Some(more) = refused.ready() {
+                            tracing::warn!(%peer, refused_since_last = more, limit = ctx.config.inbound.lmtp_max_sessions, "LMTP sessions at their limit; new ones are told to come back later");
+                        }
+                        tokio::spawn(async move {
+                            let bye = b"421 4.3.2 Too many sessions, try again later\r\n";
+                            let _ = tokio::time::timeout(Duration::from_secs(5), stream.write_all(bye)).await;
+                        });
+                        continue;
+                    };
                     let ctx = ctx.clone();
                     tokio::spawn(async move {
                         if let Err(e) = session(stream, peer, ctx).await {
                             tracing::debug!(%peer, error = %e, "LMTP session ended");
                         }
+                        drop(permit);
                     });
                 }
-                Err(e) => tracing::warn!(error = %e, "LMTP accept failed"),
+                Err(e) => {
+                    // Out of file descriptors, most likely: accepting again
+                    // at once would fail again at once, so wait a little.
+                    if let Some(more) = failing.ready() {
+                        tracing::warn!(error = %e, failed_since_last = more, "LMTP accept failed; pausing before the next");
+                    }
+                    tokio::select! {
+                        () = tokio::time::sleep(Duration::from_millis(100)) => {}
+                        () = stop.cancelled() => return,
+                    }
+                }
             },
             () = stop.cancelled() => return,
         }
     }
+}
+
+/// Waits for `io` at most `limit`: a client that says nothing for that long
+/// is cut off.
+async fn within<T>(
+    limit: Duration,
+    io: impl Future<Output = std::io::Result<T>>,
+) -> std::io::Result<T> {
+    tokio::time::timeout(limit, io).await.unwrap_or_else(|_| {
+        Err(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            "the client said nothing for too long",
+        ))
+    })
 }
 
 async fn session(stream: TcpStream, peer: SocketAddr, ctx: App) -> std::io::Result<()> {
@@ -44,26 +92,44 @@ async fn session(stream: TcpStream, peer: SocketAddr, ctx: App) -> std::io::Resu
     let mut reader = BufReader::new(read);
     let domain = ctx.config.mail.domain.clone();
     let max = ctx.config.inbound.max_message_bytes;
-    write
-        .write_all(format!("220 {domain} cocreate LMTP ready\r\n").as_bytes())
-        .await?;
+    let max_recipients = ctx.config.inbound.lmtp_max_recipients.max(1);
+    let limit = Duration::from_secs(ctx.config.inbound.lmtp_timeout_seconds.max(1));
+    within(
+        limit,
+        write.write_all(format!("220 {domain} cocreate LMTP ready\r\n").as_bytes()),
+    )
+    .await?;
     let mut recipients: Vec<String> = Vec::new();
     let mut sender_ok = false;
     let mut line = Vec::new();
     loop {
         line.clear();
         // At most one line's worth is buffered, whatever the client sends.
-        let n = (&mut reader)
-            .take(MAX_COMMAND_LINE as u64 + 1)
-            .read_until(b'\n', &mut line)
-            .await?;
+        let n = within(
+            limit,
+            (&mut reader)
+                .take(MAX_COMMAND_LINE as u64 + 1)
+                .read_until(b'\n', &mut line),
+        )
+        .await;
+        let n = match n {
+            Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {
+                let _ = within(
+                    Duration::from_secs(5),
+                    write.write_all(b"421 4.4.2 Idle for too long, closing\r\n"),
+                )
+                .await;
+                return Err(e);
+            }
+            other => other?,
+        };
         if n == 0 {
             return Ok(());
         }
         if !line.ends_with(b"\n") {
             // Too long: drop the rest of it a buffer at a time, then answer.
             loop {
-                let chunk = reader.fill_buf().await?;
+                let chunk = within(limit, reader.fill_buf()).await?;
                 if chunk.is_empty() {
                     return Ok(());
                 }
@@ -78,7 +144,7 @@ async fn session(stream: TcpStream, peer: SocketAddr, ctx: App) -> std::io::Resu
                     }
                 }
             }
-            write.write_all(b"500 5.5.2 Line too long\r\n").await?;
+            within(limit, write.write_all(b"500 5.5.2 Line too long\r\n")).await?;
             continue;
         }
         let reply = match Request::parse(&mut line.iter()) {
@@ -106,6 +172,8 @@ async fn session(stream: TcpStream, peer: SocketAddr, ctx: App) -> std::io::Resu
                 let address = to.address.to_ascii_lowercase();
                 if !sender_ok {
                     "503 5.5.1 MAIL first\r\n".into()
+                } else if recipients.len() >= max_recipients {
+                    format!("452 4.5.3 No more than {max_recipients} recipients per message\r\n")
                 } else if address.ends_with(&format!("@{}", domain.to_ascii_lowercase())) {
                     recipients.push(address);
                     "250 2.1.5 OK\r\n".into()
@@ -117,10 +185,12 @@ async fn session(stream: TcpStream, peer: SocketAddr, ctx: App) -> std::io::Resu
                 if recipients.is_empty() {
                     "503 5.5.1 No valid recipients\r\n".into()
                 } else {
-                    write
-                        .write_all(b"354 Start mail input; end with <CRLF>.<CRLF>\r\n")
-                        .await?;
-                    let (message, too_big) = receive_data(&mut reader, max).await?;
+                    within(
+                        limit,
+                        write.write_all(b"354 Start mail input; end with <CRLF>.<CRLF>\r\n"),
+                    )
+                    .await?;
+                    let (message, too_big) = receive_data(&mut reader, max, limit).await?;
                     let per_recipient = if too_big {
                         format!("552 5.3.4 Messages are limited to {max} bytes\r\n")
                     } else {
@@ -142,27 +212,29 @@ async fn session(stream: TcpStream, peer: SocketAddr, ctx: App) -> std::io::Resu
             }
             Ok(Request::Noop { .. }) => "250 2.0.0 OK\r\n".into(),
             Ok(Request::Quit) => {
-                write.write_all(b"221 2.0.0 Bye\r\n").await?;
+                within(limit, write.write_all(b"221 2.0.0 Bye\r\n")).await?;
                 return Ok(());
             }
             Ok(_) => "502 5.5.1 Not implemented\r\n".into(),
             Err(e) => format!("500 5.5.2 {e}\r\n"),
         };
-        write.write_all(reply.as_bytes()).await?;
+        within(limit, write.write_all(reply.as_bytes())).await?;
     }
 }
 
 /// Reads the dot-stuffed message; past `max` bytes the rest is read and
-/// dropped, so the session stays in step with the client.
+/// dropped, so the session stays in step with the client. A client silent
+/// for `limit` in the middle of it is cut off.
 async fn receive_data(
     reader: &mut BufReader<tokio::net::tcp::OwnedReadHalf>,
     max: usize,
+    limit: Duration,
 ) -> std::io::Result<(Vec<u8>, bool)> {
     let mut data = DataReceiver::new();
     let mut message = Vec::new();
     let mut too_big = false;
     loop {
-        let chunk = reader.fill_buf().await?;
+        let chunk = within(limit, reader.fill_buf()).await?;
         if chunk.is_empty() {
             return Err(std::io::Error::new(
                 std::io::ErrorKind::UnexpectedEof,

@@ -1,6 +1,7 @@
 //! The HTTP side of cocreate: the health check that a load balancer or
 //! systemd watchdog polls, the unsubscribe pages, and the inbound webhook.
 
+pub mod server;
 mod unsubscribe;
 mod webhook;
 

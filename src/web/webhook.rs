@@ -2,11 +2,14 @@
 //! webhook, authenticated by a shared secret (`Authorization: Bearer …`).
 //! 200 once the message is stored; 503 when it could not be, so the
 //! provider delivers it again.
+//!
+//! The secret is checked before a byte of the body is read, and the body is
+//! read only up to `inbound.max_message_bytes`: an unauthenticated client
+//! cannot make the daemon hold anything in memory.
 
 use axum::Json;
-use axum::body::Bytes;
-use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::{Request, State};
+use axum::http::StatusCode;
 use serde_json::{Value, json};
 
 use crate::app::App;
@@ -23,18 +26,15 @@ fn same_secret(given: &[u8], expected: &[u8]) -> bool {
             == 0
 }
 
-pub async fn receive(
-    State(state): State<App>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> (StatusCode, Json<Value>) {
+pub async fn receive(State(state): State<App>, request: Request) -> (StatusCode, Json<Value>) {
     let Some(secret) = state.config.inbound.webhook_secret() else {
         return (
             StatusCode::NOT_FOUND,
             Json(json!({ "error": "the inbound webhook is not enabled on this server" })),
         );
     };
-    let given = headers
+    let given = request
+        .headers()
         .get("authorization")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
@@ -45,6 +45,29 @@ pub async fn receive(
             Json(json!({ "error": "missing or wrong secret in the Authorization header" })),
         );
     }
+    let max = state.config.inbound.max_message_bytes;
+    let declared = request
+        .headers()
+        .get("content-length")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > max as u64) {
+        return (
+            StatusCode::PAYLOAD_TOO_LARGE,
+            Json(json!({ "error": format!("messages are limited to {max} bytes") })),
+        );
+    }
+    let body = match axum::body::to_bytes(request.into_body(), max).await {
+        Ok(body) => body,
+        Err(_) => {
+            return (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                Json(json!({
+                    "error": format!("the message could not be read whole: it is over {max} bytes, or the connection broke")
+                })),
+            );
+        }
+    };
     if body.is_empty() {
         return (
             StatusCode::BAD_REQUEST,

@@ -270,6 +270,33 @@ impl Daemon {
         (status, body)
     }
 
+    /// The most memory the daemon has held (VmHWM), in kilobytes.
+    pub fn peak_memory_kb(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse().ok())
+            .expect("VmHWM in /proc/PID/status")
+    }
+
+    /// The log lines written so far.
+    pub fn log_so_far(&mut self) -> &[String] {
+        self.seen.extend(self.log.try_iter());
+        &self.seen
+    }
+
+    /// Sends `signal` and returns at once.
+    pub fn signal(&self, signal: i32) {
+        // SAFETY: kill(2) on our own child's pid; no memory is involved.
+        assert_eq!(unsafe { libc::kill(self.child.id() as i32, signal) }, 0);
+    }
+
+    /// Waits up to `limit` for the daemon to exit; its status.
+    pub fn wait(&mut self, limit: Duration) -> std::process::ExitStatus {
+        wait_with_timeout(&mut self.child, limit)
+    }
+
     /// Sends `signal`, waits for the exit, and returns the status and whole log.
     pub fn stop(mut self, signal: i32) -> (std::process::ExitStatus, Vec<String>) {
         let pid = self.child.id() as i32;

@@ -10,6 +10,7 @@ mod cli_registry;
 mod common;
 mod consultations;
 mod golden;
+mod listeners;
 mod mail_crash;
 mod mail_imap;
 mod mail_ingest;
