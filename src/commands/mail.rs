@@ -43,9 +43,17 @@ pub async fn ingest(
                 .unwrap_or_default();
             writeln!(out, "{name}: {}", outcome.describe())?;
         }
+        let refused = if sweep.refused > 0 {
+            format!(
+                "; {} too large, moved to refused/ with the reason",
+                thousands(sweep.refused)
+            )
+        } else {
+            String::new()
+        };
         writeln!(
             out,
-            "Took in {}; {} left in new/.",
+            "Took in {}; {} left in new/{refused}.",
             super::count(sweep.taken, "message"),
             thousands(sweep.left)
         )?;

@@ -29,6 +29,13 @@ pub struct InboundConfig {
     #[serde(default = "default_lmtp_timeout")]
     pub lmtp_timeout_seconds: u64,
     pub max_message_bytes: usize,
+    /// Attached messages (message/rfc822) one message may hold: each is a
+    /// level of nesting to read.
+    #[serde(default = "default_max_attached_messages")]
+    pub max_attached_messages: usize,
+    /// MIME parts one message may have.
+    #[serde(default = "default_max_mime_parts")]
+    pub max_mime_parts: usize,
     /// IMAP mailbox to take mail from; empty host for none.
     #[serde(default)]
     pub imap_host: String,
@@ -83,6 +90,13 @@ fn optional_listen_address<'de, D: serde::Deserializer<'de>>(
     })
 }
 
+fn default_max_attached_messages() -> usize {
+    crate::inbound::parse::MAX_ATTACHED_MESSAGES
+}
+fn default_max_mime_parts() -> usize {
+    crate::inbound::parse::MAX_MIME_PARTS
+}
+
 fn default_lmtp_max_sessions() -> usize {
     100
 }
@@ -123,6 +137,14 @@ fn default_imap_timeout() -> u64 {
 }
 
 impl InboundConfig {
+    /// How much of a message's structure is read.
+    pub fn parse_limits(&self) -> crate::inbound::parse::ParseLimits {
+        crate::inbound::parse::ParseLimits {
+            attached_messages: self.max_attached_messages,
+            parts: self.max_mime_parts,
+        }
+    }
+
     /// The webhook's shared secret, when its variable is set.
     pub fn webhook_secret(&self) -> Option<String> {
         let var = self.webhook_secret_env.as_deref()?;

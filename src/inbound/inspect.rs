@@ -5,7 +5,7 @@
 use serde::Serialize;
 
 use super::classify::{Classification, automated};
-use super::parse::{AttachmentInfo, parse};
+use super::parse::{AttachmentInfo, parse_within};
 use super::route::{Route, route};
 use super::trim::trim;
 use crate::config::Config;
@@ -71,7 +71,7 @@ pub async fn inspect(
     config: &Config,
     raw: &[u8],
 ) -> Result<Inspection, StoreError> {
-    let parsed = match parse(raw) {
+    let parsed = match parse_within(raw, &config.inbound.parse_limits()) {
         Ok(p) => p,
         Err(e) => {
             return Ok(Inspection {

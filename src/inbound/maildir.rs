@@ -1,6 +1,10 @@
 //! A maildir drop folder: messages in `new/` are taken in, then moved to
 //! `cur/`. A message is moved only after it is stored, so a crash between
 //! the two means it is read again, recognised as already stored, and moved.
+//!
+//! A file that can never be taken in (larger than `inbound.max_message_bytes`)
+//! is moved to `refused/`, with the reason in a `.reason` file beside it, so
+//! it neither stops the messages behind it nor fills the log.
 
 use tokio_util::sync::CancellationToken;
 
@@ -8,6 +12,18 @@ use crate::app::App;
 use std::path::{Path, PathBuf};
 
 use crate::intake::{BATCH_BYTES, BATCH_MESSAGES, Intake, Outcome};
+use crate::telemetry::Throttle;
+
+/// Warnings a sweep every half second would otherwise repeat for as long as
+/// their cause lasts (an unreadable file, a store that is down).
+static UNREADABLE: std::sync::Mutex<Throttle> =
+    std::sync::Mutex::new(Throttle::new(std::time::Duration::from_secs(60)));
+static NOT_STORED: std::sync::Mutex<Throttle> =
+    std::sync::Mutex::new(Throttle::new(std::time::Duration::from_secs(60)));
+
+fn ready(throttle: &std::sync::Mutex<Throttle>) -> Option<u64> {
+    throttle.lock().map_or(Some(0), |mut t| t.ready())
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum MaildirError {
@@ -23,11 +39,13 @@ pub enum MaildirError {
 pub struct Sweep {
     pub taken: usize,
     pub left: usize,
+    /// Moved to refused/ (too large ever to be taken in).
+    pub refused: usize,
 }
 
-/// Creates new/, cur/ and tmp/ under `dir` if missing.
+/// Creates new/, cur/, tmp/ and refused/ under `dir` if missing.
 pub fn ensure(dir: &Path) -> Result<(), MaildirError> {
-    for sub in ["new", "cur", "tmp"] {
+    for sub in ["new", "cur", "tmp", "refused"] {
         let p = dir.join(sub);
         std::fs::create_dir_all(&p).map_err(|source| MaildirError::Folder {
             path: p.display().to_string(),
@@ -111,8 +129,21 @@ pub async fn sweep(
     while let Some((path, size)) = files.next() {
         // The size first: a huge file is never read into memory.
         if size > max_bytes as u64 {
-            tracing::warn!(file = %path.display(), bytes = size, "message larger than inbound.max_message_bytes; left in new/");
-            sweep.left += 1;
+            let reason = format!(
+                "{size} bytes, more than inbound.max_message_bytes ({max_bytes}); not taken in"
+            );
+            match crate::blocking::run(|| refuse(dir, &path, &reason)) {
+                Ok(to) => {
+                    tracing::warn!(file = %path.display(), moved_to = %to.display(), %reason, "message refused");
+                    sweep.refused += 1;
+                }
+                Err(e) => {
+                    if let Some(more) = ready(&UNREADABLE) {
+                        tracing::warn!(file = %path.display(), error = %e, %reason, times_since_last = more, "cannot move a refused message out of new/");
+                    }
+                    sweep.left += 1;
+                }
+            }
         } else {
             pending.push(path);
             pending_bytes += size;
@@ -139,7 +170,9 @@ fn read_all(paths: Vec<PathBuf>, sweep: &mut Sweep) -> Vec<(PathBuf, Vec<u8>)> {
             .filter_map(|path| match std::fs::read(&path) {
                 Ok(raw) => Some((path, raw)),
                 Err(e) => {
-                    tracing::warn!(file = %path.display(), error = %e, "cannot read a dropped message");
+                    if let Some(more) = ready(&UNREADABLE) {
+                        tracing::warn!(file = %path.display(), error = %e, times_since_last = more, "cannot read a dropped message; it stays in new/");
+                    }
                     sweep.left += 1;
                     None
                 }
@@ -180,10 +213,24 @@ async fn take_in(
             }
         }
         Err(e) => {
-            tracing::warn!(messages = batch.len(), error = %e, "could not store dropped messages; they stay in new/");
+            if let Some(more) = ready(&NOT_STORED) {
+                tracing::warn!(messages = batch.len(), error = %e, times_since_last = more, "could not store dropped messages; they stay in new/");
+            }
             sweep.left += batch.len();
         }
     }
+}
+
+/// new/NAME → refused/NAME, with the reason in refused/NAME.reason.
+fn refuse(dir: &Path, path: &Path, reason: &str) -> std::io::Result<PathBuf> {
+    let name = path.file_name().unwrap_or_default().to_string_lossy();
+    let target = dir.join("refused").join(name.as_ref());
+    std::fs::write(
+        dir.join("refused").join(format!("{name}.reason")),
+        format!("{reason}\n"),
+    )?;
+    std::fs::rename(path, &target)?;
+    Ok(target)
 }
 
 /// new/NAME → cur/NAME:2,S, the maildir way of saying "seen".

@@ -18,14 +18,42 @@ pub enum ParseError {
         "the message holds more than {limit} attached messages (message/rfc822), more than cocreate reads; it is kept as it arrived"
     )]
     TooManyNested { limit: usize },
+    #[error(
+        "the message has more than {limit} MIME parts, more than cocreate reads; it is kept as it arrived"
+    )]
+    TooManyParts { limit: usize },
+    #[error(
+        "reading the message failed inside cocreate (a fault in the mail parser); it is kept as it arrived"
+    )]
+    Fault,
 }
 
-/// Attached messages (message/rfc822, message/global) read at most. Each is
-/// a level of nesting in what mail-parser builds, and dropping that is
-/// recursive: 40,000 nested messages overflow any thread's stack. Counting
-/// them bounds the depth before anything is built; a person forwarding a
-/// thread attaches a handful.
+/// How much of a message's structure is read (`inbound.max_attached_messages`
+/// and `inbound.max_mime_parts`).
+///
+/// Attached messages (message/rfc822, message/global) are each a level of
+/// nesting in what mail-parser builds, and dropping that is recursive:
+/// 40,000 nested messages overflow any thread's stack. Counting them bounds
+/// the depth before anything is built; a person forwarding a thread
+/// attaches a handful. Parts are counted once parsed: the size limit
+/// already bounds the work, and a real message has a few dozen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ParseLimits {
+    pub attached_messages: usize,
+    pub parts: usize,
+}
+
 pub const MAX_ATTACHED_MESSAGES: usize = 100;
+pub const MAX_MIME_PARTS: usize = 1000;
+
+impl Default for ParseLimits {
+    fn default() -> Self {
+        Self {
+            attached_messages: MAX_ATTACHED_MESSAGES,
+            parts: MAX_MIME_PARTS,
+        }
+    }
+}
 
 /// How many attached messages `raw` declares, counting every mention of
 /// their content types (ASCII case-insensitive), up to `limit + 1`.
@@ -163,15 +191,37 @@ pub fn safe_file_name(raw: &str, index: usize) -> String {
     }
 }
 
+/// Reads `raw` within the default limits.
 pub fn parse(raw: &[u8]) -> Result<Parsed, ParseError> {
-    if attached_messages(raw, MAX_ATTACHED_MESSAGES) > MAX_ATTACHED_MESSAGES {
-        return Err(ParseError::TooManyNested {
-            limit: MAX_ATTACHED_MESSAGES,
-        });
+    parse_within(raw, &ParseLimits::default())
+}
+
+/// Reads `raw` within `limits`. A panic inside the parser is caught and
+/// becomes this message's failure ([`ParseError::Fault`]), never the
+/// process's.
+pub fn parse_within(raw: &[u8], limits: &ParseLimits) -> Result<Parsed, ParseError> {
+    std::panic::catch_unwind(|| parse_unguarded(raw, limits)).unwrap_or_else(|_| {
+        tracing::error!(
+            bytes = raw.len(),
+            "the mail parser failed on a message; it is held"
+        );
+        Err(ParseError::Fault)
+    })
+}
+
+fn parse_unguarded(raw: &[u8], limits: &ParseLimits) -> Result<Parsed, ParseError> {
+    let limit = limits.attached_messages;
+    if attached_messages(raw, limit) > limit {
+        return Err(ParseError::TooManyNested { limit });
     }
     let message = MessageParser::default()
         .parse(raw)
         .ok_or(ParseError::Unparseable)?;
+    if message.parts.len() > limits.parts {
+        return Err(ParseError::TooManyParts {
+            limit: limits.parts,
+        });
+    }
     let from_addr = message
         .from()
         .and_then(|f| f.first())
@@ -292,6 +342,37 @@ mod tests {
             parse(&nested(MAX_ATTACHED_MESSAGES + 1)),
             Err(ParseError::TooManyNested { .. })
         ));
+        let tight = ParseLimits {
+            attached_messages: 3,
+            parts: 1000,
+        };
+        assert!(parse_within(&nested(3), &tight).is_ok());
+        assert_eq!(
+            parse_within(&nested(4), &tight).err(),
+            Some(ParseError::TooManyNested { limit: 3 })
+        );
+    }
+
+    #[test]
+    fn a_message_of_too_many_parts_is_refused() {
+        let mut m = String::from(
+            "From: a@cso.example.org\r\nTo: consult@ogp.office.example\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n",
+        );
+        for i in 0..50 {
+            m.push_str(&format!(
+                "--b\r\nContent-Type: text/plain\r\n\r\npart {i}\r\n"
+            ));
+        }
+        m.push_str("--b--\r\n");
+        let limits = |parts| ParseLimits {
+            attached_messages: 100,
+            parts,
+        };
+        assert!(parse_within(m.as_bytes(), &limits(100)).is_ok());
+        assert_eq!(
+            parse_within(m.as_bytes(), &limits(20)).err(),
+            Some(ParseError::TooManyParts { limit: 20 })
+        );
     }
 
     #[test]

@@ -10,7 +10,7 @@ use super::*;
 use crate::config::{Config, InboundConfig};
 use crate::consultation::Consultation;
 use crate::inbound::attachments;
-use crate::inbound::parse::{ParseError, Parsed, parse};
+use crate::inbound::parse::{ParseError, Parsed, parse_within};
 use crate::inbound::route::keys_of;
 use crate::inbound::trim::{Trimmed, trim};
 use crate::outbound::outbox::NewMessage;
@@ -123,7 +123,7 @@ pub(super) fn read(
     raw: &[u8],
     config: &InboundConfig,
 ) -> Result<(Reading, AttachmentFiles), ParseError> {
-    let mut parsed = parse(raw)?;
+    let mut parsed = parse_within(raw, &config.parse_limits())?;
     let files = attachments::take(
         &config.attachments_dir,
         &mut parsed.attachments,

@@ -550,6 +550,131 @@ async fn a_flood_of_references_does_not_silence_its_batch_on_postgres() {
         .unwrap();
 }
 
+/// The 40,000-nested message of the test above, with its own Message-ID.
+fn nested_forty_thousand(n: usize) -> String {
+    let mut nested = format!(
+        "From: a@elsewhere.example.org\r\nTo: consult@ogp.office.example\r\nSubject: nested\r\nMessage-ID: <nested{n}@elsewhere.example.org>\r\nMIME-Version: 1.0\r\n",
+    );
+    for _ in 0..40_000 {
+        nested.push_str("Content-Type: message/rfc822\r\n\r\n");
+    }
+    nested.push_str("From: b@x.org\r\nSubject: inner\r\n\r\nbody\r\n");
+    nested
+}
+
+/// One LMTP transaction to `addr`; the answer after the data.
+fn lmtp_send(addr: &str, raw: &str) -> String {
+    use std::io::{BufRead, BufReader};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(30)))
+        .unwrap();
+    let mut r = BufReader::new(s.try_clone().unwrap());
+    let mut line = String::new();
+    let mut answer = |r: &mut BufReader<std::net::TcpStream>| {
+        // The last line of a (possibly multi-line) reply.
+        loop {
+            line.clear();
+            r.read_line(&mut line).unwrap();
+            if line.len() < 4 || line.as_bytes()[3] != b'-' {
+                return line.clone();
+            }
+        }
+    };
+    answer(&mut r);
+    for command in [
+        "LHLO mx.example.org\r\n",
+        "MAIL FROM:<a@elsewhere.example.org>\r\n",
+        "RCPT TO:<consult@ogp.office.example>\r\n",
+        "DATA\r\n",
+    ] {
+        s.write_all(command.as_bytes()).unwrap();
+        answer(&mut r);
+    }
+    s.write_all(raw.as_bytes()).unwrap();
+    s.write_all(b".\r\n").unwrap();
+    answer(&mut r)
+}
+
+/// No message can stop `serve`: the 40,000-nested message once aborted it
+/// (exit 134) through LMTP, the webhook or the maildir, and left in the
+/// maildir it aborted every restart while the replies behind it waited. A
+/// file too large ever to be taken in was warned about six times a second
+/// for ever. Now each source holds the nested message, the maildir moves
+/// the oversized file to refused/ and says so once, and the replies behind
+/// them become proposals.
+#[test]
+fn no_message_stops_serve_through_any_source() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = TestDb::sqlite();
+    let (key, id) = setup(dir.path(), &db);
+    let inbox = maildir_of_replies(dir.path(), &key, &id, 2..6);
+    std::fs::write(inbox.join("new/0-nested.eml"), nested_forty_thousand(0)).unwrap();
+    std::fs::write(inbox.join("new/1-big.eml"), vec![b'x'; 3_000_000]).unwrap();
+    let lmtp = format!(
+        "127.0.0.1:{}",
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
+    );
+    let env = [
+        (
+            "COCREATE_OUTBOX_FILE_DIR",
+            dir.path().join("outbox").display().to_string(),
+        ),
+        ("COCREATE_INBOUND_MAILDIR", inbox.display().to_string()),
+        ("COCREATE_INBOUND_LMTP_LISTEN", lmtp.clone()),
+        ("COCREATE_INBOUND_MAX_MESSAGE_BYTES", "2000000".to_string()),
+        ("COCREATE_WEBHOOK_SECRET", "s3cret-for-the-test".to_string()),
+    ];
+    let mut daemon = common::Daemon::start_with(dir.path(), &db, &env, &[]);
+    let start = std::time::Instant::now();
+    while std::fs::read_dir(inbox.join("new")).unwrap().count() > 0 {
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(30),
+            "the maildir was not emptied"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert_eq!(std::fs::read_dir(inbox.join("cur")).unwrap().count(), 5);
+    assert!(inbox.join("refused/1-big.eml").exists());
+    let reason = std::fs::read_to_string(inbox.join("refused/1-big.eml.reason")).unwrap();
+    assert!(
+        reason.starts_with("3000000 bytes, more than inbound.max_message_bytes"),
+        "{reason}"
+    );
+
+    let (status, json) = daemon.post_with(
+        "/inbound/mime",
+        &nested_forty_thousand(1),
+        &[("Authorization", "Bearer s3cret-for-the-test")],
+    );
+    assert_eq!(status, 200, "{json}");
+    assert!(json.contains(r#""outcome":"held""#), "{json}");
+    let answer = lmtp_send(&lmtp, &nested_forty_thousand(2));
+    assert!(answer.starts_with("250 "), "{answer}");
+    assert_eq!(daemon.get("/healthz").0, 200);
+
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    let refusals = daemon
+        .log_so_far()
+        .iter()
+        .filter(|l| l.contains("1-big.eml"))
+        .count();
+    assert_eq!(refusals, 1, "the oversized file is logged once");
+    let (status, _) = daemon.stop(libc::SIGTERM);
+    assert!(status.success(), "{status}");
+    let proposals = ok(dir.path(), &db, &["mail", "proposals"], None);
+    assert_eq!(proposals.lines().count(), 4, "{proposals}");
+    let pen = ok(dir.path(), &db, &["mail", "pen", "list"], None);
+    assert_eq!(
+        pen.matches("more than 100 attached messages").count(),
+        3,
+        "{pen}"
+    );
+}
+
 /// A message on standard input over inbound.max_message_bytes is refused
 /// for good (exit 65, which an MTA bounces) without being read whole or
 /// stored; it used to be stored at any size (200 MB, 1.4 GB of memory).
