@@ -27,6 +27,31 @@ pub enum AppError {
     Dkim(#[from] MessageError),
 }
 
+/// What this process has seen of its writes of mail to the store: a failed
+/// write (the disk full) is reported by /healthz until one succeeds again,
+/// even when a one-row probe still gets through.
+#[derive(Debug, Default)]
+pub struct WriteHealth(std::sync::Mutex<Option<(DateTime<Utc>, String)>>);
+
+impl WriteHealth {
+    pub fn failed(&self, error: &dyn std::fmt::Display) {
+        if let Ok(mut last) = self.0.lock() {
+            *last = Some((Utc::now(), error.to_string()));
+        }
+    }
+
+    pub fn succeeded(&self) {
+        if let Ok(mut last) = self.0.lock() {
+            *last = None;
+        }
+    }
+
+    /// When the last write failed and why, if it did.
+    pub fn failure(&self) -> Option<(DateTime<Utc>, String)> {
+        self.0.lock().ok().and_then(|last| last.clone())
+    }
+}
+
 #[derive(Clone)]
 pub struct App {
     pub config: Arc<Config>,
@@ -36,6 +61,8 @@ pub struct App {
     pub templates: Arc<Templates>,
     pub dkim: Option<Arc<DkimConfig>>,
     pub clock: Clock,
+    /// Whether this process's last write of mail to the store failed.
+    pub writes: Arc<WriteHealth>,
     /// Made on first use: most commands never send, and a relay's missing
     /// password must not stop `registry list`.
     transport: Arc<OnceLock<Arc<Transport>>>,
@@ -59,6 +86,7 @@ impl App {
             templates: Arc::new(templates),
             dkim,
             clock: Clock::from_env(),
+            writes: Arc::new(WriteHealth::default()),
             transport: Arc::new(OnceLock::new()),
         })
     }

@@ -71,8 +71,12 @@ pub async fn run(config: Config, demo_mode: bool) -> Result<(), ServeError> {
 
     // Messages stored but not processed before a crash are processed now.
     match app.intake().process_pending().await {
-        Ok(0) => {}
-        Ok(n) => tracing::info!(messages = n, "processed mail stored before a restart"),
+        Ok(s) if s.processed + s.failed == 0 => {}
+        Ok(s) => tracing::info!(
+            processed = s.processed,
+            failed = s.failed,
+            "processed mail stored before a restart"
+        ),
         Err(e) => tracing::error!(error = %e, "processing stored mail failed; it stays stored"),
     }
 
@@ -88,6 +92,7 @@ pub async fn run(config: Config, demo_mode: bool) -> Result<(), ServeError> {
     });
     let tasks = TaskTracker::new();
 
+    tasks.spawn(crate::intake::retry(app.clone(), stop.clone()));
     let worker = Worker::new(&app)?;
     tasks.spawn({
         let stop = stop.clone();

@@ -375,13 +375,34 @@ pub async fn reprocess(
     if targets.is_empty() {
         anyhow::bail!("name the messages to reprocess (their #numbers) or use --held");
     }
+    // Each message on its own: one that fails is reported, and the rest
+    // are still processed.
+    let mut failed = 0;
+    let total = targets.len();
     for id in targets {
-        let Some((_, raw)) = store.inbound_raw(id).await? else {
-            writeln!(out, "#{id}: no such message")?;
-            continue;
+        let raw = match store.inbound_raw(id).await {
+            Ok(Some((_, raw))) => raw,
+            Ok(None) => {
+                writeln!(out, "#{id}: no such message")?;
+                failed += 1;
+                continue;
+            }
+            Err(e) => {
+                writeln!(out, "#{id}: could not be read: {e}")?;
+                failed += 1;
+                continue;
+            }
         };
-        let outcome = intake.process(id, &raw).await?;
-        writeln!(out, "#{id}: {}", outcome.describe())?;
+        match intake.process(id, &raw).await {
+            Ok(outcome) => writeln!(out, "#{id}: {}", outcome.describe())?,
+            Err(e) => {
+                writeln!(out, "#{id}: could not be processed: {e}")?;
+                failed += 1;
+            }
+        }
+    }
+    if failed > 0 {
+        anyhow::bail!("{failed} of {total} messages could not be reprocessed (see above)");
     }
     Ok(())
 }

@@ -36,6 +36,17 @@ pub struct InboundConfig {
     /// MIME parts one message may have.
     #[serde(default = "default_max_mime_parts")]
     pub max_mime_parts: usize,
+    /// A stored message whose processing failed is tried again after this
+    /// many seconds, doubling each time (up to an hour).
+    #[serde(default = "default_retry_seconds")]
+    pub retry_seconds: u64,
+    /// After this many failed attempts a message is held with the error.
+    #[serde(default = "default_max_processing_attempts")]
+    pub max_processing_attempts: u32,
+    /// /healthz reports 503 once a stored message has waited this long
+    /// without being processed.
+    #[serde(default = "default_backlog_alert")]
+    pub backlog_alert_seconds: u64,
     /// IMAP mailbox to take mail from; empty host for none.
     #[serde(default)]
     pub imap_host: String,
@@ -88,6 +99,16 @@ fn optional_listen_address<'de, D: serde::Deserializer<'de>>(
     raw.parse().map(Some).map_err(|_| {
         serde::de::Error::custom(format!("'{raw}' is not an address like 127.0.0.1:2424"))
     })
+}
+
+fn default_retry_seconds() -> u64 {
+    30
+}
+fn default_max_processing_attempts() -> u32 {
+    12
+}
+fn default_backlog_alert() -> u64 {
+    900
 }
 
 fn default_max_attached_messages() -> usize {

@@ -108,6 +108,41 @@ impl Outcome {
     }
 }
 
+/// A message stored this long ago has had its first try: the batch that
+/// stored it decides it within moments, and a retry must not race it.
+const SETTLE: chrono::Duration = chrono::Duration::seconds(10);
+
+/// `serve`'s retries: every `inbound.retry_seconds`, the stored messages
+/// whose processing failed and whose backoff has passed are tried again,
+/// until `stop`. Without this they waited for the next start.
+pub async fn retry(app: App, stop: tokio_util::sync::CancellationToken) {
+    let every = std::time::Duration::from_secs(app.config.inbound.retry_seconds.max(1));
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep(every) => {}
+            () = stop.cancelled() => return,
+        }
+        match app.intake().process_due(Utc::now() - SETTLE, false).await {
+            Ok(s) if s.processed + s.failed == 0 => {}
+            Ok(s) => tracing::info!(
+                processed = s.processed,
+                failed = s.failed,
+                "stored messages tried again"
+            ),
+            Err(e) => {
+                tracing::warn!(error = %e, "trying stored messages again failed; trying later")
+            }
+        }
+    }
+}
+
+/// What a pass over stored but unprocessed messages did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct RetrySummary {
+    pub processed: usize,
+    pub failed: usize,
+}
+
 /// Taking messages in, with the App's store, config and templates
 /// (`App::intake`).
 pub struct Intake<'a> {
@@ -185,8 +220,12 @@ impl Intake<'_> {
             })
             .collect();
         let stored = match self.app.store.store_inbound_many(&news).await {
-            Ok(s) => s,
+            Ok(s) => {
+                self.app.writes.succeeded();
+                s
+            }
             Err(e) => {
+                self.app.writes.failed(&e);
                 if let Some(w) = writer {
                     let _ = w.join();
                 }
@@ -220,20 +259,56 @@ impl Intake<'_> {
         Ok(outcomes.into_iter().flatten().collect())
     }
 
-    /// Processes messages stored but not processed, e.g. after a crash.
-    pub async fn process_pending(&self) -> Result<usize, IntakeError> {
-        let pending = self.app.store.unprocessed_inbound().await?;
-        let n = pending.len();
-        for chunk in pending.chunks(BATCH_MESSAGES) {
-            let work = chunk
+    /// Processes every message stored but not processed (after a crash,
+    /// at start), however recently it failed.
+    pub async fn process_pending(&self) -> Result<RetrySummary, IntakeError> {
+        self.process_due(Utc::now(), true).await
+    }
+
+    /// Processes messages stored before `settled_before` but not processed
+    /// that are due again (their last failure's backoff has passed, or
+    /// `all`). A message that fails again is retried later or held (see
+    /// [`Self::process_batch`]).
+    pub async fn process_due(
+        &self,
+        settled_before: chrono::DateTime<Utc>,
+        all: bool,
+    ) -> Result<RetrySummary, IntakeError> {
+        let mut summary = RetrySummary::default();
+        let mut seen = HashSet::new();
+        loop {
+            // `all`: as if every backoff had passed. (A date SQLite compares
+            // as text like the others: four-digit years.)
+            let now = if all {
+                Utc::now() + chrono::Duration::days(365 * 100)
+            } else {
+                Utc::now()
+            };
+            let pending = self
+                .app
+                .store
+                .due_unprocessed(now, settled_before, BATCH_MESSAGES as u32)
+                .await?;
+            // A message whose failure could not even be recorded comes back
+            // at once: this pass has had its try.
+            let pending: Vec<_> = pending
+                .into_iter()
+                .filter(|(id, _)| seen.insert(*id))
+                .collect();
+            if pending.is_empty() {
+                return Ok(summary);
+            }
+            let work = pending
                 .iter()
                 .map(|(id, raw)| (*id, read_now(raw, &self.app.config.inbound)))
                 .collect();
             for r in self.process_batch(work).await {
-                r?;
+                match r {
+                    Ok(_) => summary.processed += 1,
+                    Err(_) => summary.failed += 1,
+                }
             }
         }
-        Ok(n)
     }
 
     /// Classifies, routes and records one stored message. A message that
@@ -252,9 +327,50 @@ impl Intake<'_> {
             .unwrap_or_else(|| Err(IntakeError::NotRecorded("nothing was decided".into())))
     }
 
+    /// Decides and records a batch (see [`Self::decide_and_record`]); a
+    /// message whose processing failed is tried again later with backoff,
+    /// and held with the error after `inbound.max_processing_attempts`.
+    async fn process_batch(&self, work: Vec<Stored>) -> Vec<Result<Outcome, IntakeError>> {
+        let ids: Vec<i64> = work.iter().map(|(id, _)| *id).collect();
+        let results = self.decide_and_record(work).await;
+        let inbound = &self.app.config.inbound;
+        let base = inbound.retry_seconds.max(1);
+        let retry_at = move |attempts: u32| {
+            let wait = base
+                .saturating_mul(1u64 << attempts.saturating_sub(1).min(20))
+                .min(3600);
+            Utc::now() + chrono::Duration::seconds(wait as i64)
+        };
+        for (id, result) in ids.iter().zip(&results) {
+            let Err(e) = result else { continue };
+            match self
+                .app
+                .store
+                .processing_failed(
+                    *id,
+                    &e.to_string(),
+                    inbound.max_processing_attempts,
+                    &retry_at,
+                )
+                .await
+            {
+                Ok(true) => {
+                    tracing::warn!(id, error = %e, "a stored message failed processing too often; it is held with the error")
+                }
+                Ok(false) => {
+                    tracing::warn!(id, error = %e, "processing a stored message failed; it is tried again later")
+                }
+                Err(store) => {
+                    tracing::warn!(id, error = %e, %store, "processing a stored message failed, and so did recording it; it is tried again later")
+                }
+            }
+        }
+        results
+    }
+
     /// Decides what each stored message is, then writes all the decisions in
     /// one transaction. A message whose decision failed is left as received.
-    async fn process_batch(&self, work: Vec<Stored>) -> Vec<Result<Outcome, IntakeError>> {
+    async fn decide_and_record(&self, work: Vec<Stored>) -> Vec<Result<Outcome, IntakeError>> {
         if work.is_empty() {
             return Vec::new();
         }
@@ -289,8 +405,12 @@ impl Intake<'_> {
             .flat_map(|d| d.writes.iter().cloned())
             .collect();
         let mut applied = match self.app.store.apply_intake(&writes).await {
-            Ok(a) => a.into_iter(),
+            Ok(a) => {
+                self.app.writes.succeeded();
+                a.into_iter()
+            }
             Err(e) => {
+                self.app.writes.failed(&e);
                 let e = e.to_string();
                 tracing::error!(error = %e, messages = decided.len(), "stored messages could not be recorded; they are retried from the store");
                 return decided

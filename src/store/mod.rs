@@ -233,8 +233,30 @@ pub trait InboundStore: Send + Sync {
     /// One stored message as it arrived.
     async fn inbound_raw(&self, id: i64) -> Result<Option<(InboundSummary, Vec<u8>)>, StoreError>;
 
-    /// Messages stored but never processed (a crash between the two).
-    async fn unprocessed_inbound(&self) -> Result<Vec<(i64, Vec<u8>)>, StoreError>;
+    /// Messages stored but not processed (a crash between the two, or
+    /// processing that failed) that were stored before `settled_before` and
+    /// are due to be tried again at `now`; at most `limit`, oldest first.
+    async fn due_unprocessed(
+        &self,
+        now: DateTime<Utc>,
+        settled_before: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<(i64, Vec<u8>)>, StoreError>;
+
+    /// Records that processing message `id` failed with `error`: it is tried
+    /// again at `retry_at(attempts so far)`, or, once it has failed
+    /// `hold_after` times, held with the error. Returns whether it was held.
+    async fn processing_failed(
+        &self,
+        id: i64,
+        error: &str,
+        hold_after: u32,
+        retry_at: &(dyn Fn(u32) -> DateTime<Utc> + Send + Sync),
+    ) -> Result<bool, StoreError>;
+
+    /// How many messages are stored but not processed, and when the oldest
+    /// of them arrived.
+    async fn unprocessed_backlog(&self) -> Result<(u64, Option<DateTime<Utc>>), StoreError>;
 
     async fn set_inbound_outcome(
         &self,
@@ -274,6 +296,9 @@ pub trait Store:
 {
     /// Succeeds when the database answers a query.
     async fn ping(&self) -> Result<(), StoreError>;
+
+    /// Succeeds when the database takes a (one-row) write.
+    async fn probe_write(&self) -> Result<(), StoreError>;
 }
 
 /// Opens the store the config names and brings its schema up to date.

@@ -675,6 +675,133 @@ fn no_message_stops_serve_through_any_source() {
     );
 }
 
+/// Runs one SQL statement on the test's SQLite database, beside cocreate.
+fn sqlite_exec(db: &TestDb, sql: &str) {
+    use sqlx::Connection;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let mut conn = sqlx::SqliteConnection::connect(&db.url).await.unwrap();
+        sqlx::query(sql).execute(&mut conn).await.unwrap();
+        conn.close().await.unwrap();
+    });
+}
+
+/// A message stored while processing failed (the disk full, here a trigger
+/// that refuses every proposal as a full disk would) was tried again only
+/// at the next start, and /healthz said 200 meanwhile. Now `serve` tries it
+/// again with backoff while it runs, /healthz says 503 with the reason once
+/// it has waited too long, and `mail reprocess` reports each failure and
+/// goes on.
+#[test]
+fn stored_messages_whose_processing_failed_are_retried_while_serve_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = TestDb::sqlite();
+    let (key, id) = setup(dir.path(), &db);
+    sqlite_exec(
+        &db,
+        "CREATE TRIGGER full BEFORE INSERT ON proposals \
+         BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END",
+    );
+    let inbox = dir.path().join("inbox");
+    let env = [
+        (
+            "COCREATE_OUTBOX_FILE_DIR",
+            dir.path().join("outbox").display().to_string(),
+        ),
+        ("COCREATE_INBOUND_MAILDIR", inbox.display().to_string()),
+        ("COCREATE_INBOUND_RETRY_SECONDS", "1".to_string()),
+        ("COCREATE_INBOUND_BACKLOG_ALERT_SECONDS", "2".to_string()),
+    ];
+    let daemon = common::Daemon::start_with(dir.path(), &db, &env, &[]);
+    let dropped = maildir_of_replies(dir.path(), &key, &id, 0..3);
+    std::fs::rename(&dropped, inbox.join("new-batch")).unwrap();
+    for f in std::fs::read_dir(inbox.join("new-batch/new")).unwrap() {
+        let f = f.unwrap().path();
+        std::fs::rename(&f, inbox.join("new").join(f.file_name().unwrap())).unwrap();
+    }
+    let start = std::time::Instant::now();
+    let stored_at = loop {
+        if std::fs::read_dir(inbox.join("cur")).map_or(0, |d| d.count()) == 3 {
+            break std::time::Instant::now();
+        }
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(15),
+            "not stored"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+
+    // Each failure is reported, and the others are still tried.
+    // (With the daemon's settings: a failure here sets when it retries.)
+    let out = common::command(dir.path(), &db)
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .args(["mail", "reprocess", "1", "2", "3"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let report = stdout(&out);
+    assert_eq!(
+        report.matches(": could not be processed: ").count(),
+        3,
+        "{report}"
+    );
+    assert!(
+        stderr(&out).contains("3 of 3 messages could not be reprocessed"),
+        "{}",
+        stderr(&out)
+    );
+
+    // First for the failed write, then for the messages waiting too long.
+    let health = loop {
+        let (status, body) = daemon.get("/healthz");
+        if status == 503 && body.contains("stored messages are not processed") {
+            break body;
+        }
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(20),
+            "/healthz stayed {status}: {body}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    };
+    assert!(
+        health.contains("3 stored messages are not processed, the oldest since")
+            && health.contains("storing mail failed at")
+            && health.contains("database or disk is full"),
+        "{health}"
+    );
+
+    // The disk is freed: the messages become proposals without a restart.
+    sqlite_exec(&db, "DROP TRIGGER full");
+    let freed = std::time::Instant::now();
+    loop {
+        let proposals = ok(dir.path(), &db, &["mail", "proposals"], None);
+        if proposals.lines().count() == 3 {
+            break;
+        }
+        assert!(
+            freed.elapsed() < std::time::Duration::from_secs(60),
+            "not retried: {proposals}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(250));
+    }
+    eprintln!(
+        "processed {:?} after the disk was freed ({:?} after they were stored)",
+        freed.elapsed(),
+        stored_at.elapsed()
+    );
+    assert_eq!(daemon.get("/healthz").0, 200);
+    assert_eq!(
+        receipts(dir.path()).len(),
+        0,
+        "the outbox is flushed by serve later"
+    );
+    let (status, _) = daemon.stop(libc::SIGTERM);
+    assert!(status.success());
+}
+
 /// A message on standard input over inbound.max_message_bytes is refused
 /// for good (exit 65, which an MTA bounces) without being read whole or
 /// stored; it used to be stored at any size (200 MB, 1.4 GB of memory).

@@ -512,7 +512,8 @@ fn a_relay_refusing_the_login_pauses_delivery_and_fails_nobody() {
     let (code, health) = daemon.get("/healthz");
     assert_eq!(code, 200);
     assert!(
-        health.starts_with("ok\noutbox paused: the relay refuses cocreate since"),
+        health.starts_with(r#"{"outbox_paused":"the relay refuses cocreate since"#)
+            && health.contains(r#""status":"ok""#),
         "{health}"
     );
     // Several paused passes go by (backoff 1-2 s) with nothing failed.
@@ -542,7 +543,10 @@ fn a_relay_refusing_the_login_pauses_delivery_and_fails_nobody() {
     );
     let status = stdout(&run(dir.path(), &db, &sink, &login, &["outbox", "status"]));
     assert_eq!(status, "Queued 0, sending 0, sent 3, failed 0.\n");
-    assert_eq!((daemon.get("/healthz").1).as_str(), "ok\n");
+    assert_eq!(
+        daemon.get("/healthz"),
+        (200, r#"{"status":"ok","unprocessed":0}"#.to_string())
+    );
     let (_, log) = daemon.stop(libc::SIGTERM);
     let said: Vec<&String> = log
         .iter()
@@ -588,5 +592,8 @@ fn a_refusal_recorded_before_the_daemon_started_is_cleared_once_it_delivers() {
         std::thread::sleep(std::time::Duration::from_millis(200));
     };
     assert_eq!(status, "Queued 0, sending 0, sent 3, failed 0.\n");
-    assert_eq!(daemon.get("/healthz").1, "ok\n");
+    assert_eq!(
+        daemon.get("/healthz"),
+        (200, r#"{"status":"ok","unprocessed":0}"#.to_string())
+    );
 }

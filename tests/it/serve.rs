@@ -19,7 +19,10 @@ fn demo_serves_health_and_stops_cleanly_and_a_second_run_adds_nothing() {
     let db = TestDb::sqlite();
 
     let daemon = Daemon::start(dir.path(), &db, &["--demo"]);
-    assert_eq!(daemon.get("/healthz"), (200, "ok\n".to_string()));
+    assert_eq!(
+        daemon.get("/healthz"),
+        (200, r#"{"status":"ok","unprocessed":0}"#.to_string())
+    );
     assert_eq!(daemon.get("/nowhere").0, 404);
     let (status, log) = daemon.stop(libc::SIGTERM);
     assert!(status.success(), "{status:?}\n{log:#?}");
@@ -121,7 +124,11 @@ async fn health_turns_503_when_the_database_goes_away() {
         .unwrap();
 
     let (status, body) = daemon.get("/healthz");
-    assert_eq!((status, body.as_str()), (503, "store unreachable\n"));
+    assert_eq!(status, 503, "{body}");
+    assert!(
+        body.contains(r#""status":"unavailable""#) && body.contains("the store cannot be written"),
+        "{body}"
+    );
     let (status, _) = daemon.stop(libc::SIGTERM);
     assert!(status.success());
 }

@@ -65,7 +65,14 @@ conformance!(
     released_claims_go_back_as_they_were,
     the_relay_refusal_and_schedule_watermarks_are_kept,
     follow_ups_bounces_and_lookups_by_receipt,
+    failed_processing_is_retried_later_and_held_after_too_many,
 );
+
+/// Every message stored and not processed, whenever stored or last tried.
+async fn unprocessed(store: &dyn Store) -> Vec<(i64, Vec<u8>)> {
+    let end = Utc::now() + chrono::Duration::days(365 * 100);
+    store.due_unprocessed(end, end, 1000).await.unwrap()
+}
 
 fn record(reg: &str, name: &str, emails: &[&str]) -> CsoRecord {
     CsoRecord {
@@ -800,10 +807,7 @@ async fn a_message_is_stored_once_and_has_at_most_one_proposal(db: &TestDb) {
         store_inbound(store.as_ref(), &inbound).await.unwrap(),
         (id, false)
     );
-    assert_eq!(
-        store.unprocessed_inbound().await.unwrap(),
-        [(id, raw.to_vec())]
-    );
+    assert_eq!(unprocessed(store.as_ref()).await, [(id, raw.to_vec())]);
 
     let proposal = NewProposal {
         receipt_no: "OGP-7K3M-Q9TX".into(),
@@ -843,7 +847,7 @@ async fn a_message_is_stored_once_and_has_at_most_one_proposal(db: &TestDb) {
         "the first proposal stands"
     );
     assert_eq!(store.proposals().await.unwrap().len(), 1);
-    assert!(store.unprocessed_inbound().await.unwrap().is_empty());
+    assert!(unprocessed(store.as_ref()).await.is_empty());
     let hour_ago = Utc::now() - chrono::Duration::hours(1);
     let senders = ["a@x.al".to_string(), "b@x.al".to_string()];
     let known = store
@@ -872,7 +876,7 @@ async fn a_message_is_stored_once_and_has_at_most_one_proposal(db: &TestDb) {
         .set_inbound_outcome(held, InboundState::Held, "unmatched", "no reply key")
         .await
         .unwrap();
-    assert!(store.unprocessed_inbound().await.unwrap().is_empty());
+    assert!(unprocessed(store.as_ref()).await.is_empty());
 
     // A batch: stored in one call, the same message twice in it stored
     // once; then three proposals and a held message written in one call.
@@ -947,7 +951,7 @@ async fn a_message_is_stored_once_and_has_at_most_one_proposal(db: &TestDb) {
         .await
         .unwrap();
     assert_eq!(known.acknowledgements.get("a@x.al"), Some(&3));
-    assert!(store.unprocessed_inbound().await.unwrap().is_empty());
+    assert!(unprocessed(store.as_ref()).await.is_empty());
 }
 
 async fn a_cso_is_found_by_id_and_by_address(db: &TestDb) {
@@ -1127,7 +1131,7 @@ async fn follow_ups_bounces_and_lookups_by_receipt(db: &TestDb) {
             .unwrap(),
         "a message is one follow-up at most"
     );
-    assert!(store.unprocessed_inbound().await.unwrap().is_empty());
+    assert!(unprocessed(store.as_ref()).await.is_empty());
 
     record_bounce(
         store.as_ref(),
@@ -1218,4 +1222,70 @@ async fn record_bounce(
         }])
         .await?;
     Ok(())
+}
+
+async fn failed_processing_is_retried_later_and_held_after_too_many(db: &TestDb) {
+    let store = db.open().await;
+    let raw = b"From: a@x.al\r\nSubject: P\r\n\r\nText\r\n";
+    let inbound = NewInbound {
+        dedupe_key: "retry-1".into(),
+        source: "test",
+        raw,
+        message_id: None,
+        from_address: Some("a@x.al".into()),
+        subject: Some("P".into()),
+    };
+    let (id, _) = store_inbound(store.as_ref(), &inbound).await.unwrap();
+    let now = Utc::now();
+    let soon = now + chrono::Duration::seconds(1);
+    assert_eq!(
+        store.due_unprocessed(soon, soon, 10).await.unwrap().len(),
+        1
+    );
+    assert!(
+        store
+            .due_unprocessed(soon, now - chrono::Duration::seconds(60), 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "a message just stored is left to the batch that stored it"
+    );
+    assert_eq!(store.unprocessed_backlog().await.unwrap().0, 1);
+
+    let later = now + chrono::Duration::minutes(5);
+    let retry_at = move |_| later;
+    assert!(
+        !store
+            .processing_failed(id, "disk full", 2, &retry_at)
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .due_unprocessed(soon, soon, 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "not due again before its backoff has passed"
+    );
+    let after = later + chrono::Duration::seconds(1);
+    assert_eq!(
+        store.due_unprocessed(after, soon, 10).await.unwrap().len(),
+        1
+    );
+
+    assert!(
+        store
+            .processing_failed(id, "disk full", 2, &retry_at)
+            .await
+            .unwrap()
+    );
+    let held = store.inbound_in_state(InboundState::Held).await.unwrap();
+    assert_eq!(held.len(), 1);
+    assert_eq!(
+        held[0].reason.as_deref(),
+        Some("could not be processed after 2 attempts: disk full")
+    );
+    assert_eq!(store.unprocessed_backlog().await.unwrap(), (0, None));
+    store.probe_write().await.unwrap();
 }

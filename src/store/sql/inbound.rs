@@ -495,6 +495,7 @@ where
     (i64, String): for<'r> FromRow<'r, <D::DB as Database>::Row>,
     (i64, String, String): for<'r> FromRow<'r, <D::DB as Database>::Row>,
     (i64,): for<'r> FromRow<'r, <D::DB as Database>::Row>,
+    (DateTime<Utc>,): for<'r> FromRow<'r, <D::DB as Database>::Row>,
     CsoRow: for<'r> FromRow<'r, <D::DB as Database>::Row>,
     InboundRow: for<'r> FromRow<'r, <D::DB as Database>::Row>,
     ProposalRefRow: for<'r> FromRow<'r, <D::DB as Database>::Row>,
@@ -509,6 +510,7 @@ where
     for<'q> DateTime<Utc>: Encode<'q, D::DB> + Type<D::DB>,
     for<'q> Option<&'q str>: Encode<'q, D::DB> + Type<D::DB>,
     for<'q> Option<i64>: Encode<'q, D::DB> + Type<D::DB>,
+    for<'q> String: Encode<'q, D::DB> + Type<D::DB>,
     for<'q> bool: Encode<'q, D::DB> + Type<D::DB>,
     for<'q> i64: Encode<'q, D::DB> + Type<D::DB>,
 {
@@ -571,14 +573,94 @@ where
         skip_all,
         fields(call = "unprocessed_inbound")
     )]
-    async fn unprocessed_inbound(&self) -> Result<Vec<(i64, Vec<u8>)>, StoreError> {
-        let pool = &self.read;
-        let rows: Vec<RawRow> = fetch_all(
-            pool,
-            "SELECT id, raw FROM inbound_messages WHERE state = 'received' ORDER BY id",
+    async fn due_unprocessed(
+        &self,
+        now: DateTime<Utc>,
+        settled_before: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<(i64, Vec<u8>)>, StoreError> {
+        let rows: Vec<RawRow> = sqlx::query_as(
+            "SELECT id, raw FROM inbound_messages WHERE state = 'received' \
+             AND received_at < $1 AND (next_attempt_at IS NULL OR next_attempt_at <= $2) \
+             ORDER BY id LIMIT $3",
         )
+        .bind(settled_before)
+        .bind(now)
+        .bind(i64::from(limit))
+        .fetch_all(&self.read)
         .await?;
         Ok(rows.into_iter().map(|r| (r.id, r.raw)).collect())
+    }
+
+    #[tracing::instrument(
+        name = "store",
+        level = "debug",
+        skip_all,
+        fields(call = "processing_failed")
+    )]
+    async fn processing_failed(
+        &self,
+        id: i64,
+        error: &str,
+        hold_after: u32,
+        retry_at: &(dyn Fn(u32) -> DateTime<Utc> + Send + Sync),
+    ) -> Result<bool, StoreError> {
+        let error = crate::telemetry::cut(error, 2000);
+        let mut tx = self.begin().await?;
+        let attempts: Option<(i64,)> = sqlx::query_as(
+            "UPDATE inbound_messages SET attempts = attempts + 1, last_error = $1 \
+             WHERE id = $2 AND state = 'received' RETURNING attempts",
+        )
+        .bind(error.as_ref())
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        // Processed or held meanwhile (by another process): nothing to do.
+        let Some((attempts,)) = attempts else {
+            return Ok(false);
+        };
+        let attempts = u32::try_from(attempts).unwrap_or(u32::MAX);
+        let held = attempts >= hold_after;
+        if held {
+            sqlx::query::<D::DB>(
+                "UPDATE inbound_messages SET state = 'held', classification = 'unprocessable', \
+                 reason = $1, processed_at = $2 WHERE id = $3",
+            )
+            .bind(format!(
+                "could not be processed after {attempts} attempts: {error}"
+            ))
+            .bind(Utc::now())
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        } else {
+            sqlx::query::<D::DB>("UPDATE inbound_messages SET next_attempt_at = $1 WHERE id = $2")
+                .bind(retry_at(attempts))
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(held)
+    }
+
+    #[tracing::instrument(
+        name = "store",
+        level = "debug",
+        skip_all,
+        fields(call = "unprocessed_backlog")
+    )]
+    async fn unprocessed_backlog(&self) -> Result<(u64, Option<DateTime<Utc>>), StoreError> {
+        let (count,): (i64,) =
+            sqlx::query_as("SELECT COUNT(*) FROM inbound_messages WHERE state = 'received'")
+                .fetch_one(&self.read)
+                .await?;
+        let oldest: Option<(DateTime<Utc>,)> = sqlx::query_as(
+            "SELECT received_at FROM inbound_messages WHERE state = 'received' ORDER BY id LIMIT 1",
+        )
+        .fetch_optional(&self.read)
+        .await?;
+        Ok((u64::try_from(count).unwrap_or(0), oldest.map(|(t,)| t)))
     }
 
     #[tracing::instrument(name = "store", level = "debug", skip_all, fields(call = "proposals"))]

@@ -15,7 +15,8 @@ mod outbox;
 pub(super) mod registry;
 
 use async_trait::async_trait;
-use sqlx::{Database, Executor, FromRow, IntoArguments, Pool, Transaction};
+use chrono::{DateTime, Utc};
+use sqlx::{Database, Encode, Executor, FromRow, IntoArguments, Pool, Transaction, Type};
 
 use super::dialect::Dialect;
 use super::{ConsultationStore, InboundStore, OutboxStore, RegistryStore, Store, StoreError};
@@ -47,10 +48,25 @@ impl<D: Dialect> Store for SqlStore<D>
 where
     Self: RegistryStore + ConsultationStore + OutboxStore + InboundStore,
     for<'c> &'c Pool<D::DB>: Executor<'c, Database = D::DB>,
+    for<'c> &'c mut <D::DB as Database>::Connection: Executor<'c, Database = D::DB>,
     for<'q> <D::DB as Database>::Arguments<'q>: IntoArguments<'q, D::DB>,
+    for<'q> DateTime<Utc>: Encode<'q, D::DB> + Type<D::DB>,
 {
     async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query::<D::DB>("SELECT 1").execute(&self.read).await?;
+        Ok(())
+    }
+
+    async fn probe_write(&self) -> Result<(), StoreError> {
+        let mut tx = self.begin().await?;
+        sqlx::query::<D::DB>(
+            "INSERT INTO health_probe (id, checked_at) VALUES (1, $1) \
+             ON CONFLICT (id) DO UPDATE SET checked_at = excluded.checked_at",
+        )
+        .bind(Utc::now())
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
         Ok(())
     }
 }
