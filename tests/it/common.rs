@@ -39,6 +39,15 @@ impl TestDb {
         }
     }
 
+    /// A SQLite database in `dir` (which the caller keeps and removes).
+    pub fn sqlite_in(dir: &Path) -> Self {
+        Self {
+            url: format!("sqlite:{}", dir.join("cocreate.db").display()),
+            _dir: None,
+            postgres: None,
+        }
+    }
+
     /// A new, empty PostgreSQL database on the server named by
     /// COCREATE_TEST_POSTGRES_URL, or None when that is not set.
     pub async fn postgres() -> Option<Self> {

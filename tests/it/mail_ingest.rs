@@ -802,6 +802,134 @@ fn stored_messages_whose_processing_failed_are_retried_while_serve_runs() {
     assert!(status.success());
 }
 
+/// A small tmpfs mounted for one test, unmounted when dropped.
+struct SmallDisk(std::path::PathBuf);
+
+impl SmallDisk {
+    fn mount(at: &Path, size: &str) -> Self {
+        std::fs::create_dir_all(at).unwrap();
+        let out = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(at)
+            .output()
+            .expect("mount(8)");
+        assert!(
+            out.status.success(),
+            "this test mounts a tmpfs and needs root: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Self(at.to_path_buf())
+    }
+
+    /// Writes a file until the disk is full; returns its path.
+    fn fill(&self) -> std::path::PathBuf {
+        let path = self.0.join("filler");
+        let mut f = std::fs::File::create(&path).unwrap();
+        let block = vec![0u8; 64 * 1024];
+        while f.write_all(&block).is_ok() {}
+        let _ = f.sync_all();
+        path
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.0)
+            .status();
+    }
+}
+
+/// The disk holding the database fills while `serve` runs, and is freed:
+/// /healthz says 503 with the reason while nothing can be stored, and once
+/// there is room again the replies that arrived meanwhile become
+/// proposals without a restart (they wait in the maildir, or are stored
+/// and retried).
+#[test]
+#[ignore = "needs root (mounts a small tmpfs for the database)"]
+fn a_full_disk_then_freed_while_serve_runs_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let disk = SmallDisk::mount(&dir.path().join("db"), "64m");
+    let db = TestDb::sqlite_in(&disk.0);
+    let (key, id) = setup(dir.path(), &db);
+    let inbox = dir.path().join("inbox");
+    let env = [
+        (
+            "COCREATE_OUTBOX_FILE_DIR",
+            dir.path().join("outbox").display().to_string(),
+        ),
+        ("COCREATE_INBOUND_MAILDIR", inbox.display().to_string()),
+        ("COCREATE_INBOUND_RETRY_SECONDS", "1".to_string()),
+    ];
+    let mut daemon = common::Daemon::start_with(dir.path(), &db, &env, &[]);
+    assert_eq!(daemon.get("/healthz").0, 200);
+    let filler = disk.fill();
+
+    // Replies large enough that the database must grow to take them.
+    std::fs::create_dir_all(inbox.join("new")).unwrap();
+    let long = "Një paragraf i gjatë i propozimit tonë për buxhetin.\r\n".repeat(12_000);
+    for i in 0..3 {
+        std::fs::write(
+            inbox.join(format!("new/{i}.eml")),
+            reply(
+                &key,
+                &id,
+                &format!("full{i}@cso.example.org"),
+                &format!("Propozim {i}.\r\n{long}"),
+            ),
+        )
+        .unwrap();
+    }
+    let start = std::time::Instant::now();
+    let health = loop {
+        let (status, body) = daemon.get("/healthz");
+        if status == 503 {
+            break body;
+        }
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(20),
+            "/healthz stayed {status}: {body}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    };
+    eprintln!("/healthz on a full disk: {health}");
+    assert!(health.contains("full"), "{health}");
+
+    std::fs::remove_file(filler).unwrap();
+    let freed = std::time::Instant::now();
+    loop {
+        let proposals = ok(dir.path(), &db, &["mail", "proposals"], None);
+        if proposals.lines().count() == 3 {
+            break;
+        }
+        assert!(
+            freed.elapsed() < std::time::Duration::from_secs(60),
+            "not taken in after the disk was freed: {proposals}\n{:#?}",
+            daemon.log_so_far()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(250));
+    }
+    eprintln!(
+        "all 3 replies were proposals {:?} after the disk was freed",
+        freed.elapsed()
+    );
+    let start = std::time::Instant::now();
+    loop {
+        let (status, body) = daemon.get("/healthz");
+        if status == 200 {
+            break;
+        }
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(10),
+            "/healthz stays {status}: {body}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let (status, _) = daemon.stop(libc::SIGTERM);
+    assert!(status.success());
+}
+
 /// A message on standard input over inbound.max_message_bytes is refused
 /// for good (exit 65, which an MTA bounces) without being read whole or
 /// stored; it used to be stored at any size (200 MB, 1.4 GB of memory).

@@ -8,6 +8,7 @@ use std::str::FromStr;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use sqlx::TransactionManager;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{PgPool, Transaction};
 
@@ -147,6 +148,14 @@ impl SqlStore<Postgres> {
         let pool = PgPoolOptions::new()
             .max_connections(max_connections)
             .acquire_timeout(std::time::Duration::from_secs(10))
+            // A connection sqlx still counts inside a transaction (its
+            // ROLLBACK failed) is closed rather than reused; see the SQLite
+            // write pool.
+            .after_release(|conn, _| {
+                Box::pin(async move {
+                    Ok(<sqlx::Postgres as sqlx::Database>::TransactionManager::get_transaction_depth(conn) == 0)
+                })
+            })
             .connect_with(options)
             .await
             .map_err(open_err)?;

@@ -13,7 +13,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{QueryBuilder, Transaction};
+use sqlx::{QueryBuilder, Transaction, TransactionManager};
 
 use super::Dialect;
 use crate::store::StoreError;
@@ -173,6 +173,21 @@ impl SqlStore<Sqlite> {
         }
         let write = SqlitePoolOptions::new()
             .max_connections(1)
+            // When SQLite ends a transaction itself (a full disk rolls it
+            // back), sqlx's ROLLBACK then fails and sqlx still counts the
+            // transaction as open: every later BEGIN on that connection
+            // fails ("non-zero transaction depth"), so writes never recover
+            // once the disk is freed. Such a connection is closed instead
+            // of going back to the pool, and a fresh one is opened.
+            .after_release(|conn, _| {
+                Box::pin(async move {
+                    Ok(
+                        <sqlx::Sqlite as sqlx::Database>::TransactionManager::get_transaction_depth(
+                            conn,
+                        ) == 0,
+                    )
+                })
+            })
             .connect_with(options.clone())
             .await
             .map_err(open_err)?;
