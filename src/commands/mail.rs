@@ -188,6 +188,9 @@ pub async fn proposals(store: &dyn Store, out: &mut impl Write) -> anyhow::Resul
             if p.late { " [late]" } else { "" },
             first_line
         )?;
+        if let Some(flag) = &p.sender_flag {
+            writeln!(out, "    check the sender: {flag}")?;
+        }
     }
     Ok(())
 }

@@ -47,6 +47,10 @@ pub struct InboundConfig {
     /// without being processed.
     #[serde(default = "default_backlog_alert")]
     pub backlog_alert_seconds: u64,
+    /// The authserv-id our receiving mail server writes in
+    /// Authentication-Results; when set, only its results are believed.
+    #[serde(default)]
+    pub trusted_authserv_id: Option<String>,
     /// IMAP mailbox to take mail from; empty host for none.
     #[serde(default)]
     pub imap_host: String,

@@ -4,22 +4,13 @@
 
 use serde::Serialize;
 
+pub use super::authenticity::Authentication;
 use super::classify::{Classification, automated};
 use super::parse::{AttachmentInfo, parse_within};
 use super::route::{Route, route};
 use super::trim::trim;
 use crate::config::Config;
 use crate::store::{Store, StoreError};
-
-/// DMARC, DKIM and SPF results as the receiving MTA recorded them in
-/// Authentication-Results.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct Authentication {
-    pub dmarc: Option<String>,
-    pub dkim: Option<String>,
-    pub spf: Option<String>,
-    pub source: Option<String>,
-}
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Inspection {
@@ -35,35 +26,6 @@ pub struct Inspection {
     pub signature: String,
     pub attachments: Vec<AttachmentInfo>,
     pub authentication: Authentication,
-}
-
-fn authentication(header: Option<&str>) -> Authentication {
-    let Some(h) = header else {
-        return Authentication::default();
-    };
-    let result = |method: &str| {
-        h.split(';').find_map(|part| {
-            let part = part.trim();
-            let rest = part.strip_prefix(method)?.strip_prefix('=')?;
-            Some(
-                rest.split_whitespace()
-                    .next()
-                    .unwrap_or("")
-                    .to_ascii_lowercase(),
-            )
-        })
-    };
-    Authentication {
-        dmarc: result("dmarc"),
-        dkim: result("dkim"),
-        spf: result("spf"),
-        source: h.split(';').next().map(|s| s.trim().to_string()),
-    }
-}
-
-/// The authentication results recorded on a parsed message.
-pub fn authentication_of(p: &super::parse::Parsed) -> Authentication {
-    authentication(p.header("authentication-results"))
 }
 
 pub async fn inspect(
@@ -90,7 +52,7 @@ pub async fn inspect(
         }
     };
     let trimmed = trim(&parsed.body);
-    let auth = authentication(parsed.header("authentication-results"));
+    let auth = Authentication::of(&parsed, config.inbound.trusted_authserv_id.as_deref());
     let (classification, reason, route) = match automated(&parsed, &config.mail) {
         Some((c, why)) => (c, why, None),
         None => {
@@ -116,18 +78,4 @@ pub async fn inspect(
         attachments: parsed.attachments,
         authentication: auth,
     })
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn authentication_results_are_read() {
-        let a = super::authentication(Some(
-            "mx.ogp.example; dkim=pass header.d=cso.al; spf=pass smtp.mailfrom=cso.al; dmarc=pass (p=none) header.from=cso.al",
-        ));
-        assert_eq!(a.dkim.as_deref(), Some("pass"));
-        assert_eq!(a.spf.as_deref(), Some("pass"));
-        assert_eq!(a.dmarc.as_deref(), Some("pass"));
-        assert_eq!(a.source.as_deref(), Some("mx.ogp.example"));
-    }
 }

@@ -9,6 +9,7 @@
 //! webhook), come next.
 
 pub mod attachments;
+pub mod authenticity;
 pub mod bounce;
 pub mod classify;
 pub mod imap;

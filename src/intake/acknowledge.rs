@@ -6,7 +6,7 @@ use chrono::Utc;
 use super::decision::{Batch, Decision};
 use super::*;
 use crate::consultation::Consultation;
-use crate::domain::{EmailFor, EmailKind, Language, ReceiptNo, ReplyKey};
+use crate::domain::{EmailAddress, EmailFor, EmailKind, Language, ReceiptNo, ReplyKey};
 use crate::inbound::parse::{AttachmentNote, Parsed};
 use crate::outbound::email;
 use crate::outbound::message::{self, Outgoing};
@@ -42,6 +42,8 @@ pub(super) struct Placement<'c> {
     pub(super) late: bool,
     /// The government draft commitment commented on, by number.
     pub(super) draft: Option<u32>,
+    /// Why the proposal needs a second look, if it does.
+    pub(super) sender_flag: Option<String>,
 }
 
 pub(super) fn human_size(bytes: usize) -> String {
@@ -49,6 +51,17 @@ pub(super) fn human_size(bytes: usize) -> String {
         b if b < 1024 => format!("{b} B"),
         b if b < 1024 * 1024 => format!("{} KB", b.div_ceil(1024)),
         b => format!("{:.1} MB", b as f64 / (1024.0 * 1024.0)),
+    }
+}
+
+impl Acknowledgement {
+    /// Sends it to `to` instead of the message's sender (a confirmation
+    /// that goes to the proposal's sender): its reply key is issued to `to`.
+    pub(super) fn readdress(&mut self, to: EmailAddress) {
+        if let Some(key) = self.message.reply_key.as_mut() {
+            key.address = to.clone();
+        }
+        self.message.recipient = to;
     }
 }
 

@@ -6,18 +6,26 @@ use super::decision::{Batch, Decision, Reading, hold};
 use super::types::{InboundState, IntakeWrite, NewFollowUp, NewProposal};
 use super::*;
 use crate::consultation::Consultation;
-use crate::domain::EmailFor;
 use crate::domain::ReceiptNo;
+use crate::domain::{EmailAddress, EmailFor};
+use crate::inbound::authenticity::Authentication;
 use crate::inbound::bounce;
 use crate::inbound::classify::{Classification, automated};
-use crate::inbound::inspect::authentication_of;
 use crate::inbound::parse::Parsed;
-use crate::inbound::route::route_among;
+use crate::inbound::route::{RouteMethod, route_among};
 use crate::inbound::trim::Trimmed;
 use crate::registry::Cso;
 use crate::store::StoreError;
 
 impl Intake<'_> {
+    /// The authentication results that count for `parsed`.
+    fn authentication(&self, parsed: &Parsed) -> Authentication {
+        Authentication::of(
+            parsed,
+            self.app.config.inbound.trusted_authserv_id.as_deref(),
+        )
+    }
+
     /// What one parsed, stored message is and what to write for it.
     pub(super) async fn decide(
         &self,
@@ -111,6 +119,7 @@ impl Intake<'_> {
                 "the message is empty apart from quoted text".into(),
             ));
         }
+        let auth = self.authentication(parsed);
         let decision = match r.follow_up_of {
             Some(receipt_no) => {
                 self.follow_up(
@@ -120,17 +129,33 @@ impl Intake<'_> {
                     &consultation,
                     cso.as_ref(),
                     &receipt_no,
+                    &auth,
                     batch,
                 )
                 .await?
             }
             None => {
+                // Without a reply key, only the From address says whose the
+                // proposal is, and anyone can write any From.
+                let by_address_only = r.method == Some(RouteMethod::SenderConsultation);
+                if by_address_only && auth.failed() {
+                    return Ok(hold(
+                        id,
+                        format!(
+                            "no reply key, and the message failed authentication ({}): {from} may not have written it",
+                            auth.describe()
+                        ),
+                    ));
+                }
                 let place = Placement {
                     consultation: &consultation,
                     cso: cso.as_ref(),
                     other_sender: r.other_sender,
                     late: r.late,
                     draft: r.draft,
+                    sender_flag: by_address_only.then(|| {
+                        format!("routed by the sender's address alone ({})", auth.describe())
+                    }),
                 };
                 self.propose(id, parsed, trimmed, place, batch).await?
             }
@@ -185,8 +210,9 @@ impl Intake<'_> {
             quoted_text: trimmed.quoted_text,
             signature: trimmed.signature,
             attachments_json: serde_json::to_string(&parsed.attachments).unwrap_or_default(),
-            authentication_json: serde_json::to_string(&authentication_of(parsed))
+            authentication_json: serde_json::to_string(&self.authentication(parsed))
                 .unwrap_or_default(),
+            sender_flag: place.sender_flag,
         };
         Ok(Decision {
             outcome,
@@ -209,6 +235,7 @@ impl Intake<'_> {
         consultation: &Consultation,
         cso: Option<&Cso>,
         receipt_no: &str,
+        auth: &Authentication,
         batch: &mut Batch,
     ) -> Result<Decision, IntakeError> {
         let receipt =
@@ -220,20 +247,48 @@ impl Intake<'_> {
             ));
         };
         let from = parsed.from.to_string();
-        let confirmation = if self.may_acknowledge(&from, batch) {
-            let a = self.acknowledgement(
-                EmailFor::FollowUp {
-                    inbound_message_id: id,
-                },
-                parsed,
-                consultation,
-                cso,
-                &receipt,
-                &trimmed.reply_text,
-            );
-            Some(a)
+        // Anyone who knows a receipt number can write it in a subject: an
+        // addition from someone who is neither the CSO nor the proposal's
+        // sender is held when forged, flagged otherwise, and confirmed to
+        // the proposal's sender, never to the stranger.
+        let stranger = !from.eq_ignore_ascii_case(&proposal.from_address)
+            && !cso.is_some_and(|c| c.record.emails.contains(&parsed.from));
+        if stranger && auth.failed() {
+            return Ok(hold(
+                id,
+                format!(
+                    "an addition to {receipt_no} from {from}, who is neither the CSO nor the proposal's sender, and the message failed authentication ({})",
+                    auth.describe()
+                ),
+            ));
+        }
+        let sender_flag = stranger.then(|| {
+            format!(
+                "from {from}, who is neither the CSO nor the proposal's sender ({})",
+                auth.describe()
+            )
+        });
+        let confirm_to = if stranger {
+            EmailAddress::parse(&proposal.from_address).ok()
         } else {
-            None
+            Some(parsed.from.clone())
+        };
+        let confirmation = match confirm_to {
+            Some(to) if self.may_acknowledge(to.as_str(), batch) => {
+                let mut a = self.acknowledgement(
+                    EmailFor::FollowUp {
+                        inbound_message_id: id,
+                    },
+                    parsed,
+                    consultation,
+                    cso,
+                    &receipt,
+                    &trimmed.reply_text,
+                );
+                a.readdress(to);
+                Some(a)
+            }
+            _ => None,
         };
         batch
             .known
@@ -253,6 +308,7 @@ impl Intake<'_> {
             quoted_text: trimmed.quoted_text,
             signature: trimmed.signature,
             attachments_json: serde_json::to_string(&parsed.attachments).unwrap_or_default(),
+            sender_flag,
         };
         Ok(Decision {
             outcome,

@@ -471,6 +471,8 @@ impl Intake<'_> {
                 .is_some_and(|c| !c.record.emails.contains(&parsed.from)),
             late: consultation.spec.closes_on < today,
             draft: None,
+            // The POC chose where it goes.
+            sender_flag: None,
         };
         let trimmed = trim(&parsed.body);
         if trimmed.reply_text.trim().is_empty()

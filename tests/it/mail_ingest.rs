@@ -715,10 +715,11 @@ fn stored_messages_whose_processing_failed_are_retried_while_serve_runs() {
         ("COCREATE_INBOUND_RETRY_SECONDS", "1".to_string()),
         ("COCREATE_INBOUND_BACKLOG_ALERT_SECONDS", "2".to_string()),
     ];
+    std::fs::create_dir_all(inbox.join("new")).unwrap();
     let daemon = common::Daemon::start_with(dir.path(), &db, &env, &[]);
+    // Written elsewhere and renamed into new/, as an MTA delivers.
     let dropped = maildir_of_replies(dir.path(), &key, &id, 0..3);
-    std::fs::rename(&dropped, inbox.join("new-batch")).unwrap();
-    for f in std::fs::read_dir(inbox.join("new-batch/new")).unwrap() {
+    for f in std::fs::read_dir(dropped.join("new")).unwrap() {
         let f = f.unwrap().path();
         std::fs::rename(&f, inbox.join("new").join(f.file_name().unwrap())).unwrap();
     }
@@ -1139,6 +1140,121 @@ fn a_reply_to_a_receipt_adds_to_that_proposal() {
         confirmations,
         vec![format!("[{receipt_no}] Shtesa u mor: Buxheti i hapur në bashki"); 2]
     );
+}
+
+/// Who the outbox's messages are addressed to, by kind, once flushed.
+fn outbox_recipients(dir: &Path, kind: &str) -> Vec<String> {
+    let mut to: Vec<String> = std::fs::read_dir(dir.join("outbox"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.to_string_lossy().ends_with(&format!("-{kind}.eml")))
+        .map(|p| {
+            let raw = std::fs::read(p).unwrap();
+            let m = mail_parser::MessageParser::default().parse(&raw).unwrap();
+            m.to()
+                .unwrap()
+                .first()
+                .unwrap()
+                .address()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    to.sort();
+    to
+}
+
+/// A message with From: a registered address, no reply key and
+/// `dmarc=fail` used to become that CSO's proposal, unflagged, with a
+/// receipt to the CSO; a stranger who wrote a receipt number in a subject
+/// added to someone else's proposal and was sent a new reply key. Now the
+/// forged ones are held with the reason, the others are flagged, and a
+/// stranger's addition is confirmed to the proposal's sender.
+#[test]
+fn a_stranger_cannot_speak_for_a_cso() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = TestDb::sqlite();
+    setup(dir.path(), &db);
+    let forged_auth = "Authentication-Results: mx.office.example; dmarc=fail (p=none) header.from=cso.example.org; spf=fail smtp.mailfrom=cso.example.org\r\n";
+    let by_address = |n: u32, auth: &str| {
+        format!(
+            "{auth}From: Arta <buxheti@cso.example.org>\r\nTo: ogp-poc@office.example\r\nSubject: Propozim\r\nMessage-ID: <addr{n}@cso.example.org>\r\n\r\nPropozimi {n} pa çelës.\r\n"
+        )
+    };
+    let held = ok(
+        dir.path(),
+        &db,
+        &["mail", "ingest"],
+        Some(by_address(1, forged_auth).as_bytes()),
+    );
+    assert_eq!(
+        held,
+        "standard input: in the holding pen: no reply key, and the message failed authentication (dmarc=fail spf=fail): buxheti@cso.example.org may not have written it\n"
+    );
+    let passed = ok(
+        dir.path(),
+        &db,
+        &["mail", "ingest"],
+        Some(
+            by_address(
+                2,
+                "Authentication-Results: mx.office.example; dkim=pass header.d=cso.example.org; spf=pass; dmarc=pass\r\n",
+            )
+            .as_bytes(),
+        ),
+    );
+    assert!(passed.starts_with("standard input: proposal "), "{passed}");
+    let receipt_no = passed
+        .split_whitespace()
+        .nth(3)
+        .unwrap()
+        .trim_end_matches(',')
+        .to_string();
+    let proposals = ok(dir.path(), &db, &["mail", "proposals"], None);
+    assert!(
+        proposals.contains(
+            "check the sender: routed by the sender's address alone (dmarc=pass dkim=pass spf=pass)"
+        ),
+        "{proposals}"
+    );
+
+    let stranger = |n: u32, auth: &str| {
+        format!(
+            "{auth}From: someone@elsewhere.example.org\r\nTo: ogp-poc@office.example\r\nSubject: Re: [{receipt_no}] Morëm propozimin tuaj\r\nMessage-ID: <stranger{n}@elsewhere.example.org>\r\n\r\nPlease withdraw our proposal {n}.\r\n"
+        )
+    };
+    let held = ok(
+        dir.path(),
+        &db,
+        &["mail", "ingest"],
+        Some(stranger(1, forged_auth).as_bytes()),
+    );
+    assert!(
+        held.starts_with(&format!("standard input: in the holding pen: an addition to {receipt_no} from someone@elsewhere.example.org, who is neither the CSO nor the proposal's sender, and the message failed authentication (dmarc=fail spf=fail)")),
+        "{held}"
+    );
+    let added = ok(
+        dir.path(),
+        &db,
+        &["mail", "ingest"],
+        Some(stranger(2, "").as_bytes()),
+    );
+    assert_eq!(
+        added,
+        format!("standard input: added to proposal {receipt_no}\n")
+    );
+    ok(dir.path(), &db, &["outbox", "flush"], None);
+    assert_eq!(
+        outbox_recipients(dir.path(), "follow_up"),
+        ["buxheti@cso.example.org"],
+        "confirmed to the proposal's sender, not to the stranger"
+    );
+    assert_eq!(
+        outbox_recipients(dir.path(), "receipt"),
+        ["buxheti@cso.example.org"]
+    );
+    let pen = ok(dir.path(), &db, &["mail", "pen", "list"], None);
+    assert_eq!(pen.matches("failed authentication").count(), 2, "{pen}");
 }
 
 /// A delivery report naming `recipient` and quoting `message_id`.

@@ -824,6 +824,7 @@ async fn a_message_is_stored_once_and_has_at_most_one_proposal(db: &TestDb) {
         signature: String::new(),
         attachments_json: "[]".into(),
         authentication_json: "{}".into(),
+        sender_flag: None,
     };
     let receipt = NewMessage {
         kind: EmailKind::Receipt,
@@ -1089,6 +1090,7 @@ async fn follow_ups_bounces_and_lookups_by_receipt(db: &TestDb) {
         signature: String::new(),
         attachments_json: "[]".into(),
         authentication_json: "{}".into(),
+        sender_flag: None,
     };
     record_proposal(store.as_ref(), &proposal, None)
         .await
@@ -1119,6 +1121,7 @@ async fn follow_ups_bounces_and_lookups_by_receipt(db: &TestDb) {
         quoted_text: String::new(),
         signature: String::new(),
         attachments_json: "[]".into(),
+        sender_flag: None,
     };
     assert!(
         record_follow_up(store.as_ref(), &follow_up, None)

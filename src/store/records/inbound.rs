@@ -60,12 +60,14 @@ impl std::fmt::Display for InboundState {
 }
 
 /// Which proposal a receipt number stands for, and whose it is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProposalRef {
     pub id: i64,
     pub consultation_id: i64,
     /// None for a sender who is not in the registry.
     pub cso_id: Option<i64>,
+    /// Who wrote the proposal.
+    pub from_address: String,
 }
 
 #[derive(Debug, Clone)]
@@ -85,6 +87,9 @@ pub struct NewProposal {
     pub signature: String,
     pub attachments_json: String,
     pub authentication_json: String,
+    /// Why the proposal needs a second look (routed by the sender's address
+    /// alone), with the authentication results.
+    pub sender_flag: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -98,6 +103,7 @@ pub struct ProposalSummary {
     pub late: bool,
     pub draft_number: Option<i64>,
     pub reply_text: String,
+    pub sender_flag: Option<String>,
     pub created_at: DateTime<Utc>,
 }
 
@@ -125,6 +131,9 @@ pub struct NewFollowUp {
     pub quoted_text: String,
     pub signature: String,
     pub attachments_json: String,
+    /// Why the follow-up needs a second look (a sender who is neither the
+    /// CSO's nor the proposal's), with the authentication results.
+    pub sender_flag: Option<String>,
 }
 
 /// How a message was stored: its id, whether it is new, and (when it is

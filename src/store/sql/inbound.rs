@@ -43,6 +43,7 @@ pub struct ProposalRow {
     late: bool,
     draft_number: Option<i64>,
     reply_text: String,
+    sender_flag: Option<String>,
     created_at: DateTime<Utc>,
 }
 
@@ -87,6 +88,7 @@ pub struct ProposalRefRow {
     pub(super) id: i64,
     pub(super) consultation_id: i64,
     pub(super) cso_id: Option<i64>,
+    pub(super) from_address: String,
 }
 
 /// Writes inside the caller's transaction, and reads several methods share.
@@ -304,9 +306,9 @@ where
             let sql = format!(
                 "INSERT INTO proposals (receipt_no, consultation_id, cso_id, inbound_message_id, from_address, \
                  other_sender, late, draft_number, subject, reply_text, quoted_text, signature, attachments, \
-                 authentication, created_at) \
+                 authentication, sender_flag, created_at) \
                  VALUES {} ON CONFLICT (inbound_message_id) DO NOTHING RETURNING inbound_message_id",
-                placeholders::<D>(chunk.len(), 15, |p| format!("({})", p.join(", ")))
+                placeholders::<D>(chunk.len(), 16, |p| format!("({})", p.join(", ")))
             );
             let mut insert = sqlx::query_as::<D::DB, (i64,)>(&sql);
             for (_, p, _) in chunk {
@@ -325,6 +327,7 @@ where
                     .bind(p.signature.as_str())
                     .bind(p.attachments_json.as_str())
                     .bind(p.authentication_json.as_str())
+                    .bind(p.sender_flag.as_deref())
                     .bind(now);
             }
             let inserted: HashSet<i64> = insert
@@ -424,7 +427,7 @@ where
     ) -> Result<bool, StoreError> {
         let inserted: Option<(i64,)> = sqlx::query_as::<D::DB, (i64,)>(
             "INSERT INTO follow_ups (proposal_id, inbound_message_id, from_address, reply_text, quoted_text, \
-             signature, attachments, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+             signature, attachments, sender_flag, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
              ON CONFLICT (inbound_message_id) DO NOTHING RETURNING id",
         )
         .bind(f.proposal_id)
@@ -434,6 +437,7 @@ where
         .bind(f.quoted_text.as_str())
         .bind(f.signature.as_str())
         .bind(f.attachments_json.as_str())
+        .bind(f.sender_flag.as_deref())
         .bind(now)
         .fetch_optional(&mut *conn)
         .await?;
@@ -669,7 +673,7 @@ where
         let rows: Vec<ProposalRow> = fetch_all(
             pool,
             "SELECT id, receipt_no, consultation_id, cso_id, from_address, other_sender, late, draft_number, \
-             reply_text, created_at FROM proposals ORDER BY id",
+             reply_text, sender_flag, created_at FROM proposals ORDER BY id",
         )
         .await?;
         Ok(rows
@@ -684,6 +688,7 @@ where
                 late: r.late,
                 draft_number: r.draft_number,
                 reply_text: r.reply_text,
+                sender_flag: r.sender_flag,
                 created_at: r.created_at,
             })
             .collect())
@@ -759,7 +764,7 @@ where
     ) -> Result<Option<ProposalRef>, StoreError> {
         let pool = &self.read;
         let row: Option<ProposalRefRow> = sqlx::query_as::<D::DB, ProposalRefRow>(
-            "SELECT id, consultation_id, cso_id FROM proposals WHERE receipt_no = $1",
+            "SELECT id, consultation_id, cso_id, from_address FROM proposals WHERE receipt_no = $1",
         )
         .bind(receipt_no.as_str())
         .fetch_optional(pool)
@@ -768,6 +773,7 @@ where
             id: r.id,
             consultation_id: r.consultation_id,
             cso_id: r.cso_id,
+            from_address: r.from_address,
         }))
     }
 }
