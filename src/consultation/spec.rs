@@ -142,6 +142,36 @@ pub struct SpecInput {
     pub short_period_reason: Option<String>,
 }
 
+/// A value that must be one line (a title, the place, the link): any
+/// control character (a line break, a bare CR) would end up in the lines of
+/// the .ics file and of mail headers.
+fn one_line(value: &str, field: &str) -> Result<(), SpecError> {
+    match value.chars().find(|c| c.is_control()) {
+        None => Ok(()),
+        Some(c) => Err(SpecError::Invalid(format!(
+            "{field} contains a control character (U+{:04X}); it must be one line of text",
+            c as u32
+        ))),
+    }
+}
+
+/// Text that may run over lines (a description, a draft's text, a reason):
+/// line breaks and tabs are kept (CRLF and CR become LF); any other
+/// control character is refused.
+fn multi_line(value: String, field: &str) -> Result<String, SpecError> {
+    let value = value.replace("\r\n", "\n").replace('\r', "\n");
+    match value
+        .chars()
+        .find(|c| c.is_control() && !matches!(c, '\n' | '\t'))
+    {
+        None => Ok(value),
+        Some(c) => Err(SpecError::Invalid(format!(
+            "{field} contains a control character (U+{:04X}) that is not a line break",
+            c as u32
+        ))),
+    }
+}
+
 impl SpecInput {
     pub fn from_file(path: &Path) -> Result<Self, SpecError> {
         let shown = path.display().to_string();
@@ -276,14 +306,22 @@ impl SpecInput {
                 .ok_or(SpecError::Missing(what))
         };
         let title_sq = text(self.title.sq, "a title in Albanian (--title-sq)")?;
+        one_line(&title_sq, "title.sq")?;
         let title_en = text(self.title.en, "a title in English (--title-en)")?;
-        let description_sq = text(
-            self.description.sq,
-            "a description in Albanian (--description-sq)",
+        one_line(&title_en, "title.en")?;
+        let description_sq = multi_line(
+            text(
+                self.description.sq,
+                "a description in Albanian (--description-sq)",
+            )?,
+            "description.sq",
         )?;
-        let description_en = text(
-            self.description.en,
-            "a description in English (--description-en)",
+        let description_en = multi_line(
+            text(
+                self.description.en,
+                "a description in English (--description-en)",
+            )?,
+            "description.en",
         )?;
         let opens_on = self
             .opens
@@ -304,7 +342,9 @@ impl SpecInput {
         let short_period_reason = self
             .short_period_reason
             .map(|r| r.trim().to_string())
-            .filter(|r| !r.is_empty());
+            .filter(|r| !r.is_empty())
+            .map(|r| multi_line(r, "short_period_reason"))
+            .transpose()?;
         if days < min && short_period_reason.is_none() {
             return Err(invalid(format!(
                 "{opens_on} to {closes_on} is {days} working days, shorter than the legal minimum of {min} (Law 146/2014, Art. 15); choose a deadline on or after {} or give the reason with --short-period-reason",
@@ -328,6 +368,9 @@ impl SpecInput {
                     .link
                     .map(|l| l.trim().to_string())
                     .filter(|l| !l.is_empty());
+                if let Some(link) = &online_link {
+                    one_line(link, "meeting.link")?;
+                }
                 if let Some(link) = &online_link
                     && !(link.starts_with("https://") || link.starts_with("http://"))
                 {
@@ -348,6 +391,9 @@ impl SpecInput {
                     .place
                     .map(|p| p.trim().to_string())
                     .filter(|p| !p.is_empty());
+                if let Some(place) = &place {
+                    one_line(place, "meeting.place")?;
+                }
                 if place.is_none() && online_link.is_none() {
                     return Err(SpecError::Missing(
                         "a place (--meeting-place) or an online link (--meeting-link) for the meeting",
@@ -373,16 +419,16 @@ impl SpecInput {
                 let title = d.title.trim().to_string();
                 let text = d.text.trim().to_string();
                 if title.is_empty() || text.is_empty() {
-                    Err(invalid(format!(
+                    return Err(invalid(format!(
                         "draft commitment {n} needs a title and a text"
-                    )))
-                } else {
-                    Ok(DraftCommitment {
-                        number: n,
-                        title,
-                        text,
-                    })
+                    )));
                 }
+                one_line(&title, &format!("drafts[{n}].title"))?;
+                Ok(DraftCommitment {
+                    number: n,
+                    title,
+                    text: multi_line(text, &format!("drafts[{n}].text"))?,
+                })
             })
             .collect::<Result<_, _>>()?;
 

@@ -7,6 +7,26 @@ use icalendar::{Calendar, Component, Event, EventLike};
 use crate::consultation::ConsultationSpec;
 use crate::domain::Language;
 
+/// Text as RFC 5545 wants it before icalendar escapes it: icalendar escapes
+/// backslash, comma, semicolon and LF (3.3.11) and folds long lines (3.1),
+/// but leaves a bare CR, which would start a new content line. A
+/// consultation file cannot hold one (see `consultation::spec`); one stored
+/// before that check is made a line break here.
+fn text(value: &str) -> String {
+    value
+        .replace("\r\n", "\n")
+        .replace('\r', "\n")
+        .chars()
+        .filter(|c| !c.is_control() || *c == '\n' || *c == '\t')
+        .collect()
+}
+
+/// A URI value is not escaped by icalendar: one with whitespace or a control
+/// character in it is left out rather than written.
+fn uri(value: &str) -> Option<&str> {
+    (!value.chars().any(|c| c.is_control() || c.is_whitespace())).then_some(value)
+}
+
 /// An iCalendar (RFC 5545) file with the meeting as one event, or None when
 /// the consultation has no meeting. Times are written in UTC, converted from
 /// the office's time zone, which every calendar client understands.
@@ -31,20 +51,83 @@ pub fn meeting_ics(
             "{}-meeting@{domain}",
             spec.reference.to_ascii_lowercase()
         ))
-        .summary(&format!("OGP: {title}"))
+        .summary(&text(&format!("OGP: {title}")))
         .starts(start)
         .ends(end);
     let mut description = format!("{} ({})", title, spec.reference);
-    if let Some(link) = &meeting.online_link {
+    if let Some(link) = meeting.online_link.as_deref().and_then(uri) {
         event.url(link);
         description.push_str(&format!("\n{link}"));
     }
     if let Some(place) = &meeting.place {
-        event.location(place);
+        event.location(&text(place));
     }
-    event.description(&description);
+    event.description(&text(&description));
     let mut calendar = Calendar::new();
     calendar.append_property(("METHOD", "PUBLISH"));
     calendar.push(event.done());
     Some(calendar.done().to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::consultation::Meeting;
+
+    /// A spec stored before values were checked, with hostile fields.
+    fn hostile() -> ConsultationSpec {
+        let date = |s| chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap();
+        ConsultationSpec {
+            reference: "OGP-ICS".into(),
+            policy_area: "FISCAL".into(),
+            thematic_group: None,
+            title_sq: "Buxheti; hapur, në bashki\r\nX-EVIL:1".into(),
+            title_en: "Budget".into(),
+            description_sq: "d".into(),
+            description_en: "d".into(),
+            opens_on: date("2026-12-01"),
+            closes_on: date("2027-01-11"),
+            meeting: Some(Meeting {
+                starts_at: date("2026-12-10").and_hms_opt(10, 0, 0).unwrap(),
+                duration_minutes: 90,
+                place: Some(format!(
+                    "Salla 2\rATTACH:https://evil.example/{}",
+                    "x".repeat(200)
+                )),
+                online_link: Some("https://meet.example/a\r\nATTACH:https://evil.example".into()),
+                presentation: None,
+            }),
+            drafts: Vec::new(),
+            short_period_reason: None,
+        }
+    }
+
+    #[test]
+    fn every_text_value_is_escaped_and_folded() {
+        let ics = meeting_ics(
+            &hostile(),
+            Language::Sq,
+            chrono_tz::Europe::Tirane,
+            "ogp.office.example",
+        )
+        .unwrap();
+        for line in ics.split("\r\n") {
+            assert!(line.len() <= 75, "a line of {} octets: {line}", line.len());
+            assert!(!line.contains('\r') && !line.contains('\n'), "{line:?}");
+            assert!(
+                !line.starts_with("ATTACH") && !line.starts_with("X-EVIL"),
+                "an injected property: {line}"
+            );
+        }
+        let unfolded = ics.replace("\r\n ", "");
+        assert!(
+            unfolded.contains(r"SUMMARY:OGP: Buxheti\; hapur\, në bashki\nX-EVIL:1"),
+            "{unfolded}"
+        );
+        assert!(unfolded.contains(r"LOCATION:Salla 2\nATTACH:https://evil.example/"));
+        assert!(
+            !unfolded.contains("URL:"),
+            "a link with a line break is left out"
+        );
+    }
 }

@@ -50,6 +50,63 @@ fn setup(dir: &Path, db: &TestDb) {
     ok(dir, db, &["registry", "import", registry.to_str().unwrap()]);
 }
 
+/// A CR/LF in a meeting link, title or place used to write extra lines
+/// (ATTACH:, X-…) into every invitation's .ics; now a consultation file
+/// with a control character in a one-line field is refused with the field
+/// named, and a line break in a description is kept as one.
+#[test]
+fn control_characters_in_a_consultation_file_are_refused_with_the_field_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = TestDb::sqlite();
+    let spec = fiscal_consultation(dir.path(), "OGP-CTRL");
+    let original = std::fs::read_to_string(&spec).unwrap();
+    for (from, to, error) in [
+        (
+            r#"link = "https://meet.example/ogp-fiscal""#,
+            r#"link = "https://meet.example/ogp-fiscal\r\nATTACH:https://evil.example/x""#,
+            "meeting.link contains a control character (U+000D); it must be one line of text",
+        ),
+        (
+            r#"place = "Kryeministria, salla 2""#,
+            r#"place = "Kryeministria\rX-EVIL:1""#,
+            "meeting.place contains a control character (U+000D); it must be one line of text",
+        ),
+        (
+            r#"title = { sq = "Buxheti i hapur në bashki""#,
+            r#"title = { sq = "Buxheti\nX-EVIL:1""#,
+            "title.sq contains a control character (U+000A); it must be one line of text",
+        ),
+        (
+            r#"description.en = "Tell us which budget data you need.""#,
+            r#"description.en = "Tell us\u0007 which budget data you need.""#,
+            "description.en contains a control character (U+0007) that is not a line break",
+        ),
+    ] {
+        assert!(original.contains(from), "{from}");
+        std::fs::write(&spec, original.replace(from, to)).unwrap();
+        let refused = run(
+            dir.path(),
+            &db,
+            &["consultation", "create", "--file", spec.to_str().unwrap()],
+        );
+        assert_eq!(refused.status.code(), Some(1));
+        assert_eq!(stderr(&refused), format!("error: {error}\n"));
+    }
+    std::fs::write(
+        &spec,
+        original.replace(
+            r#"description.en = "Tell us which budget data you need.""#,
+            r#"description.en = "Tell us which budget data you need.\r\nAnd why.""#,
+        ),
+    )
+    .unwrap();
+    ok(
+        dir.path(),
+        &db,
+        &["consultation", "create", "--file", spec.to_str().unwrap()],
+    );
+}
+
 #[test]
 fn a_period_below_the_legal_minimum_needs_a_recorded_reason() {
     let dir = tempfile::tempdir().unwrap();
