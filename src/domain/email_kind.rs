@@ -72,9 +72,11 @@ pub enum EmailFor<'a> {
     Receipt {
         receipt_no: &'a ReceiptNo,
     },
-    /// One confirmation per message that added to a proposal.
+    /// One confirmation per message that added to a proposal, and a copy
+    /// to each further address told of it (`copy_to`).
     FollowUp {
         inbound_message_id: i64,
+        copy_to: Option<&'a str>,
     },
     PenSummary {
         date: NaiveDate,
@@ -111,7 +113,14 @@ impl EmailFor<'_> {
                 address,
             } => format!("{kind}:{consultation_id}:{closes_on}:{cso_id}:{address}"),
             Self::Receipt { receipt_no } => format!("{kind}:{receipt_no}"),
-            Self::FollowUp { inbound_message_id } => format!("{kind}:{inbound_message_id}"),
+            Self::FollowUp {
+                inbound_message_id,
+                copy_to: None,
+            } => format!("{kind}:{inbound_message_id}"),
+            Self::FollowUp {
+                inbound_message_id,
+                copy_to: Some(address),
+            } => format!("{kind}:{inbound_message_id}:{address}"),
             Self::PenSummary { date } => format!("{kind}:{date}"),
         }
     }
@@ -146,6 +155,11 @@ mod tests {
             EmailFor::Receipt { receipt_no: &r },
             EmailFor::FollowUp {
                 inbound_message_id: 9,
+                copy_to: None,
+            },
+            EmailFor::FollowUp {
+                inbound_message_id: 9,
+                copy_to: Some("info@cso.al"),
             },
             EmailFor::PenSummary { date },
         ]
@@ -159,6 +173,7 @@ mod tests {
                 "deadline_extended:12:2026-12-03:345:info@cso.al",
                 "receipt:OGP-7K3M-Q9TX",
                 "follow_up:9",
+                "follow_up:9:info@cso.al",
                 "pen_summary:2026-12-03",
             ]
         );

@@ -220,12 +220,14 @@ impl Intake<'_> {
     pub(super) fn finish_all(&self, decided: &mut [Result<Decision, IntakeError>]) {
         on_every_core(decided, |d| {
             let Ok(decision) = d else { return };
-            let Some(a) = decision.acknowledgement.take() else {
-                return;
-            };
-            match self.finish(a) {
-                Ok(m) => decision.attach(m),
-                Err(e) => *d = Err(e),
+            for a in std::mem::take(&mut decision.acknowledgements) {
+                match self.finish(a) {
+                    Ok(m) => decision.attach(m),
+                    Err(e) => {
+                        *d = Err(e);
+                        return;
+                    }
+                }
             }
         });
     }

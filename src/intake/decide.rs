@@ -80,7 +80,7 @@ impl Intake<'_> {
                     classification: c,
                 },
                 writes,
-                acknowledgement: None,
+                acknowledgements: Vec::new(),
             });
         }
         let r = route_among(
@@ -220,7 +220,7 @@ impl Intake<'_> {
                 proposal,
                 receipt: None,
             }],
-            acknowledgement: receipt,
+            acknowledgements: receipt.into_iter().collect(),
         })
     }
 
@@ -268,28 +268,38 @@ impl Intake<'_> {
                 auth.describe()
             )
         });
-        let confirm_to = if stranger {
-            EmailAddress::parse(&proposal.from_address).ok()
-        } else {
-            Some(parsed.from.clone())
-        };
-        let confirmation = match confirm_to {
-            Some(to) if self.may_acknowledge(to.as_str(), batch) => {
-                let mut a = self.acknowledgement(
-                    EmailFor::FollowUp {
-                        inbound_message_id: id,
-                    },
-                    parsed,
-                    consultation,
-                    cso,
-                    &receipt,
-                    &trimmed.reply_text,
-                );
-                a.readdress(to);
-                Some(a)
+        // A stranger's addition is told to the proposal's sender and to the
+        // CSO's registered address; anyone else's to the sender.
+        let mut confirm_to: Vec<EmailAddress> = Vec::new();
+        if stranger {
+            confirm_to.extend(EmailAddress::parse(&proposal.from_address).ok());
+            if let Some(registered) = cso.and_then(|c| c.record.emails.first())
+                && !confirm_to.contains(registered)
+            {
+                confirm_to.push(registered.clone());
             }
-            _ => None,
-        };
+        } else {
+            confirm_to.push(parsed.from.clone());
+        }
+        let mut confirmations = Vec::new();
+        for (i, to) in confirm_to.into_iter().enumerate() {
+            if !self.may_acknowledge(to.as_str(), batch) {
+                continue;
+            }
+            let mut a = self.acknowledgement(
+                EmailFor::FollowUp {
+                    inbound_message_id: id,
+                    copy_to: (i > 0).then_some(to.as_str()),
+                },
+                parsed,
+                consultation,
+                cso,
+                &receipt,
+                &trimmed.reply_text,
+            );
+            a.readdress(to);
+            confirmations.push(a);
+        }
         batch
             .known
             .texts
@@ -297,7 +307,7 @@ impl Intake<'_> {
         let outcome = Outcome::FollowUp {
             id,
             receipt_no: receipt_no.to_string(),
-            confirmation: confirmation.is_some(),
+            confirmation: !confirmations.is_empty(),
         };
         let follow_up = NewFollowUp {
             proposal_id: proposal.id,
@@ -314,9 +324,9 @@ impl Intake<'_> {
             outcome,
             writes: vec![IntakeWrite::FollowUp {
                 follow_up,
-                confirmation: None,
+                confirmations: Vec::new(),
             }],
-            acknowledgement: confirmation,
+            acknowledgements: confirmations,
         })
     }
 }

@@ -20,9 +20,9 @@ use crate::store::{Store, StoreError};
 pub(super) struct Decision {
     pub(super) outcome: Outcome,
     pub(super) writes: Vec<IntakeWrite>,
-    /// To render before the writes are applied; it becomes the receipt or
-    /// confirmation of the last write.
-    pub(super) acknowledgement: Option<Acknowledgement>,
+    /// To render before the writes are applied; they become the receipt or
+    /// the confirmations of the last write.
+    pub(super) acknowledgements: Vec<Acknowledgement>,
 }
 
 impl Decision {
@@ -30,7 +30,7 @@ impl Decision {
         Self {
             outcome,
             writes: vec![write],
-            acknowledgement: None,
+            acknowledgements: Vec::new(),
         }
     }
 
@@ -63,7 +63,7 @@ impl Decision {
     pub(super) fn attach(&mut self, message: NewMessage) {
         match self.writes.last_mut() {
             Some(IntakeWrite::Proposal { receipt, .. }) => *receipt = Some(message),
-            Some(IntakeWrite::FollowUp { confirmation, .. }) => *confirmation = Some(message),
+            Some(IntakeWrite::FollowUp { confirmations, .. }) => confirmations.push(message),
             _ => {}
         }
     }

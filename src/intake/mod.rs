@@ -493,7 +493,7 @@ impl Intake<'_> {
 
     /// Writes one decision on its own.
     async fn record(&self, mut decision: Decision) -> Result<Outcome, IntakeError> {
-        if let Some(a) = decision.acknowledgement.take() {
+        for a in std::mem::take(&mut decision.acknowledgements) {
             let m = self.finish(a)?;
             decision.attach(m);
         }

@@ -794,12 +794,17 @@ fn stored_messages_whose_processing_failed_are_retried_while_serve_runs() {
         stored_at.elapsed()
     );
     assert_eq!(daemon.get("/healthz").0, 200);
-    assert_eq!(
-        receipts(dir.path()).len(),
-        0,
-        "the outbox is flushed by serve later"
-    );
+    // Each proposal's receipt, once, delivered by serve's outbox worker.
+    let start = std::time::Instant::now();
+    while receipts(dir.path()).len() < 3 {
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(20),
+            "receipts not sent"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
     let (status, _) = daemon.stop(libc::SIGTERM);
+    assert_eq!(receipts(dir.path()).len(), 3);
     assert!(status.success());
 }
 
@@ -1174,7 +1179,7 @@ fn outbox_recipients(dir: &Path, kind: &str) -> Vec<String> {
 fn a_stranger_cannot_speak_for_a_cso() {
     let dir = tempfile::tempdir().unwrap();
     let db = TestDb::sqlite();
-    setup(dir.path(), &db);
+    let (key, _) = setup(dir.path(), &db);
     let forged_auth = "Authentication-Results: mx.office.example; dmarc=fail (p=none) header.from=cso.example.org; spf=fail smtp.mailfrom=cso.example.org\r\n";
     let by_address = |n: u32, auth: &str| {
         format!(
@@ -1255,6 +1260,46 @@ fn a_stranger_cannot_speak_for_a_cso() {
     );
     let pen = ok(dir.path(), &db, &["mail", "pen", "list"], None);
     assert_eq!(pen.matches("failed authentication").count(), 2, "{pen}");
+
+    // A colleague's proposal (with the reply key), then a stranger's
+    // addition to it: told to the colleague and to the CSO's address.
+    let colleague = format!(
+        "From: Besa <besa@cso.example.org>\r\nTo: consult+{key}@ogp.office.example\r\nSubject: Re: Ftesë\r\nMessage-ID: <colleague@cso.example.org>\r\n\r\nPropozimi i koleges.\r\n"
+    );
+    let theirs = ok(
+        dir.path(),
+        &db,
+        &["mail", "ingest"],
+        Some(colleague.as_bytes()),
+    );
+    let theirs = theirs
+        .split_whitespace()
+        .nth(3)
+        .unwrap()
+        .trim_end_matches(',')
+        .to_string();
+    let addition = format!(
+        "From: someone@elsewhere.example.org\r\nTo: ogp-poc@office.example\r\nSubject: Re: [{theirs}] Morëm propozimin tuaj\r\nMessage-ID: <stranger3@elsewhere.example.org>\r\n\r\nPlease withdraw it.\r\n"
+    );
+    assert_eq!(
+        ok(
+            dir.path(),
+            &db,
+            &["mail", "ingest"],
+            Some(addition.as_bytes())
+        ),
+        format!("standard input: added to proposal {theirs}\n")
+    );
+    ok(dir.path(), &db, &["outbox", "flush"], None);
+    assert_eq!(
+        outbox_recipients(dir.path(), "follow_up"),
+        [
+            "besa@cso.example.org",
+            "buxheti@cso.example.org",
+            "buxheti@cso.example.org"
+        ],
+        "never to the stranger"
+    );
 }
 
 /// A delivery report naming `recipient` and quoting `message_id`.

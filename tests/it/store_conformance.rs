@@ -1205,7 +1205,7 @@ async fn record_follow_up(
     let applied = store
         .apply_intake(&[IntakeWrite::FollowUp {
             follow_up: follow_up.clone(),
-            confirmation: confirmation.cloned(),
+            confirmations: confirmation.into_iter().cloned().collect(),
         }])
         .await?;
     Ok(matches!(applied[..], [Applied::FollowUp { new: true }]))

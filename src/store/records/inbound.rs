@@ -148,6 +148,9 @@ pub struct StoredInbound {
 /// One change intake makes once it understands a message. The changes of
 /// many messages are written in one transaction: one durable commit for a
 /// whole sweep of a maildir instead of two per message.
+// A proposal with its receipt is the common write and the large one; a
+// batch holds a few hundred at most, so boxing it would buy nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone)]
 pub enum IntakeWrite {
     Outcome {
@@ -167,10 +170,10 @@ pub enum IntakeWrite {
         proposal: NewProposal,
         receipt: Option<NewMessage>,
     },
-    /// The follow-up, its confirmation, and the message marked processed.
+    /// The follow-up, its confirmations, and the message marked processed.
     FollowUp {
         follow_up: NewFollowUp,
-        confirmation: Option<NewMessage>,
+        confirmations: Vec<NewMessage>,
     },
 }
 

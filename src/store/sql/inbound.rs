@@ -289,15 +289,10 @@ where
                 // Rare next to proposals: one at a time.
                 IntakeWrite::FollowUp {
                     follow_up,
-                    confirmation,
+                    confirmations,
                 } => {
-                    let new = Self::record_follow_up_in(
-                        &mut *conn,
-                        follow_up,
-                        confirmation.as_ref(),
-                        now,
-                    )
-                    .await?;
+                    let new = Self::record_follow_up_in(&mut *conn, follow_up, confirmations, now)
+                        .await?;
                     applied[i] = Applied::FollowUp { new };
                 }
             }
@@ -422,7 +417,7 @@ where
     pub(super) async fn record_follow_up_in(
         conn: &mut <D::DB as Database>::Connection,
         f: &NewFollowUp,
-        confirmation: Option<&NewMessage>,
+        confirmations: &[NewMessage],
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
         let inserted: Option<(i64,)> = sqlx::query_as::<D::DB, (i64,)>(
@@ -444,8 +439,8 @@ where
         if inserted.is_none() {
             return Ok(false);
         }
-        if let Some(c) = confirmation {
-            Self::enqueue_in(&mut *conn, std::slice::from_ref(c), now).await?;
+        if !confirmations.is_empty() {
+            Self::enqueue_in(&mut *conn, confirmations, now).await?;
         }
         Self::set_inbound_outcome_in(
             &mut *conn,
