@@ -28,6 +28,11 @@ fn run(dir: &Path, db: &TestDb, args: &[&str], stdin: Option<&[u8]>) -> Output {
     child.wait_with_output().unwrap()
 }
 
+/// `mail ingest` of one message on standard input; what it printed.
+fn ingest(dir: &Path, db: &TestDb, raw: &str) -> String {
+    ok(dir, db, &["mail", "ingest"], Some(raw.as_bytes()))
+}
+
 fn ok(dir: &Path, db: &TestDb, args: &[&str], stdin: Option<&[u8]>) -> String {
     let out = run(dir, db, args, stdin);
     assert!(
@@ -1101,12 +1106,7 @@ fn a_reply_to_a_receipt_adds_to_that_proposal() {
         "From: buxheti@cso.example.org\r\nTo: {receipt_key}\r\nSubject: Re: [{receipt_no}] Morëm propozimin tuaj\r\nMessage-ID: <add1@cso.example.org>\r\nIn-Reply-To: <{receipt_id}>\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nShtojmë edhe një pikë: publikim në format CSV.\r\n"
     );
     assert_eq!(
-        ok(
-            dir.path(),
-            &db,
-            &["mail", "ingest"],
-            Some(addition.as_bytes())
-        ),
+        ingest(dir.path(), &db, &addition),
         format!("standard input: added to proposal {receipt_no}\n")
     );
     // Without the key, the receipt number in the subject is enough.
@@ -1282,12 +1282,7 @@ fn a_stranger_cannot_speak_for_a_cso() {
         "From: someone@elsewhere.example.org\r\nTo: ogp-poc@office.example\r\nSubject: Re: [{theirs}] Morëm propozimin tuaj\r\nMessage-ID: <stranger3@elsewhere.example.org>\r\n\r\nPlease withdraw it.\r\n"
     );
     assert_eq!(
-        ok(
-            dir.path(),
-            &db,
-            &["mail", "ingest"],
-            Some(addition.as_bytes())
-        ),
+        ingest(dir.path(), &db, &addition),
         format!("standard input: added to proposal {theirs}\n")
     );
     ok(dir.path(), &db, &["outbox", "flush"], None);
