@@ -5,6 +5,7 @@
 //! organisation missing from a full export is marked inactive, so everything
 //! it ever sent stays attached to it.
 
+mod columns;
 pub mod csv_file;
 pub mod demo;
 pub mod import;

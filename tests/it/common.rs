@@ -463,6 +463,15 @@ impl Drop for SmtpSink {
     }
 }
 
+/// A TCP port nothing listens on now, for a server a test starts.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 /// A registry of `n` organisations working on the budget, and consultation
 /// `reference` opened with an invitation to each queued in the outbox.
 pub fn queue_invitations(dir: &Path, db: &TestDb, n: usize, reference: &str) {

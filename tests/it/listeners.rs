@@ -8,15 +8,7 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
-use crate::common::{Daemon, TestDb};
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use crate::common::{self, Daemon, TestDb};
 
 /// /healthz's status and how long it took to answer.
 fn health(daemon: &Daemon) -> (u16, Duration) {
@@ -48,7 +40,7 @@ fn closed_within(mut stream: &TcpStream, limit: Duration) -> bool {
 fn idle_lmtp_sessions_are_limited_and_cut_off_and_healthz_answers() {
     let dir = tempfile::tempdir().unwrap();
     let db = TestDb::sqlite();
-    let port = free_port();
+    let port = common::free_port();
     let env = [
         ("COCREATE_INBOUND_LMTP_LISTEN", format!("127.0.0.1:{port}")),
         ("COCREATE_INBOUND_LMTP_MAX_SESSIONS", "500".to_string()),

@@ -21,14 +21,6 @@ struct Dovecot {
     _dir: tempfile::TempDir,
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// A throw-away certificate authority and a certificate for 127.0.0.1
 /// signed by it (openssl), as a mail server with a private CA has.
 fn certificates(d: &Path) {
@@ -119,8 +111,8 @@ impl Drop for Dovecot {
 fn dovecot() -> Dovecot {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let port = free_port();
-    let tls_port = free_port();
+    let port = common::free_port();
+    let tls_port = common::free_port();
     certificates(d);
     for sub in ["run", "state", "mail", "home"] {
         std::fs::create_dir_all(d.join(sub)).unwrap();

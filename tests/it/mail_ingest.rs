@@ -28,6 +28,15 @@ fn run(dir: &Path, db: &TestDb, args: &[&str], stdin: Option<&[u8]>) -> Output {
     child.wait_with_output().unwrap()
 }
 
+/// The receipt number in "standard input: proposal OGP-…, receipt queued".
+fn receipt_no_in(out: &str) -> String {
+    out.split_whitespace()
+        .nth(3)
+        .unwrap_or_else(|| panic!("no receipt number in {out:?}"))
+        .trim_end_matches(',')
+        .to_string()
+}
+
 /// `mail ingest` of one message on standard input; what it printed.
 fn ingest(dir: &Path, db: &TestDb, raw: &str) -> String {
     ok(dir, db, &["mail", "ingest"], Some(raw.as_bytes()))
@@ -124,12 +133,7 @@ fn a_piped_reply_becomes_one_proposal_with_one_receipt() {
         "{first}"
     );
     assert!(first.ends_with(", receipt queued\n"), "{first}");
-    let receipt_no = first
-        .split_whitespace()
-        .nth(3)
-        .unwrap()
-        .trim_end_matches(',')
-        .to_string();
+    let receipt_no = receipt_no_in(&first);
 
     // The same message again, even through another relay, does nothing.
     let mut again =
@@ -188,17 +192,12 @@ fn machine_mail_and_strangers_get_no_receipt() {
         "From: buxheti@cso.example.org\r\nTo: consult+{key}@ogp.office.example\r\nSubject: Jashtë zyrës: Ftesë për konsultim\r\nAuto-Submitted: auto-replied\r\nIn-Reply-To: <{id}>\r\n\r\nJam jashtë zyrës deri më 5 janar.\r\n"
     );
     assert_eq!(
-        ok(dir.path(), &db, &["mail", "ingest"], Some(ooo.as_bytes())),
+        ingest(dir.path(), &db, &ooo),
         "standard input: kept as auto_reply, no receipt\n"
     );
     let stranger = "From: someone@elsewhere.example.org\r\nTo: ogp-poc@office.example\r\nSubject: Hello\r\n\r\nIs this the right address?\r\n";
     assert_eq!(
-        ok(
-            dir.path(),
-            &db,
-            &["mail", "ingest"],
-            Some(stranger.as_bytes())
-        ),
+        ingest(dir.path(), &db, stranger),
         "standard input: in the holding pen: no reply key, and someone@elsewhere.example.org is not a registered CSO address\n"
     );
     let broken = b"this is not an email at all";
@@ -487,12 +486,7 @@ fn forty_thousand_nested_messages_are_held_and_the_replies_behind_them_taken_in(
     );
     assert_eq!(out.matches(r#""outcome":"proposal""#).count(), 3, "{out}");
     // Through the pipe as well: stored, held, exit 0.
-    let piped = ok(
-        dir.path(),
-        &db,
-        &["mail", "ingest"],
-        Some(nested.replace("<nested@", "<nested2@").as_bytes()),
-    );
+    let piped = ingest(dir.path(), &db, &nested.replace("<nested@", "<nested2@"));
     assert!(
         piped.starts_with("standard input: in the holding pen: the message holds more than 100"),
         "{piped}"
@@ -615,14 +609,7 @@ fn no_message_stops_serve_through_any_source() {
     let inbox = maildir_of_replies(dir.path(), &key, &id, 2..6);
     std::fs::write(inbox.join("new/0-nested.eml"), nested_forty_thousand(0)).unwrap();
     std::fs::write(inbox.join("new/1-big.eml"), vec![b'x'; 3_000_000]).unwrap();
-    let lmtp = format!(
-        "127.0.0.1:{}",
-        std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port()
-    );
+    let lmtp = format!("127.0.0.1:{}", common::free_port());
     let env = [
         (
             "COCREATE_OUTBOX_FILE_DIR",
@@ -983,8 +970,8 @@ fn the_holding_pen_lists_assigns_and_discards() {
     setup(dir.path(), &db);
     let lost = "From: Arta <arta.personal@mail.example.org>\r\nTo: ogp-poc@office.example\r\nSubject: Propozim per buxhetin\r\nMessage-ID: <lost1@mail.example.org>\r\n\r\nDergoj propozimin nga adresa ime personale.\r\n";
     let junk = "From: seller@shop.example.org\r\nTo: ogp-poc@office.example\r\nSubject: Offer\r\nMessage-ID: <junk1@shop.example.org>\r\n\r\nBuy now.\r\n";
-    ok(dir.path(), &db, &["mail", "ingest"], Some(lost.as_bytes()));
-    ok(dir.path(), &db, &["mail", "ingest"], Some(junk.as_bytes()));
+    ingest(dir.path(), &db, lost);
+    ingest(dir.path(), &db, junk);
 
     let list = ok(dir.path(), &db, &["mail", "pen", "list"], None);
     let ids: Vec<String> = list
@@ -1081,12 +1068,7 @@ fn a_reply_to_a_receipt_adds_to_that_proposal() {
             "Propozimi ynë i parë.",
         )),
     );
-    let receipt_no = first
-        .split_whitespace()
-        .nth(3)
-        .unwrap()
-        .trim_end_matches(',')
-        .to_string();
+    let receipt_no = receipt_no_in(&first);
     ok(dir.path(), &db, &["outbox", "flush"], None);
     let receipt_raw = receipts(dir.path()).remove(0);
     let receipt = mail_parser::MessageParser::default()
@@ -1115,12 +1097,7 @@ fn a_reply_to_a_receipt_adds_to_that_proposal() {
         receipt_no.to_lowercase()
     );
     assert_eq!(
-        ok(
-            dir.path(),
-            &db,
-            &["mail", "ingest"],
-            Some(by_subject.as_bytes())
-        ),
+        ingest(dir.path(), &db, &by_subject),
         format!("standard input: added to proposal {receipt_no}\n")
     );
     assert_eq!(
@@ -1186,12 +1163,7 @@ fn a_stranger_cannot_speak_for_a_cso() {
             "{auth}From: Arta <buxheti@cso.example.org>\r\nTo: ogp-poc@office.example\r\nSubject: Propozim\r\nMessage-ID: <addr{n}@cso.example.org>\r\n\r\nPropozimi {n} pa çelës.\r\n"
         )
     };
-    let held = ok(
-        dir.path(),
-        &db,
-        &["mail", "ingest"],
-        Some(by_address(1, forged_auth).as_bytes()),
-    );
+    let held = ingest(dir.path(), &db, &by_address(1, forged_auth));
     assert_eq!(
         held,
         "standard input: in the holding pen: no reply key, and the message failed authentication (dmarc=fail spf=fail): buxheti@cso.example.org may not have written it\n"
@@ -1209,12 +1181,7 @@ fn a_stranger_cannot_speak_for_a_cso() {
         ),
     );
     assert!(passed.starts_with("standard input: proposal "), "{passed}");
-    let receipt_no = passed
-        .split_whitespace()
-        .nth(3)
-        .unwrap()
-        .trim_end_matches(',')
-        .to_string();
+    let receipt_no = receipt_no_in(&passed);
     let proposals = ok(dir.path(), &db, &["mail", "proposals"], None);
     assert!(
         proposals.contains(
@@ -1228,22 +1195,12 @@ fn a_stranger_cannot_speak_for_a_cso() {
             "{auth}From: someone@elsewhere.example.org\r\nTo: ogp-poc@office.example\r\nSubject: Re: [{receipt_no}] Morëm propozimin tuaj\r\nMessage-ID: <stranger{n}@elsewhere.example.org>\r\n\r\nPlease withdraw our proposal {n}.\r\n"
         )
     };
-    let held = ok(
-        dir.path(),
-        &db,
-        &["mail", "ingest"],
-        Some(stranger(1, forged_auth).as_bytes()),
-    );
+    let held = ingest(dir.path(), &db, &stranger(1, forged_auth));
     assert!(
         held.starts_with(&format!("standard input: in the holding pen: an addition to {receipt_no} from someone@elsewhere.example.org, who is neither the CSO nor the proposal's sender, and the message failed authentication (dmarc=fail spf=fail)")),
         "{held}"
     );
-    let added = ok(
-        dir.path(),
-        &db,
-        &["mail", "ingest"],
-        Some(stranger(2, "").as_bytes()),
-    );
+    let added = ingest(dir.path(), &db, &stranger(2, ""));
     assert_eq!(
         added,
         format!("standard input: added to proposal {receipt_no}\n")
@@ -1266,18 +1223,8 @@ fn a_stranger_cannot_speak_for_a_cso() {
     let colleague = format!(
         "From: Besa <besa@cso.example.org>\r\nTo: consult+{key}@ogp.office.example\r\nSubject: Re: Ftesë\r\nMessage-ID: <colleague@cso.example.org>\r\n\r\nPropozimi i koleges.\r\n"
     );
-    let theirs = ok(
-        dir.path(),
-        &db,
-        &["mail", "ingest"],
-        Some(colleague.as_bytes()),
-    );
-    let theirs = theirs
-        .split_whitespace()
-        .nth(3)
-        .unwrap()
-        .trim_end_matches(',')
-        .to_string();
+    let theirs = ingest(dir.path(), &db, &colleague);
+    let theirs = receipt_no_in(&theirs);
     let addition = format!(
         "From: someone@elsewhere.example.org\r\nTo: ogp-poc@office.example\r\nSubject: Re: [{theirs}] Morëm propozimin tuaj\r\nMessage-ID: <stranger3@elsewhere.example.org>\r\n\r\nPlease withdraw it.\r\n"
     );
@@ -1317,24 +1264,19 @@ fn only_a_delivery_report_about_our_own_mail_to_that_address_marks_it() {
     // Forged: our domain in a Message-ID, but no key we ever sent.
     let forged = delivery_report(1, "buxheti@cso.example.org", &format!("abc.def@{domain}"));
     assert_eq!(
-        ok(
-            dir.path(),
-            &db,
-            &["mail", "ingest"],
-            Some(forged.as_bytes())
-        ),
+        ingest(dir.path(), &db, &forged),
         "standard input: kept as bounce, no receipt\n"
     );
     not_marked(dir.path());
     // Forged: a real invitation's Message-ID, but another address named.
     let other = delivery_report(2, "someone@cso.example.org", &invitation_id);
-    ok(dir.path(), &db, &["mail", "ingest"], Some(other.as_bytes()));
+    ingest(dir.path(), &db, &other);
     not_marked(dir.path());
 
     // Genuine: the invitation sent to that very address.
     let dsn = delivery_report(3, "buxheti@cso.example.org", &invitation_id);
     assert_eq!(
-        ok(dir.path(), &db, &["mail", "ingest"], Some(dsn.as_bytes())),
+        ingest(dir.path(), &db, &dsn),
         "standard input: kept as bounce, no receipt\n"
     );
     let addresses = ok(dir.path(), &db, &["registry", "addresses"], None);
@@ -1352,11 +1294,7 @@ fn an_lmtp_session_from_swaks_is_answered_per_recipient_and_stored() {
     let dir = tempfile::tempdir().unwrap();
     let db = TestDb::sqlite();
     let (key, id) = setup(dir.path(), &db);
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = common::free_port();
     let env = [
         (
             "COCREATE_OUTBOX_FILE_DIR",

@@ -11,6 +11,7 @@
 
 mod consultations;
 mod inbound;
+mod intake;
 mod outbox;
 pub(super) mod registry;
 
