@@ -15,6 +15,7 @@ use crate::outbound::message::{MessageError, load_dkim};
 use crate::outbound::outreach::Sender;
 use crate::outbound::templates::{TemplateError, Templates};
 use crate::outbound::transport::{Transport, TransportError};
+use crate::signing::SigningKey;
 use crate::store::{self, Store, StoreError};
 
 #[derive(Debug, thiserror::Error)]
@@ -66,6 +67,8 @@ pub struct App {
     /// Made on first use: most commands never send, and a relay's missing
     /// password must not stop `registry list`.
     transport: Arc<OnceLock<Arc<Transport>>>,
+    /// Read (or made and stored) on first use: see [`crate::signing`].
+    signing: Arc<tokio::sync::OnceCell<SigningKey>>,
 }
 
 impl App {
@@ -88,7 +91,15 @@ impl App {
             clock: Clock::from_env(),
             writes: Arc::new(WriteHealth::default()),
             transport: Arc::new(OnceLock::new()),
+            signing: Arc::new(tokio::sync::OnceCell::new()),
         })
+    }
+
+    /// The key that signs forms and the web form's mark on a message.
+    pub async fn signing_key(&self) -> Result<&SigningKey, StoreError> {
+        self.signing
+            .get_or_try_init(|| SigningKey::load(self.store.as_ref()))
+            .await
     }
 
     /// How mail leaves, as configured.

@@ -15,6 +15,7 @@ pub mod outbound;
 pub mod registry;
 pub mod schedule;
 pub mod serve;
+pub mod signing;
 pub mod store;
 pub mod telemetry;
 pub mod web;

@@ -33,6 +33,8 @@ pub enum ServeError {
     Server(std::io::Error),
     #[error(transparent)]
     Outbox(#[from] OutboxError),
+    #[error(transparent)]
+    Web(#[from] web::WebError),
     #[error("cannot install the signal handlers: {0}")]
     Signals(std::io::Error),
 }
@@ -44,6 +46,8 @@ pub async fn run(config: Config, demo_mode: bool) -> Result<(), ServeError> {
     let source = config.source.to_string();
     let app = App::open(config).await?;
     tracing::info!(%database, config = %source, "store open, migrations applied");
+    // The pages are rendered once here: a broken template stops serve now.
+    let router = web::router(app.clone()).await?;
     if demo_mode {
         let summary = demo::load(app.store.as_ref()).await?;
         tracing::info!(
@@ -132,7 +136,7 @@ pub async fn run(config: Config, demo_mode: bool) -> Result<(), ServeError> {
 
     web::server::serve(
         listener,
-        web::router(app.clone()),
+        router,
         &app.config.server,
         stop.clone().cancelled_owned(),
     )

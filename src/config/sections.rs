@@ -290,6 +290,59 @@ pub struct ServerConfig {
     /// their connections are closed.
     #[serde(default = "default_shutdown_grace")]
     pub shutdown_grace_seconds: u64,
+    /// A form sent sooner than this after it was shown is a robot's.
+    #[serde(default = "default_form_min_seconds")]
+    pub form_min_seconds: u64,
+    /// A form older than this is refused (what was typed is kept).
+    #[serde(default = "default_form_max_age_hours")]
+    pub form_max_age_hours: u64,
+    /// Files one form may carry, and all of a form's bytes together.
+    #[serde(default = "default_form_attachments")]
+    pub form_max_attachments: usize,
+    #[serde(default = "default_form_bytes")]
+    pub form_max_bytes: usize,
+    /// Characters one text field of the form may hold.
+    #[serde(default = "default_form_field_chars")]
+    pub form_max_field_chars: usize,
+    /// Forms one client address may send an hour, and one CSO's link.
+    #[serde(default = "default_posts_per_client")]
+    pub posts_per_client_per_hour: u32,
+    #[serde(default = "default_posts_per_cso")]
+    pub posts_per_cso_per_hour: u32,
+    /// Proposals waiting for confirmation one address may have a day.
+    #[serde(default = "default_confirmations")]
+    pub confirmations_per_address_per_day: u32,
+    /// How long the confirmation link of a visitor's proposal works.
+    #[serde(default = "default_confirm_hours")]
+    pub confirm_link_hours: u64,
+}
+
+fn default_form_min_seconds() -> u64 {
+    3
+}
+fn default_form_max_age_hours() -> u64 {
+    24
+}
+fn default_form_attachments() -> usize {
+    5
+}
+fn default_form_bytes() -> usize {
+    25 * 1024 * 1024
+}
+fn default_form_field_chars() -> usize {
+    20_000
+}
+fn default_posts_per_client() -> u32 {
+    30
+}
+fn default_posts_per_cso() -> u32 {
+    20
+}
+fn default_confirmations() -> u32 {
+    5
+}
+fn default_confirm_hours() -> u64 {
+    48
 }
 
 fn default_max_connections_http() -> usize {

@@ -20,15 +20,19 @@ pub enum EmailKind {
     FollowUp,
     /// The POC's daily summary of the holding pen.
     PenSummary,
+    /// The link that confirms a web-form proposal from someone not in the
+    /// registry.
+    Confirmation,
 }
 
 impl EmailKind {
-    pub const ALL: [EmailKind; 5] = [
+    pub const ALL: [EmailKind; 6] = [
         Self::Invitation,
         Self::DeadlineExtended,
         Self::Receipt,
         Self::FollowUp,
         Self::PenSummary,
+        Self::Confirmation,
     ];
 
     /// Its folder under templates/email/ and its kind in the outbox.
@@ -39,6 +43,7 @@ impl EmailKind {
             Self::Receipt => "receipt",
             Self::FollowUp => "follow_up",
             Self::PenSummary => "pen_summary",
+            Self::Confirmation => "confirmation",
         }
     }
 
@@ -71,6 +76,9 @@ pub enum EmailFor<'a> {
     },
     Receipt {
         receipt_no: &'a ReceiptNo,
+        /// A copy to the CSO's registered address, when someone else wrote
+        /// through its key or link.
+        copy_to: Option<&'a str>,
     },
     /// One confirmation per message that added to a proposal, and a copy
     /// to each further address told of it (`copy_to`).
@@ -80,6 +88,10 @@ pub enum EmailFor<'a> {
     },
     PenSummary {
         date: NaiveDate,
+    },
+    Confirmation {
+        /// The hash of the link's token: one email per waiting proposal.
+        token_hash: &'a str,
     },
 }
 
@@ -91,6 +103,7 @@ impl EmailFor<'_> {
             Self::Receipt { .. } => EmailKind::Receipt,
             Self::FollowUp { .. } => EmailKind::FollowUp,
             Self::PenSummary { .. } => EmailKind::PenSummary,
+            Self::Confirmation { .. } => EmailKind::Confirmation,
         }
     }
 
@@ -112,7 +125,14 @@ impl EmailFor<'_> {
                 cso_id,
                 address,
             } => format!("{kind}:{consultation_id}:{closes_on}:{cso_id}:{address}"),
-            Self::Receipt { receipt_no } => format!("{kind}:{receipt_no}"),
+            Self::Receipt {
+                receipt_no,
+                copy_to: None,
+            } => format!("{kind}:{receipt_no}"),
+            Self::Receipt {
+                receipt_no,
+                copy_to: Some(address),
+            } => format!("{kind}:{receipt_no}:{address}"),
             Self::FollowUp {
                 inbound_message_id,
                 copy_to: None,
@@ -122,6 +142,7 @@ impl EmailFor<'_> {
                 copy_to: Some(address),
             } => format!("{kind}:{inbound_message_id}:{address}"),
             Self::PenSummary { date } => format!("{kind}:{date}"),
+            Self::Confirmation { token_hash } => format!("{kind}:{token_hash}"),
         }
     }
 
@@ -152,7 +173,14 @@ mod tests {
                 cso_id: 345,
                 address: &a,
             },
-            EmailFor::Receipt { receipt_no: &r },
+            EmailFor::Receipt {
+                receipt_no: &r,
+                copy_to: None,
+            },
+            EmailFor::Receipt {
+                receipt_no: &r,
+                copy_to: Some("info@cso.al"),
+            },
             EmailFor::FollowUp {
                 inbound_message_id: 9,
                 copy_to: None,
@@ -172,6 +200,7 @@ mod tests {
                 "invitation:12:345:info@cso.al",
                 "deadline_extended:12:2026-12-03:345:info@cso.al",
                 "receipt:OGP-7K3M-Q9TX",
+                "receipt:OGP-7K3M-Q9TX:info@cso.al",
                 "follow_up:9",
                 "follow_up:9:info@cso.al",
                 "pen_summary:2026-12-03",

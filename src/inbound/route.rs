@@ -22,6 +22,9 @@ pub enum RouteMethod {
     ReferenceKey,
     ReceiptNumber,
     SenderConsultation,
+    /// The web form's signed mark, for a sender not in the registry who
+    /// confirmed their address.
+    WebForm,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -141,6 +144,33 @@ pub async fn route(store: &dyn Store, config: &Config, p: &Parsed) -> Result<Rou
         .intake_lookups(&keys_of(p, config), &[], now, now)
         .await?;
     route_among(store, config, &consultations, &known, p).await
+}
+
+/// A web-form proposal from someone not in the registry, to the
+/// consultation its signed mark names.
+pub fn web_visitor(config: &Config, consultations: &[Consultation], reference: &str) -> Route {
+    let Some(c) = consultations.iter().find(|c| c.spec.reference == reference) else {
+        return Route::unmatched(format!(
+            "sent through the web form to {reference}, which no consultation is"
+        ));
+    };
+    let today = Utc::now()
+        .with_timezone(&config.office.time_zone)
+        .date_naive();
+    Route {
+        method: Some(RouteMethod::WebForm),
+        consultation: Some(c.spec.reference.clone()),
+        cso: None,
+        cso_name: None,
+        consultation_id: Some(c.id),
+        cso_id: None,
+        found: Some((c.clone(), None)),
+        follow_up_of: None,
+        draft: None,
+        other_sender: false,
+        late: c.state == ConsultationState::Closed || c.spec.closes_on < today,
+        reason: "sent through the web form by someone not in the registry".into(),
+    }
 }
 
 /// Routing with the consultations, the reply keys the message carries and

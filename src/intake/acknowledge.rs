@@ -32,6 +32,8 @@ pub(super) struct Acknowledgement {
     pub(super) key: ReplyKey,
     /// The draft commitment the proposal comments on.
     pub(super) draft: Option<u32>,
+    /// Who wrote, when this is a copy to someone else (the CSO).
+    pub(super) sent_by: Option<String>,
 }
 
 /// Where a proposal goes, as routing (or the POC) decided.
@@ -44,6 +46,19 @@ pub(super) struct Placement<'c> {
     pub(super) draft: Option<u32>,
     /// Why the proposal needs a second look, if it does.
     pub(super) sender_flag: Option<String>,
+}
+
+/// English when the message's Content-Language says so (`en`, `en-GB`),
+/// else Albanian.
+fn content_language(parsed: &Parsed) -> Language {
+    let english = parsed.header("content-language").is_some_and(|v| {
+        v.split(',')
+            .next()
+            .map(str::trim)
+            .and_then(|tag| tag.split('-').next())
+            .is_some_and(|primary| primary.eq_ignore_ascii_case("en"))
+    });
+    if english { Language::En } else { Language::Sq }
 }
 
 pub(super) fn human_size(bytes: usize) -> String {
@@ -101,7 +116,9 @@ impl Intake<'_> {
     ) -> Acknowledgement {
         let consultation_id = consultation.id;
         let cso_id = cso.map(|c| c.id);
-        let lang = cso.map_or(Language::Sq, |c| c.record.language);
+        // The CSO's language; for a sender not in the registry, the one
+        // their message says it is in (Outlook and the web form say).
+        let lang = cso.map_or_else(|| content_language(parsed), |c| c.record.language);
         let name = cso.map_or_else(
             || {
                 parsed
@@ -145,6 +162,7 @@ impl Intake<'_> {
             },
             key,
             draft: None,
+            sent_by: None,
         }
     }
 
@@ -165,6 +183,7 @@ impl Intake<'_> {
             receipt_no: a.receipt_no.as_str(),
             late: spec.closes_on < today,
             received_text: &a.received_text,
+            sent_by: a.sent_by.as_deref(),
             draft: a
                 .draft
                 .and_then(|n| spec.drafts.iter().find(|d| d.number == n))

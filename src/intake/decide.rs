@@ -12,10 +12,11 @@ use crate::inbound::authenticity::Authentication;
 use crate::inbound::bounce;
 use crate::inbound::classify::{Classification, automated};
 use crate::inbound::parse::Parsed;
-use crate::inbound::route::{RouteMethod, route_among};
+use crate::inbound::route::{RouteMethod, route_among, web_visitor};
 use crate::inbound::trim::Trimmed;
 use crate::registry::Cso;
 use crate::store::StoreError;
+use crate::web::mark::WebMark;
 
 impl Intake<'_> {
     /// The authentication results that count for `parsed`.
@@ -33,7 +34,10 @@ impl Intake<'_> {
         reading: Reading,
         batch: &mut Batch,
     ) -> Result<Decision, IntakeError> {
-        let Reading { parsed, trimmed } = reading;
+        let Reading {
+            parsed,
+            mut trimmed,
+        } = reading;
         let parsed = &parsed;
         if let Some((classification, why)) = automated(parsed, &self.app.config.mail) {
             let mut writes = Vec::new();
@@ -83,7 +87,20 @@ impl Intake<'_> {
                 acknowledgements: Vec::new(),
             });
         }
-        let r = route_among(
+        let web = if WebMark::claimed(parsed) {
+            WebMark::of(parsed, self.app.signing_key().await?)
+        } else {
+            None
+        };
+        if web.is_some() {
+            // Typed into the form: nothing in it is quoted mail.
+            trimmed = Trimmed {
+                reply_text: parsed.body.trim_end().to_string(),
+                quoted_text: String::new(),
+                signature: String::new(),
+            };
+        }
+        let mut r = route_among(
             self.app.store.as_ref(),
             &self.app.config,
             &batch.consultations,
@@ -91,6 +108,9 @@ impl Intake<'_> {
             parsed,
         )
         .await?;
+        if let Some(mark) = web.as_ref().filter(|m| m.visitor && r.method.is_none()) {
+            r = web_visitor(&self.app.config, &batch.consultations, &mark.consultation);
+        }
         let (Some((consultation, cso)), true) = (r.found, r.method.is_some()) else {
             return Ok(hold(id, r.reason));
         };
@@ -153,9 +173,16 @@ impl Intake<'_> {
                     other_sender: r.other_sender,
                     late: r.late,
                     draft: r.draft,
-                    sender_flag: by_address_only.then(|| {
-                        format!("routed by the sender's address alone ({})", auth.describe())
-                    }),
+                    sender_flag: if r.method == Some(RouteMethod::WebForm) {
+                        Some(
+                            "not in the registry: sent through the web form, address confirmed by the emailed link"
+                                .into(),
+                        )
+                    } else {
+                        by_address_only.then(|| {
+                            format!("routed by the sender's address alone ({})", auth.describe())
+                        })
+                    },
                 };
                 self.propose(id, parsed, trimmed, place, batch).await?
             }
@@ -173,10 +200,25 @@ impl Intake<'_> {
     ) -> Result<Decision, IntakeError> {
         let receipt_no = ReceiptNo::generate();
         let from = parsed.from.to_string();
-        let receipt = self.may_acknowledge(&from, batch).then(|| {
+        // Someone other than the CSO wrote through its key or link: the
+        // CSO's registered address gets a copy of the receipt, so nobody
+        // speaks for an organisation unseen.
+        let copy_to = place
+            .cso
+            .filter(|_| place.other_sender)
+            .and_then(|c| c.record.emails.first())
+            .filter(|registered| **registered != parsed.from)
+            .cloned();
+        let mut receipts = Vec::new();
+        for to in std::iter::once(None).chain(copy_to.map(Some)) {
+            let address = to.as_ref().map_or(from.as_str(), EmailAddress::as_str);
+            if !self.may_acknowledge(address, batch) {
+                continue;
+            }
             let mut a = self.acknowledgement(
                 EmailFor::Receipt {
                     receipt_no: &receipt_no,
+                    copy_to: to.as_ref().map(EmailAddress::as_str),
                 },
                 parsed,
                 place.consultation,
@@ -185,8 +227,12 @@ impl Intake<'_> {
                 &trimmed.reply_text,
             );
             a.draft = place.draft;
-            a
-        });
+            if let Some(to) = to {
+                a.sent_by = Some(from.clone());
+                a.readdress(to);
+            }
+            receipts.push(a);
+        }
         batch
             .known
             .texts
@@ -194,7 +240,7 @@ impl Intake<'_> {
         let outcome = Outcome::Proposal {
             id,
             receipt_no: receipt_no.to_string(),
-            receipt: receipt.is_some(),
+            receipt: !receipts.is_empty(),
         };
         let proposal = NewProposal {
             receipt_no: receipt_no.to_string(),
@@ -220,7 +266,7 @@ impl Intake<'_> {
                 proposal,
                 receipt: None,
             }],
-            acknowledgements: receipt.into_iter().collect(),
+            acknowledgements: receipts,
         })
     }
 

@@ -89,6 +89,8 @@ pub struct Acknowledgement<'a> {
     pub late: bool,
     /// What the sender wrote, copied back to them.
     pub received_text: &'a str,
+    /// Who wrote, when this receipt is a copy to the CSO.
+    pub sent_by: Option<&'a str>,
     /// The draft commitment it comments on.
     pub draft: Option<DraftRef<'a>>,
     pub attachments: Vec<AttachmentLine>,
@@ -134,6 +136,17 @@ pub struct HeldLine<'a> {
     pub reason: &'a str,
 }
 
+/// The link that records a web-form proposal from someone not in the
+/// registry, once they click it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Confirmation<'a> {
+    pub office: Named<'a>,
+    pub name: &'a str,
+    pub consultation: Named<'a>,
+    pub link: String,
+    pub hours: u64,
+}
+
 /// An email's context, tied to its kind: a kind cannot be rendered with
 /// another kind's fields.
 #[derive(Debug, Clone)]
@@ -143,6 +156,7 @@ pub enum Context<'a> {
     Receipt(Acknowledgement<'a>),
     FollowUp(Acknowledgement<'a>),
     PenSummary(PenSummary<'a>),
+    Confirmation(Confirmation<'a>),
 }
 
 impl Context<'_> {
@@ -153,6 +167,7 @@ impl Context<'_> {
             Self::Receipt(_) => EmailKind::Receipt,
             Self::FollowUp(_) => EmailKind::FollowUp,
             Self::PenSummary(_) => EmailKind::PenSummary,
+            Self::Confirmation(_) => EmailKind::Confirmation,
         }
     }
 
@@ -163,6 +178,7 @@ impl Context<'_> {
             Self::DeadlineExtended(c) => serde_json::to_value(c),
             Self::Receipt(c) | Self::FollowUp(c) => serde_json::to_value(c),
             Self::PenSummary(c) => serde_json::to_value(c),
+            Self::Confirmation(c) => serde_json::to_value(c),
         };
         // Only strings, numbers, options and vectors: this cannot fail.
         value.unwrap_or(Value::Null)
@@ -174,7 +190,7 @@ impl Context<'_> {
             Self::Invitation(m) => Some(m),
             Self::DeadlineExtended(c) => Some(&c.mail),
             Self::Receipt(c) | Self::FollowUp(c) => Some(&c.mail),
-            Self::PenSummary(_) => None,
+            Self::PenSummary(_) | Self::Confirmation(_) => None,
         }
     }
 }

@@ -242,9 +242,7 @@ impl Sender<'_> {
         key: &ReplyKey,
     ) -> ConsultationMail<'s> {
         let config = &self.app.config;
-        let area = config.policy_area(&spec.policy_area);
         let base = config.server.public_url.trim_end_matches('/');
-        let calendar = WorkingCalendar::new(config.calendar.holidays.clone());
         ConsultationMail {
             office: Office {
                 name: self.office_name(lang),
@@ -252,22 +250,8 @@ impl Sender<'_> {
                 postal_address: &config.office.postal_address,
             },
             cso: Named { name },
-            consultation: ConsultationView {
-                reference: &spec.reference,
-                title: spec.title().get(lang),
-                description: spec.description().get(lang),
-                area_name: area.map(|a| a.name.get(lang).as_str()),
-                lfp_name: area.map(|a| a.lfp.name.get(lang).as_str()),
-                deadline: format_date(lang, spec.closes_on),
-                deadline_short: spec.closes_on.format("%d.%m.%Y").to_string(),
-                working_days: calendar.period_length(spec.opens_on, spec.closes_on),
-            },
-            meeting: spec.meeting.as_ref().map(|m| MeetingView {
-                when: format_meeting(lang, m.starts_at, m.duration_minutes),
-                place: m.place.as_deref(),
-                link: m.online_link.as_deref(),
-                presentation: m.presentation.as_deref().map(file_name),
-            }),
+            consultation: consultation_view(config, spec, lang),
+            meeting: meeting_view(spec, lang),
             // Each draft has its own reply address: a comment sent there is
             // recorded against that commitment.
             drafts: spec
@@ -617,6 +601,36 @@ fn weekday(lang: Language, d: Weekday) -> &'static str {
 
 /// "e hënë, 11 janar 2027" / "Monday 11 January 2027": dates spelled out,
 /// since 04/01 means different days to different readers.
+/// What every message and page says about a consultation, in `lang`.
+pub fn consultation_view<'s>(
+    config: &'s Config,
+    spec: &'s ConsultationSpec,
+    lang: Language,
+) -> ConsultationView<'s> {
+    let area = config.policy_area(&spec.policy_area);
+    let calendar = WorkingCalendar::new(config.calendar.holidays.clone());
+    ConsultationView {
+        reference: &spec.reference,
+        title: spec.title().get(lang),
+        description: spec.description().get(lang),
+        area_name: area.map(|a| a.name.get(lang).as_str()),
+        lfp_name: area.map(|a| a.lfp.name.get(lang).as_str()),
+        deadline: format_date(lang, spec.closes_on),
+        deadline_short: spec.closes_on.format("%d.%m.%Y").to_string(),
+        working_days: calendar.period_length(spec.opens_on, spec.closes_on),
+    }
+}
+
+/// The consultation's meeting, if it has one, in `lang`.
+pub fn meeting_view(spec: &ConsultationSpec, lang: Language) -> Option<MeetingView<'_>> {
+    spec.meeting.as_ref().map(|m| MeetingView {
+        when: format_meeting(lang, m.starts_at, m.duration_minutes),
+        place: m.place.as_deref(),
+        link: m.online_link.as_deref(),
+        presentation: m.presentation.as_deref().map(file_name),
+    })
+}
+
 pub fn format_date(lang: Language, d: NaiveDate) -> String {
     let m = d.month0() as usize;
     match lang {

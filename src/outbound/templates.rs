@@ -18,8 +18,8 @@ use handlebars::{Handlebars, no_escape};
 use serde_json::{Value, json};
 
 use super::email::{
-    Acknowledgement, AttachmentLine, ConsultationMail, ConsultationView, Context, DeadlineExtended,
-    DraftView, HeldLine, MeetingView, Named, Office, PenSummary,
+    Acknowledgement, AttachmentLine, Confirmation, ConsultationMail, ConsultationView, Context,
+    DeadlineExtended, DraftView, HeldLine, MeetingView, Named, Office, PenSummary,
 };
 use crate::domain::{Bilingual, EmailKind, Language};
 
@@ -66,6 +66,12 @@ const EMBEDDED: &[(&str, &str)] = embedded!(
     "pen_summary/text.en.hbs",
     "pen_summary/html.sq.hbs",
     "pen_summary/html.en.hbs",
+    "confirmation/subject.sq.hbs",
+    "confirmation/subject.en.hbs",
+    "confirmation/text.sq.hbs",
+    "confirmation/text.en.hbs",
+    "confirmation/html.sq.hbs",
+    "confirmation/html.en.hbs",
 );
 
 #[derive(Debug, thiserror::Error)]
@@ -297,6 +303,7 @@ pub fn example_context(email: EmailKind, lang: Language) -> Context<'static> {
         mail,
         receipt_no: "OGP-7K3M-Q9TX",
         late: false,
+        sent_by: Some("partner@example.org"),
         received_text: text(
             "Propozojmë që ministria të publikojë çdo muaj ekzekutimin e buxhetit, sipas bashkive.\n\nMe respekt,\nArta Hoxha",
             "We propose that the ministry publish budget execution every month, by municipality.\n\nKind regards,\nArta Hoxha",
@@ -329,6 +336,17 @@ pub fn example_context(email: EmailKind, lang: Language) -> Context<'static> {
         }),
         EmailKind::Receipt => Context::Receipt(acknowledgement(mail)),
         EmailKind::FollowUp => Context::FollowUp(acknowledgement(mail)),
+        EmailKind::Confirmation => Context::Confirmation(Confirmation {
+            office: Named {
+                name: text("Pika e Kontaktit", "Point of Contact"),
+            },
+            name: "Arta Hoxha",
+            consultation: Named {
+                name: text("Transparenca fiskale", "Fiscal transparency"),
+            },
+            link: "https://ogp.office.example/confirm/0123456789abcdef".into(),
+            hours: 48,
+        }),
         EmailKind::PenSummary => Context::PenSummary(PenSummary {
             office: Named {
                 name: mail.office.name,

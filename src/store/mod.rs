@@ -287,12 +287,47 @@ pub trait InboundStore: Send + Sync {
     async fn proposals(&self) -> Result<Vec<ProposalSummary>, StoreError>;
 }
 
+/// What the web form keeps: its signing key, proposals waiting for their
+/// sender's confirmation, and what a CSO has already sent.
+#[async_trait]
+pub trait WebStore: Send + Sync {
+    /// The stored setting `name`; when there is none, `candidate` is stored
+    /// and returned (so every process sharing the store agrees on it).
+    async fn setting_or_insert(&self, name: &str, candidate: &str) -> Result<String, StoreError>;
+
+    /// Keeps a waiting proposal; false when one with its nonce waits already.
+    async fn insert_pending(&self, pending: &NewPending) -> Result<bool, StoreError>;
+
+    /// The stored message with this Message-ID (without angle brackets).
+    async fn inbound_with_message_id(&self, message_id: &str) -> Result<Option<i64>, StoreError>;
+
+    /// How many proposals `address` has waiting for confirmation since `since`.
+    async fn pending_count(&self, address: &str, since: DateTime<Utc>) -> Result<u64, StoreError>;
+
+    async fn pending(&self, token_hash: &str) -> Result<Option<Pending>, StoreError>;
+
+    /// Records the stored message a confirmed proposal became.
+    async fn pending_confirmed(&self, token_hash: &str, inbound_id: i64) -> Result<(), StoreError>;
+
+    /// Counts for /metrics: proposals by the source of their message, and
+    /// stored messages by what intake made of them.
+    async fn proposals_by_source(&self) -> Result<Vec<(String, i64)>, StoreError>;
+    async fn inbound_by_outcome(&self) -> Result<Vec<(String, i64)>, StoreError>;
+
+    /// The proposals a CSO sent to a consultation, oldest first.
+    async fn sent_proposals(
+        &self,
+        consultation_id: i64,
+        cso_id: i64,
+    ) -> Result<Vec<SentProposal>, StoreError>;
+}
+
 /// Everything cocreate keeps, by domain: each part is its own trait so that
 /// its queries live in one file (store/sql/), and `Store` is all of them (a
 /// `dyn Store` offers every part's methods).
 #[async_trait]
 pub trait Store:
-    RegistryStore + ConsultationStore + OutboxStore + InboundStore + Send + Sync + 'static
+    RegistryStore + ConsultationStore + OutboxStore + InboundStore + WebStore + Send + Sync + 'static
 {
     /// Succeeds when the database answers a query.
     async fn ping(&self) -> Result<(), StoreError>;

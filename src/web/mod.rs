@@ -1,34 +1,110 @@
-//! The HTTP side of cocreate: the health check that a load balancer or
-//! systemd watchdog polls, the unsubscribe pages, and the inbound webhook.
+//! The HTTP side of cocreate: the pages and the web form, the unsubscribe
+//! pages, the health check a load balancer or systemd watchdog polls, the
+//! metrics, and the inbound webhook: one router, one set of page templates.
 
+mod form;
+mod guard;
+pub mod mark;
+mod metrics;
+pub mod pages;
 pub mod server;
+mod site;
+mod submit;
 mod unsubscribe;
+mod views;
 mod webhook;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::DefaultBodyLimit;
-use axum::extract::State;
+use axum::extract::{DefaultBodyLimit, FromRef, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 
 use crate::app::App;
+use crate::signing::SigningKey;
 
-/// Every handler reaches the App as axum state.
-pub fn router(state: App) -> Router {
-    let max = state.config.inbound.max_message_bytes;
-    Router::new()
+#[derive(Debug, thiserror::Error)]
+pub enum WebError {
+    #[error(transparent)]
+    Pages(#[from] pages::PageError),
+    #[error("the key that signs forms cannot be read: {0}")]
+    Key(#[from] crate::store::StoreError),
+}
+
+/// What every handler has: the App, the pages, the form's limits, the key
+/// that signs forms, and the metrics.
+#[derive(Clone)]
+pub struct WebState {
+    pub app: App,
+    pub pages: Arc<pages::Pages>,
+    limits: Arc<guard::Limits>,
+    signing: Arc<SigningKey>,
+    metrics: Arc<metrics::Metrics>,
+}
+
+impl FromRef<WebState> for App {
+    fn from_ref(state: &WebState) -> App {
+        state.app.clone()
+    }
+}
+
+/// The router, with its pages loaded and checked: a broken page template
+/// stops `serve` here.
+pub async fn router(app: App) -> Result<Router, WebError> {
+    let pages = pages::Pages::load(app.config.mail.templates_dir.as_deref())?;
+    let signing = app.signing_key().await?.clone();
+    let max = app.config.inbound.max_message_bytes;
+    // The form's files plus room for its text fields.
+    let form_max = app.config.server.form_max_bytes;
+    let state = WebState {
+        limits: Arc::new(guard::Limits::new(&app.config.server)),
+        pages: Arc::new(pages),
+        signing: Arc::new(signing),
+        metrics: Arc::new(metrics::Metrics::default()),
+        app,
+    };
+    let forms = DefaultBodyLimit::max(form_max);
+    Ok(Router::new()
+        .route("/", get(site::index))
+        .route("/static/style.css", get(site::stylesheet))
+        .route(
+            "/c/{reference}",
+            get(site::consultation)
+                .post(submit::submit_public)
+                .layer(forms),
+        )
+        .route("/c/{reference}/meeting.ics", get(site::meeting_ics))
+        .route(
+            "/p/{key}",
+            get(site::personal)
+                .post(submit::submit_personal)
+                .layer(forms),
+        )
+        .route("/p/{key}/add", post(submit::add).layer(forms))
+        .route("/p/{key}/r/{receipt_no}", get(submit::receipt))
+        .route(
+            "/confirm/{token}",
+            get(submit::confirm_page).post(submit::confirm),
+        )
+        .route(
+            "/unsubscribe/{key}",
+            get(unsubscribe::show).post(unsubscribe::confirm),
+        )
         .route(
             "/inbound/mime",
             post(webhook::receive).layer(DefaultBodyLimit::max(max)),
         )
         .route("/healthz", get(healthz))
-        .route(
-            "/unsubscribe/{key}",
-            get(unsubscribe::show).post(unsubscribe::confirm),
-        )
-        .with_state(state)
+        .route("/metrics", get(metrics::render))
+        .fallback(site::not_found)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            metrics::count,
+        ))
+        .layer(axum::middleware::map_response(guard::security_headers))
+        .with_state(state))
 }
 
 /// 200 when cocreate can take mail in, 503 with the reasons when it cannot:

@@ -15,6 +15,7 @@
 
 use std::sync::Arc;
 use std::time::Duration;
+use tower::ServiceExt;
 
 use axum::Router;
 use axum::extract::Request;
@@ -88,7 +89,15 @@ pub async fn serve(
             },
             () = &mut shutdown => break,
         };
-        let service = TowerToHyperService::new(router.clone());
+        // Handlers see the client's address (rate limits, logs).
+        let service = TowerToHyperService::new(router.clone().map_request(
+            move |mut request: axum::extract::Request<hyper::body::Incoming>| {
+                request
+                    .extensions_mut()
+                    .insert(axum::extract::ConnectInfo(peer));
+                request
+            },
+        ));
         let (closing, closed) = (closing.clone(), closed.clone());
         connections.spawn(async move {
             let connection = http1::Builder::new()

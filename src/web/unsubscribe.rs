@@ -6,119 +6,117 @@
 //! which posts `List-Unsubscribe=One-Click` to the same address. Receipts for
 //! the CSO's own proposals still go out: they are transactional.
 
-use axum::extract::{Path, State};
-use axum::http::StatusCode;
-use axum::response::Html;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
 
-use crate::app::App;
-use crate::domain::ReplyKey;
+use super::WebState;
+use super::pages::Page;
+use super::site::{LangQuery, language};
+use super::views::{Button, NoticePage};
+use crate::domain::{EmailAddress, ReplyKey};
+use crate::store::records::ReplyKeyRecord;
 
-fn page(title: &str, body: &str) -> Html<String> {
-    Html(format!(
-        "<!DOCTYPE html><html lang=\"sq\"><head><meta charset=\"utf-8\">\
-         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-         <title>{title}</title></head>\
-         <body style=\"font-family:Arial,Helvetica,sans-serif;max-width:560px;margin:40px auto;padding:0 16px;line-height:1.5;\">\
-         {body}</body></html>"
-    ))
-}
-
-fn unknown() -> (StatusCode, Html<String>) {
-    (
-        StatusCode::NOT_FOUND,
-        page(
-            "Lidhja nuk njihet / Link not recognised",
-            "<p>Kjo lidhje çregjistrimi nuk njihet; kopjojeni të plotë nga emaili.</p>\
-             <p lang=\"en\">This unsubscribe link is not recognised; copy it whole from the email.</p>",
-        ),
-    )
-}
-
-pub async fn show(State(state): State<App>, Path(key): Path<String>) -> (StatusCode, Html<String>) {
-    let Ok(key) = ReplyKey::parse(&key) else {
-        return unknown();
-    };
-    match state.store.reply_key(&key).await {
-        Ok(Some(record)) => {
-            // The address is the owner's own; escape it all the same.
-            let address = handlebars::html_escape(record.address.as_str());
-            (
-                StatusCode::OK,
-                page(
-                    "Çregjistrohu / Unsubscribe",
-                    &format!(
-                        "<h1 style=\"font-size:22px;\">Mos merr më ftesa për konsultime<br><span lang=\"en\">Stop consultation invitations</span></h1>\
-                         <p>Adresa: <strong>{address}</strong></p>\
-                         <form method=\"post\"><button type=\"submit\" style=\"font-size:18px;padding:10px 20px;\">Çregjistrohu / Unsubscribe</button></form>\
-                         <p style=\"color:#555;font-size:14px;\">Konfirmimet për propozimet që dërgoni do të vijnë sërish.<br>\
-                         <span lang=\"en\">Acknowledgements of proposals you send will still arrive.</span></p>"
-                    ),
-                ),
-            )
+impl WebState {
+    async fn unsubscribe_target(
+        &self,
+        key: &str,
+        lang: crate::domain::Language,
+    ) -> Result<ReplyKeyRecord, Response> {
+        let Ok(key) = ReplyKey::parse(key) else {
+            return Err(self.unknown(lang));
+        };
+        match self.app.store.reply_key(&key).await {
+            Ok(Some(record)) => Ok(record),
+            Ok(None) => Err(self.unknown(lang)),
+            Err(e) => Err(self.failed(lang, &e)),
         }
-        Ok(None) => unknown(),
-        Err(e) => {
-            tracing::error!(error = %e, "unsubscribe page: store failed");
-            (
-                StatusCode::SERVICE_UNAVAILABLE,
-                page(
-                    "Provoni përsëri / Try again",
-                    "<p>Provoni përsëri pas pak. / Please try again in a moment.</p>",
-                ),
-            )
-        }
+    }
+
+    async fn opted_out(&self, address: &EmailAddress) -> Result<bool, crate::store::StoreError> {
+        Ok(self
+            .app
+            .store
+            .address_statuses()
+            .await?
+            .iter()
+            .any(|s| s.address.eq_ignore_ascii_case(address.as_str()) && s.opted_out_at.is_some()))
     }
 }
 
-pub async fn confirm(
-    State(state): State<App>,
+pub async fn show(
+    State(state): State<WebState>,
     Path(key): Path<String>,
+    Query(q): Query<LangQuery>,
+    headers: HeaderMap,
+) -> Response {
+    let lang = language(q.lang.as_deref(), &headers, None);
+    let record = match state.unsubscribe_target(&key, lang).await {
+        Ok(r) => r,
+        Err(response) => return response,
+    };
+    let w = |k: &str| state.pages.word(lang, k);
+    let office = state.app.config.office.name.get(lang).to_string();
+    let already = match state.opted_out(&record.address).await {
+        Ok(a) => a,
+        Err(e) => return state.failed(lang, &e),
+    };
+    let heading = w(if already {
+        "unsubscribed_heading"
+    } else {
+        "unsubscribe_heading"
+    });
+    let mut paragraphs = vec![
+        format!("{} {}", w("unsubscribe_address"), record.address),
+        format!("{} {office}.", w("unsubscribe_from")),
+    ];
+    if already {
+        paragraphs.push(w("already_unsubscribed"));
+    }
+    paragraphs.push(w("unsubscribe_receipts"));
+    let path = format!("/unsubscribe/{key}");
+    let content = NoticePage {
+        heading: heading.clone(),
+        paragraphs,
+        link: None,
+        button: (!already).then(|| Button {
+            action: format!("{path}?lang={}", lang.code()),
+            text: w("unsubscribe_button"),
+        }),
+    };
+    let chrome = state.chrome(lang, heading, &path);
+    state.page(StatusCode::OK, Page::Notice, lang, &chrome, &content)
+}
+
+pub async fn confirm(
+    State(state): State<WebState>,
+    Path(key): Path<String>,
+    Query(q): Query<LangQuery>,
+    headers: HeaderMap,
     body: String,
-) -> (StatusCode, Html<String>) {
-    let Ok(key) = ReplyKey::parse(&key) else {
-        return unknown();
+) -> Response {
+    let lang = language(q.lang.as_deref(), &headers, None);
+    let record = match state.unsubscribe_target(&key, lang).await {
+        Ok(r) => r,
+        Err(response) => return response,
     };
     let source = if body.trim() == "List-Unsubscribe=One-Click" {
         "one-click from the mail client"
     } else {
         "unsubscribe page"
     };
-    let record = match state.store.reply_key(&key).await {
-        Ok(Some(r)) => r,
-        Ok(None) => return unknown(),
-        Err(e) => {
-            tracing::error!(error = %e, "unsubscribe: store failed");
-            return (
-                StatusCode::SERVICE_UNAVAILABLE,
-                page(
-                    "Provoni përsëri / Try again",
-                    "<p>Provoni përsëri pas pak. / Please try again in a moment.</p>",
-                ),
-            );
-        }
-    };
-    match state.store.opt_out(&record.address, source).await {
-        Ok(()) => {
-            tracing::info!(address = %record.address, source, "address opted out of consultation mail");
-            (
-                StatusCode::OK,
-                page(
-                    "U çregjistruat / Unsubscribed",
-                    "<h1 style=\"font-size:22px;\">U çregjistruat.<br><span lang=\"en\">You are unsubscribed.</span></h1>\
-                     <p>Nuk do të merrni më ftesa për konsultime në këtë adresë.<br>\
-                     <span lang=\"en\">This address will receive no more consultation invitations.</span></p>",
-                ),
-            )
-        }
-        Err(e) => {
-            tracing::error!(error = %e, "unsubscribe: store failed");
-            (
-                StatusCode::SERVICE_UNAVAILABLE,
-                page(
-                    "Provoni përsëri / Try again",
-                    "<p>Provoni përsëri pas pak. / Please try again in a moment.</p>",
-                ),
-            )
-        }
+    if let Err(e) = state.app.store.opt_out(&record.address, source).await {
+        return state.failed(lang, &e);
     }
+    tracing::info!(address = %record.address, source, "address opted out of consultation mail");
+    state.notice(
+        StatusCode::OK,
+        lang,
+        "unsubscribed_heading",
+        vec![
+            state.pages.word(lang, "unsubscribed_text"),
+            state.pages.word(lang, "unsubscribe_receipts"),
+        ],
+        None,
+    )
 }

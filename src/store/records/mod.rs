@@ -4,6 +4,7 @@
 mod inbound;
 mod outbox;
 mod registry;
+mod web;
 
 pub use inbound::{
     Applied, InboundState, InboundSummary, IntakeLookups, IntakeWrite, NewFollowUp, NewInbound,
@@ -16,3 +17,4 @@ pub use outbox::{
 pub use registry::{
     AddressStatus, Cso, CsoRecord, ImportLogEntry, ImportRecord, RegistryChanges, RelevanceOverride,
 };
+pub use web::{NewPending, Pending, SentProposal};

@@ -14,13 +14,16 @@ mod inbound;
 mod intake;
 mod outbox;
 pub(super) mod registry;
+mod web;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::{Database, Encode, Executor, FromRow, IntoArguments, Pool, Transaction, Type};
 
 use super::dialect::Dialect;
-use super::{ConsultationStore, InboundStore, OutboxStore, RegistryStore, Store, StoreError};
+use super::{
+    ConsultationStore, InboundStore, OutboxStore, RegistryStore, Store, StoreError, WebStore,
+};
 
 pub use registry::CsoFilter;
 
@@ -47,7 +50,7 @@ impl<D: Dialect> SqlStore<D> {
 #[async_trait]
 impl<D: Dialect> Store for SqlStore<D>
 where
-    Self: RegistryStore + ConsultationStore + OutboxStore + InboundStore,
+    Self: RegistryStore + ConsultationStore + OutboxStore + InboundStore + WebStore,
     for<'c> &'c Pool<D::DB>: Executor<'c, Database = D::DB>,
     for<'c> &'c mut <D::DB as Database>::Connection: Executor<'c, Database = D::DB>,
     for<'q> <D::DB as Database>::Arguments<'q>: IntoArguments<'q, D::DB>,
