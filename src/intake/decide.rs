@@ -39,7 +39,24 @@ impl Intake<'_> {
             mut trimmed,
         } = reading;
         let parsed = &parsed;
-        if let Some((classification, why)) = automated(parsed, &self.app.config.mail) {
+        let web = if WebMark::claimed(parsed) {
+            WebMark::of(parsed, self.app.signing_key().await?)
+        } else {
+            None
+        };
+        if web.is_some() {
+            // Typed into the form: nothing in it is quoted mail.
+            trimmed = Trimmed {
+                reply_text: parsed.body.trim_end().to_string(),
+                quoted_text: String::new(),
+                signature: String::new(),
+            };
+        }
+        // A message with our form's mark was typed by a person into our
+        // page (its Message-ID is ours, which would read as our own mail).
+        if let Some((classification, why)) =
+            automated(parsed, &self.app.config.mail).filter(|_| web.is_none())
+        {
             let mut writes = Vec::new();
             if classification == Classification::Bounce {
                 // Believed only for an address a quoted key of ours was sent to.
@@ -86,19 +103,6 @@ impl Intake<'_> {
                 writes,
                 acknowledgements: Vec::new(),
             });
-        }
-        let web = if WebMark::claimed(parsed) {
-            WebMark::of(parsed, self.app.signing_key().await?)
-        } else {
-            None
-        };
-        if web.is_some() {
-            // Typed into the form: nothing in it is quoted mail.
-            trimmed = Trimmed {
-                reply_text: parsed.body.trim_end().to_string(),
-                quoted_text: String::new(),
-                signature: String::new(),
-            };
         }
         let mut r = route_among(
             self.app.store.as_ref(),
@@ -264,7 +268,7 @@ impl Intake<'_> {
             outcome,
             writes: vec![IntakeWrite::Proposal {
                 proposal,
-                receipt: None,
+                receipts: Vec::new(),
             }],
             acknowledgements: receipts,
         })

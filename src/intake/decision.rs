@@ -62,7 +62,7 @@ impl Decision {
 
     pub(super) fn attach(&mut self, message: NewMessage) {
         match self.writes.last_mut() {
-            Some(IntakeWrite::Proposal { receipt, .. }) => *receipt = Some(message),
+            Some(IntakeWrite::Proposal { receipts, .. }) => receipts.push(message),
             Some(IntakeWrite::FollowUp { confirmations, .. }) => confirmations.push(message),
             _ => {}
         }

@@ -140,6 +140,13 @@ impl Templates {
                 templates.render(lang, &example_context(email, lang))?;
             }
         }
+        // The copy of a receipt to the CSO, when someone else wrote.
+        for lang in [Language::Sq, Language::En] {
+            if let Context::Receipt(mut a) = example_context(EmailKind::Receipt, lang) {
+                a.sent_by = Some("partner@example.org");
+                templates.render(lang, &Context::Receipt(a))?;
+            }
+        }
         Ok(templates)
     }
 
@@ -303,7 +310,7 @@ pub fn example_context(email: EmailKind, lang: Language) -> Context<'static> {
         mail,
         receipt_no: "OGP-7K3M-Q9TX",
         late: false,
-        sent_by: Some("partner@example.org"),
+        sent_by: None,
         received_text: text(
             "Propozojmë që ministria të publikojë çdo muaj ekzekutimin e buxhetit, sipas bashkive.\n\nMe respekt,\nArta Hoxha",
             "We propose that the ministry publish budget execution every month, by municipality.\n\nKind regards,\nArta Hoxha",

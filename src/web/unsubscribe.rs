@@ -14,20 +14,24 @@ use super::WebState;
 use super::pages::Page;
 use super::site::{LangQuery, language};
 use super::views::{Button, NoticePage};
-use crate::domain::{EmailAddress, ReplyKey};
+use crate::domain::{EmailAddress, Language, ReplyKey};
 use crate::store::records::ReplyKeyRecord;
 
 impl WebState {
+    /// The key's record and its CSO's language.
     async fn unsubscribe_target(
         &self,
         key: &str,
-        lang: crate::domain::Language,
-    ) -> Result<ReplyKeyRecord, Response> {
+        lang: Language,
+    ) -> Result<(ReplyKeyRecord, Option<Language>), Response> {
         let Ok(key) = ReplyKey::parse(key) else {
             return Err(self.unknown(lang));
         };
         match self.app.store.reply_key(&key).await {
-            Ok(Some(record)) => Ok(record),
+            Ok(Some(record)) => {
+                let cso = self.app.store.cso(record.cso_id).await.ok().flatten();
+                Ok((record, cso.map(|c| c.record.language)))
+            }
             Ok(None) => Err(self.unknown(lang)),
             Err(e) => Err(self.failed(lang, &e)),
         }
@@ -50,11 +54,12 @@ pub async fn show(
     Query(q): Query<LangQuery>,
     headers: HeaderMap,
 ) -> Response {
-    let lang = language(q.lang.as_deref(), &headers, None);
-    let record = match state.unsubscribe_target(&key, lang).await {
+    let first = language(q.lang.as_deref(), &headers, None);
+    let (record, cso_lang) = match state.unsubscribe_target(&key, first).await {
         Ok(r) => r,
         Err(response) => return response,
     };
+    let lang = language(q.lang.as_deref(), &headers, cso_lang);
     let w = |k: &str| state.pages.word(lang, k);
     let office = state.app.config.office.name.get(lang).to_string();
     let already = match state.opted_out(&record.address).await {
@@ -95,11 +100,12 @@ pub async fn confirm(
     headers: HeaderMap,
     body: String,
 ) -> Response {
-    let lang = language(q.lang.as_deref(), &headers, None);
-    let record = match state.unsubscribe_target(&key, lang).await {
+    let first = language(q.lang.as_deref(), &headers, None);
+    let (record, cso_lang) = match state.unsubscribe_target(&key, first).await {
         Ok(r) => r,
         Err(response) => return response,
     };
+    let lang = language(q.lang.as_deref(), &headers, cso_lang);
     let source = if body.trim() == "List-Unsubscribe=One-Click" {
         "one-click from the mail client"
     } else {

@@ -328,13 +328,22 @@ fn the_unsubscribe_link_shows_a_button_and_a_post_stops_invitations() {
     let watch = key_of("watch@cso.example.org");
     let (status, page) = daemon.get(&format!("/unsubscribe/{watch}"));
     assert_eq!(status, 200);
-    assert!(page.contains("<form method=\"post\">") && page.contains("watch@cso.example.org"));
+    assert!(page.contains("<form method=\"post\"") && page.contains("watch@cso.example.org"));
+    // In the CSO's language (English for Budget Watch), naming the office.
+    assert!(
+        page.contains("Stop consultation invitations")
+            && page.contains("Government Point of Contact"),
+        "{page}"
+    );
     // Following the link changed nothing.
     assert!(ok(dir.path(), &db, &["registry", "addresses"]).contains("No address has opted out"));
 
     let (status, page) = daemon.post(&format!("/unsubscribe/{watch}"), "");
     assert_eq!(status, 200);
-    assert!(page.contains("You are unsubscribed."), "{page}");
+    assert!(page.contains("You are unsubscribed"), "{page}");
+    // Visited again, the page says so.
+    let (_, page) = daemon.get(&format!("/unsubscribe/{watch}"));
+    assert!(page.contains("already unsubscribed"), "{page}");
     // The mail client's one-click request (RFC 8058) works the same way.
     let buxheti = key_of("buxheti@cso.example.org");
     let (status, _) = daemon.post(

@@ -21,3 +21,4 @@ mod outbox_slow_relay;
 mod outreach_smtp;
 mod serve;
 mod store_conformance;
+mod web_form;

@@ -900,11 +900,11 @@ async fn a_message_is_stored_once_and_has_at_most_one_proposal(db: &TestDb) {
             inbound_message_id: stored[i].id,
             ..again.clone()
         },
-        receipt: Some(NewMessage {
+        receipts: vec![NewMessage {
             kind: EmailKind::Receipt,
             envelope_from: String::new(),
             ..message(&format!("receipt:{receipt_no}"), "a@x.al", c, cso)
-        }),
+        }],
     };
     let applied = store
         .apply_intake(&[
@@ -1188,7 +1188,7 @@ async fn record_proposal(
     let applied = store
         .apply_intake(&[IntakeWrite::Proposal {
             proposal: proposal.clone(),
-            receipt: receipt.cloned(),
+            receipts: receipt.into_iter().cloned().collect(),
         }])
         .await?;
     match &applied[..] {

@@ -164,11 +164,12 @@ pub enum IntakeWrite {
         hard: bool,
         reason: String,
     },
-    /// The proposal, its receipt (None when the loop guard held it back),
+    /// The proposal, its receipts (none when the loop guard held them
+    /// back; a copy to the CSO when someone else wrote through its key),
     /// and the message marked processed.
     Proposal {
         proposal: NewProposal,
-        receipt: Option<NewMessage>,
+        receipts: Vec<NewMessage>,
     },
     /// The follow-up, its confirmations, and the message marked processed.
     FollowUp {

@@ -205,7 +205,7 @@ where
         let mut applied = vec![Applied::Done; writes.len()];
         let mut outcomes: Vec<(i64, &str, &str, String)> = Vec::new();
         let mut acknowledgements: Vec<NewMessage> = Vec::new();
-        let mut proposals: Vec<(usize, &NewProposal, Option<&NewMessage>)> = Vec::new();
+        let mut proposals: Vec<(usize, &NewProposal, &[NewMessage])> = Vec::new();
         for (i, w) in writes.iter().enumerate() {
             match w {
                 IntakeWrite::Outcome {
@@ -219,8 +219,8 @@ where
                     hard,
                     reason,
                 } => Self::record_bounce_in(&mut *conn, address, *hard, reason, now).await?,
-                IntakeWrite::Proposal { proposal, receipt } => {
-                    proposals.push((i, proposal, receipt.as_ref()))
+                IntakeWrite::Proposal { proposal, receipts } => {
+                    proposals.push((i, proposal, receipts.as_slice()))
                 }
                 // Rare next to proposals: one at a time.
                 IntakeWrite::FollowUp {
@@ -267,9 +267,9 @@ where
                 .into_iter()
                 .map(|(id,)| id)
                 .collect();
-            for (i, p, receipt) in chunk {
+            for (i, p, receipts) in chunk {
                 if inserted.contains(&p.inbound_message_id) {
-                    acknowledgements.extend(receipt.cloned());
+                    acknowledgements.extend(receipts.iter().cloned());
                     outcomes.push((
                         p.inbound_message_id,
                         InboundState::Processed.as_str(),
