@@ -68,6 +68,7 @@ impl std::fmt::Display for ConfigSource {
 pub struct Config {
     pub source: ConfigSource,
     pub server: ServerConfig,
+    pub form: FormConfig,
     pub database: DatabaseConfig,
     pub log: LogConfig,
     pub office: OfficeConfig,

@@ -290,20 +290,26 @@ pub struct ServerConfig {
     /// their connections are closed.
     #[serde(default = "default_shutdown_grace")]
     pub shutdown_grace_seconds: u64,
+}
+
+/// The web form's limits (the `[form]` section).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FormConfig {
     /// A form sent sooner than this after it was shown is a robot's.
     #[serde(default = "default_form_min_seconds")]
-    pub form_min_seconds: u64,
+    pub min_seconds: u64,
     /// A form older than this is refused (what was typed is kept).
     #[serde(default = "default_form_max_age_hours")]
-    pub form_max_age_hours: u64,
+    pub max_age_hours: u64,
     /// Files one form may carry, and all of a form's bytes together.
     #[serde(default = "default_form_attachments")]
-    pub form_max_attachments: usize,
+    pub max_attachments: usize,
     #[serde(default = "default_form_bytes")]
-    pub form_max_bytes: usize,
+    pub max_bytes: usize,
     /// Characters one text field of the form may hold.
     #[serde(default = "default_form_field_chars")]
-    pub form_max_field_chars: usize,
+    pub max_field_chars: usize,
     /// Forms one client address may send an hour, and one CSO's link.
     #[serde(default = "default_posts_per_client")]
     pub posts_per_client_per_hour: u32,
@@ -315,6 +321,22 @@ pub struct ServerConfig {
     /// How long the confirmation link of a visitor's proposal works.
     #[serde(default = "default_confirm_hours")]
     pub confirm_link_hours: u64,
+}
+
+impl Default for FormConfig {
+    fn default() -> Self {
+        Self {
+            min_seconds: default_form_min_seconds(),
+            max_age_hours: default_form_max_age_hours(),
+            max_attachments: default_form_attachments(),
+            max_bytes: default_form_bytes(),
+            max_field_chars: default_form_field_chars(),
+            posts_per_client_per_hour: default_posts_per_client(),
+            posts_per_cso_per_hour: default_posts_per_cso(),
+            confirmations_per_address_per_day: default_confirmations(),
+            confirm_link_hours: default_confirm_hours(),
+        }
+    }
 }
 
 fn default_form_min_seconds() -> u64 {

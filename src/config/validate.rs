@@ -21,6 +21,8 @@ pub(super) struct RawConfig {
     smtp: SmtpConfig,
     inbound: InboundConfig,
     #[serde(default)]
+    form: FormConfig,
+    #[serde(default)]
     policy_areas: Vec<RawPolicyArea>,
 }
 
@@ -268,6 +270,7 @@ impl RawConfig {
         Ok(Config {
             source,
             server: self.server,
+            form: self.form,
             database: self.database,
             log: self.log,
             office,

@@ -9,7 +9,7 @@ use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::Response;
 use governor::{DefaultKeyedRateLimiter, Quota};
 
-use crate::config::ServerConfig;
+use crate::config::FormConfig;
 use crate::signing::{SigningKey, hex};
 
 /// A form's token: when it was shown, a nonce (the submission's identity:
@@ -36,7 +36,7 @@ pub fn check(
     token: &str,
     action: &str,
     now: i64,
-    server: &ServerConfig,
+    form: &FormConfig,
 ) -> TokenCheck {
     let mut parts = token.splitn(3, '.');
     let (Some(issued), Some(nonce), Some(signature)) = (parts.next(), parts.next(), parts.next())
@@ -50,11 +50,9 @@ pub fn check(
         return TokenCheck::Unknown;
     };
     let age = now - at;
-    if age < i64::try_from(server.form_min_seconds).unwrap_or(i64::MAX) {
+    if age < i64::try_from(form.min_seconds).unwrap_or(i64::MAX) {
         TokenCheck::TooFast
-    } else if age
-        > i64::try_from(server.form_max_age_hours.saturating_mul(3600)).unwrap_or(i64::MAX)
-    {
+    } else if age > i64::try_from(form.max_age_hours.saturating_mul(3600)).unwrap_or(i64::MAX) {
         TokenCheck::TooOld
     } else {
         TokenCheck::Fine(nonce.to_string())
@@ -108,10 +106,10 @@ fn per_hour(n: u32) -> Quota {
 }
 
 impl Limits {
-    pub fn new(server: &ServerConfig) -> Self {
+    pub fn new(form: &FormConfig) -> Self {
         Self {
-            clients: DefaultKeyedRateLimiter::keyed(per_hour(server.posts_per_client_per_hour)),
-            links: DefaultKeyedRateLimiter::keyed(per_hour(server.posts_per_cso_per_hour)),
+            clients: DefaultKeyedRateLimiter::keyed(per_hour(form.posts_per_client_per_hour)),
+            links: DefaultKeyedRateLimiter::keyed(per_hour(form.posts_per_cso_per_hour)),
         }
     }
 
@@ -154,8 +152,8 @@ pub async fn security_headers(mut response: Response) -> Response {
 mod tests {
     use super::*;
 
-    fn server() -> ServerConfig {
-        crate::config::Config::embedded().unwrap().server
+    fn form() -> FormConfig {
+        crate::config::Config::embedded().unwrap().form
     }
 
     #[test]
@@ -163,24 +161,24 @@ mod tests {
         let key = SigningKey::fixed(b"0123456789abcdef0123456789abcdef");
         let token = issue(&key, "/p/abc", 1_000);
         assert!(matches!(
-            check(&key, &token, "/p/abc", 1_010, &server()),
+            check(&key, &token, "/p/abc", 1_010, &form()),
             TokenCheck::Fine(_)
         ));
         assert_eq!(
-            check(&key, &token, "/p/abc", 1_001, &server()),
+            check(&key, &token, "/p/abc", 1_001, &form()),
             TokenCheck::TooFast
         );
         assert_eq!(
-            check(&key, &token, "/p/abc", 1_000 + 25 * 3600, &server()),
+            check(&key, &token, "/p/abc", 1_000 + 25 * 3600, &form()),
             TokenCheck::TooOld
         );
         assert_eq!(
-            check(&key, &token, "/p/other", 1_010, &server()),
+            check(&key, &token, "/p/other", 1_010, &form()),
             TokenCheck::Unknown
         );
         let forged = token.replacen("1000", "900", 1);
         assert_eq!(
-            check(&key, &forged, "/p/abc", 1_010, &server()),
+            check(&key, &forged, "/p/abc", 1_010, &form()),
             TokenCheck::Unknown
         );
     }

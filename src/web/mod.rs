@@ -57,9 +57,9 @@ pub async fn router(app: App) -> Result<Router, WebError> {
     let signing = app.signing_key().await?.clone();
     let max = app.config.inbound.max_message_bytes;
     // The form's files plus room for its text fields.
-    let form_max = app.config.server.form_max_bytes;
+    let form_max = app.config.form.max_bytes;
     let state = WebState {
-        limits: Arc::new(guard::Limits::new(&app.config.server)),
+        limits: Arc::new(guard::Limits::new(&app.config.form)),
         pages: Arc::new(pages),
         signing: Arc::new(signing),
         metrics: Arc::new(metrics::Metrics::default()),

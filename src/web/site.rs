@@ -181,7 +181,7 @@ pub enum Target {
     Personal {
         key: ReplyKey,
         record: ReplyKeyRecord,
-        cso: Cso,
+        cso: Box<Cso>,
         consultation: Consultation,
     },
     Public {
@@ -251,7 +251,7 @@ impl WebState {
         Ok(Target::Personal {
             key,
             record,
-            cso,
+            cso: Box::new(cso),
             consultation,
         })
     }
@@ -401,9 +401,9 @@ impl WebState {
             attachments_hint: format!(
                 "{} {} {}, {} MB {}.",
                 w("attachments_hint_text"),
-                config.server.form_max_attachments,
+                config.form.max_attachments,
                 w("attachments_hint_files"),
-                config.server.form_max_bytes / (1024 * 1024),
+                config.form.max_bytes / (1024 * 1024),
                 w("attachments_hint_total")
             ),
             attachments_error: error_of("attachments"),

@@ -42,7 +42,7 @@ impl WebState {
         target: &Target,
     ) -> Vec<ErrorLink> {
         let w = |k: &str| self.pages.word(lang, k);
-        let max = self.app.config.server.form_max_field_chars;
+        let max = self.app.config.form.max_field_chars;
         let mut errors = Vec::new();
         let mut text = |field: &str, value: &str, required: bool, limit: usize| {
             if required && value.trim().is_empty() {
@@ -84,7 +84,7 @@ impl WebState {
                 },
             });
         }
-        let max_files = self.app.config.server.form_max_attachments;
+        let max_files = self.app.config.form.max_attachments;
         if files_seen > max_files {
             errors.push(ErrorLink {
                 field: "attachments".into(),
@@ -263,10 +263,10 @@ async fn admit(
         ));
     }
     let (typed, files_seen) =
-        match Submitted::read(form, state.app.config.server.form_max_attachments).await {
+        match Submitted::read(form, state.app.config.form.max_attachments).await {
             Ok(read) => read,
             Err(FormError::TooLarge) => {
-                let mb = state.app.config.server.form_max_bytes / (1024 * 1024);
+                let mb = state.app.config.form.max_bytes / (1024 * 1024);
                 return Err(state.notice(
                     StatusCode::PAYLOAD_TOO_LARGE,
                     fallback,
@@ -305,7 +305,7 @@ async fn admit(
         &typed.token,
         &target.action(),
         Utc::now().timestamp(),
-        &state.app.config.server,
+        &state.app.config.form,
     ) {
         TokenCheck::Fine(nonce) => Ok(nonce),
         TokenCheck::TooFast => Err("err_form_fast"),
@@ -481,7 +481,7 @@ async fn wait_for_confirmation(
         .pending_count(from.as_str(), now - Duration::days(1))
         .await
     {
-        Ok(n) if n >= u64::from(config.server.confirmations_per_address_per_day) => {
+        Ok(n) if n >= u64::from(config.form.confirmations_per_address_per_day) => {
             let errors = [ErrorLink {
                 field: "form-heading".into(),
                 message: w("err_rate"),
@@ -495,7 +495,7 @@ async fn wait_for_confirmation(
     }
     let token = hex(&rand::random::<[u8; 24]>());
     let token_hash = hex(&Sha256::digest(token.as_bytes()));
-    let hours = config.server.confirm_link_hours;
+    let hours = config.form.confirm_link_hours;
     let pending = NewPending {
         nonce,
         token_hash: token_hash.clone(),
@@ -626,7 +626,7 @@ pub async fn add(
         return state.unknown(lang);
     }
     if typed.addition.trim().is_empty()
-        || typed.addition.chars().count() > state.app.config.server.form_max_field_chars
+        || typed.addition.chars().count() > state.app.config.form.max_field_chars
     {
         let errors = [ErrorLink {
             field: format!("addition-{}", typed.receipt_no),

@@ -1042,14 +1042,35 @@ fn the_holding_pen_lists_assigns_and_discards() {
         ok(dir.path(), &db, &["mail", "pen", "list"], None),
         "The holding pen is empty.\n"
     );
-    assert_eq!(
-        ok(dir.path(), &db, &["mail", "proposals"], None)
-            .lines()
-            .count(),
-        1
-    );
+    let listed = ok(dir.path(), &db, &["mail", "proposals"], None);
+    assert_eq!(listed.lines().count(), 1, "{listed}");
     ok(dir.path(), &db, &["outbox", "flush"], None);
-    assert_eq!(receipts(dir.path()).len(), 1);
+    // The receipt goes to the sender, and a copy to the CSO's registered
+    // address: the proposal is recorded in the organisation's name.
+    let sent = receipts(dir.path());
+    assert_eq!(sent.len(), 2);
+    let to = |raw: &[u8]| {
+        let m = mail_parser::MessageParser::default().parse(raw).unwrap();
+        m.to()
+            .unwrap()
+            .first()
+            .unwrap()
+            .address()
+            .unwrap()
+            .to_string()
+    };
+    let mut recipients: Vec<String> = sent.iter().map(|r| to(r)).collect();
+    recipients.sort();
+    assert_eq!(
+        recipients,
+        ["arta.personal@mail.example.org", "buxheti@cso.example.org"]
+    );
+    let copy = sent
+        .iter()
+        .find(|r| to(r) == "buxheti@cso.example.org")
+        .unwrap();
+    let copy = String::from_utf8_lossy(copy);
+    assert!(copy.contains("arta.personal@mail.example.org"), "{copy}");
 }
 
 #[test]

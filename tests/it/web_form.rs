@@ -156,8 +156,8 @@ fn post_form(
 
 fn start(dir: &Path, db: &TestDb, extra: &[(&str, String)]) -> Daemon {
     let mut env = vec![
-        ("COCREATE_SERVER_FORM_MIN_SECONDS", "1".to_string()),
-        ("COCREATE_SERVER_FORM_MAX_BYTES", "200000".to_string()),
+        ("COCREATE_FORM_MIN_SECONDS", "1".to_string()),
+        ("COCREATE_FORM_MAX_BYTES", "200000".to_string()),
         ("COCREATE_OUTBOX_RATE_PER_SECOND", "1000".to_string()),
     ];
     env.extend(extra.iter().cloned());
@@ -340,7 +340,7 @@ fn hostile_and_abusive_posts_are_refused_and_nothing_is_recorded() {
     let daemon = start(
         dir.path(),
         &db,
-        &[("COCREATE_SERVER_POSTS_PER_CLIENT_PER_HOUR", "3".into())],
+        &[("COCREATE_FORM_POSTS_PER_CLIENT_PER_HOUR", "3".into())],
     );
     let path = format!("/p/{key}");
     let (_, page) = daemon.get(&path);
