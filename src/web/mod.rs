@@ -7,11 +7,13 @@ mod guard;
 pub mod mark;
 mod metrics;
 pub mod pages;
+mod proposal;
 pub mod server;
 mod site;
 mod submit;
 mod unsubscribe;
 mod views;
+mod visitor;
 mod webhook;
 
 use std::sync::Arc;
@@ -86,7 +88,7 @@ pub async fn router(app: App) -> Result<Router, WebError> {
         .route("/p/{key}/r/{receipt_no}", get(submit::receipt))
         .route(
             "/confirm/{token}",
-            get(submit::confirm_page).post(submit::confirm),
+            get(visitor::confirm_page).post(visitor::confirm),
         )
         .route(
             "/unsubscribe/{key}",
