@@ -59,18 +59,22 @@ pub fn check(
     }
 }
 
-/// Whether a POST comes from another site: the browser says so
-/// (`Sec-Fetch-Site: cross-site`), or its Origin is neither this server as
-/// the public URL names it nor as the request's Host names it. A client
-/// that sends neither header (not a browser) is not a cross-site post.
+/// Whether a POST comes from another site. A browser says where a request
+/// comes from (`Sec-Fetch-Site`): only `same-origin` (and `none`, typed by
+/// the user) pass, so a sibling subdomain cannot post either. A browser too
+/// old to say is judged by its Origin, which must be this server as the
+/// public URL or the request's Host names it. A client that sends neither
+/// header is not a browser, so not a cross-site post.
 pub fn cross_site(headers: &HeaderMap, public_url: &str) -> bool {
     let value = |name| {
         headers
             .get(name)
             .and_then(|v: &HeaderValue| v.to_str().ok())
     };
-    if value(header::HeaderName::from_static("sec-fetch-site")) == Some("cross-site") {
-        return true;
+    match value(header::HeaderName::from_static("sec-fetch-site")) {
+        Some("same-origin" | "none") => return false,
+        Some(_) => return true,
+        None => {}
     }
     let Some(origin) = value(header::ORIGIN) else {
         return false;
@@ -128,7 +132,8 @@ impl Limits {
 }
 
 /// Headers every response carries: no script runs, no other site frames a
-/// page, nothing is sniffed, and a personal link never leaves in a Referer.
+/// page, nothing is sniffed, and a personal link never leaves in a Referer
+/// to another site.
 pub async fn security_headers(mut response: Response) -> Response {
     let h = response.headers_mut();
     let set = |h: &mut HeaderMap, name: &'static str, value: &'static str| {
@@ -143,7 +148,9 @@ pub async fn security_headers(mut response: Response) -> Response {
         "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
     );
     set(h, "x-content-type-options", "nosniff");
-    set(h, "referrer-policy", "no-referrer");
+    // Same-origin, not no-referrer: with no-referrer a browser sends
+    // `Origin: null` on the form's own POST.
+    set(h, "referrer-policy", "same-origin");
     set(h, "x-frame-options", "DENY");
     response
 }
@@ -207,5 +214,11 @@ mod tests {
         assert!(!cross_site(&h, "https://ogp.gov.al"));
         h.insert("sec-fetch-site", HeaderValue::from_static("cross-site"));
         assert!(cross_site(&h, "https://ogp.gov.al"));
+        h.insert("sec-fetch-site", HeaderValue::from_static("same-site"));
+        assert!(cross_site(&h, "https://ogp.gov.al"));
+        // The browser's word counts over an Origin it had to hide.
+        h.insert(header::ORIGIN, HeaderValue::from_static("null"));
+        h.insert("sec-fetch-site", HeaderValue::from_static("same-origin"));
+        assert!(!cross_site(&h, "https://ogp.gov.al"));
     }
 }

@@ -267,6 +267,25 @@ impl WebState {
         }
     }
 
+    /// The form's token: the one it was sent with, when that is ours and
+    /// not too old (the person has been at the form since it was shown, and
+    /// fixing one field must not count as too fast), else a new one.
+    fn token_for(
+        &self,
+        key: &crate::signing::SigningKey,
+        target: &Target,
+        typed: &Submitted,
+    ) -> String {
+        let action = target.action();
+        let now = Utc::now().timestamp();
+        match super::guard::check(key, &typed.token, &action, now, &self.app.config.form) {
+            super::guard::TokenCheck::Fine(_) | super::guard::TokenCheck::TooFast => {
+                typed.token.clone()
+            }
+            _ => super::guard::issue(key, &action, now),
+        }
+    }
+
     /// The consultation page with its form, filled with `typed` and showing
     /// `errors` next to their fields.
     pub async fn form_page(
@@ -361,8 +380,8 @@ impl WebState {
                 })
                 .collect(),
             form_action: target.action(),
-            token: super::guard::issue(key, &target.action(), Utc::now().timestamp()),
-            errors: errors.to_vec(),
+            token: self.token_for(key, target, typed),
+            errors: Vec::new(),
             proposal_fields: vec![
                 field("problem", true, true, &typed.problem),
                 field("commitment", true, true, &typed.commitment),
@@ -409,6 +428,35 @@ impl WebState {
             attachments_error: error_of("attachments"),
             no_publish: typed.no_publish,
         };
+        // The summary names each field, so its links read on their own.
+        let mut content = content;
+        content.errors = errors
+            .iter()
+            .map(|e| {
+                let label = content
+                    .proposal_fields
+                    .iter()
+                    .chain(&content.contact_fields)
+                    .chain(&content.draft_fields)
+                    .find(|f| f.id == e.field)
+                    .map(|f| f.label.clone())
+                    .or_else(|| {
+                        let key = match e.field.as_str() {
+                            "values" => "values_label",
+                            "attachments" => "attachments_label",
+                            _ => return None,
+                        };
+                        Some(w(key))
+                    });
+                ErrorLink {
+                    field: e.field.clone(),
+                    message: match label {
+                        Some(label) => format!("{label} — {}", e.message),
+                        None => e.message.clone(),
+                    },
+                }
+            })
+            .collect();
         let chrome = self.chrome(lang, spec.title().get(lang).to_string(), &target.action());
         self.page(status, Page::Consultation, lang, &chrome, &content)
     }

@@ -164,7 +164,7 @@ fn start(dir: &Path, db: &TestDb, extra: &[(&str, String)]) -> Daemon {
     Daemon::start_with(dir, db, &env, &[])
 }
 
-fn setup(dir: &Path, db: &TestDb) -> String {
+pub fn setup(dir: &Path, db: &TestDb) -> String {
     queue_invitations(dir, db, 2, "OGP-WEB");
     let out = cocreate(dir, db, &["outbox", "flush"]);
     assert!(out.status.success(), "{}", stderr(&out));
@@ -194,7 +194,7 @@ fn a_cso_sends_a_proposal_through_its_personal_link_and_sees_it_again() {
     for header in [
         "content-security-policy: default-src 'none'",
         "x-content-type-options: nosniff",
-        "referrer-policy: no-referrer",
+        "referrer-policy: same-origin",
         "frame-ancestors 'none'",
         "cache-control: no-store",
     ] {
@@ -215,7 +215,7 @@ fn a_cso_sends_a_proposal_through_its_personal_link_and_sees_it_again() {
     let (status, _, page) = post_form(&daemon, &path, &proposal(&token, &[("problem", "")]), &[]);
     assert_eq!(status, 422);
     assert!(
-        page.contains("<a href=\"#problem\">Fill in this field.</a>"),
+        page.contains("<a href=\"#problem\">What is the public problem? — Fill in this field.</a>"),
         "{page}"
     );
     assert!(
@@ -319,14 +319,14 @@ fn a_cso_sends_a_proposal_through_its_personal_link_and_sees_it_again() {
 }
 
 /// Proposals in `mail proposals`' listing.
-fn proposals_in(listing: &str) -> usize {
+pub fn proposals_in(listing: &str) -> usize {
     listing
         .lines()
         .filter(|l| l.starts_with("OGP-") && l.contains(" OGP-WEB "))
         .count()
 }
 
-fn ok_out(dir: &Path, db: &TestDb, args: &[&str]) -> String {
+pub fn ok_out(dir: &Path, db: &TestDb, args: &[&str]) -> String {
     let out = cocreate(dir, db, args);
     assert!(out.status.success(), "{args:?}: {}", stderr(&out));
     stdout(&out)
