@@ -22,4 +22,5 @@ mod outbox_slow_relay;
 mod outreach_smtp;
 mod serve;
 mod store_conformance;
+mod store_web;
 mod web_form;

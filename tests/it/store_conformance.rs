@@ -42,6 +42,8 @@ macro_rules! conformance {
     )*};
 }
 
+pub(crate) use conformance;
+
 conformance!(
     opening_twice_applies_migrations_once,
     changes_round_trip_with_addresses_and_unicode,
@@ -434,7 +436,7 @@ fn spec(reference: &str) -> ConsultationSpec {
 }
 
 /// A consultation and one CSO to hang messages on.
-async fn fixtures(store: &dyn Store) -> (i64, i64) {
+pub(crate) async fn fixtures(store: &dyn Store) -> (i64, i64) {
     import(store, &registry_csv(1, 1), ImportMode::Full).await;
     let cso = store.csos().await.unwrap()[0].id;
     let consultation = store.insert_consultation(&spec("OGP-T")).await.unwrap();
@@ -1175,12 +1177,15 @@ async fn follow_ups_bounces_and_lookups_by_receipt(db: &TestDb) {
 // One write at a time, as the tests state them; intake writes a batch of
 // them with `apply_intake` and stores messages with `store_inbound_many`.
 
-async fn store_inbound(store: &dyn Store, m: &NewInbound<'_>) -> Result<(i64, bool), StoreError> {
+pub(crate) async fn store_inbound(
+    store: &dyn Store,
+    m: &NewInbound<'_>,
+) -> Result<(i64, bool), StoreError> {
     let stored = store.store_inbound_many(std::slice::from_ref(m)).await?;
     Ok((stored[0].id, stored[0].new))
 }
 
-async fn record_proposal(
+pub(crate) async fn record_proposal(
     store: &dyn Store,
     proposal: &NewProposal,
     receipt: Option<&NewMessage>,

@@ -173,10 +173,24 @@ pub fn setup(dir: &Path, db: &TestDb) -> String {
 
 #[test]
 fn a_cso_sends_a_proposal_through_its_personal_link_and_sees_it_again() {
+    through_the_personal_link(&TestDb::sqlite());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs PostgreSQL (COCREATE_TEST_POSTGRES_URL)"]
+async fn a_cso_sends_a_proposal_through_its_personal_link_on_postgres() {
+    let db = TestDb::postgres()
+        .await
+        .unwrap_or_else(|| panic!("{} must name a PostgreSQL server", POSTGRES_ENV));
+    tokio::task::spawn_blocking(move || through_the_personal_link(&db))
+        .await
+        .unwrap();
+}
+
+fn through_the_personal_link(db: &TestDb) {
     let dir = tempfile::tempdir().unwrap();
-    let db = TestDb::sqlite();
-    let key = setup(dir.path(), &db);
-    let daemon = start(dir.path(), &db, &[]);
+    let key = setup(dir.path(), db);
+    let daemon = start(dir.path(), db, &[]);
     let path = format!("/p/{key}");
 
     let (status, head, page) = daemon.exchange("GET", &format!("{path}?lang=en"), &[], b"");
@@ -265,7 +279,7 @@ fn a_cso_sends_a_proposal_through_its_personal_link_and_sees_it_again() {
     let receipts = wait_for_mail(dir.path(), &receipt_no, 1);
     assert_eq!(receipts.len(), 1, "one receipt for {receipt_no}");
     assert!(receipts[0].contains("cso0@cso.example.org"));
-    let listing = ok_out(dir.path(), &db, &["mail", "proposals"]);
+    let listing = ok_out(dir.path(), db, &["mail", "proposals"]);
     assert_eq!(proposals_in(&listing), 1, "one proposal: {listing}");
 
     // The personal link visited again shows what was sent.
