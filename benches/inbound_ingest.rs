@@ -13,7 +13,6 @@
 //! from wait4.
 
 use std::path::Path;
-use std::str::FromStr;
 
 use sqlx::Connection;
 
@@ -46,9 +45,9 @@ fn main() {
         for i in 0..runs() {
             let dir = tempfile::tempdir().unwrap();
             let name = format!("cocreate_bench_in_{}_{i}", std::process::id());
-            let url = rt.block_on(database(&admin, &name, true));
+            let url = rt.block_on(support::postgres_database(&admin, &name, true));
             pg.push(run(dir.path(), &url));
-            rt.block_on(database(&admin, &name, false));
+            rt.block_on(support::postgres_database(&admin, &name, false));
         }
         report("PostgreSQL", &pg, 1_000.0);
     } else {
@@ -183,27 +182,4 @@ fn reply(i: usize, key: &str, address: &str) -> Vec<u8> {
         )
         .into_bytes(),
     }
-}
-
-async fn database(admin: &str, name: &str, create: bool) -> String {
-    let mut conn = sqlx::PgConnection::connect(admin)
-        .await
-        .expect("COCREATE_TEST_POSTGRES_URL is set but PostgreSQL cannot be reached");
-    sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-        .execute(&mut conn)
-        .await
-        .unwrap();
-    if create {
-        sqlx::query(&format!("CREATE DATABASE {name}"))
-            .execute(&mut conn)
-            .await
-            .unwrap();
-    }
-    let opts = sqlx::postgres::PgConnectOptions::from_str(admin).unwrap();
-    format!(
-        "postgres://{}@{}:{}/{name}",
-        opts.get_username(),
-        opts.get_host(),
-        opts.get_port()
-    )
 }

@@ -14,7 +14,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 mod support;
-use support::median;
+use support::{free_port, median};
 
 const INVITATIONS: usize = 10_000;
 const RUNS: usize = 3;
@@ -31,14 +31,6 @@ impl Drop for Sink {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 fn start_sink(dir: &std::path::Path) -> Sink {
@@ -110,26 +102,7 @@ fn one_run(run: usize, overlapped: bool) -> (Run, &'static str) {
     }
     let registry = dir.path().join("registry.csv");
     std::fs::write(&registry, csv).unwrap();
-    let spec = dir.path().join("c.toml");
-    std::fs::write(
-        &spec,
-        r#"reference = "OGP-BENCH"
-policy_area = "FISCAL"
-opens = 2026-12-01
-closes = 2027-01-11
-title = { sq = "Buxheti i hapur në bashki", en = "Open municipal budgets" }
-description.sq = "Na tregoni çfarë të dhënash buxhetore ju nevojiten dhe si duhet të publikohen."
-description.en = "Tell us which budget data you need and how it should be published."
-[meeting]
-starts = 2026-12-10T10:00:00
-place = "Kryeministria, salla 2"
-link = "https://meet.example/ogp-fiscal"
-[[drafts]]
-title = "Budget data every month"
-text = "The ministry publishes budget execution monthly as open data."
-"#,
-    )
-    .unwrap();
+    let spec = support::bench_consultation(dir.path());
     for args in [
         vec!["registry", "import", registry.to_str().unwrap()],
         vec!["consultation", "create", "--file", spec.to_str().unwrap()],

@@ -9,9 +9,6 @@
 //! the largest peak resident memory (from wait4) are printed.
 
 use std::path::Path;
-use std::str::FromStr;
-
-use sqlx::Connection;
 
 mod support;
 use support::median;
@@ -45,9 +42,9 @@ fn main() {
         let pg_runs: Vec<Scenario> = (0..RUNS)
             .map(|i| {
                 let name = format!("cocreate_bench_{}_{i}", std::process::id());
-                let url = rt.block_on(create_database(&admin, &name));
+                let url = rt.block_on(support::postgres_database(&admin, &name, true));
                 let s = run_scenarios(dir.path(), &url, &first, &changed);
-                rt.block_on(drop_database(&admin, &name));
+                rt.block_on(support::postgres_database(&admin, &name, false));
                 s
             })
             .collect();
@@ -163,33 +160,4 @@ fn generate(rows: usize, suffix: &str) -> String {
         ));
     }
     s
-}
-
-async fn create_database(admin: &str, name: &str) -> String {
-    let mut conn = sqlx::PgConnection::connect(admin)
-        .await
-        .expect("COCREATE_TEST_POSTGRES_URL is set but PostgreSQL cannot be reached");
-    sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-        .execute(&mut conn)
-        .await
-        .unwrap();
-    sqlx::query(&format!("CREATE DATABASE {name}"))
-        .execute(&mut conn)
-        .await
-        .unwrap();
-    let opts = sqlx::postgres::PgConnectOptions::from_str(admin).unwrap();
-    format!(
-        "postgres://{}@{}:{}/{name}",
-        opts.get_username(),
-        opts.get_host(),
-        opts.get_port()
-    )
-}
-
-async fn drop_database(admin: &str, name: &str) {
-    let mut conn = sqlx::PgConnection::connect(admin).await.unwrap();
-    sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-        .execute(&mut conn)
-        .await
-        .unwrap();
 }

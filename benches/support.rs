@@ -72,3 +72,64 @@ pub fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(|a, b| a.partial_cmp(b).unwrap());
     v[v.len() / 2]
 }
+
+/// A PostgreSQL database `name` on the server `admin` names, dropped first
+/// (with whoever is connected), created again when `create`; its URL.
+pub async fn postgres_database(admin: &str, name: &str, create: bool) -> String {
+    use sqlx::Connection;
+    use std::str::FromStr;
+    let mut conn = sqlx::PgConnection::connect(admin)
+        .await
+        .expect("COCREATE_TEST_POSTGRES_URL is set but PostgreSQL cannot be reached");
+    sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    if create {
+        sqlx::query(&format!("CREATE DATABASE {name}"))
+            .execute(&mut conn)
+            .await
+            .unwrap();
+    }
+    let opts = sqlx::postgres::PgConnectOptions::from_str(admin).unwrap();
+    format!(
+        "postgres://{}@{}:{}/{name}",
+        opts.get_username(),
+        opts.get_host(),
+        opts.get_port()
+    )
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The consultation the benchmarks invite to and reply to: OGP-BENCH in the
+/// FISCAL area, with a meeting and one draft; its file's path.
+pub fn bench_consultation(dir: &std::path::Path) -> std::path::PathBuf {
+    let spec = dir.join("c.toml");
+    std::fs::write(
+        &spec,
+        r#"reference = "OGP-BENCH"
+policy_area = "FISCAL"
+opens = 2026-12-01
+closes = 2027-01-11
+title = { sq = "Buxheti i hapur në bashki", en = "Open municipal budgets" }
+description.sq = "Na tregoni çfarë të dhënash buxhetore ju nevojiten dhe si duhet të publikohen."
+description.en = "Tell us which budget data you need and how it should be published."
+[meeting]
+starts = 2026-12-10T10:00:00
+place = "Kryeministria, salla 2"
+link = "https://meet.example/ogp-fiscal"
+[[drafts]]
+title = "Budget data every month"
+text = "The ministry publishes budget execution monthly as open data."
+"#,
+    )
+    .unwrap();
+    spec
+}

@@ -2,6 +2,7 @@
 //! pages, the health check a load balancer or systemd watchdog polls, the
 //! metrics, and the inbound webhook: one router, one set of page templates.
 
+mod batch;
 mod form;
 mod guard;
 pub mod mark;
@@ -44,6 +45,37 @@ pub struct WebState {
     limits: Arc<guard::Limits>,
     signing: Arc<SigningKey>,
     metrics: Arc<metrics::Metrics>,
+    consultations: Arc<std::sync::RwLock<Option<Recent>>>,
+    intake: batch::Batcher,
+}
+
+/// The consultations as read a moment ago (see [`WebState::consultations`]).
+type Recent = (
+    std::time::Instant,
+    Arc<Vec<crate::consultation::Consultation>>,
+);
+
+/// How long pages use the consultations they read: a page costs no store
+/// read for them at thousands of visits a second, and a change by the POC
+/// (closing, a new deadline) shows within this. Intake reads its own.
+const CONSULTATIONS_FRESH: Duration = Duration::from_secs(1);
+
+impl WebState {
+    pub async fn consultations(
+        &self,
+    ) -> Result<Arc<Vec<crate::consultation::Consultation>>, crate::store::StoreError> {
+        if let Ok(recent) = self.consultations.read()
+            && let Some((at, all)) = recent.as_ref()
+            && at.elapsed() < CONSULTATIONS_FRESH
+        {
+            return Ok(all.clone());
+        }
+        let all = Arc::new(self.app.store.consultations().await?);
+        if let Ok(mut recent) = self.consultations.write() {
+            *recent = Some((std::time::Instant::now(), all.clone()));
+        }
+        Ok(all)
+    }
 }
 
 impl FromRef<WebState> for App {
@@ -65,6 +97,8 @@ pub async fn router(app: App) -> Result<Router, WebError> {
         pages: Arc::new(pages),
         signing: Arc::new(signing),
         metrics: Arc::new(metrics::Metrics::default()),
+        consultations: Arc::new(std::sync::RwLock::new(None)),
+        intake: batch::Batcher::start(app.clone()),
         app,
     };
     let forms = DefaultBodyLimit::max(form_max);

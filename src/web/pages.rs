@@ -2,7 +2,8 @@
 //! binary and replaced file by file from `mail.templates_dir/web/`, like the
 //! emails. The words are not in the templates but in one strings file per
 //! language (`strings.sq.toml`, `strings.en.toml`), so a page's layout is
-//! written once and both languages always say the same thing.
+//! written once and both languages always say the same thing: a template
+//! writes `{{t "key"}}`, and an unknown key is an error.
 //!
 //! Strict mode, and every page rendered in both languages with an example
 //! when the pages load: a misspelt variable or a missing word stops `serve`
@@ -10,7 +11,11 @@
 
 use std::path::Path;
 
-use handlebars::Handlebars;
+use std::sync::Arc;
+
+use handlebars::{
+    Context, Handlebars, Helper, HelperDef, HelperResult, Output, RenderContext, RenderErrorReason,
+};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
@@ -93,8 +98,32 @@ pub struct Chrome {
 
 pub struct Pages {
     registry: Handlebars<'static>,
-    strings: [Value; 2],
+    strings: Arc<[Value; 2]>,
     pub stylesheet: String,
+}
+
+/// `{{t "key"}}`: the word `key` in the page's language (its root `lang`),
+/// escaped. Looked up, not copied into every page's data: a page renders
+/// without cloning a hundred strings.
+fn words(strings: Arc<[Value; 2]>) -> impl HelperDef + Send + Sync + 'static {
+    move |h: &Helper<'_>,
+          _: &Handlebars<'_>,
+          ctx: &Context,
+          _: &mut RenderContext<'_, '_>,
+          out: &mut dyn Output|
+          -> HelperResult {
+        let key = h
+            .param(0)
+            .and_then(|p| p.value().as_str())
+            .ok_or_else(|| RenderErrorReason::ParamNotFoundForIndex("t", 0))?;
+        let i = usize::from(ctx.data().get("lang").and_then(Value::as_str) == Some("en"));
+        let word = strings[i]
+            .get(key)
+            .and_then(Value::as_str)
+            .ok_or_else(|| RenderErrorReason::Other(format!("no word \"{key}\" in the strings")))?;
+        out.write(&handlebars::html_escape(word))?;
+        Ok(())
+    }
 }
 
 fn source(dir: Option<&Path>, name: &str, builtin: &str) -> Result<String, PageError> {
@@ -174,9 +203,11 @@ impl Pages {
                     .map_err(syntax)?;
             }
         }
+        let strings = Arc::new([sq, en]);
+        registry.register_helper("t", Box::new(words(strings.clone())));
         let pages = Self {
             registry,
-            strings: [sq, en],
+            strings,
             stylesheet: text_of("style.css"),
         };
         for lang in [Language::Sq, Language::En] {
@@ -242,9 +273,9 @@ impl Pages {
             Language::En => Language::Sq,
         };
         data.insert("other_lang".into(), other.code().into());
-        data.insert("t".into(), self.strings(lang).clone());
+        // Context::from takes the data as it is; render() would copy it.
         self.registry
-            .render(page.name(), &Value::Object(data))
+            .render_with_context(page.name(), &Context::from(Value::Object(data)))
             .map_err(|e| render_error(e.to_string()))
     }
 }

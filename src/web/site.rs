@@ -236,14 +236,15 @@ impl WebState {
             Err(e) => return Err(self.failed(lang, &e)),
         };
         let (consultations, cso) =
-            match tokio::try_join!(store.consultations(), store.cso(record.cso_id)) {
+            match tokio::try_join!(self.consultations(), store.cso(record.cso_id)) {
                 Ok(found) => found,
                 Err(e) => return Err(self.failed(lang, &e)),
             };
         let (Some(consultation), Some(cso)) = (
             consultations
-                .into_iter()
-                .find(|c| c.id == record.consultation_id),
+                .iter()
+                .find(|c| c.id == record.consultation_id)
+                .cloned(),
             cso,
         ) else {
             return Err(self.unknown(lang));
@@ -257,11 +258,13 @@ impl WebState {
     }
 
     pub async fn public(&self, reference: &str, lang: Language) -> Result<Target, Response> {
-        match self.app.store.consultations().await {
+        match self.consultations().await {
             Ok(all) => all
-                .into_iter()
+                .iter()
                 .find(|c| c.spec.reference == reference && c.state != ConsultationState::Draft)
-                .map(|consultation| Target::Public { consultation })
+                .map(|consultation| Target::Public {
+                    consultation: consultation.clone(),
+                })
                 .ok_or_else(|| self.unknown(lang)),
             Err(e) => Err(self.failed(lang, &e)),
         }
@@ -470,7 +473,7 @@ pub async fn index(
     headers: HeaderMap,
 ) -> Response {
     let lang = language(q.lang.as_deref(), &headers, None);
-    let consultations = match state.app.store.consultations().await {
+    let consultations = match state.consultations().await {
         Ok(c) => c,
         Err(e) => return state.failed(lang, &e),
     };

@@ -235,10 +235,10 @@ async fn submit(
         Err(e) => return state.failed(lang, &e),
     };
     match key {
-        Some(_) => {
-            let outcome = state.app.intake().accept(&raw, "web").await;
-            state.answer(&target, lang, outcome).await
-        }
+        Some(_) => match state.intake.accept(raw).await {
+            Ok(outcome) => state.answer(&target, lang, outcome).await,
+            Err(e) => state.failed(lang, &e),
+        },
         None => wait_for_confirmation(&state, &target, lang, &typed, from, nonce, raw).await,
     }
 }
@@ -336,8 +336,10 @@ pub async fn add(
         Ok(raw) => raw,
         Err(e) => return state.failed(lang, &e),
     };
-    let outcome = state.app.intake().accept(&raw, "web").await;
-    state.answer(&target, lang, outcome).await
+    match state.intake.accept(raw).await {
+        Ok(outcome) => state.answer(&target, lang, outcome).await,
+        Err(e) => state.failed(lang, &e),
+    }
 }
 
 /// The receipt page a submission redirects to.

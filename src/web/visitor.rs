@@ -194,8 +194,11 @@ async fn confirmation(state: &WebState, token: &str, lang: Language, confirm: bo
         Ok(None) => return state.unknown(lang),
         Err(e) => return state.failed(lang, &e),
     };
-    let consultation = match state.app.store.consultations().await {
-        Ok(all) => all.into_iter().find(|c| c.id == pending.consultation_id),
+    let consultation = match state.consultations().await {
+        Ok(all) => all
+            .iter()
+            .find(|c| c.id == pending.consultation_id)
+            .cloned(),
         Err(e) => return state.failed(lang, &e),
     };
     let Some(consultation) = consultation else {
@@ -246,7 +249,10 @@ async fn confirmation(state: &WebState, token: &str, lang: Language, confirm: bo
     }
     // Stored first, then marked: a crash between the two leaves a message
     // that the next click recognises as the same (intake's dedupe).
-    let outcome = state.app.intake().accept(&pending.raw, "web").await;
+    let outcome = match state.intake.accept(pending.raw.clone()).await {
+        Ok(outcome) => outcome,
+        Err(e) => return state.failed(lang, &e),
+    };
     let id = match &outcome {
         Ok(
             Outcome::Proposal { id, .. }

@@ -433,6 +433,8 @@ fn hostile_and_abusive_posts_are_refused_and_nothing_is_recorded() {
 
     // A closed consultation says when it closed.
     ok_out(dir.path(), &db, &["consultation", "close", "OGP-WEB"]);
+    // Pages read the consultations at most a second old.
+    std::thread::sleep(Duration::from_millis(1100));
     let (status, page) = daemon.get(&format!("{path}?lang=en"));
     assert_eq!(status, 410);
     assert!(
