@@ -56,6 +56,17 @@ pub async fn run(config: Config, demo_mode: bool) -> Result<(), ServeError> {
             policy_areas = app.config.policy_areas.len(),
             "demo registry loaded (fictional organisations)"
         );
+        let today = app
+            .now()
+            .with_timezone(&app.config.office.time_zone)
+            .date_naive();
+        if let Some(reference) = demo::consultation(app.store.as_ref(), &app.config, today).await? {
+            tracing::info!(
+                consultation = reference,
+                "demo consultation opened; its page and form are at {}/c/{reference}",
+                app.config.server.public_url.trim_end_matches('/')
+            );
+        }
     }
 
     // Both listeners are bound before anything starts, so a taken port

@@ -18,6 +18,55 @@ pub enum DemoError {
     Import(#[from] ImportError),
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
+    #[error("the demo consultation is not valid: {0}")]
+    Consultation(#[from] crate::consultation::spec::SpecError),
+}
+
+/// The demo's consultation, open from `today` for six weeks, so the web
+/// form has something to show: fictional, in the example FISCAL area.
+pub const DEMO_CONSULTATION: &str = "DEMO-FISCAL";
+
+/// Opens the demo consultation unless it exists (or the config has no
+/// FISCAL area to hang it on); its reference when it was made now.
+pub async fn consultation(
+    store: &dyn Store,
+    config: &crate::config::Config,
+    today: chrono::NaiveDate,
+) -> Result<Option<&'static str>, DemoError> {
+    let exists = store
+        .consultations()
+        .await?
+        .iter()
+        .any(|c| c.spec.reference == DEMO_CONSULTATION);
+    if exists || config.policy_area("FISCAL").is_none() {
+        return Ok(None);
+    }
+    let closes = today + chrono::Duration::days(42);
+    let text = format!(
+        r#"reference = "{DEMO_CONSULTATION}"
+policy_area = "FISCAL"
+opens = {today}
+closes = {closes}
+title = {{ sq = "Buxheti i hapur në bashki (demo)", en = "Open municipal budgets (demo)" }}
+description.sq = "Një konsultim shembull: na tregoni çfarë të dhënash buxhetore ju nevojiten dhe si duhet të publikohen."
+description.en = "An example consultation: tell us which budget data you need and how it should be published."
+
+[[drafts]]
+title = "Budget execution every month"
+text = "The ministry publishes the execution of every municipality's budget each month, as open data."
+"#
+    );
+    let input: crate::consultation::spec::SpecInput =
+        toml::from_str(&text).map_err(|e| crate::consultation::spec::SpecError::Syntax {
+            path: "the demo consultation".into(),
+            message: e.message().to_string(),
+        })?;
+    let spec = input.validate(config, std::path::Path::new("."))?;
+    let id = store.insert_consultation(&spec).await?;
+    store
+        .update_consultation(id, &spec, Some(crate::consultation::ConsultationState::Open))
+        .await?;
+    Ok(Some(DEMO_CONSULTATION))
 }
 
 /// Loads the demo registry. Loading it again changes nothing. Refuses a
