@@ -64,7 +64,11 @@ text = "The ministry publishes the execution of every municipality's budget each
     let spec = input.validate(config, std::path::Path::new("."))?;
     let id = store.insert_consultation(&spec).await?;
     store
-        .update_consultation(id, &spec, Some(crate::consultation::ConsultationState::Open))
+        .update_consultation(
+            id,
+            &spec,
+            Some(crate::consultation::ConsultationState::Open),
+        )
         .await?;
     Ok(Some(DEMO_CONSULTATION))
 }
