@@ -47,7 +47,13 @@ pub struct WebState {
     metrics: Arc<metrics::Metrics>,
     consultations: Arc<std::sync::RwLock<Option<Recent>>>,
     intake: batch::Batcher,
+    /// Public consultation pages with a blank form, by consultation and
+    /// language, as rendered at most CONSULTATIONS_FRESH ago.
+    blank_pages: Arc<std::sync::RwLock<BlankPages>>,
 }
+
+type BlankPages =
+    std::collections::HashMap<(i64, crate::domain::Language), (std::time::Instant, Arc<String>)>;
 
 /// The consultations as read a moment ago (see [`WebState::consultations`]).
 type Recent = (
@@ -99,6 +105,7 @@ pub async fn router(app: App) -> Result<Router, WebError> {
         metrics: Arc::new(metrics::Metrics::default()),
         consultations: Arc::new(std::sync::RwLock::new(None)),
         intake: batch::Batcher::start(app.clone()),
+        blank_pages: Arc::new(std::sync::RwLock::new(BlankPages::new())),
         app,
     };
     let forms = DefaultBodyLimit::max(form_max);

@@ -303,6 +303,70 @@ impl WebState {
             Ok(k) => k,
             Err(e) => return self.failed(lang, &e),
         };
+        let token = self.token_for(key, target, typed);
+        match self.form_content(target, lang, typed, errors, token).await {
+            Ok((chrome, content)) => self.page(status, Page::Consultation, lang, &chrome, &content),
+            Err(response) => response,
+        }
+    }
+
+    /// A public consultation's page with a blank form, rendered at most
+    /// once in [`super::CONSULTATIONS_FRESH`] per language (it is the page a
+    /// shared link brings crowds to); each visitor gets their own token.
+    pub async fn blank_public_page(&self, target: &Target, lang: Language) -> Response {
+        let key = match self.app.signing_key().await {
+            Ok(k) => k,
+            Err(e) => return self.failed(lang, &e),
+        };
+        let id = (target.consultation().id, lang);
+        let cached = self.blank_pages.read().ok().and_then(|pages| {
+            pages
+                .get(&id)
+                .filter(|(at, _)| at.elapsed() < super::CONSULTATIONS_FRESH)
+                .map(|(_, html)| html.clone())
+        });
+        let html = match cached {
+            Some(html) => html,
+            None => {
+                let (chrome, content) = match self
+                    .form_content(target, lang, &Submitted::default(), &[], TOKEN_SLOT.into())
+                    .await
+                {
+                    Ok(found) => found,
+                    Err(response) => return response,
+                };
+                let html = match self
+                    .pages
+                    .render(Page::Consultation, lang, &chrome, &content)
+                {
+                    Ok(html) => std::sync::Arc::new(html),
+                    Err(e) => return self.failed(lang, &e),
+                };
+                if let Ok(mut pages) = self.blank_pages.write() {
+                    pages.insert(id, (std::time::Instant::now(), html.clone()));
+                }
+                html
+            }
+        };
+        let token = super::guard::issue(key, &target.action(), Utc::now().timestamp());
+        (
+            StatusCode::OK,
+            no_store(),
+            Html(html.replacen(TOKEN_SLOT, &token, 1)),
+        )
+            .into_response()
+    }
+
+    /// The consultation page's content, its form filled with `typed` and
+    /// showing `errors` next to their fields, with `token`.
+    async fn form_content<'s>(
+        &'s self,
+        target: &'s Target,
+        lang: Language,
+        typed: &Submitted,
+        errors: &[ErrorLink],
+        token: String,
+    ) -> Result<(Chrome, ConsultationPage<'s>), Response> {
         let c = target.consultation();
         let spec = &c.spec;
         let config = &self.app.config;
@@ -316,7 +380,7 @@ impl WebState {
                     .await
                 {
                     Ok(sent) => sent,
-                    Err(e) => return self.failed(lang, &e),
+                    Err(e) => return Err(self.failed(lang, &e)),
                 }
             }
             Target::Public { .. } => Vec::new(),
@@ -383,7 +447,7 @@ impl WebState {
                 })
                 .collect(),
             form_action: target.action(),
-            token: self.token_for(key, target, typed),
+            token,
             errors: Vec::new(),
             proposal_fields: vec![
                 field("problem", true, true, &typed.problem),
@@ -461,9 +525,13 @@ impl WebState {
             })
             .collect();
         let chrome = self.chrome(lang, spec.title().get(lang).to_string(), &target.action());
-        self.page(status, Page::Consultation, lang, &chrome, &content)
+        Ok((chrome, content))
     }
 }
+
+/// Where a cached blank page's form token goes: letters only, so escaping
+/// leaves it as it is.
+const TOKEN_SLOT: &str = "cocreateformtokenslot";
 
 // ----- handlers -------------------------------------------------------------
 
@@ -559,6 +627,9 @@ async fn show(state: &WebState, target: Target, lang: Language) -> Response {
         None => state.unknown(lang),
         Some(false) => state.closed(lang, target.consultation(), key.as_ref()),
         Some(true) => {
+            if matches!(target, Target::Public { .. }) {
+                return state.blank_public_page(&target, lang).await;
+            }
             // A personal link's form starts with the address it was sent to.
             let typed = Submitted {
                 email: match &target {
