@@ -4,8 +4,11 @@
 //!
 //! - the ceiling: a bare axum handler returning a fixed string, served by
 //!   axum::serve in this process, in the same run;
-//! - GET of a consultation's page (`/c/REF`: the store read, the page
-//!   rendered, the form's token signed);
+//! - GET of a consultation's public page (`/c/REF`: rendered at most once a
+//!   second, the form's token signed for each visitor), and of CSOs'
+//!   personal pages (`/p/KEY`: the CSO and what it sent read from the
+//!   store, the page rendered for each visit; these also give the tokens
+//!   the POSTs use);
 //! - POST of valid submissions through personal links: each a proposal
 //!   stored durably with its receipt queued (the 303 to the receipt page
 //!   comes after intake's transaction commits), counted again in the store
@@ -348,6 +351,12 @@ fn run(backend: &str, url: String, ceiling_port: u16, rt: &tokio::runtime::Runti
     );
     let p = paths.clone();
     let pages = rt.block_on(load(port, POSTS, Arc::new(move |i| get(port, &p[i]))));
+    report(
+        "GET /p/KEY (personal page, rendered each time)",
+        &pages,
+        |a| a.status == 200,
+        Some(ceiling_rate),
+    );
     let tokens: Arc<Vec<String>> = Arc::new(
         pages
             .answers
