@@ -6,6 +6,7 @@
 
 use std::net::SocketAddr;
 
+use axum::extract::multipart::MultipartRejection;
 use axum::extract::{ConnectInfo, Multipart, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::Response;
@@ -22,6 +23,10 @@ use super::visitor::wait_for_confirmation;
 use crate::domain::{Language, ReceiptNo};
 use crate::intake::Outcome;
 
+/// A form's body as axum hands it over: not multipart at all (a client
+/// that is not our page) is refused with a page, like any other bad form.
+type Form = Result<Multipart, MultipartRejection>;
+
 /// Everything a POST checks before its fields: where it came from, its
 /// size, the honeypot, the form's token and the rate limits. Ok: the form
 /// as typed, its language and its nonce.
@@ -30,7 +35,7 @@ async fn admit(
     target: &Target,
     peer: SocketAddr,
     headers: &HeaderMap,
-    form: Multipart,
+    form: Form,
 ) -> Result<(Submitted, usize, Language, String), Response> {
     let fallback = target.cso().map_or(Language::Sq, |c| c.record.language);
     let w = |lang, k: &str| state.pages.word(lang, k);
@@ -44,33 +49,36 @@ async fn admit(
             None,
         ));
     }
-    let (typed, files_seen) =
-        match Submitted::read(form, state.app.config.form.max_attachments).await {
-            Ok(read) => read,
-            Err(FormError::TooLarge) => {
-                let mb = state.app.config.form.max_bytes / (1024 * 1024);
-                return Err(state.notice(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    fallback,
-                    "too_large_heading",
-                    vec![
-                        format!("{} {mb} MB.", w(fallback, "too_large_text")),
-                        w(fallback, "too_large_more"),
-                    ],
-                    None,
-                ));
-            }
-            Err(FormError::Malformed(why)) => {
-                tracing::info!(%peer, why, "a form that could not be read was refused");
-                return Err(state.notice(
-                    StatusCode::BAD_REQUEST,
-                    fallback,
-                    "refused_heading",
-                    vec![w(fallback, "refused_text")],
-                    None,
-                ));
-            }
-        };
+    let read = match form {
+        Ok(form) => Submitted::read(form, state.app.config.form.max_attachments).await,
+        Err(e) => Err(FormError::Malformed(e.body_text())),
+    };
+    let (typed, files_seen) = match read {
+        Ok(read) => read,
+        Err(FormError::TooLarge) => {
+            let mb = state.app.config.form.max_bytes / (1024 * 1024);
+            return Err(state.notice(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                fallback,
+                "too_large_heading",
+                vec![
+                    format!("{} {mb} MB.", w(fallback, "too_large_text")),
+                    w(fallback, "too_large_more"),
+                ],
+                None,
+            ));
+        }
+        Err(FormError::Malformed(why)) => {
+            tracing::info!(%peer, why, "a form that could not be read was refused");
+            return Err(state.notice(
+                StatusCode::BAD_REQUEST,
+                fallback,
+                "refused_heading",
+                vec![w(fallback, "refused_text")],
+                None,
+            ));
+        }
+    };
     let lang = typed.lang.unwrap_or(fallback);
     if !typed.honeypot.is_empty() {
         tracing::warn!(%peer, "a form with its hidden field filled in was refused");
@@ -140,7 +148,7 @@ pub async fn submit_personal(
     Path(key): Path<String>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
-    form: Multipart,
+    form: Form,
 ) -> Response {
     let target = match state.personal(&key, Language::Sq).await {
         Ok(t) => t,
@@ -154,7 +162,7 @@ pub async fn submit_public(
     Path(reference): Path<String>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
-    form: Multipart,
+    form: Form,
 ) -> Response {
     let lang = language(None, &headers, None);
     let target = match state.public(&reference, lang).await {
@@ -169,7 +177,7 @@ async fn submit(
     target: Target,
     peer: SocketAddr,
     headers: HeaderMap,
-    form: Multipart,
+    form: Form,
 ) -> Response {
     let (typed, files_seen, lang, nonce) = match admit(&state, &target, peer, &headers, form).await
     {
@@ -249,7 +257,7 @@ pub async fn add(
     Path(key): Path<String>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
-    form: Multipart,
+    form: Form,
 ) -> Response {
     let target = match state.personal(&key, Language::Sq).await {
         Ok(t) => t,

@@ -348,5 +348,27 @@ async fn a_phone_user_fills_in_the_form_fixes_a_mistake_and_gets_a_receipt() {
     assert_eq!(proposals_in(&listing), 2, "{listing}");
     assert!(listing.contains("not in the registry"), "{listing}");
 
+    // The pages that say something went otherwise are checked too.
+    client
+        .goto(&format!("{base}/unsubscribe/{key}"))
+        .await
+        .unwrap();
+    accessible(&client, &axe, "the unsubscribe page").await;
+    client
+        .goto(&format!("{base}/p/abcdefghijklmnopqrst"))
+        .await
+        .unwrap();
+    assert!(text_of(&client, "h1").await.contains("not recognised"));
+    accessible(&client, &axe, "an unknown link").await;
+    ok_out(dir.path(), &db, &["consultation", "close", "OGP-WEB"]);
+    // Pages read the consultations at most a second old.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    client
+        .goto(&format!("{base}/p/{key}?lang=en"))
+        .await
+        .unwrap();
+    assert!(text_of(&client, "h1").await.contains("closed"));
+    accessible(&client, &axe, "a closed consultation").await;
+
     client.close().await.unwrap();
 }

@@ -279,6 +279,16 @@ fn through_the_personal_link(db: &TestDb) {
     let receipts = wait_for_mail(dir.path(), &receipt_no, 1);
     assert_eq!(receipts.len(), 1, "one receipt for {receipt_no}");
     assert!(receipts[0].contains("cso0@cso.example.org"));
+    // The file kept only its own name.
+    let receipt = mail_parser::MessageParser::default()
+        .parse(receipts[0].as_bytes())
+        .unwrap();
+    let text = receipt.body_text(0).unwrap();
+    assert!(text.contains("- passwd ("), "{text}");
+    assert!(
+        !text.contains("etc/passwd") && !text.contains(".."),
+        "{text}"
+    );
     let listing = ok_out(dir.path(), db, &["mail", "proposals"]);
     assert_eq!(proposals_in(&listing), 1, "one proposal: {listing}");
 
@@ -407,6 +417,15 @@ fn hostile_and_abusive_posts_are_refused_and_nothing_is_recorded() {
         page.contains("id=\"email-error\">Enter one email address"),
         "{page}"
     );
+    // 4b. Not a form at all (a script posting JSON): a page, not a crash.
+    let (status, _, page) = daemon.exchange(
+        "POST",
+        &path,
+        &[("Content-Type", "application/json")],
+        b"{\"problem\": \"x\"}",
+    );
+    assert_eq!(status, 400);
+    assert!(page.contains("<html lang="), "{page}");
     // 5. A body over the limit: a page that says so.
     let big = vec![b'x'; 300_000];
     let (status, _, page) = post_form(&daemon, &path, &proposal(&token, &[]), &[("big.pdf", &big)]);
@@ -520,5 +539,38 @@ fn a_visitor_confirms_by_the_emailed_link_and_the_proposal_is_marked() {
     assert!(
         metrics.contains("cocreate_http_requests_total{route=\"/c/{reference}\",status=\"200\"}"),
         "{metrics}"
+    );
+}
+
+#[test]
+fn a_form_left_open_too_long_comes_back_with_what_was_typed() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = TestDb::sqlite();
+    let key = setup(dir.path(), &db);
+    // Any form older than 0 hours, so one second is too long.
+    let daemon = start(
+        dir.path(),
+        &db,
+        &[
+            ("COCREATE_FORM_MIN_SECONDS", "0".into()),
+            ("COCREATE_FORM_MAX_AGE_HOURS", "0".into()),
+        ],
+    );
+    let path = format!("/p/{key}");
+    let (_, page) = daemon.get(&path);
+    let token = token_in(&page);
+    std::thread::sleep(Duration::from_millis(1100));
+    let (status, _, page) = post_form(&daemon, &path, &proposal(&token, &[]), &[]);
+    assert_eq!(status, 422, "{page}");
+    assert!(page.contains("open for too long"), "{page}");
+    assert!(
+        page.contains("Publish monthly budget execution by municipality as open data.</textarea>"),
+        "{page}"
+    );
+    // The page carries a new token to send it again with; nothing was recorded.
+    assert_ne!(token_in(&page), token);
+    assert_eq!(
+        proposals_in(&ok_out(dir.path(), &db, &["mail", "proposals"])),
+        0
     );
 }
