@@ -142,7 +142,7 @@ fn default_max_attachment() -> usize {
 }
 
 fn default_pen_summary() -> Option<Schedule> {
-    Schedule::parse("0 0 8 * * Mon-Fri").ok()
+    Schedule::parse("0 8 * * Mon-Fri").ok()
 }
 
 fn default_imap_port() -> u16 {
