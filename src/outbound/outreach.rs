@@ -278,6 +278,16 @@ impl Sender<'_> {
         )
     }
 
+    /// `consult@domain`: the address without a key (a web-form message from
+    /// someone not in the registry, or an addition found by its receipt
+    /// number).
+    pub(crate) fn consultation_address(&self) -> String {
+        format!(
+            "{}@{}",
+            self.app.config.mail.reply_local, self.app.config.mail.domain
+        )
+    }
+
     pub(crate) fn reply_address(&self, key: &ReplyKey) -> String {
         format!(
             "{}+{key}@{}",

@@ -298,6 +298,10 @@ pub trait WebStore: Send + Sync {
     /// Keeps a waiting proposal; false when one with its nonce waits already.
     async fn insert_pending(&self, pending: &NewPending) -> Result<bool, StoreError>;
 
+    /// The receipt number a stored message was recorded under: its
+    /// proposal's, or for an addition, the proposal's it added to.
+    async fn receipt_of_message(&self, id: i64) -> Result<Option<String>, StoreError>;
+
     /// The stored message with this Message-ID (without angle brackets).
     async fn inbound_with_message_id(&self, message_id: &str) -> Result<Option<i64>, StoreError>;
 

@@ -62,14 +62,15 @@ impl WebState {
                 },
             );
         }
-        if !s.email.trim().is_empty() && s.address().is_none() || s.email.trim().is_empty() {
+        let email_error = if s.email.trim().is_empty() {
+            Some("err_required")
+        } else {
+            s.address().is_none().then_some("err_email")
+        };
+        if let Some(key) = email_error {
             errors.push(ErrorLink {
                 field: "email".into(),
-                message: if s.email.trim().is_empty() {
-                    w("err_required")
-                } else {
-                    w("err_email")
-                },
+                message: w(key),
             });
         }
         let max_files = self.app.config.form.max_attachments;
@@ -178,6 +179,36 @@ impl WebState {
         Ok(message.formatted())
     }
 
+    /// Takes in the message a form becomes, once: when a message with its
+    /// Message-ID (from the form's nonce) is already stored, the form was
+    /// sent before (a double click, a reload) and that proposal is answered.
+    /// `raw` composes the message only when it is new.
+    pub(super) async fn take_in(
+        &self,
+        target: &Target,
+        lang: Language,
+        message_id: &str,
+        raw: impl FnOnce() -> Result<Vec<u8>, String>,
+    ) -> Response {
+        match self.app.store.inbound_with_message_id(message_id).await {
+            Ok(Some(id)) => {
+                return self
+                    .answer(target, lang, Ok(Outcome::Duplicate { id }))
+                    .await;
+            }
+            Ok(None) => {}
+            Err(e) => return self.failed(lang, &e),
+        }
+        let raw = match raw() {
+            Ok(raw) => raw,
+            Err(e) => return self.failed(lang, &e),
+        };
+        match self.intake.accept(raw).await {
+            Ok(outcome) => self.answer(target, lang, outcome).await,
+            Err(e) => self.failed(lang, &e),
+        }
+    }
+
     pub(super) fn receipt_url(&self, target: &Target, receipt_no: &str, lang: Language) -> String {
         format!("{}/r/{receipt_no}?lang={}", target.action(), lang.code())
     }
@@ -193,7 +224,7 @@ impl WebState {
             Ok(Outcome::Proposal { receipt_no, .. } | Outcome::FollowUp { receipt_no, .. }) => {
                 Some(receipt_no)
             }
-            Ok(Outcome::Duplicate { id }) => match self.app.store.receipt_for_message(id).await {
+            Ok(Outcome::Duplicate { id }) => match self.app.store.receipt_of_message(id).await {
                 Ok(r) => r,
                 Err(e) => return self.failed(lang, &e),
             },

@@ -21,7 +21,6 @@ use super::site::{LangQuery, Target, language, taking};
 use super::views::{ErrorLink, ReceiptPage, TitleOnly};
 use super::visitor::wait_for_confirmation;
 use crate::domain::{Language, ReceiptNo};
-use crate::intake::Outcome;
 
 /// A form's body as axum hands it over: not multipart at all (a client
 /// that is not our page) is refused with a page, like any other bad form.
@@ -205,17 +204,6 @@ async fn submit(
     };
     let config = &state.app.config;
     let message_id = format!("web.{nonce}@{}", config.mail.domain);
-    // The same form sent again (a double click, a reload, the back button):
-    // the proposal it already made.
-    match state.app.store.inbound_with_message_id(&message_id).await {
-        Ok(Some(id)) => {
-            return state
-                .answer(&target, lang, Ok(Outcome::Duplicate { id }))
-                .await;
-        }
-        Ok(None) => {}
-        Err(e) => return state.failed(lang, &e),
-    }
     let spec = &target.consultation().spec;
     let mark = WebMark {
         consultation: spec.reference.clone(),
@@ -223,32 +211,36 @@ async fn submit(
         no_publish: typed.no_publish,
         visitor: key.is_none(),
     };
+    let sender = state.app.sender();
     let to = match &key {
-        Some(key) => state.app.sender().reply_address(key),
-        None => format!("{}@{}", config.mail.reply_local, config.mail.domain),
+        Some(key) => sender.reply_address(key),
+        None => sender.consultation_address(),
     };
     let subject = format!("{}: {}", spec.reference, spec.title().get(lang));
-    let body = state.proposal_text(lang, &typed, &target);
-    let raw = match state.compose(
-        &from,
-        &typed.one_line_name(),
-        &to,
-        &subject,
-        body,
-        &mark,
-        &message_id,
-        &typed.files,
-    ) {
+    let compose = || {
+        let body = state.proposal_text(lang, &typed, &target);
+        let name = typed.one_line_name();
+        state.compose(
+            &from,
+            &name,
+            &to,
+            &subject,
+            body,
+            &mark,
+            &message_id,
+            &typed.files,
+        )
+    };
+    if key.is_some() {
+        return state.take_in(&target, lang, &message_id, compose).await;
+    }
+    // A visitor's form sent again waits once (its nonce), so it is not
+    // looked up among stored messages here.
+    let raw = match compose() {
         Ok(raw) => raw,
         Err(e) => return state.failed(lang, &e),
     };
-    match key {
-        Some(_) => match state.intake.accept(raw).await {
-            Ok(outcome) => state.answer(&target, lang, outcome).await,
-            Err(e) => state.failed(lang, &e),
-        },
-        None => wait_for_confirmation(&state, &target, lang, &typed, from, nonce, raw).await,
-    }
+    wait_for_confirmation(&state, &target, lang, &typed, from, nonce, raw).await
 }
 
 /// An addition to an earlier proposal, through the CSO's personal link.
@@ -308,15 +300,6 @@ pub async fn add(
         typed.receipt_no.to_ascii_lowercase(),
         state.app.config.mail.domain
     );
-    match state.app.store.inbound_with_message_id(&message_id).await {
-        Ok(Some(id)) => {
-            return state
-                .answer(&target, lang, Ok(Outcome::Duplicate { id }))
-                .await;
-        }
-        Ok(None) => {}
-        Err(e) => return state.failed(lang, &e),
-    }
     let spec = &target.consultation().spec;
     let mark = WebMark {
         consultation: spec.reference.clone(),
@@ -326,28 +309,22 @@ pub async fn add(
     };
     // No reply key in the address: the receipt number in the subject makes
     // it an addition to that proposal, as a reply to the receipt does.
-    let to = format!(
-        "{}@{}",
-        state.app.config.mail.reply_local, state.app.config.mail.domain
-    );
+    let to = state.app.sender().consultation_address();
     let subject = format!("Re: [{}] {}", typed.receipt_no, spec.title().get(lang));
-    let raw = match state.compose(
-        &record.address,
-        "",
-        &to,
-        &subject,
-        typed.addition.clone() + "\n",
-        &mark,
-        &message_id,
-        &[],
-    ) {
-        Ok(raw) => raw,
-        Err(e) => return state.failed(lang, &e),
+    let text = typed.addition.clone() + "\n";
+    let compose = || {
+        state.compose(
+            &record.address,
+            "",
+            &to,
+            &subject,
+            text,
+            &mark,
+            &message_id,
+            &[],
+        )
     };
-    match state.intake.accept(raw).await {
-        Ok(outcome) => state.answer(&target, lang, outcome).await,
-        Err(e) => state.failed(lang, &e),
-    }
+    state.take_in(&target, lang, &message_id, compose).await
 }
 
 /// The receipt page a submission redirects to.

@@ -206,7 +206,7 @@ async fn confirmation(state: &WebState, token: &str, lang: Language, confirm: bo
     };
     let target = Target::Public { consultation };
     // Confirmed already (a second click): the receipt it gave.
-    let receipt_of = |id| async move { state.app.store.receipt_for_message(id).await };
+    let receipt_of = |id| async move { state.app.store.receipt_of_message(id).await };
     if let Some(id) = pending.inbound_id {
         return match receipt_of(id).await {
             Ok(Some(r)) => visitor_receipt(state, lang, &target, &r, Some(&pending.address)),

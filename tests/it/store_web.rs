@@ -128,6 +128,11 @@ async fn the_web_form_keeps_its_key_its_waiting_proposals_and_its_counts(db: &Te
     record_proposal(store.as_ref(), &proposal, None)
         .await
         .unwrap();
+    assert_eq!(
+        store.receipt_of_message(id).await.unwrap().as_deref(),
+        Some("OGP-WWWW-EEEE")
+    );
+    assert_eq!(store.receipt_of_message(id + 1000).await.unwrap(), None);
     let sent = store.sent_proposals(c, cso).await.unwrap();
     assert_eq!(sent.len(), 1);
     assert_eq!(

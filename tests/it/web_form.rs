@@ -299,6 +299,37 @@ fn through_the_personal_link(db: &TestDb) {
         "{page}"
     );
 
+    // An addition to it from that page: a follow-up on the same proposal,
+    // not a second proposal; sent twice, recorded once.
+    let token = token_in(&page);
+    std::thread::sleep(Duration::from_millis(1100));
+    let addition = [
+        ("form_token", token.as_str()),
+        ("lang", "en"),
+        ("website", ""),
+        ("receipt_no", receipt_no.as_str()),
+        ("addition", "We can also share our municipal data."),
+    ];
+    let add_path = format!("{path}/add");
+    let (status, head, body) = post_form(&daemon, &add_path, &addition, &[]);
+    assert_eq!(status, 303, "{head}{body}");
+    let added = location(&head);
+    assert!(added.contains(&receipt_no), "{head}");
+    // Sent again: the same receipt page, nothing added twice.
+    let (status, head, _) = post_form(&daemon, &add_path, &addition, &[]);
+    assert_eq!(status, 303, "{head}");
+    assert_eq!(location(&head), added);
+    let (_, page) = daemon.get(&format!("{path}?lang=en"));
+    assert!(page.contains("1 additions"), "{page}");
+    assert_eq!(
+        proposals_in(&ok_out(dir.path(), db, &["mail", "proposals"])),
+        1
+    );
+    // Not to a receipt number that is not this CSO's.
+    let mut other = addition;
+    other[3] = ("receipt_no", "OGP-AAAA-BBBB");
+    assert_eq!(post_form(&daemon, &add_path, &other, &[]).0, 404);
+
     // Someone else writing through the CSO's link: the CSO gets a copy.
     let (_, page) = daemon.get(&path);
     let token = token_in(&page);

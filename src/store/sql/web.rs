@@ -79,6 +79,18 @@ where
         Ok(D::rows_affected(&done) > 0)
     }
 
+    async fn receipt_of_message(&self, id: i64) -> Result<Option<String>, StoreError> {
+        let row: Option<(String,)> = sqlx::query_as::<D::DB, (String,)>(
+            "SELECT receipt_no FROM proposals WHERE inbound_message_id = $1 \
+             UNION ALL SELECT p.receipt_no FROM follow_ups f JOIN proposals p ON p.id = f.proposal_id \
+             WHERE f.inbound_message_id = $1",
+        )
+        .bind(id)
+        .fetch_optional(&self.read)
+        .await?;
+        Ok(row.map(|(r,)| r))
+    }
+
     async fn inbound_with_message_id(&self, message_id: &str) -> Result<Option<i64>, StoreError> {
         let row: Option<(i64,)> = sqlx::query_as::<D::DB, (i64,)>(
             "SELECT id FROM inbound_messages WHERE message_id = $1 ORDER BY id LIMIT 1",
