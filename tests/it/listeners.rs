@@ -45,7 +45,10 @@ fn idle_lmtp_sessions_are_limited_and_cut_off_and_healthz_answers() {
         ("COCREATE_INBOUND_LMTP_LISTEN", format!("127.0.0.1:{port}")),
         ("COCREATE_INBOUND_LMTP_MAX_SESSIONS", "500".to_string()),
         ("COCREATE_INBOUND_LMTP_MAX_RECIPIENTS", "100".to_string()),
-        ("COCREATE_INBOUND_LMTP_TIMEOUT_SECONDS", "10".to_string()),
+        // Longer than opening 2,000 connections takes on a loaded 2-core
+        // machine: sessions cut off meanwhile would free slots and change
+        // the counts below.
+        ("COCREATE_INBOUND_LMTP_TIMEOUT_SECONDS", "20".to_string()),
     ];
     let mut daemon = Daemon::start_with(dir.path(), &db, &env, &[]);
     let lmtp: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
@@ -82,13 +85,13 @@ fn idle_lmtp_sessions_are_limited_and_cut_off_and_healthz_answers() {
     assert_eq!(status, 200);
     assert!(took < Duration::from_secs(2), "{took:?}");
 
-    assert!(closed_within(&stalled, Duration::from_secs(20)));
+    assert!(closed_within(&stalled, Duration::from_secs(30)));
     let cut_after = stalled_at.elapsed();
     eprintln!("a session stopped mid-DATA was cut off after {cut_after:?}");
-    assert!(cut_after >= Duration::from_secs(10) && cut_after < Duration::from_secs(15));
+    assert!(cut_after >= Duration::from_secs(20) && cut_after < Duration::from_secs(25));
     let cut = connections
         .iter()
-        .filter(|c| closed_within(c, Duration::from_secs(20)))
+        .filter(|c| closed_within(c, Duration::from_secs(30)))
         .count();
     assert_eq!(cut, 2000, "every idle session is closed");
 
