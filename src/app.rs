@@ -9,6 +9,7 @@ use std::sync::{Arc, OnceLock};
 use chrono::{DateTime, Utc};
 use lettre::message::dkim::DkimConfig;
 
+use crate::clock::Clock;
 use crate::config::Config;
 use crate::intake::Intake;
 use crate::outbound::message::{MessageError, load_dkim};
@@ -83,12 +84,13 @@ impl App {
     pub fn with_store(config: Config, store: Arc<dyn Store>) -> Result<Self, AppError> {
         let templates = Templates::load(config.mail.templates_dir.as_deref())?;
         let dkim = load_dkim(&config.mail)?.map(Arc::new);
+        let clock = store.clock().clone();
         Ok(Self {
             config: Arc::new(config),
             store,
             templates: Arc::new(templates),
             dkim,
-            clock: Clock::from_env(),
+            clock,
             writes: Arc::new(WriteHealth::default()),
             transport: Arc::new(OnceLock::new()),
             signing: Arc::new(tokio::sync::OnceCell::new()),
@@ -155,29 +157,5 @@ impl App {
             .expect("an in-memory SQLite store opens"),
         );
         Self::with_store(config, store).expect("the built-in templates load")
-    }
-}
-
-/// Where "now" comes from for schedules. Tests move it with
-/// `COCREATE_TEST_CLOCK_OFFSET_SECONDS` to run the real daemon "two days
-/// later" (a missed schedule) without waiting; nothing else sets it.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Clock {
-    offset: chrono::TimeDelta,
-}
-
-impl Clock {
-    pub fn from_env() -> Self {
-        let seconds = std::env::var("COCREATE_TEST_CLOCK_OFFSET_SECONDS")
-            .ok()
-            .and_then(|s| s.trim().parse::<i64>().ok())
-            .unwrap_or(0);
-        Self {
-            offset: chrono::TimeDelta::seconds(seconds),
-        }
-    }
-
-    pub fn now(&self) -> DateTime<Utc> {
-        Utc::now() + self.offset
     }
 }

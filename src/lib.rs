@@ -5,6 +5,7 @@
 
 pub mod app;
 pub mod blocking;
+pub mod clock;
 pub mod commands;
 pub mod config;
 pub mod consultation;

@@ -88,7 +88,7 @@ enum PenCommand {
         reason: String,
     },
     /// The POC's daily summary of what waits: shown, or with --send queued
-    /// now (`serve` queues it on the inbound.pen_summary schedule).
+    /// now (`serve` queues it on the schedules.pen_summary schedule).
     Summary {
         #[arg(long)]
         send: bool,

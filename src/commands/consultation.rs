@@ -4,7 +4,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::bail;
-use chrono::{NaiveDate, Utc};
+use chrono::NaiveDate;
 
 use super::thousands;
 use crate::app::App;
@@ -282,7 +282,7 @@ pub async fn set_state(
     out: &mut impl Write,
 ) -> anyhow::Result<()> {
     let c = find(store, reference).await?;
-    let today = Utc::now().date_naive();
+    let today = store.clock().now().date_naive();
     match (c.state, to) {
         (ConsultationState::Draft, ConsultationState::Open) => {
             if c.spec.closes_on < today {
@@ -362,7 +362,7 @@ pub async fn extend(
                 previous: c.spec.closes_on,
                 new: until,
                 reason: reason.to_string(),
-                at: Utc::now(),
+                at: app.now(),
             },
             &spec,
             &notices,

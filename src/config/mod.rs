@@ -7,12 +7,14 @@
 //! the key and the problem, in one sentence.
 
 mod env;
+mod schedules;
 mod sections;
 mod validate;
 
 use std::path::{Path, PathBuf};
 
 use env::apply_env_overrides;
+pub use schedules::{SchedulesConfig, WhenEmpty};
 pub use sections::*;
 use validate::RawConfig;
 
@@ -77,6 +79,7 @@ pub struct Config {
     pub outbox: OutboxConfig,
     pub smtp: SmtpConfig,
     pub inbound: InboundConfig,
+    pub schedules: SchedulesConfig,
     pub policy_areas: Vec<PolicyArea>,
 }
 

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::domain::{Bilingual, EmailAddress, Keyword, Language, Schedule};
+use crate::domain::{Bilingual, EmailAddress, Keyword, Language};
 
 /// Where mail comes in.
 #[derive(Debug, Clone, Deserialize)]
@@ -73,15 +73,6 @@ pub struct InboundConfig {
     /// How long connecting, logging in and opening the mailbox may take.
     #[serde(default = "default_imap_timeout")]
     pub imap_timeout_seconds: u64,
-    /// When the POC's summary of the holding pen goes out: cron syntax with
-    /// seconds, in the office's time zone; empty for never.
-    #[serde(
-        default = "default_pen_summary",
-        deserialize_with = "crate::domain::optional_schedule"
-    )]
-    pub pen_summary: Option<Schedule>,
-    #[serde(default)]
-    pub pen_summary_language: Language,
     /// Where attachments are kept apart, one file per content.
     #[serde(default = "default_attachments_dir")]
     pub attachments_dir: PathBuf,
@@ -139,10 +130,6 @@ fn default_attachments_dir() -> PathBuf {
 
 fn default_max_attachment() -> usize {
     10 * 1024 * 1024
-}
-
-fn default_pen_summary() -> Option<Schedule> {
-    Schedule::parse("0 8 * * Mon-Fri").ok()
 }
 
 fn default_imap_port() -> u16 {
@@ -444,6 +431,8 @@ pub struct PolicyArea {
 pub struct Lfp {
     pub name: Bilingual<String>,
     pub emails: Vec<EmailAddress>,
+    /// The language of its digests and reminders.
+    pub language: Language,
 }
 
 #[derive(Debug, Clone)]

@@ -6,7 +6,7 @@ use std::collections::HashSet;
 use serde::Deserialize;
 
 use super::*;
-use crate::domain::{Bilingual, EmailAddress, Keyword};
+use crate::domain::{Bilingual, EmailAddress, Keyword, Language};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -22,6 +22,8 @@ pub(super) struct RawConfig {
     inbound: InboundConfig,
     #[serde(default)]
     form: FormConfig,
+    #[serde(default)]
+    schedules: SchedulesConfig,
     #[serde(default)]
     policy_areas: Vec<RawPolicyArea>,
 }
@@ -57,6 +59,8 @@ struct RawLfp {
     name_sq: String,
     name_en: String,
     emails: Vec<String>,
+    #[serde(default)]
+    language: Language,
 }
 
 #[derive(Deserialize)]
@@ -207,6 +211,7 @@ impl RawConfig {
                         non_empty(area.lfp.name_en, &at("lfp.name_en"), &invalid)?,
                     ),
                     emails,
+                    language: area.lfp.language,
                 },
                 direct_keywords,
                 indirect_keywords,
@@ -279,6 +284,7 @@ impl RawConfig {
             outbox: self.outbox,
             smtp: self.smtp,
             inbound: self.inbound,
+            schedules: self.schedules,
             policy_areas,
         })
     }

@@ -19,6 +19,9 @@ pub use spec::{SpecError, SpecInput};
 pub enum ConsultationState {
     /// Being prepared: nothing has been sent.
     Draft,
+    /// Opened by the POC ahead of its opening date: the schedule opens it,
+    /// and sends its invitations, on that date.
+    Scheduled,
     /// Accepting proposals; invitations may go out.
     Open,
     /// No longer accepting proposals as on time.
@@ -29,14 +32,22 @@ impl ConsultationState {
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Draft => "draft",
+            Self::Scheduled => "scheduled",
             Self::Open => "open",
             Self::Closed => "closed",
         }
     }
 
+    /// Shown to the public (its page, its form): open or closed, never
+    /// before it opens.
+    pub fn is_public(self) -> bool {
+        matches!(self, Self::Open | Self::Closed)
+    }
+
     pub fn parse(s: &str) -> Option<Self> {
         match s {
             "draft" => Some(Self::Draft),
+            "scheduled" => Some(Self::Scheduled),
             "open" => Some(Self::Open),
             "closed" => Some(Self::Closed),
             _ => None,

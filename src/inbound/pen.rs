@@ -51,7 +51,7 @@ pub fn compose(
         return Ok(None);
     }
     let config = app.config.as_ref();
-    let lang = config.inbound.pen_summary_language;
+    let lang = config.schedules.pen_summary_language;
     let tz = config.office.time_zone;
     let office_name = config.office.name.get(lang);
     let context = Context::PenSummary(PenSummary {

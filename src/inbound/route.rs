@@ -4,7 +4,7 @@
 //! exactly one open consultation among their policy areas. Anything else
 //! waits in the holding pen for the POC.
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use super::parse::Parsed;
@@ -139,7 +139,7 @@ pub fn keys_of(p: &Parsed, config: &Config) -> Vec<ReplyKey> {
 
 pub async fn route(store: &dyn Store, config: &Config, p: &Parsed) -> Result<Route, StoreError> {
     let consultations = store.consultations().await?;
-    let now = Utc::now();
+    let now = store.clock().now();
     let known = store
         .intake_lookups(&keys_of(p, config), &[], now, now)
         .await?;
@@ -148,15 +148,18 @@ pub async fn route(store: &dyn Store, config: &Config, p: &Parsed) -> Result<Rou
 
 /// A web-form proposal from someone not in the registry, to the
 /// consultation its signed mark names.
-pub fn web_visitor(config: &Config, consultations: &[Consultation], reference: &str) -> Route {
+pub fn web_visitor(
+    config: &Config,
+    consultations: &[Consultation],
+    reference: &str,
+    now: DateTime<Utc>,
+) -> Route {
     let Some(c) = consultations.iter().find(|c| c.spec.reference == reference) else {
         return Route::unmatched(format!(
             "sent through the web form to {reference}, which no consultation is"
         ));
     };
-    let today = Utc::now()
-        .with_timezone(&config.office.time_zone)
-        .date_naive();
+    let today = store_today(config, now);
     Route {
         method: Some(RouteMethod::WebForm),
         consultation: Some(c.spec.reference.clone()),
@@ -183,9 +186,7 @@ pub async fn route_among(
     known: &IntakeLookups,
     p: &Parsed,
 ) -> Result<Route, StoreError> {
-    let today = Utc::now()
-        .with_timezone(&config.office.time_zone)
-        .date_naive();
+    let today = store_today(config, store.clock().now());
     let late = |c: &Consultation| c.state == ConsultationState::Closed || c.spec.closes_on < today;
 
     let by_key = [
@@ -328,4 +329,9 @@ pub async fn route_among(
             many.len()
         ))),
     }
+}
+
+/// The office's date at `now`.
+fn store_today(config: &Config, now: DateTime<Utc>) -> chrono::NaiveDate {
+    now.with_timezone(&config.office.time_zone).date_naive()
 }

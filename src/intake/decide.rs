@@ -61,7 +61,7 @@ impl Intake<'_> {
             if classification == Classification::Bounce {
                 // Believed only for an address a quoted key of ours was sent to.
                 let keys = bounce::quoted_keys(&parsed.raw, &self.app.config.mail);
-                let now = chrono::Utc::now();
+                let now = self.app.now();
                 let sent_to: Vec<String> = if keys.is_empty() {
                     Vec::new()
                 } else {
@@ -113,7 +113,12 @@ impl Intake<'_> {
         )
         .await?;
         if let Some(mark) = web.as_ref().filter(|m| m.visitor && r.method.is_none()) {
-            r = web_visitor(&self.app.config, &batch.consultations, &mark.consultation);
+            r = web_visitor(
+                &self.app.config,
+                &batch.consultations,
+                &mark.consultation,
+                self.app.now(),
+            );
         }
         let (Some((consultation, cso)), true) = (r.found, r.method.is_some()) else {
             return Ok(hold(id, r.reason));

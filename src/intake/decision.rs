@@ -2,7 +2,6 @@
 //! batch looks up once for all its messages, and reading a message (parse,
 //! attachments, trim) on every core.
 
-use chrono::Utc;
 
 use super::acknowledge::Acknowledgement;
 use super::types::{Applied, InboundState, IntakeLookups, IntakeWrite};
@@ -95,7 +94,7 @@ impl Batch {
         keys.dedup();
         senders.sort_unstable();
         senders.dedup();
-        let now = Utc::now();
+        let now = store.clock().now();
         Ok(Self {
             consultations: store.consultations().await?,
             known: store

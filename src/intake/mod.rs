@@ -122,7 +122,7 @@ pub async fn retry(app: App, stop: tokio_util::sync::CancellationToken) {
             () = tokio::time::sleep(every) => {}
             () = stop.cancelled() => return,
         }
-        match app.intake().process_due(Utc::now() - SETTLE, false).await {
+        match app.intake().process_due(app.now() - SETTLE, false).await {
             Ok(s) if s.processed + s.failed == 0 => {}
             Ok(s) => tracing::info!(
                 processed = s.processed,
@@ -262,7 +262,7 @@ impl Intake<'_> {
     /// Processes every message stored but not processed (after a crash,
     /// at start), however recently it failed.
     pub async fn process_pending(&self) -> Result<RetrySummary, IntakeError> {
-        self.process_due(Utc::now(), true).await
+        self.process_due(self.app.now(), true).await
     }
 
     /// Processes messages stored before `settled_before` but not processed
@@ -280,9 +280,9 @@ impl Intake<'_> {
             // `all`: as if every backoff had passed. (A date SQLite compares
             // as text like the others: four-digit years.)
             let now = if all {
-                Utc::now() + chrono::Duration::days(365 * 100)
+                self.app.now() + chrono::Duration::days(365 * 100)
             } else {
-                Utc::now()
+                self.app.now()
             };
             let pending = self
                 .app
@@ -339,7 +339,7 @@ impl Intake<'_> {
             let wait = base
                 .saturating_mul(1u64 << attempts.saturating_sub(1).min(20))
                 .min(3600);
-            Utc::now() + chrono::Duration::seconds(wait as i64)
+            self.app.now() + chrono::Duration::seconds(wait as i64)
         };
         for (id, result) in ids.iter().zip(&results) {
             let Err(e) = result else { continue };
@@ -459,7 +459,7 @@ impl Intake<'_> {
             .find(|c| c.id == consultation_id)
             .cloned()
             .ok_or_else(|| StoreError::NotFound(format!("consultation {consultation_id}")))?;
-        let today = Utc::now()
+        let today = self.app.now()
             .with_timezone(&self.app.config.office.time_zone)
             .date_naive();
         let cso = self.app.store.cso(cso_id).await?;

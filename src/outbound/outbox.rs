@@ -5,7 +5,6 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use chrono::Utc;
 use rand::Rng;
 use tokio::sync::{Semaphore, mpsc};
 
@@ -77,7 +76,7 @@ impl Worker {
             total.retried += pass.retried;
             total.failed += pass.failed;
             if let Some(reason) = pass.relay_refused {
-                let now = Utc::now();
+                let now = self.store.clock().now();
                 self.store
                     .set_relay_refusal(Some(&RelayRefusal {
                         reason: reason.clone(),
@@ -104,7 +103,7 @@ impl Worker {
     /// per message; the first pass that sends again clears it.
     pub async fn run(&self, stop: CancellationToken) {
         let mut refusals: u32 = 0;
-        let mut since = Utc::now();
+        let mut since = self.store.clock().now();
         // A refusal may be on record from before this start (an `outbox
         // flush`, another daemon): the first pass that delivers clears it.
         let mut refusal_on_record = true;
@@ -119,7 +118,7 @@ impl Worker {
                 }) => {
                     refusals += 1;
                     let wait = backoff(&self.config, refusals);
-                    let now = Utc::now();
+                    let now = self.store.clock().now();
                     if refusals == 1 {
                         since = now;
                         tracing::error!(%reason, "the relay refuses cocreate; delivery paused until it accepts again");
@@ -373,7 +372,7 @@ impl Worker {
                 hard_bounce: false,
             },
             Err(SendError::RelayRefused(error)) => Delivery::Retry {
-                at: Utc::now() + backoff(&self.config, m.attempts),
+                at: self.store.clock().now() + backoff(&self.config, m.attempts),
                 error,
             },
             Err(SendError::Transient(error)) if m.attempts >= self.config.max_attempts => {
@@ -383,7 +382,7 @@ impl Worker {
                 }
             }
             Err(SendError::Transient(error)) => Delivery::Retry {
-                at: Utc::now() + backoff(&self.config, m.attempts),
+                at: self.store.clock().now() + backoff(&self.config, m.attempts),
                 error,
             },
         }

@@ -38,7 +38,7 @@ pub enum JobError {
 /// The jobs the config schedules.
 pub fn jobs(app: &App) -> Vec<Box<dyn Job>> {
     let mut jobs: Vec<Box<dyn Job>> = Vec::new();
-    if let Some(s) = &app.config.inbound.pen_summary {
+    if let Some(s) = &app.config.schedules.pen_summary {
         jobs.push(Box::new(pen_summary::PenSummary(s.clone())));
     }
     jobs

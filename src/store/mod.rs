@@ -326,15 +326,89 @@ pub trait WebStore: Send + Sync {
     ) -> Result<Vec<SentProposal>, StoreError>;
 }
 
+/// What the scheduled jobs need: invitees, digests and their watermarks,
+/// closing a consultation with its notices, what the POC's summary reports.
+#[async_trait]
+pub trait ScheduleStore: Send + Sync {
+    /// The addresses a consultation's invitations went to or wait to go
+    /// to (not those cancelled), one row per CSO and address.
+    async fn invitees(&self, consultation_id: i64) -> Result<Vec<Invitee>, StoreError>;
+
+    /// Each CSO's receipt numbers for a consultation, oldest first.
+    async fn receipts_by_cso(
+        &self,
+        consultation_id: i64,
+    ) -> Result<Vec<(i64, String)>, StoreError>;
+
+    /// Closes a consultation, all in one transaction: its state (and `spec`,
+    /// whose deadline an early close moves, recorded as `change`), the
+    /// cancelling of its bulk mail still queued (invitations, reminders,
+    /// notices; `why` is kept with each), then `notices` queued. Returns
+    /// (messages cancelled, notices queued).
+    async fn close_consultation(
+        &self,
+        id: i64,
+        spec: &ConsultationSpec,
+        change: Option<&DeadlineExtension>,
+        why: &str,
+        notices: &[NewMessage],
+    ) -> Result<(u64, u64), StoreError>;
+
+    /// Up to when an LFP's last digest reached; None before its first.
+    async fn digest_watermark(&self, lfp: &str) -> Result<Option<DateTime<Utc>>, StoreError>;
+
+    /// Queues an LFP's digest and moves its watermark from `previous` to
+    /// `through`, in one transaction, only if the watermark is still at
+    /// `previous`: false when another run (a second daemon) got there
+    /// first, and then nothing is queued.
+    async fn queue_digest(
+        &self,
+        lfp: &str,
+        previous: Option<DateTime<Utc>>,
+        through: DateTime<Utc>,
+        messages: &[NewMessage],
+    ) -> Result<bool, StoreError>;
+
+    /// What a digest lists for some consultations.
+    async fn digest_data(&self, q: &DigestQuery<'_>) -> Result<DigestData, StoreError>;
+
+    /// Invited and replied organisations of a consultation.
+    async fn reply_count(&self, consultation_id: i64) -> Result<ReplyCount, StoreError>;
+
+    /// Records how a proposal was considered; false if no proposal has that
+    /// receipt number.
+    async fn record_disposition(
+        &self,
+        receipt_no: &str,
+        disposition: &str,
+    ) -> Result<bool, StoreError>;
+
+    /// Messages deferred after a failed attempt, soonest retry first.
+    async fn deferred(&self, limit: u32) -> Result<Vec<Deferred>, StoreError>;
+
+    /// Messages of `kind` sent since `since`.
+    async fn sent_since(&self, kind: &str, since: DateTime<Utc>) -> Result<u64, StoreError>;
+}
+
 /// Everything cocreate keeps, by domain: each part is its own trait so that
 /// its queries live in one file (store/sql/), and `Store` is all of them (a
 /// `dyn Store` offers every part's methods).
 #[async_trait]
 pub trait Store:
-    RegistryStore + ConsultationStore + OutboxStore + InboundStore + WebStore + Send + Sync + 'static
+    RegistryStore
+    + ConsultationStore
+    + OutboxStore
+    + InboundStore
+    + WebStore
+    + ScheduleStore
+    + Send + Sync + 'static
 {
     /// Succeeds when the database answers a query.
     async fn ping(&self) -> Result<(), StoreError>;
+
+    /// Where the store reads "now" when it records a time; the App shares
+    /// it, so moving one moves both.
+    fn clock(&self) -> &crate::clock::Clock;
 
     /// Succeeds when the database takes a (one-row) write.
     async fn probe_write(&self) -> Result<(), StoreError>;

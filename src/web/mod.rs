@@ -180,7 +180,7 @@ async fn healthz(State(state): State<App>) -> (StatusCode, axum::Json<serde_json
             let alert = chrono::Duration::seconds(
                 i64::try_from(state.config.inbound.backlog_alert_seconds).unwrap_or(i64::MAX),
             );
-            if let Some(oldest) = oldest.filter(|t| chrono::Utc::now() - *t > alert) {
+            if let Some(oldest) = oldest.filter(|t| state.store.clock().now() - *t > alert) {
                 problems.push(format!(
                     "{waiting} stored messages are not processed, the oldest since {}",
                     oldest.format("%Y-%m-%d %H:%M:%S UTC")

@@ -5,7 +5,6 @@
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
-use chrono::Utc;
 use serde::Deserialize;
 
 use super::WebState;
@@ -216,7 +215,7 @@ impl Target {
 /// taken and marked, as by email) and not closed by the POC.
 pub fn taking(c: &Consultation) -> Option<bool> {
     match c.state {
-        ConsultationState::Draft => None,
+        ConsultationState::Draft | ConsultationState::Scheduled => None,
         ConsultationState::Open => Some(true),
         ConsultationState::Closed => Some(false),
     }
@@ -261,7 +260,7 @@ impl WebState {
         match self.consultations().await {
             Ok(all) => all
                 .iter()
-                .find(|c| c.spec.reference == reference && c.state != ConsultationState::Draft)
+                .find(|c| c.spec.reference == reference && c.state.is_public())
                 .map(|consultation| Target::Public {
                     consultation: consultation.clone(),
                 })
@@ -280,7 +279,7 @@ impl WebState {
         typed: &Submitted,
     ) -> String {
         let action = target.action();
-        let now = Utc::now().timestamp();
+        let now = self.app.now().timestamp();
         match super::guard::check(key, &typed.token, &action, now, &self.app.config.form) {
             super::guard::TokenCheck::Fine(_) | super::guard::TokenCheck::TooFast => {
                 typed.token.clone()
@@ -348,7 +347,7 @@ impl WebState {
                 html
             }
         };
-        let token = super::guard::issue(key, &target.action(), Utc::now().timestamp());
+        let token = super::guard::issue(key, &target.action(), self.app.now().timestamp());
         (
             StatusCode::OK,
             no_store(),
@@ -422,7 +421,7 @@ impl WebState {
                 described_by: (!described.is_empty()).then(|| described.join(" ")),
             }
         };
-        let today = Utc::now().with_timezone(&tz).date_naive();
+        let today = self.app.now().with_timezone(&tz).date_naive();
         let content = ConsultationPage {
             consultation: consultation_view(config, spec, lang),
             paragraphs: paragraphs(spec.description().get(lang)),
@@ -546,7 +545,7 @@ pub async fn index(
         Err(e) => return state.failed(lang, &e),
     };
     let config = &state.app.config;
-    let today = Utc::now()
+    let today = state.app.now()
         .with_timezone(&config.office.time_zone)
         .date_naive();
     let mut open: Vec<&Consultation> = consultations

@@ -10,7 +10,6 @@ use axum::extract::multipart::MultipartRejection;
 use axum::extract::{ConnectInfo, Multipart, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::Response;
-use chrono::Utc;
 
 use super::WebState;
 use super::form::{FormError, Submitted};
@@ -93,7 +92,7 @@ async fn admit(
         &state.signing,
         &typed.token,
         &target.action(),
-        Utc::now().timestamp(),
+        state.app.now().timestamp(),
         &state.app.config.form,
     ) {
         TokenCheck::Fine(nonce) => Ok(nonce),
@@ -377,7 +376,7 @@ pub(super) fn receipt_page(
     email: Option<String>,
     back_url: Option<String>,
 ) -> Response {
-    let today = Utc::now()
+    let today = state.app.now()
         .with_timezone(&state.app.config.office.time_zone)
         .date_naive();
     let heading = state.pages.word(lang, "receipt_heading");

@@ -6,7 +6,7 @@
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
-use chrono::{Duration, Utc};
+use chrono::Duration;
 use sha2::{Digest, Sha256};
 
 use super::WebState;
@@ -36,7 +36,7 @@ pub(super) async fn wait_for_confirmation(
     raw: Vec<u8>,
 ) -> Response {
     let config = &state.app.config;
-    let now = Utc::now();
+    let now = state.app.now();
     let w = |k: &str| state.pages.word(lang, k);
     match state
         .app
@@ -220,7 +220,7 @@ async fn confirmation(state: &WebState, token: &str, lang: Language, confirm: bo
             Err(e) => state.failed(lang, &e),
         };
     }
-    if pending.expires_at < Utc::now() {
+    if pending.expires_at < state.app.now() {
         return state.notice(
             StatusCode::GONE,
             lang,

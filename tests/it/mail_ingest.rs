@@ -1432,7 +1432,7 @@ fn serve_sends_the_poc_one_holding_pen_summary_a_day() {
             "COCREATE_OUTBOX_FILE_DIR",
             dir.path().join("outbox").display().to_string(),
         ),
-        ("COCREATE_INBOUND_PEN_SUMMARY", "* * * * * *".to_string()),
+        ("COCREATE_SCHEDULES_PEN_SUMMARY", "* * * * * *".to_string()),
     ];
     let daemon = common::Daemon::start_with(dir.path(), &db, &env, &[]);
     let summaries = || -> Vec<std::path::PathBuf> {
@@ -1499,7 +1499,7 @@ fn a_summary_missed_while_serve_was_down_is_caught_up_once() {
                 dir.path().join("outbox").display().to_string(),
             ),
             // Once a day at 03:00 office time.
-            ("COCREATE_INBOUND_PEN_SUMMARY", "0 0 3 * * *".to_string()),
+            ("COCREATE_SCHEDULES_PEN_SUMMARY", "0 0 3 * * *".to_string()),
             (
                 "COCREATE_TEST_CLOCK_OFFSET_SECONDS",
                 offset_seconds.to_string(),

@@ -4,6 +4,7 @@
 mod inbound;
 mod outbox;
 mod registry;
+mod schedule;
 mod web;
 
 pub use inbound::{
@@ -16,5 +17,8 @@ pub use outbox::{
 };
 pub use registry::{
     AddressStatus, Cso, CsoRecord, ImportLogEntry, ImportRecord, RegistryChanges, RelevanceOverride,
+};
+pub use schedule::{
+    Deferred, DigestData, DigestEntry, DigestQuery, EXCERPT_SOURCE_CHARS, Invitee, ReplyCount,
 };
 pub use web::{NewPending, Pending, SentProposal};

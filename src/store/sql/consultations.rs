@@ -15,6 +15,7 @@ use crate::store::{ConsultationStore, StoreError};
 pub struct ConsultationRow {
     id: i64,
     state: String,
+    opens_by_schedule: bool,
     spec: String,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
@@ -25,8 +26,13 @@ impl ConsultationRow {
         Ok(Consultation {
             id: self.id,
             spec: serde_json::from_str(&self.spec).map_err(corrupt)?,
-            state: ConsultationState::parse(&self.state)
-                .ok_or_else(|| corrupt(format!("consultation state '{}'", self.state)))?,
+            state: match ConsultationState::parse(&self.state) {
+                Some(ConsultationState::Draft) if self.opens_by_schedule => {
+                    ConsultationState::Scheduled
+                }
+                Some(state) => state,
+                None => return Err(corrupt(format!("consultation state '{}'", self.state))),
+            },
             created_at: self.created_at,
             updated_at: self.updated_at,
         })
@@ -70,6 +76,7 @@ where
     for<'q> DateTime<Utc>: Encode<'q, D::DB> + Type<D::DB>,
     for<'q> Option<&'q str>: Encode<'q, D::DB> + Type<D::DB>,
     for<'q> Option<i64>: Encode<'q, D::DB> + Type<D::DB>,
+    for<'q> Option<bool>: Encode<'q, D::DB> + Type<D::DB>,
     for<'q> String: Encode<'q, D::DB> + Type<D::DB>,
     for<'q> chrono::NaiveDate: Encode<'q, D::DB> + Type<D::DB>,
     for<'q> i64: Encode<'q, D::DB> + Type<D::DB>,
@@ -110,16 +117,23 @@ where
     ) -> Result<(), StoreError> {
         let updated: Option<(i64,)> = sqlx::query_as::<D::DB, (i64,)>(
             "UPDATE consultations SET reference = $1, policy_area = $2, opens_on = $3, closes_on = $4, \
-             spec = $5, state = COALESCE($6, state), updated_at = $7 WHERE id = $8 RETURNING id",
+             spec = $5, state = COALESCE($6, state), updated_at = $7, \
+             opens_by_schedule = COALESCE($9, opens_by_schedule) WHERE id = $8 RETURNING id",
         )
         .bind(spec.reference.as_str())
         .bind(spec.policy_area.as_str())
         .bind(spec.opens_on)
         .bind(spec.closes_on)
         .bind(spec_json(spec))
-        .bind(state.map(ConsultationState::as_str))
+        // A consultation scheduled to open is a draft that the schedule
+        // opens: stored as 'draft' with opens_by_schedule set.
+        .bind(state.map(|s| match s {
+            ConsultationState::Scheduled => ConsultationState::Draft.as_str(),
+            s => s.as_str(),
+        }))
         .bind(now)
         .bind(id)
+        .bind(state.map(|s| s == ConsultationState::Scheduled))
         .fetch_optional(conn)
         .await
         .map_err(|e| {
@@ -206,6 +220,7 @@ where
     for<'q> DateTime<Utc>: Encode<'q, D::DB> + Type<D::DB>,
     for<'q> Option<&'q str>: Encode<'q, D::DB> + Type<D::DB>,
     for<'q> Option<i64>: Encode<'q, D::DB> + Type<D::DB>,
+    for<'q> Option<bool>: Encode<'q, D::DB> + Type<D::DB>,
     for<'q> String: Encode<'q, D::DB> + Type<D::DB>,
     for<'q> chrono::NaiveDate: Encode<'q, D::DB> + Type<D::DB>,
     for<'q> i64: Encode<'q, D::DB> + Type<D::DB>,
@@ -220,7 +235,7 @@ where
         let pool = &self.read;
         let rows: Vec<ConsultationRow> = fetch_all(
             pool,
-            "SELECT id, state, spec, created_at, updated_at FROM consultations ORDER BY id",
+            "SELECT id, state, opens_by_schedule, spec, created_at, updated_at FROM consultations ORDER BY id",
         )
         .await?;
         rows.into_iter()
@@ -246,7 +261,7 @@ where
     )]
     async fn insert_consultation(&self, spec: &ConsultationSpec) -> Result<i64, StoreError> {
         let mut tx = self.begin().await?;
-        let id = Self::insert_consultation_in(&mut tx, spec, Utc::now()).await?;
+        let id = Self::insert_consultation_in(&mut tx, spec, self.now()).await?;
         tx.commit().await?;
         Ok(id)
     }
@@ -264,7 +279,7 @@ where
         state: Option<ConsultationState>,
     ) -> Result<(), StoreError> {
         let mut tx = self.begin().await?;
-        Self::update_consultation_in(&mut tx, id, spec, state, Utc::now()).await?;
+        Self::update_consultation_in(&mut tx, id, spec, state, self.now()).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -281,7 +296,7 @@ where
         spec: &ConsultationSpec,
         notices: &[NewMessage],
     ) -> Result<u64, StoreError> {
-        let now = Utc::now();
+        let now = self.now();
         let mut tx = self.begin().await?;
         Self::update_consultation_in(&mut tx, extension.consultation_id, spec, None, now).await?;
         Self::insert_extension(&mut tx, extension).await?;

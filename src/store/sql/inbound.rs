@@ -118,7 +118,7 @@ where
         messages: &[NewInbound<'_>],
     ) -> Result<Vec<StoredInbound>, StoreError> {
         let mut tx = self.begin().await?;
-        let stored = Self::store_inbound_many_in(&mut tx, messages, Utc::now()).await?;
+        let stored = Self::store_inbound_many_in(&mut tx, messages, self.now()).await?;
         tx.commit().await?;
         Ok(stored)
     }
@@ -131,7 +131,7 @@ where
     )]
     async fn apply_intake(&self, writes: &[IntakeWrite]) -> Result<Vec<Applied>, StoreError> {
         let mut tx = self.begin().await?;
-        let applied = Self::apply_intake_in(&mut tx, writes, Utc::now()).await?;
+        let applied = Self::apply_intake_in(&mut tx, writes, self.now()).await?;
         tx.commit().await?;
         Ok(applied)
     }
@@ -222,7 +222,7 @@ where
             .bind(format!(
                 "could not be processed after {attempts} attempts: {error}"
             ))
-            .bind(Utc::now())
+            .bind(self.now())
             .bind(id)
             .execute(&mut *tx)
             .await?;

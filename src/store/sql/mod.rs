@@ -14,6 +14,7 @@ mod inbound;
 mod intake;
 mod outbox;
 pub(super) mod registry;
+mod schedule;
 mod web;
 
 use async_trait::async_trait;
@@ -21,8 +22,10 @@ use chrono::{DateTime, Utc};
 use sqlx::{Database, Encode, Executor, FromRow, IntoArguments, Pool, Transaction, Type};
 
 use super::dialect::Dialect;
+use crate::clock::Clock;
 use super::{
-    ConsultationStore, InboundStore, OutboxStore, RegistryStore, Store, StoreError, WebStore,
+    ConsultationStore, InboundStore, OutboxStore, RegistryStore, ScheduleStore, Store, StoreError,
+    WebStore,
 };
 
 pub use registry::CsoFilter;
@@ -33,11 +36,21 @@ pub use registry::CsoFilter;
 pub struct SqlStore<D: Dialect> {
     pub(super) read: Pool<D::DB>,
     pub(super) write: Pool<D::DB>,
+    /// What every recorded time is read from (shared with the App).
+    pub(super) clock: Clock,
 }
 
 impl<D: Dialect> SqlStore<D> {
     pub(super) fn new(read: Pool<D::DB>, write: Pool<D::DB>) -> Self {
-        Self { read, write }
+        Self {
+            read,
+            write,
+            clock: Clock::from_env(),
+        }
+    }
+
+    fn now(&self) -> DateTime<Utc> {
+        self.clock.now()
     }
 
     /// A write transaction, begun as the dialect wants (BEGIN IMMEDIATE on
@@ -50,7 +63,12 @@ impl<D: Dialect> SqlStore<D> {
 #[async_trait]
 impl<D: Dialect> Store for SqlStore<D>
 where
-    Self: RegistryStore + ConsultationStore + OutboxStore + InboundStore + WebStore,
+    Self: RegistryStore
+        + ConsultationStore
+        + OutboxStore
+        + InboundStore
+        + WebStore
+        + ScheduleStore,
     for<'c> &'c Pool<D::DB>: Executor<'c, Database = D::DB>,
     for<'c> &'c mut <D::DB as Database>::Connection: Executor<'c, Database = D::DB>,
     for<'q> <D::DB as Database>::Arguments<'q>: IntoArguments<'q, D::DB>,
@@ -61,13 +79,17 @@ where
         Ok(())
     }
 
+    fn clock(&self) -> &Clock {
+        &self.clock
+    }
+
     async fn probe_write(&self) -> Result<(), StoreError> {
         let mut tx = self.begin().await?;
         sqlx::query::<D::DB>(
             "INSERT INTO health_probe (id, checked_at) VALUES (1, $1) \
              ON CONFLICT (id) DO UPDATE SET checked_at = excluded.checked_at",
         )
-        .bind(Utc::now())
+        .bind(self.now())
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;

@@ -521,7 +521,7 @@ where
     #[tracing::instrument(name = "store", level = "debug", skip_all, fields(call = "enqueue"))]
     async fn enqueue(&self, messages: &[NewMessage]) -> Result<u64, StoreError> {
         let mut tx = self.begin().await?;
-        let queued = Self::enqueue_in(&mut tx, messages, Utc::now()).await?;
+        let queued = Self::enqueue_in(&mut tx, messages, self.now()).await?;
         tx.commit().await?;
         Ok(queued)
     }
@@ -533,7 +533,7 @@ where
         fields(call = "claim_due_messages")
     )]
     async fn claim_due_messages(&self, limit: u32, lease: Duration) -> Result<Claim, StoreError> {
-        let now = Utc::now();
+        let now = self.now();
         let until = now + chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::MAX);
         let token = Claim::new_token();
         let mut tx = self.begin().await?;
@@ -558,7 +558,7 @@ where
         fields(call = "renew_claim")
     )]
     async fn renew_claim(&self, token: &str, lease: Duration) -> Result<Vec<i64>, StoreError> {
-        let until = Utc::now() + chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::MAX);
+        let until = self.now() + chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::MAX);
         let mut tx = self.begin().await?;
         let held: Vec<(i64,)> = sqlx::query_as(
             "UPDATE outbox SET claimed_until = $1 \
@@ -583,7 +583,7 @@ where
         token: &str,
         outcomes: &[(i64, String, Delivery)],
     ) -> Result<u64, StoreError> {
-        let now = Utc::now();
+        let now = self.now();
         let mut tx = self.begin().await?;
         let sent: Vec<i64> = outcomes
             .iter()
@@ -621,7 +621,7 @@ where
     )]
     async fn retry_failed(&self) -> Result<u64, StoreError> {
         let mut tx = self.begin().await?;
-        let n = Self::retry_failed_in(&mut tx, Utc::now()).await?;
+        let n = Self::retry_failed_in(&mut tx, self.now()).await?;
         tx.commit().await?;
         Ok(n)
     }

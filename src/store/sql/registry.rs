@@ -360,7 +360,7 @@ where
         fields(call = "apply_registry_changes")
     )]
     async fn apply_registry_changes(&self, changes: &RegistryChanges) -> Result<(), StoreError> {
-        let now = Utc::now();
+        let now = self.now();
         let mut tx = self.begin().await?;
         D::apply_registry_changes(&mut tx, changes, now).await?;
         Self::insert_import_log_in(&mut tx, &changes.log, now).await?;
@@ -487,7 +487,7 @@ where
     #[tracing::instrument(name = "store", level = "debug", skip_all, fields(call = "opt_out"))]
     async fn opt_out(&self, address: &EmailAddress, source: &str) -> Result<(), StoreError> {
         let mut tx = self.begin().await?;
-        Self::opt_out_in(&mut tx, address, source, Utc::now()).await?;
+        Self::opt_out_in(&mut tx, address, source, self.now()).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -504,7 +504,7 @@ where
         reason: &str,
     ) -> Result<bool, StoreError> {
         let mut tx = self.begin().await?;
-        let restored = Self::restore_address_in(&mut tx, address, reason, Utc::now()).await?;
+        let restored = Self::restore_address_in(&mut tx, address, reason, self.now()).await?;
         tx.commit().await?;
         Ok(restored)
     }

@@ -1,0 +1,384 @@
+//! The scheduled jobs' records: invitees, digests and their watermarks,
+//! closing a consultation with its notices, and what the POC's summary
+//! reports.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use sqlx::{Database, Encode, Executor, FromRow, IntoArguments, Pool, Type};
+
+use super::consultations::{ConsultationRow, ExtensionRow};
+use super::*;
+use crate::consultation::{ConsultationSpec, ConsultationState, DeadlineExtension};
+use crate::store::records::*;
+use crate::store::{ScheduleStore, StoreError};
+
+#[derive(FromRow)]
+pub struct InviteeRow {
+    cso_id: i64,
+    recipient: String,
+}
+
+#[derive(FromRow)]
+pub struct EntryRow {
+    receipt_no: String,
+    consultation_id: i64,
+    cso_name: Option<String>,
+    from_address: String,
+    at: DateTime<Utc>,
+    text: String,
+    follow_up: bool,
+    late: bool,
+}
+
+impl From<EntryRow> for DigestEntry {
+    fn from(r: EntryRow) -> Self {
+        Self {
+            receipt_no: r.receipt_no,
+            consultation_id: r.consultation_id,
+            cso_name: r.cso_name,
+            from_address: r.from_address,
+            at: r.at,
+            text: r.text,
+            follow_up: r.follow_up,
+            late: r.late,
+        }
+    }
+}
+
+#[derive(FromRow)]
+pub struct DeferredRow {
+    kind: String,
+    recipient: String,
+    attempts: i64,
+    last_error: Option<String>,
+    next_attempt_at: DateTime<Utc>,
+}
+
+/// Kinds of mail a closed consultation no longer sends: everything queued
+/// in bulk about it. Receipts and confirmations answer what a CSO sent and
+/// still go.
+const CANCELLED_AT_CLOSE: &str =
+    "'invitation', 'deadline_extended', 'deadline_reminder', 'meeting_changed'";
+
+/// Proposals and follow-ups in a digest's window, as one list: the
+/// follow-up carries its proposal's receipt number. `{ids}` is the
+/// consultations' placeholders, `{since}` the window's lower bound.
+fn entries_sql(ids: &str, since: &str, excerpt: usize) -> String {
+    format!(
+        "SELECT * FROM ( \
+           SELECT p.receipt_no, p.consultation_id, c.name AS cso_name, p.from_address, \
+                  p.created_at AS at, substr(p.reply_text, 1, {excerpt}) AS text, \
+                  FALSE AS follow_up, p.late \
+           FROM proposals p LEFT JOIN csos c ON c.id = p.cso_id \
+           WHERE p.consultation_id IN ({ids}) AND {since} p.created_at <= $1 \
+           UNION ALL \
+           SELECT p.receipt_no, p.consultation_id, c.name AS cso_name, f.from_address, \
+                  f.created_at AS at, substr(f.reply_text, 1, {excerpt}) AS text, \
+                  TRUE AS follow_up, p.late \
+           FROM follow_ups f JOIN proposals p ON p.id = f.proposal_id \
+           LEFT JOIN csos c ON c.id = p.cso_id \
+           WHERE p.consultation_id IN ({ids}) AND {} f.created_at <= $1 \
+         ) e ORDER BY consultation_id, at, receipt_no LIMIT $2",
+        since.replace("p.created_at", "f.created_at")
+    )
+}
+
+#[async_trait]
+impl<D: Dialect> ScheduleStore for SqlStore<D>
+where
+    (String,): for<'r> FromRow<'r, <D::DB as Database>::Row>,
+    (i64,): for<'r> FromRow<'r, <D::DB as Database>::Row>,
+    (DateTime<Utc>,): for<'r> FromRow<'r, <D::DB as Database>::Row>,
+    (i64, String): for<'r> FromRow<'r, <D::DB as Database>::Row>,
+    ConsultationRow: for<'r> FromRow<'r, <D::DB as Database>::Row>,
+    ExtensionRow: for<'r> FromRow<'r, <D::DB as Database>::Row>,
+    InviteeRow: for<'r> FromRow<'r, <D::DB as Database>::Row>,
+    EntryRow: for<'r> FromRow<'r, <D::DB as Database>::Row>,
+    DeferredRow: for<'r> FromRow<'r, <D::DB as Database>::Row>,
+    for<'c> &'c Pool<D::DB>: Executor<'c, Database = D::DB>,
+    for<'c> &'c mut <D::DB as Database>::Connection: Executor<'c, Database = D::DB>,
+    for<'q> &'q [u8]: Encode<'q, D::DB> + Type<D::DB>,
+    for<'q> &'q str: Encode<'q, D::DB> + Type<D::DB>,
+    for<'q> <D::DB as Database>::Arguments<'q>: IntoArguments<'q, D::DB>,
+    for<'q> DateTime<Utc>: Encode<'q, D::DB> + Type<D::DB>,
+    for<'q> Option<&'q str>: Encode<'q, D::DB> + Type<D::DB>,
+    for<'q> Option<i64>: Encode<'q, D::DB> + Type<D::DB>,
+    for<'q> Option<bool>: Encode<'q, D::DB> + Type<D::DB>,
+    for<'q> String: Encode<'q, D::DB> + Type<D::DB>,
+    for<'q> chrono::NaiveDate: Encode<'q, D::DB> + Type<D::DB>,
+    for<'q> i64: Encode<'q, D::DB> + Type<D::DB>,
+{
+    async fn invitees(&self, consultation_id: i64) -> Result<Vec<Invitee>, StoreError> {
+        let rows: Vec<InviteeRow> = sqlx::query_as::<D::DB, InviteeRow>(
+            "SELECT DISTINCT cso_id, recipient FROM outbox \
+             WHERE consultation_id = $1 AND kind = 'invitation' AND state <> 'cancelled' \
+             AND cso_id IS NOT NULL ORDER BY cso_id, recipient",
+        )
+        .bind(consultation_id)
+        .fetch_all(&self.read)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| Invitee {
+                cso_id: r.cso_id,
+                address: r.recipient,
+            })
+            .collect())
+    }
+
+    async fn receipts_by_cso(
+        &self,
+        consultation_id: i64,
+    ) -> Result<Vec<(i64, String)>, StoreError> {
+        Ok(sqlx::query_as::<D::DB, (i64, String)>(
+            "SELECT cso_id, receipt_no FROM proposals \
+             WHERE consultation_id = $1 AND cso_id IS NOT NULL ORDER BY created_at, id",
+        )
+        .bind(consultation_id)
+        .fetch_all(&self.read)
+        .await?)
+    }
+
+    async fn close_consultation(
+        &self,
+        id: i64,
+        spec: &ConsultationSpec,
+        change: Option<&DeadlineExtension>,
+        why: &str,
+        notices: &[NewMessage],
+    ) -> Result<(u64, u64), StoreError> {
+        let now = self.now();
+        let mut tx = self.begin().await?;
+        Self::update_consultation_in(&mut tx, id, spec, Some(ConsultationState::Closed), now)
+            .await?;
+        if let Some(change) = change {
+            Self::insert_extension(&mut tx, change).await?;
+        }
+        let cancelled = sqlx::query::<D::DB>(&format!(
+            "UPDATE outbox SET state = 'cancelled', last_error = $1 \
+             WHERE consultation_id = $2 AND state = 'queued' AND kind IN ({CANCELLED_AT_CLOSE})"
+        ))
+        .bind(why)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        let queued = Self::enqueue_in(&mut tx, notices, now).await?;
+        tx.commit().await?;
+        Ok((D::rows_affected(&cancelled), queued))
+    }
+
+    async fn digest_watermark(&self, lfp: &str) -> Result<Option<DateTime<Utc>>, StoreError> {
+        Ok(sqlx::query_as::<D::DB, (DateTime<Utc>,)>(
+            "SELECT done_through FROM digest_watermarks WHERE lfp = $1",
+        )
+        .bind(lfp)
+        .fetch_optional(&self.read)
+        .await?
+        .map(|(t,)| t))
+    }
+
+    async fn queue_digest(
+        &self,
+        lfp: &str,
+        previous: Option<DateTime<Utc>>,
+        through: DateTime<Utc>,
+        messages: &[NewMessage],
+    ) -> Result<bool, StoreError> {
+        let now = self.now();
+        let mut tx = self.begin().await?;
+        // Compare and set: of two runs from the same watermark, one moves it
+        // and queues; the other changes nothing.
+        let moved = match previous {
+            Some(previous) => sqlx::query::<D::DB>(
+                "UPDATE digest_watermarks SET done_through = $1 \
+                 WHERE lfp = $2 AND done_through = $3",
+            )
+            .bind(through)
+            .bind(lfp)
+            .bind(previous)
+            .execute(&mut *tx)
+            .await
+            .map(|r| D::rows_affected(&r))?,
+            None => sqlx::query::<D::DB>(
+                "INSERT INTO digest_watermarks (lfp, done_through) VALUES ($1, $2) \
+                 ON CONFLICT (lfp) DO NOTHING",
+            )
+            .bind(lfp)
+            .bind(through)
+            .execute(&mut *tx)
+            .await
+            .map(|r| D::rows_affected(&r))?,
+        };
+        if moved == 0 {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        Self::enqueue_in(&mut tx, messages, now).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn digest_data(&self, q: &DigestQuery<'_>) -> Result<DigestData, StoreError> {
+        if q.consultation_ids.is_empty() {
+            return Ok(DigestData::default());
+        }
+        let cap = i64::try_from(q.cap).unwrap_or(i64::MAX);
+        // $1 the window's end, $2 the cap, $3 its start (when there is
+        // one), then the consultations.
+        let first_id = if q.since.is_some() { 4 } else { 3 };
+        let ids = (first_id..first_id + q.consultation_ids.len())
+            .map(D::param)
+            .collect::<Vec<_>>()
+            .join(", ");
+        let since = if q.since.is_some() {
+            "p.created_at > $3 AND"
+        } else {
+            ""
+        };
+        let count = |table: &str, alias: &str, join: &str| {
+            format!(
+                "SELECT COUNT(*) FROM {table} {alias} {join} \
+                 WHERE p.consultation_id IN ({ids}) AND {} {alias}.created_at <= $1 AND $2 >= 0",
+                since.replace("p.created_at", &format!("{alias}.created_at"))
+            )
+        };
+        macro_rules! bound {
+            ($query:expr) => {{
+                let mut query = $query.bind(q.through).bind(cap);
+                if let Some(since) = q.since {
+                    query = query.bind(since);
+                }
+                for id in q.consultation_ids {
+                    query = query.bind(*id);
+                }
+                query
+            }};
+        }
+        let sql = entries_sql(&ids, since, EXCERPT_SOURCE_CHARS);
+        let new: Vec<EntryRow> = bound!(sqlx::query_as::<D::DB, EntryRow>(&sql))
+        .fetch_all(&self.read)
+        .await?;
+        let sql = count("proposals", "p", "");
+        let (new_proposals,): (i64,) = bound!(sqlx::query_as::<D::DB, (i64,)>(&sql))
+        .fetch_one(&self.read)
+        .await?;
+        let sql = count("follow_ups", "f", "JOIN proposals p ON p.id = f.proposal_id");
+        let (new_follow_ups,): (i64,) = bound!(sqlx::query_as::<D::DB, (i64,)>(&sql))
+        .fetch_one(&self.read)
+        .await?;
+
+        // Waiting: every proposal up to the window's end without a
+        // disposition, whenever it came.
+        let ids_from_3 = (3..3 + q.consultation_ids.len())
+            .map(D::param)
+            .collect::<Vec<_>>()
+            .join(", ");
+        let waiting_where = format!(
+            "FROM proposals p LEFT JOIN csos c ON c.id = p.cso_id \
+             WHERE p.consultation_id IN ({ids_from_3}) AND p.created_at <= $1 \
+             AND NOT EXISTS (SELECT 1 FROM dispositions d WHERE d.proposal_id = p.id)"
+        );
+        macro_rules! waiting_bound {
+            ($query:expr) => {{
+                let mut query = $query.bind(q.through).bind(cap);
+                for id in q.consultation_ids {
+                    query = query.bind(*id);
+                }
+                query
+            }};
+        }
+        let sql = format!(
+            "SELECT p.receipt_no, p.consultation_id, c.name AS cso_name, p.from_address, \
+             p.created_at AS at, substr(p.reply_text, 1, {EXCERPT_SOURCE_CHARS}) AS text, \
+             FALSE AS follow_up, p.late {waiting_where} ORDER BY p.created_at, p.id LIMIT $2"
+        );
+        let waiting: Vec<EntryRow> = waiting_bound!(sqlx::query_as::<D::DB, EntryRow>(&sql))
+        .fetch_all(&self.read)
+        .await?;
+        let sql = format!("SELECT COUNT(*) {waiting_where} AND $2 >= 0");
+        let (waiting_total,): (i64,) = waiting_bound!(sqlx::query_as::<D::DB, (i64,)>(&sql))
+        .fetch_one(&self.read)
+        .await?;
+        let n = |v: i64| u64::try_from(v).unwrap_or(0);
+        Ok(DigestData {
+            new: new.into_iter().map(DigestEntry::from).collect(),
+            new_proposals: n(new_proposals),
+            new_follow_ups: n(new_follow_ups),
+            waiting: waiting.into_iter().map(DigestEntry::from).collect(),
+            waiting_total: n(waiting_total),
+        })
+    }
+
+    async fn reply_count(&self, consultation_id: i64) -> Result<ReplyCount, StoreError> {
+        let (invited,): (i64,) = sqlx::query_as::<D::DB, (i64,)>(
+            "SELECT COUNT(DISTINCT cso_id) FROM outbox \
+             WHERE consultation_id = $1 AND kind = 'invitation' AND state <> 'cancelled'",
+        )
+        .bind(consultation_id)
+        .fetch_one(&self.read)
+        .await?;
+        let (replied,): (i64,) = sqlx::query_as::<D::DB, (i64,)>(
+            "SELECT COUNT(DISTINCT cso_id) FROM proposals WHERE consultation_id = $1",
+        )
+        .bind(consultation_id)
+        .fetch_one(&self.read)
+        .await?;
+        Ok(ReplyCount {
+            invited: u64::try_from(invited).unwrap_or(0),
+            replied: u64::try_from(replied).unwrap_or(0),
+        })
+    }
+
+    async fn record_disposition(
+        &self,
+        receipt_no: &str,
+        disposition: &str,
+    ) -> Result<bool, StoreError> {
+        let now = self.now();
+        let mut tx = self.begin().await?;
+        let done = sqlx::query::<D::DB>(
+            "INSERT INTO dispositions (proposal_id, disposition, decided_at) \
+             SELECT id, $2, $3 FROM proposals WHERE receipt_no = $1 \
+             ON CONFLICT (proposal_id) DO UPDATE SET disposition = excluded.disposition, \
+             decided_at = excluded.decided_at",
+        )
+        .bind(receipt_no)
+        .bind(disposition)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(D::rows_affected(&done) > 0)
+    }
+
+    async fn deferred(&self, limit: u32) -> Result<Vec<Deferred>, StoreError> {
+        let rows: Vec<DeferredRow> = sqlx::query_as::<D::DB, DeferredRow>(
+            "SELECT kind, recipient, attempts, last_error, next_attempt_at FROM outbox \
+             WHERE state = 'queued' AND attempts > 0 ORDER BY next_attempt_at LIMIT $1",
+        )
+        .bind(i64::from(limit))
+        .fetch_all(&self.read)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| Deferred {
+                kind: r.kind,
+                recipient: r.recipient,
+                attempts: u32::try_from(r.attempts).unwrap_or(u32::MAX),
+                last_error: r.last_error.unwrap_or_default(),
+                next_attempt_at: r.next_attempt_at,
+            })
+            .collect())
+    }
+
+    async fn sent_since(&self, kind: &str, since: DateTime<Utc>) -> Result<u64, StoreError> {
+        let (n,): (i64,) = sqlx::query_as::<D::DB, (i64,)>(
+            "SELECT COUNT(*) FROM outbox WHERE kind = $1 AND state = 'sent' AND sent_at > $2",
+        )
+        .bind(kind)
+        .bind(since)
+        .fetch_one(&self.read)
+        .await?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+}
