@@ -94,6 +94,11 @@ pub struct Meeting {
     pub online_link: Option<String>,
     /// A file attached to the invitation (the presentation), as given.
     pub presentation: Option<String>,
+    /// The calendar event's SEQUENCE: raised each time the meeting changes
+    /// after invitations went out, so calendars update the event they have
+    /// instead of adding a second one.
+    #[serde(default)]
+    pub sequence: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -405,6 +405,7 @@ impl SpecInput {
                     place,
                     online_link,
                     presentation,
+                    sequence: 0,
                 })
             }
         };

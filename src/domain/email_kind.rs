@@ -4,7 +4,7 @@
 
 use std::fmt;
 
-use chrono::NaiveDate;
+use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
 
 use super::{EmailAddress, ReceiptNo};
 
@@ -14,6 +14,16 @@ pub enum EmailKind {
     Invitation,
     /// To every address invited, when the deadline moves.
     DeadlineExtended,
+    /// To every address invited, some days before the deadline.
+    DeadlineReminder,
+    /// To every address invited, when the meeting changes or is cancelled.
+    MeetingChanged,
+    /// To every address invited, when a consultation closes early.
+    ConsultationClosed,
+    /// The weekly digest to an LFP's contacts.
+    LfpDigest,
+    /// To an LFP, about proposals still without a disposition.
+    ResponseReminder,
     /// The acknowledgement of a proposal, with its receipt number.
     Receipt,
     /// The acknowledgement of an addition to a proposal.
@@ -26,9 +36,14 @@ pub enum EmailKind {
 }
 
 impl EmailKind {
-    pub const ALL: [EmailKind; 6] = [
+    pub const ALL: [EmailKind; 11] = [
         Self::Invitation,
         Self::DeadlineExtended,
+        Self::DeadlineReminder,
+        Self::MeetingChanged,
+        Self::ConsultationClosed,
+        Self::LfpDigest,
+        Self::ResponseReminder,
         Self::Receipt,
         Self::FollowUp,
         Self::PenSummary,
@@ -40,6 +55,11 @@ impl EmailKind {
         match self {
             Self::Invitation => "invitation",
             Self::DeadlineExtended => "deadline_extended",
+            Self::DeadlineReminder => "deadline_reminder",
+            Self::MeetingChanged => "meeting_changed",
+            Self::ConsultationClosed => "consultation_closed",
+            Self::LfpDigest => "lfp_digest",
+            Self::ResponseReminder => "response_reminder",
             Self::Receipt => "receipt",
             Self::FollowUp => "follow_up",
             Self::PenSummary => "pen_summary",
@@ -74,6 +94,39 @@ pub enum EmailFor<'a> {
         cso_id: i64,
         address: &'a EmailAddress,
     },
+    /// Keyed by the deadline and the days before it: a moved deadline
+    /// gets its own reminders.
+    DeadlineReminder {
+        consultation_id: i64,
+        closes_on: NaiveDate,
+        days_before: u32,
+        cso_id: i64,
+        address: &'a EmailAddress,
+    },
+    /// One notice per change of the meeting (its calendar SEQUENCE).
+    MeetingChanged {
+        consultation_id: i64,
+        sequence: u32,
+        cso_id: i64,
+        address: &'a EmailAddress,
+    },
+    ConsultationClosed {
+        consultation_id: i64,
+        cso_id: i64,
+        address: &'a EmailAddress,
+    },
+    /// One digest per LFP (named by its area's code), contact and period,
+    /// the period named by where it starts (`first` for the first digest).
+    LfpDigest {
+        area: &'a str,
+        since: Option<DateTime<Utc>>,
+        address: &'a EmailAddress,
+    },
+    ResponseReminder {
+        consultation_id: i64,
+        date: NaiveDate,
+        address: &'a EmailAddress,
+    },
     Receipt {
         receipt_no: &'a ReceiptNo,
         /// A copy to the CSO's registered address, when someone else wrote
@@ -100,6 +153,11 @@ impl EmailFor<'_> {
         match self {
             Self::Invitation { .. } => EmailKind::Invitation,
             Self::DeadlineExtended { .. } => EmailKind::DeadlineExtended,
+            Self::DeadlineReminder { .. } => EmailKind::DeadlineReminder,
+            Self::MeetingChanged { .. } => EmailKind::MeetingChanged,
+            Self::ConsultationClosed { .. } => EmailKind::ConsultationClosed,
+            Self::LfpDigest { .. } => EmailKind::LfpDigest,
+            Self::ResponseReminder { .. } => EmailKind::ResponseReminder,
             Self::Receipt { .. } => EmailKind::Receipt,
             Self::FollowUp { .. } => EmailKind::FollowUp,
             Self::PenSummary { .. } => EmailKind::PenSummary,
@@ -125,6 +183,40 @@ impl EmailFor<'_> {
                 cso_id,
                 address,
             } => format!("{kind}:{consultation_id}:{closes_on}:{cso_id}:{address}"),
+            Self::DeadlineReminder {
+                consultation_id,
+                closes_on,
+                days_before,
+                cso_id,
+                address,
+            } => format!("{kind}:{consultation_id}:{closes_on}:{days_before}:{cso_id}:{address}"),
+            Self::MeetingChanged {
+                consultation_id,
+                sequence,
+                cso_id,
+                address,
+            } => format!("{kind}:{consultation_id}:{sequence}:{cso_id}:{address}"),
+            Self::ConsultationClosed {
+                consultation_id,
+                cso_id,
+                address,
+            } => format!("{kind}:{consultation_id}:{cso_id}:{address}"),
+            Self::LfpDigest {
+                area,
+                since,
+                address,
+            } => format!(
+                "{kind}:{area}:{}:{address}",
+                since.map_or_else(
+                    || "first".to_string(),
+                    |t| t.to_rfc3339_opts(SecondsFormat::Micros, true)
+                )
+            ),
+            Self::ResponseReminder {
+                consultation_id,
+                date,
+                address,
+            } => format!("{kind}:{consultation_id}:{date}:{address}"),
             Self::Receipt {
                 receipt_no,
                 copy_to: None,

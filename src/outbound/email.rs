@@ -79,6 +79,40 @@ pub struct DeadlineExtended<'a> {
     pub reason: &'a str,
 }
 
+/// A reminder that a consultation's deadline is near.
+#[derive(Debug, Clone, Serialize)]
+pub struct DeadlineReminder<'a> {
+    #[serde(flatten)]
+    pub mail: ConsultationMail<'a>,
+    /// Whole days from the reminder's day to the deadline (1: tomorrow).
+    pub days_left: i64,
+    /// The deadline is tomorrow.
+    pub tomorrow: bool,
+    /// The CSO's receipt numbers for this consultation, oldest first.
+    pub receipts: Vec<String>,
+}
+
+/// The meeting moved, changed place or link, or was cancelled; `mail.meeting`
+/// is the meeting as it is now (None when cancelled).
+#[derive(Debug, Clone, Serialize)]
+pub struct MeetingChanged<'a> {
+    #[serde(flatten)]
+    pub mail: ConsultationMail<'a>,
+    /// The meeting as the CSO knew it.
+    pub previous: MeetingView<'a>,
+    pub cancelled: bool,
+}
+
+/// A consultation closed before its announced deadline.
+#[derive(Debug, Clone, Serialize)]
+pub struct ConsultationClosed<'a> {
+    #[serde(flatten)]
+    pub mail: ConsultationMail<'a>,
+    /// The deadline that had been announced.
+    pub announced_deadline: String,
+    pub reason: &'a str,
+}
+
 /// A receipt for a proposal, or the confirmation of an addition to one.
 #[derive(Debug, Clone, Serialize)]
 pub struct Acknowledgement<'a> {
@@ -147,12 +181,90 @@ pub struct Confirmation<'a> {
     pub hours: u64,
 }
 
+/// One proposal or addition as an LFP reads it in a digest or reminder.
+#[derive(Debug, Clone, Serialize)]
+pub struct ProposalLine {
+    pub receipt_no: String,
+    /// The CSO's name, or the sender's address when not in the registry.
+    pub from: String,
+    /// 03.12.2026
+    pub date: String,
+    /// The start of what was written, greeting left out.
+    pub excerpt: String,
+    pub follow_up: bool,
+    pub late: bool,
+    /// Days since it arrived, for proposals still waiting.
+    pub waited_days: Option<i64>,
+    /// Its review page, once there is one.
+    pub link: Option<String>,
+}
+
+/// A consultation's new proposals in a digest.
+#[derive(Debug, Clone, Serialize)]
+pub struct DigestConsultation {
+    pub reference: String,
+    pub title: String,
+    pub entries: Vec<ProposalLine>,
+}
+
+/// A consultation closing soon, with its reply count.
+#[derive(Debug, Clone, Serialize)]
+pub struct ClosingLine {
+    pub reference: String,
+    pub title: String,
+    pub deadline: String,
+    pub invited: u64,
+    pub replied: u64,
+}
+
+/// The weekly digest to an LFP's contacts.
+#[derive(Debug, Clone, Serialize)]
+pub struct LfpDigest<'a> {
+    pub office: Office<'a>,
+    pub lfp: Named<'a>,
+    pub area: Named<'a>,
+    /// "since 23.11.2026 08:00" or, for the first digest, empty.
+    pub since: String,
+    pub through: String,
+    pub new_proposals: u64,
+    pub new_follow_ups: u64,
+    pub waiting_total: u64,
+    pub closing_total: usize,
+    pub nothing_new: bool,
+    pub consultations: Vec<DigestConsultation>,
+    /// New entries not listed.
+    pub new_more: u64,
+    pub waiting: Vec<ProposalLine>,
+    pub waiting_more: u64,
+    pub closing: Vec<ClosingLine>,
+}
+
+/// The reminder to an LFP of proposals still without a disposition after
+/// its consultation closed.
+#[derive(Debug, Clone, Serialize)]
+pub struct ResponseReminder<'a> {
+    pub office: Office<'a>,
+    pub lfp: Named<'a>,
+    pub consultation: Named<'a>,
+    pub reference: &'a str,
+    pub closed_on: String,
+    pub working_days: u32,
+    pub waiting_total: u64,
+    pub waiting: Vec<ProposalLine>,
+    pub waiting_more: u64,
+}
+
 /// An email's context, tied to its kind: a kind cannot be rendered with
 /// another kind's fields.
 #[derive(Debug, Clone)]
 pub enum Context<'a> {
     Invitation(ConsultationMail<'a>),
     DeadlineExtended(DeadlineExtended<'a>),
+    DeadlineReminder(DeadlineReminder<'a>),
+    MeetingChanged(MeetingChanged<'a>),
+    ConsultationClosed(ConsultationClosed<'a>),
+    LfpDigest(LfpDigest<'a>),
+    ResponseReminder(ResponseReminder<'a>),
     Receipt(Acknowledgement<'a>),
     FollowUp(Acknowledgement<'a>),
     PenSummary(PenSummary<'a>),
@@ -164,6 +276,11 @@ impl Context<'_> {
         match self {
             Self::Invitation(_) => EmailKind::Invitation,
             Self::DeadlineExtended(_) => EmailKind::DeadlineExtended,
+            Self::DeadlineReminder(_) => EmailKind::DeadlineReminder,
+            Self::MeetingChanged(_) => EmailKind::MeetingChanged,
+            Self::ConsultationClosed(_) => EmailKind::ConsultationClosed,
+            Self::LfpDigest(_) => EmailKind::LfpDigest,
+            Self::ResponseReminder(_) => EmailKind::ResponseReminder,
             Self::Receipt(_) => EmailKind::Receipt,
             Self::FollowUp(_) => EmailKind::FollowUp,
             Self::PenSummary(_) => EmailKind::PenSummary,
@@ -176,6 +293,11 @@ impl Context<'_> {
         let value = match self {
             Self::Invitation(c) => serde_json::to_value(c),
             Self::DeadlineExtended(c) => serde_json::to_value(c),
+            Self::DeadlineReminder(c) => serde_json::to_value(c),
+            Self::MeetingChanged(c) => serde_json::to_value(c),
+            Self::ConsultationClosed(c) => serde_json::to_value(c),
+            Self::LfpDigest(c) => serde_json::to_value(c),
+            Self::ResponseReminder(c) => serde_json::to_value(c),
             Self::Receipt(c) | Self::FollowUp(c) => serde_json::to_value(c),
             Self::PenSummary(c) => serde_json::to_value(c),
             Self::Confirmation(c) => serde_json::to_value(c),
@@ -189,8 +311,14 @@ impl Context<'_> {
         match self {
             Self::Invitation(m) => Some(m),
             Self::DeadlineExtended(c) => Some(&c.mail),
+            Self::DeadlineReminder(c) => Some(&c.mail),
+            Self::MeetingChanged(c) => Some(&c.mail),
+            Self::ConsultationClosed(c) => Some(&c.mail),
             Self::Receipt(c) | Self::FollowUp(c) => Some(&c.mail),
-            Self::PenSummary(_) | Self::Confirmation(_) => None,
+            Self::PenSummary(_)
+            | Self::Confirmation(_)
+            | Self::LfpDigest(_)
+            | Self::ResponseReminder(_) => None,
         }
     }
 }

@@ -2,7 +2,7 @@
 //! meeting lands in the CSO's calendar with one tap.
 
 use chrono::{TimeZone, Utc};
-use icalendar::{Calendar, Component, Event, EventLike};
+use icalendar::{Calendar, Component, Event, EventLike, EventStatus};
 
 use crate::consultation::ConsultationSpec;
 use crate::domain::Language;
@@ -36,6 +36,31 @@ pub fn meeting_ics(
     tz: chrono_tz::Tz,
     domain: &str,
 ) -> Option<String> {
+    calendar(spec, lang, tz, domain, None)
+}
+
+/// The calendar file that takes a cancelled meeting (as it was in `spec`)
+/// out of calendars: the same event with METHOD:CANCEL, STATUS:CANCELLED
+/// and the next SEQUENCE.
+pub fn cancelled_meeting_ics(
+    spec: &ConsultationSpec,
+    lang: Language,
+    tz: chrono_tz::Tz,
+    domain: &str,
+) -> Option<String> {
+    let sequence = spec.meeting.as_ref()?.sequence + 1;
+    calendar(spec, lang, tz, domain, Some(sequence))
+}
+
+/// The event of `spec`'s meeting, published, or cancelled at the SEQUENCE
+/// `cancel`.
+fn calendar(
+    spec: &ConsultationSpec,
+    lang: Language,
+    tz: chrono_tz::Tz,
+    domain: &str,
+    cancel: Option<u32>,
+) -> Option<String> {
     let meeting = spec.meeting.as_ref()?;
     let start = tz
         .from_local_datetime(&meeting.starts_at)
@@ -51,6 +76,7 @@ pub fn meeting_ics(
             "{}-meeting@{domain}",
             spec.reference.to_ascii_lowercase()
         ))
+        .sequence(cancel.unwrap_or(meeting.sequence))
         .summary(&text(&format!("OGP: {title}")))
         .starts(start)
         .ends(end);
@@ -63,8 +89,11 @@ pub fn meeting_ics(
         event.location(&text(place));
     }
     event.description(&text(&description));
+    if cancel.is_some() {
+        event.status(EventStatus::Cancelled);
+    }
     let mut calendar = Calendar::new();
-    calendar.append_property(("METHOD", "PUBLISH"));
+    calendar.append_property(("METHOD", if cancel.is_some() { "CANCEL" } else { "PUBLISH" }));
     calendar.push(event.done());
     Some(calendar.done().to_string())
 }
@@ -96,6 +125,7 @@ mod tests {
                 )),
                 online_link: Some("https://meet.example/a\r\nATTACH:https://evil.example".into()),
                 presentation: None,
+                sequence: 0,
             }),
             drafts: Vec::new(),
             short_period_reason: None,
@@ -129,5 +159,29 @@ mod tests {
             !unfolded.contains("URL:"),
             "a link with a line break is left out"
         );
+    }
+
+    #[test]
+    fn a_moved_meeting_is_the_same_event_later_in_sequence_and_a_cancelled_one_says_so() {
+        let mut spec = hostile();
+        let tz = chrono_tz::Europe::Tirane;
+        let first = meeting_ics(&spec, Language::En, tz, "ogp.example").unwrap();
+        spec.meeting.as_mut().unwrap().sequence = 1;
+        spec.meeting.as_mut().unwrap().starts_at += chrono::Duration::days(2);
+        let moved = meeting_ics(&spec, Language::En, tz, "ogp.example").unwrap();
+        let uid = |ics: &str| {
+            ics.lines()
+                .find(|l| l.starts_with("UID:"))
+                .unwrap()
+                .to_string()
+        };
+        assert_eq!(uid(&first), uid(&moved));
+        assert!(first.contains("SEQUENCE:0\r\n"), "{first}");
+        assert!(moved.contains("SEQUENCE:1\r\n") && moved.contains("DTSTART:20261212T090000Z"));
+        let cancelled = cancelled_meeting_ics(&spec, Language::En, tz, "ogp.example").unwrap();
+        assert_eq!(uid(&cancelled), uid(&first));
+        assert!(cancelled.contains("METHOD:CANCEL\r\n"), "{cancelled}");
+        assert!(cancelled.contains("STATUS:CANCELLED\r\n"));
+        assert!(cancelled.contains("SEQUENCE:2\r\n"));
     }
 }

@@ -9,6 +9,7 @@
 //! is sent again after its claim expires.
 
 pub mod email;
+mod examples;
 pub mod ics;
 pub mod message;
 pub mod outbox;

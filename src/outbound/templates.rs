@@ -17,11 +17,11 @@ use std::path::Path;
 use handlebars::{Handlebars, no_escape};
 use serde_json::{Value, json};
 
-use super::email::{
-    Acknowledgement, AttachmentLine, Confirmation, ConsultationMail, ConsultationView, Context,
-    DeadlineExtended, DraftView, HeldLine, MeetingView, Named, Office, PenSummary,
-};
-use crate::domain::{Bilingual, EmailKind, Language};
+pub use super::examples::example_context;
+#[cfg(test)]
+use super::email::ConsultationMail;
+use super::email::Context;
+use crate::domain::{EmailKind, Language};
 
 macro_rules! embedded {
     ($($path:literal),* $(,)?) => {
@@ -48,6 +48,36 @@ const EMBEDDED: &[(&str, &str)] = embedded!(
     "deadline_extended/text.en.hbs",
     "deadline_extended/html.sq.hbs",
     "deadline_extended/html.en.hbs",
+    "deadline_reminder/subject.sq.hbs",
+    "deadline_reminder/subject.en.hbs",
+    "deadline_reminder/text.sq.hbs",
+    "deadline_reminder/text.en.hbs",
+    "deadline_reminder/html.sq.hbs",
+    "deadline_reminder/html.en.hbs",
+    "meeting_changed/subject.sq.hbs",
+    "meeting_changed/subject.en.hbs",
+    "meeting_changed/text.sq.hbs",
+    "meeting_changed/text.en.hbs",
+    "meeting_changed/html.sq.hbs",
+    "meeting_changed/html.en.hbs",
+    "consultation_closed/subject.sq.hbs",
+    "consultation_closed/subject.en.hbs",
+    "consultation_closed/text.sq.hbs",
+    "consultation_closed/text.en.hbs",
+    "consultation_closed/html.sq.hbs",
+    "consultation_closed/html.en.hbs",
+    "lfp_digest/subject.sq.hbs",
+    "lfp_digest/subject.en.hbs",
+    "lfp_digest/text.sq.hbs",
+    "lfp_digest/text.en.hbs",
+    "lfp_digest/html.sq.hbs",
+    "lfp_digest/html.en.hbs",
+    "response_reminder/subject.sq.hbs",
+    "response_reminder/subject.en.hbs",
+    "response_reminder/text.sq.hbs",
+    "response_reminder/text.en.hbs",
+    "response_reminder/html.sq.hbs",
+    "response_reminder/html.en.hbs",
     "receipt/subject.sq.hbs",
     "receipt/subject.en.hbs",
     "receipt/text.sq.hbs",
@@ -246,142 +276,6 @@ fn paragraphs(
         out.write("</p>\n")?;
     }
     Ok(())
-}
-
-/// A complete context for each email: what start-up renders to check the
-/// templates, and what docs/examples show.
-pub fn example_context(email: EmailKind, lang: Language) -> Context<'static> {
-    let text = |sq: &'static str, en: &'static str| *Bilingual::new(sq, en).get(lang);
-    let mail = ConsultationMail {
-        office: Office {
-            name: text(
-                "Pika e Kontaktit e Qeverisë për OGP",
-                "Government Point of Contact for OGP",
-            ),
-            email: "ogp-poc@office.example",
-            postal_address: "Sheshi Skënderbej 1, 1001 Tiranë",
-        },
-        cso: Named {
-            name: "Qendra për Buxhet të Hapur Korçë",
-        },
-        consultation: ConsultationView {
-            reference: "OGP-2026-FISCAL",
-            title: text("Buxheti i hapur në bashki", "Open municipal budgets"),
-            description: text(
-                "Qeveria po përgatit angazhimet e Planit të Veprimit për transparencën fiskale.\n\nNa tregoni çfarë të dhënash buxhetore ju nevojiten dhe si duhet të publikohen.",
-                "The government is preparing the Action Plan's commitments on fiscal transparency.\n\nTell us which budget data you need and how it should be published.",
-            ),
-            area_name: Some(text(
-                "Transparenca fiskale dhe buxheti",
-                "Fiscal transparency and the budget",
-            )),
-            lfp_name: Some(text(
-                "Ministria e Financave dhe Ekonomisë",
-                "Ministry of Finance and Economy",
-            )),
-            deadline: text("e hënë, 11 janar 2027", "Monday 11 January 2027").into(),
-            deadline_short: "11.01.2027".into(),
-            working_days: 28,
-        },
-        meeting: Some(MeetingView {
-            when: text(
-                "e enjte, 10 dhjetor 2026, ora 10:00–12:00",
-                "Thursday 10 December 2026, 10:00–12:00",
-            )
-            .into(),
-            place: Some("Kryeministria, salla 2, Tiranë"),
-            link: Some("https://meet.example/ogp-fiscal"),
-            presentation: Some("fiscal-transparency.pdf".into()),
-        }),
-        drafts: vec![DraftView {
-            number: 1,
-            title: text("Të dhënat e buxhetit çdo muaj", "Budget data every month"),
-            text: text(
-                "Ministria publikon çdo muaj ekzekutimin e buxhetit në format të hapur.",
-                "The ministry publishes budget execution monthly as open data.",
-            ),
-            reply_address: "consult+abcdefghijklmnopqrst-d1@ogp.office.example".into(),
-        }],
-        reply_address: "consult+abcdefghijklmnopqrst@ogp.office.example".into(),
-        form_url: "https://ogp.office.example/p/abcdefghijklmnopqrst".into(),
-        unsubscribe_url: "https://ogp.office.example/unsubscribe/abcdefghijklmnopqrst".into(),
-    };
-    let acknowledgement = |mail| Acknowledgement {
-        mail,
-        receipt_no: "OGP-7K3M-Q9TX",
-        late: false,
-        sent_by: None,
-        received_text: text(
-            "Propozojmë që ministria të publikojë çdo muaj ekzekutimin e buxhetit, sipas bashkive.\n\nMe respekt,\nArta Hoxha",
-            "We propose that the ministry publish budget execution every month, by municipality.\n\nKind regards,\nArta Hoxha",
-        ),
-        draft: None,
-        attachments: vec![
-            AttachmentLine {
-                name: "propozimi.pdf".into(),
-                size: "240 KB".into(),
-                too_large: false,
-                winmail: false,
-            },
-            AttachmentLine {
-                name: "studimi-i-plote.pdf".into(),
-                size: "14.2 MB".into(),
-                too_large: true,
-                winmail: false,
-            },
-        ],
-    };
-    match email {
-        EmailKind::Invitation => Context::Invitation(mail),
-        EmailKind::DeadlineExtended => Context::DeadlineExtended(DeadlineExtended {
-            mail,
-            previous_deadline: text("e hënë, 28 dhjetor 2026", "Monday 28 December 2026").into(),
-            reason: text(
-                "Shumë organizata kërkuan më shumë kohë pas takimit.",
-                "Many organisations asked for more time after the meeting.",
-            ),
-        }),
-        EmailKind::Receipt => Context::Receipt(acknowledgement(mail)),
-        EmailKind::FollowUp => Context::FollowUp(acknowledgement(mail)),
-        EmailKind::Confirmation => Context::Confirmation(Confirmation {
-            office: Named {
-                name: text("Pika e Kontaktit", "Point of Contact"),
-            },
-            name: "Arta Hoxha",
-            consultation: Named {
-                name: text("Transparenca fiskale", "Fiscal transparency"),
-            },
-            link: "https://ogp.office.example/confirm/0123456789abcdef".into(),
-            hours: 48,
-        }),
-        EmailKind::PenSummary => Context::PenSummary(PenSummary {
-            office: Named {
-                name: mail.office.name,
-            },
-            date: "03.12.2026".into(),
-            count: 2,
-            many: true,
-            messages: vec![
-                HeldLine {
-                    id: 17,
-                    received: "02.12.2026 16:40".into(),
-                    source: "maildir",
-                    from: "info@shoqata-e-re.example.org",
-                    subject: "Propozim për buxhetin",
-                    reason: "no reply key, and info@shoqata-e-re.example.org is not a registered CSO address",
-                },
-                HeldLine {
-                    id: 21,
-                    received: "03.12.2026 07:05".into(),
-                    source: "imap",
-                    from: "buxheti@cso.example.org",
-                    subject: "Re: Ftesë për konsultim",
-                    reason: "buxheti@cso.example.org sent these exact words before; an automatic reply?",
-                },
-            ],
-            more: 0,
-        }),
-    }
 }
 
 /// The invitation part of an example context, for tests that change it.
