@@ -18,7 +18,6 @@ use cocreate::app::App;
 use cocreate::commands;
 use cocreate::commands::consultation::SpecFlags;
 use cocreate::config::{Config, ConfigError};
-use cocreate::consultation::ConsultationState;
 use cocreate::registry::import::{ImportMode, ImportOptions};
 
 /// cocreate takes civil society's proposals for an Open Government
@@ -144,21 +143,35 @@ enum ConsultationCommand {
     /// count), unless --short-period-reason says why.
     Create(#[command(flatten)] SpecFlags),
     /// Change a draft or open consultation; flags replace single values.
+    ///
+    /// Moving an open consultation's meeting (time, length, place, link)
+    /// tells every invited CSO, with a calendar file that updates the event.
     Edit {
         /// The consultation's current reference.
         #[arg(value_name = "REFERENCE")]
         consultation: String,
         #[command(flatten)]
         flags: SpecFlags,
+        /// Cancel the meeting; invited CSOs get a calendar file that removes it.
+        #[arg(long, conflicts_with_all = ["meeting_at", "meeting_minutes", "meeting_place", "meeting_link"])]
+        cancel_meeting: bool,
     },
     /// List all consultations.
     List,
     /// Show one consultation in full.
     Show { reference: String },
-    /// Open a draft: invitations can then be sent.
+    /// Open a draft: now if its opening date has come (then send the
+    /// invitations with `outreach send`), otherwise on that date, when the
+    /// schedule opens it and sends the invitations itself.
     Open { reference: String },
-    /// Close an open consultation.
-    Close { reference: String },
+    /// Close an open consultation; mail about it still queued is cancelled.
+    Close {
+        reference: String,
+        /// Why it closes before its announced deadline: needed then, and
+        /// sent to every invited CSO.
+        #[arg(long)]
+        reason: Option<String>,
+    },
     /// Move an open consultation's deadline later; the invited CSOs are told.
     Extend {
         reference: String,
@@ -449,18 +462,19 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
                 ConsultationCommand::Edit {
                     consultation,
                     flags,
+                    cancel_meeting,
                 } => {
-                    c::edit(store, config, &consultation, flags, &mut out).await?;
+                    c::edit(&app, &consultation, flags, cancel_meeting, &mut out).await?;
                 }
                 ConsultationCommand::List => c::list(store, &mut out).await?,
                 ConsultationCommand::Show { reference } => {
                     c::show(store, config, &reference, &mut out).await?;
                 }
                 ConsultationCommand::Open { reference } => {
-                    c::set_state(store, &reference, ConsultationState::Open, &mut out).await?;
+                    c::open(&app, &reference, &mut out).await?;
                 }
-                ConsultationCommand::Close { reference } => {
-                    c::set_state(store, &reference, ConsultationState::Closed, &mut out).await?;
+                ConsultationCommand::Close { reference, reason } => {
+                    c::close(&app, &reference, reason.as_deref(), &mut out).await?;
                 }
                 ConsultationCommand::Extend {
                     reference,

@@ -12,7 +12,8 @@ use crate::config::Config;
 use crate::consultation::spec::MeetingInput;
 use crate::consultation::{Consultation, ConsultationState, DeadlineExtension, SpecInput};
 use crate::domain::WorkingCalendar;
-use crate::outbound::outreach;
+use crate::consultation::lifecycle::{self, Opened};
+use crate::outbound::{notices, outreach};
 use crate::store::Store;
 
 /// The consultation's details as flags; each replaces the file's value.
@@ -143,13 +144,13 @@ pub async fn create(
 }
 
 pub async fn edit(
-    store: &dyn Store,
-    config: &Config,
+    app: &App,
     reference: &str,
     flags: SpecFlags,
+    cancel_meeting: bool,
     out: &mut impl Write,
 ) -> anyhow::Result<()> {
-    let current = find(store, reference).await?;
+    let current = find(app.store.as_ref(), reference).await?;
     if current.state == ConsultationState::Closed {
         bail!(
             "consultation {} is closed and can no longer be edited",
@@ -157,18 +158,47 @@ pub async fn edit(
         );
     }
     let (input, dir) = flags.input()?;
-    let spec = SpecInput::from_spec(&current.spec)
+    let mut spec = SpecInput::from_spec(&current.spec)
         .overlay(input)
-        .validate(config, &dir)?;
+        .validate(&app.config, &dir)?;
+    if cancel_meeting {
+        if current.spec.meeting.is_none() {
+            bail!(
+                "consultation {} has no meeting to cancel",
+                current.spec.reference
+            );
+        }
+        spec.meeting = None;
+    }
     if current.state == ConsultationState::Open && spec.closes_on != current.spec.closes_on {
         bail!(
-            "consultation {} is open: change its deadline with `cocreate consultation extend {} --until DATE --reason TEXT`, so the CSOs are told",
+            "consultation {} is open: change its deadline with `cocreate consultation extend {} --until DATE --reason TEXT` (later) or `cocreate consultation close {} --reason TEXT` (now), so the CSOs are told",
+            current.spec.reference,
             current.spec.reference,
             current.spec.reference
         );
     }
-    store.update_consultation(current.id, &spec, None).await?;
+    let told = lifecycle::edit(app, &current, spec.clone()).await?;
     writeln!(out, "Updated consultation {}.", spec.reference)?;
+    if notices::meeting_moved(current.spec.meeting.as_ref(), spec.meeting.as_ref())
+        && current.state == ConsultationState::Open
+    {
+        writeln!(
+            out,
+            "The meeting {}; {} invited CSO addresses will be told, with a calendar file that {} the event in their calendars.",
+            if spec.meeting.is_some() {
+                "changed"
+            } else {
+                "is cancelled"
+            },
+            thousands(told as usize),
+            if spec.meeting.is_some() {
+                "updates"
+            } else {
+                "removes"
+            }
+        )?;
+    }
     Ok(())
 }
 
@@ -275,41 +305,45 @@ pub async fn show(
     Ok(())
 }
 
-pub async fn set_state(
-    store: &dyn Store,
-    reference: &str,
-    to: ConsultationState,
-    out: &mut impl Write,
-) -> anyhow::Result<()> {
-    let c = find(store, reference).await?;
-    let today = store.clock().now().date_naive();
-    match (c.state, to) {
-        (ConsultationState::Draft, ConsultationState::Open) => {
-            if c.spec.closes_on < today {
-                bail!(
-                    "consultation {}'s deadline {} has passed; set a new one with `cocreate consultation edit {} --closes DATE` first",
-                    c.spec.reference,
-                    c.spec.closes_on,
-                    c.spec.reference
-                );
-            }
-        }
-        (ConsultationState::Open, ConsultationState::Closed) => {}
-        (from, to) => bail!(
-            "consultation {} is {}, so it cannot be made {}",
-            c.spec.reference,
-            from.as_str(),
-            to.as_str()
-        ),
-    }
-    store.update_consultation(c.id, &c.spec, Some(to)).await?;
-    match to {
-        ConsultationState::Open => writeln!(
+pub async fn open(app: &App, reference: &str, out: &mut impl Write) -> anyhow::Result<()> {
+    let c = find(app.store.as_ref(), reference).await?;
+    match lifecycle::open(app, &c).await? {
+        Opened::Now => writeln!(
             out,
             "Consultation {} is open. Send the invitations with `cocreate outreach send {}`.",
             c.spec.reference, c.spec.reference
         )?,
-        _ => writeln!(out, "Consultation {} is {}.", c.spec.reference, to.as_str())?,
+        Opened::OnSchedule(on) => writeln!(
+            out,
+            "Consultation {} opens on {on}: `cocreate serve` opens it then and sends the invitations (see `cocreate schedule list`).",
+            c.spec.reference
+        )?,
+    }
+    Ok(())
+}
+
+pub async fn close(
+    app: &App,
+    reference: &str,
+    reason: Option<&str>,
+    out: &mut impl Write,
+) -> anyhow::Result<()> {
+    let c = find(app.store.as_ref(), reference).await?;
+    let closed = lifecycle::close(app, &c, reason).await?;
+    writeln!(out, "Consultation {} is closed.", c.spec.reference)?;
+    if closed.notified > 0 {
+        writeln!(
+            out,
+            "{} invited CSO addresses will be told it closed early, and why.",
+            thousands(closed.notified as usize)
+        )?;
+    }
+    if closed.cancelled > 0 {
+        writeln!(
+            out,
+            "{} messages about it that had not left yet are cancelled (`cocreate outbox status`).",
+            thousands(closed.cancelled as usize)
+        )?;
     }
     Ok(())
 }
@@ -354,7 +388,7 @@ pub async fn extend(
     }
     let mut spec = c.spec.clone();
     spec.closes_on = until;
-    let notices = outreach::extension_notices(store, &app.sender(), &c, &spec, reason).await?;
+    let notices = notices::extension_notices(store, &app.sender(), &c, &spec, reason).await?;
     let queued = store
         .extend_deadline(
             &DeadlineExtension {

@@ -16,6 +16,13 @@ pub async fn status(store: &dyn Store, out: &mut impl Write) -> anyhow::Result<(
         thousands(c.sent as usize),
         thousands(c.failed as usize)
     )?;
+    if c.cancelled > 0 {
+        writeln!(
+            out,
+            "Cancelled {}: their consultation closed before they left (`cocreate consultation show` says when).",
+            thousands(c.cancelled as usize)
+        )?;
+    }
     if let Some(r) = store.relay_refusal().await? {
         writeln!(
             out,

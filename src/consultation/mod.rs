@@ -6,6 +6,7 @@
 //! checked here against the config and the law's minimum period, and kept as
 //! one document in the store.
 
+pub mod lifecycle;
 pub mod spec;
 
 use crate::domain::Bilingual;
@@ -118,7 +119,15 @@ pub struct Consultation {
     pub updated_at: DateTime<Utc>,
 }
 
-/// A recorded change of deadline.
+impl Consultation {
+    /// Whether something arriving on `today` is late: after the deadline's
+    /// day, or after the POC closed the consultation.
+    pub fn late_on(&self, today: NaiveDate) -> bool {
+        self.state == ConsultationState::Closed || self.spec.closes_on < today
+    }
+}
+
+/// A recorded change of deadline (later, or earlier when closed early).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeadlineExtension {
     pub consultation_id: i64,

@@ -171,7 +171,7 @@ pub fn web_visitor(
         follow_up_of: None,
         draft: None,
         other_sender: false,
-        late: c.state == ConsultationState::Closed || c.spec.closes_on < today,
+        late: c.late_on(today),
         reason: "sent through the web form by someone not in the registry".into(),
     }
 }
@@ -187,7 +187,7 @@ pub async fn route_among(
     p: &Parsed,
 ) -> Result<Route, StoreError> {
     let today = store_today(config, store.clock().now());
-    let late = |c: &Consultation| c.state == ConsultationState::Closed || c.spec.closes_on < today;
+    let late = |c: &Consultation| c.late_on(today);
 
     let by_key = [
         (RouteMethod::RecipientKey, recipient_keys(p, config)),

@@ -180,7 +180,7 @@ impl Intake<'_> {
         let acknowledgement = email::Acknowledgement {
             mail: sender.base_context(spec, a.lang, &a.name, &a.key),
             receipt_no: a.receipt_no.as_str(),
-            late: spec.closes_on < today,
+            late: a.consultation.late_on(today),
             received_text: &a.received_text,
             sent_by: a.sent_by.as_deref(),
             draft: a

@@ -469,7 +469,7 @@ impl Intake<'_> {
             other_sender: cso
                 .as_ref()
                 .is_some_and(|c| !c.record.emails.contains(&parsed.from)),
-            late: consultation.spec.closes_on < today,
+            late: consultation.late_on(today),
             draft: None,
             // The POC chose where it goes.
             sender_flag: None,

@@ -99,7 +99,7 @@ pub struct MeetingChanged<'a> {
     #[serde(flatten)]
     pub mail: ConsultationMail<'a>,
     /// The meeting as the CSO knew it.
-    pub previous: MeetingView<'a>,
+    pub previous: Option<MeetingView<'a>>,
     pub cancelled: bool,
 }
 

@@ -110,7 +110,7 @@ pub fn example_context(email: EmailKind, lang: Language) -> Context<'static> {
             receipts: vec!["OGP-7K3M-Q9TX".into()],
         }),
         EmailKind::MeetingChanged => Context::MeetingChanged(MeetingChanged {
-            previous: MeetingView {
+            previous: Some(MeetingView {
                 when: text(
                     "e martë, 8 dhjetor 2026, ora 10:00–12:00",
                     "Tuesday 8 December 2026, 10:00–12:00",
@@ -119,7 +119,7 @@ pub fn example_context(email: EmailKind, lang: Language) -> Context<'static> {
                 place: Some("Kryeministria, salla 1, Tiranë"),
                 link: Some("https://meet.example/ogp-fiscal"),
                 presentation: None,
-            },
+            }),
             mail,
             cancelled: false,
         }),

@@ -12,6 +12,7 @@ pub mod email;
 mod examples;
 pub mod ics;
 pub mod message;
+pub mod notices;
 pub mod outbox;
 pub mod outreach;
 mod smtp;

@@ -1,20 +1,20 @@
 //! Outreach: one personal invitation per relevant CSO address, in the CSO's
-//! language, each with its own reply key; and the notices that follow a
-//! deadline extension.
+//! language, each with its own reply key. (What follows an invitation, to
+//! the same addresses, is in `notices`.)
 //!
 //! Every message gets an idempotency key naming what it is for
 //! (`invitation:CONSULTATION:CSO:ADDRESS`), so sending again never reaches
 //! anyone twice, while organisations added to the registry since the last
 //! send get theirs.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::path::Path;
 
 use chrono::{Datelike, NaiveDate, NaiveDateTime, Weekday};
 use serde::Serialize;
 
 use super::email::{
-    ConsultationMail, ConsultationView, Context, DeadlineExtended, DraftView, MeetingView, Named,
+    ConsultationMail, ConsultationView, Context, DraftView, MeetingView, Named,
     Office,
 };
 use super::ics::meeting_ics;
@@ -25,7 +25,6 @@ use crate::app::App;
 use crate::config::Config;
 use crate::consultation::{Consultation, ConsultationSpec, ConsultationState};
 use crate::domain::{EmailAddress, EmailFor, EmailKind, Language, ReplyKey, WorkingCalendar};
-use crate::registry::Cso;
 use crate::registry::relevance::{Matcher, Relevance};
 use crate::store::{AddressStatus, Store, StoreError};
 
@@ -108,7 +107,7 @@ fn invitation_key(consultation_id: i64, cso_id: i64, address: &EmailAddress) -> 
 }
 
 /// Whether mail to `address` is stopped, and the reason to show.
-fn blocked(status: Option<&AddressStatus>) -> Option<String> {
+pub(crate) fn blocked(status: Option<&AddressStatus>) -> Option<String> {
     let s = status?;
     if let Some(at) = s.opted_out_at {
         return Some(format!("opted out on {}", at.format("%Y-%m-%d")));
@@ -297,7 +296,7 @@ impl Sender<'_> {
 
     /// Renders, builds and signs one consultation message to one address.
     #[allow(clippy::too_many_arguments)]
-    fn compose(
+    pub(crate) fn compose(
         &self,
         context: &Context,
         lang: Language,
@@ -340,7 +339,7 @@ impl Sender<'_> {
         Ok(bytes)
     }
 
-    fn attachments(
+    pub(crate) fn attachments(
         &self,
         spec: &ConsultationSpec,
         lang: Language,
@@ -473,78 +472,7 @@ pub async fn send(
 /// Invitations rendered and stored together.
 const INVITATIONS_PER_COMMIT: usize = 1000;
 
-/// The notices telling every CSO already invited that the deadline moved,
-/// for `Store::extend_deadline` to queue with the change.
-pub async fn extension_notices(
-    store: &dyn Store,
-    sender: &Sender<'_>,
-    consultation: &Consultation,
-    new_spec: &ConsultationSpec,
-    reason: &str,
-) -> Result<Vec<NewMessage>, OutreachError> {
-    let invited = store
-        .queued_keys(&EmailFor::invitations_of(consultation.id))
-        .await?;
-    let csos: HashMap<i64, Cso> = store.csos().await?.into_iter().map(|c| (c.id, c)).collect();
-    let statuses: HashMap<String, AddressStatus> = store
-        .address_statuses()
-        .await?
-        .into_iter()
-        .map(|s| (s.address.clone(), s))
-        .collect();
-    let prefix = EmailFor::invitations_of(consultation.id);
-    let mut seen = HashSet::new();
-    let mut notices = Vec::new();
-    for key in invited {
-        let Some((cso_id, address)) = key
-            .strip_prefix(&prefix)
-            .and_then(|rest| rest.split_once(':'))
-            .and_then(|(id, a)| Some((id.parse::<i64>().ok()?, EmailAddress::parse(a).ok()?)))
-        else {
-            continue;
-        };
-        let Some(cso) = csos.get(&cso_id) else {
-            continue;
-        };
-        if blocked(statuses.get(address.as_str())).is_some() || !seen.insert(address.clone()) {
-            continue;
-        }
-        let lang = cso.record.language;
-        let reply_key = ReplyKey::generate();
-        let context = Context::DeadlineExtended(DeadlineExtended {
-            mail: sender.base_context(new_spec, lang, &cso.record.name, &reply_key),
-            previous_deadline: format_date(lang, consultation.spec.closes_on),
-            reason,
-        });
-        let bytes = sender.compose(&context, lang, &cso.record.name, &address, &reply_key, &[])?;
-        notices.push(NewMessage {
-            idempotency_key: EmailFor::DeadlineExtended {
-                consultation_id: consultation.id,
-                closes_on: new_spec.closes_on,
-                cso_id,
-                address: &address,
-            }
-            .idempotency_key(),
-            kind: EmailKind::DeadlineExtended,
-            recipient: address.clone(),
-            envelope_from: sender.app.config.mail.from.to_string(),
-            consultation_id: Some(consultation.id),
-            cso_id: Some(cso_id),
-            message: bytes,
-            reply_key: Some(ReplyKeyRecord {
-                key: reply_key,
-                consultation_id: consultation.id,
-                cso_id,
-                address,
-                purpose: "invitation",
-                receipt_no: None,
-            }),
-        });
-    }
-    Ok(notices)
-}
-
-fn file_name(path: &str) -> String {
+pub(crate) fn file_name(path: &str) -> String {
     Path::new(path)
         .file_name()
         .map_or_else(|| "attachment".into(), |n| n.to_string_lossy().into_owned())

@@ -354,6 +354,15 @@ pub trait ScheduleStore: Send + Sync {
         notices: &[NewMessage],
     ) -> Result<(u64, u64), StoreError>;
 
+    /// Saves an edited consultation and queues the notices of the change
+    /// (a moved meeting) in one transaction; returns how many were new.
+    async fn update_with_notices(
+        &self,
+        id: i64,
+        spec: &ConsultationSpec,
+        notices: &[NewMessage],
+    ) -> Result<u64, StoreError>;
+
     /// Up to when an LFP's last digest reached; None before its first.
     async fn digest_watermark(&self, lfp: &str) -> Result<Option<DateTime<Utc>>, StoreError>;
 

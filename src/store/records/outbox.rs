@@ -82,6 +82,8 @@ pub struct OutboxCounts {
     pub sending: u64,
     pub sent: u64,
     pub failed: u64,
+    /// Not sent because their consultation closed first.
+    pub cancelled: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -476,6 +476,7 @@ where
                 "sending" => c.sending = n,
                 "sent" => c.sent = n,
                 "failed" => c.failed = n,
+                "cancelled" => c.cancelled = n,
                 other => return Err(corrupt(format!("outbox state '{other}'"))),
             }
         }

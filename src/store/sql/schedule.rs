@@ -167,6 +167,20 @@ where
         Ok((D::rows_affected(&cancelled), queued))
     }
 
+    async fn update_with_notices(
+        &self,
+        id: i64,
+        spec: &ConsultationSpec,
+        notices: &[NewMessage],
+    ) -> Result<u64, StoreError> {
+        let now = self.now();
+        let mut tx = self.begin().await?;
+        Self::update_consultation_in(&mut tx, id, spec, None, now).await?;
+        let queued = Self::enqueue_in(&mut tx, notices, now).await?;
+        tx.commit().await?;
+        Ok(queued)
+    }
+
     async fn digest_watermark(&self, lfp: &str) -> Result<Option<DateTime<Utc>>, StoreError> {
         Ok(sqlx::query_as::<D::DB, (DateTime<Utc>,)>(
             "SELECT done_through FROM digest_watermarks WHERE lfp = $1",
