@@ -63,6 +63,42 @@ enum Command {
     /// Inbound mail.
     #[command(subcommand)]
     Mail(MailCommand),
+    /// The scheduled jobs ([schedules] in the config).
+    #[command(subcommand)]
+    Schedule(ScheduleCommand),
+    /// The weekly digests to LFPs.
+    #[command(subcommand)]
+    Digest(DigestCommand),
+}
+
+#[derive(Subcommand)]
+enum ScheduleCommand {
+    /// Each job, its schedule, its next three runs and its last run.
+    List,
+    /// Run every job whose time has come (or only JOB), once, as `serve`
+    /// does: for a server run from cron, or to catch up now.
+    Run {
+        /// consultations, deadline_reminders, lfp_digest,
+        /// response_reminders or pen_summary.
+        job: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum DigestCommand {
+    /// Print an LFP's next digest as it would be sent now, without sending
+    /// it or moving its watermark.
+    Preview {
+        /// The LFP, by its policy area's code (e.g. FISCAL).
+        #[arg(long, value_name = "CODE")]
+        lfp: String,
+    },
+    /// Send an LFP's digest now: everything since its last one.
+    Send {
+        /// The LFP, by its policy area's code (e.g. FISCAL).
+        #[arg(long, value_name = "CODE")]
+        lfp: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -543,6 +579,18 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             OutboxCommand::Status => commands::outbox::status(store, &mut out).await?,
             OutboxCommand::Flush => commands::outbox::flush(&app, &mut out).await?,
             OutboxCommand::Retry => commands::outbox::retry(store, &mut out).await?,
+        },
+        Command::Schedule(cmd) => match cmd {
+            ScheduleCommand::List => commands::schedule::list(&app, &mut out).await?,
+            ScheduleCommand::Run { job } => {
+                commands::schedule::run(&app, job.as_deref(), &mut out).await?
+            }
+        },
+        Command::Digest(cmd) => match cmd {
+            DigestCommand::Preview { lfp } => {
+                commands::schedule::preview(&app, &lfp, &mut out).await?
+            }
+            DigestCommand::Send { lfp } => commands::schedule::send(&app, &lfp, &mut out).await?,
         },
     }
     Ok(())

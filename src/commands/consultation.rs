@@ -9,10 +9,10 @@ use chrono::NaiveDate;
 use super::thousands;
 use crate::app::App;
 use crate::config::Config;
+use crate::consultation::lifecycle::{self, Opened};
 use crate::consultation::spec::MeetingInput;
 use crate::consultation::{Consultation, ConsultationState, DeadlineExtension, SpecInput};
 use crate::domain::WorkingCalendar;
-use crate::consultation::lifecycle::{self, Opened};
 use crate::outbound::{notices, outreach};
 use crate::store::Store;
 
@@ -183,20 +183,15 @@ pub async fn edit(
     if notices::meeting_moved(current.spec.meeting.as_ref(), spec.meeting.as_ref())
         && current.state == ConsultationState::Open
     {
+        let (what, file) = if spec.meeting.is_some() {
+            ("changed", "updates the event in their calendars")
+        } else {
+            ("is cancelled", "takes the event out of their calendars")
+        };
         writeln!(
             out,
-            "The meeting {}; {} invited CSO addresses will be told, with a calendar file that {} the event in their calendars.",
-            if spec.meeting.is_some() {
-                "changed"
-            } else {
-                "is cancelled"
-            },
-            thousands(told as usize),
-            if spec.meeting.is_some() {
-                "updates"
-            } else {
-                "removes"
-            }
+            "The meeting {what}; {} invited CSO addresses will be told, with a calendar file that {file}.",
+            thousands(told as usize)
         )?;
     }
     Ok(())
@@ -265,14 +260,22 @@ pub async fn show(
         .iter()
         .filter(|e| e.consultation_id == c.id)
     {
-        writeln!(
-            out,
-            "Extended on {} from {} to {}: {}",
-            e.at.format("%Y-%m-%d"),
-            e.previous,
-            e.new,
-            e.reason
-        )?;
+        if e.new < e.previous {
+            writeln!(
+                out,
+                "Closed early on {}, before its announced deadline {}: {}",
+                e.new, e.previous, e.reason
+            )?;
+        } else {
+            writeln!(
+                out,
+                "Extended on {} from {} to {}: {}",
+                e.at.format("%Y-%m-%d"),
+                e.previous,
+                e.new,
+                e.reason
+            )?;
+        }
     }
     if let Some(m) = &s.meeting {
         writeln!(

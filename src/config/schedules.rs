@@ -51,7 +51,10 @@ pub struct SchedulesConfig {
     pub response_after_working_days: u32,
     /// The POC's daily summary: the holding pen, the outbox's failures and
     /// deferrals, consultations opening and closing, digests sent.
-    #[serde(default = "default_pen_summary", deserialize_with = "optional_schedule")]
+    #[serde(
+        default = "default_pen_summary",
+        deserialize_with = "optional_schedule"
+    )]
     pub pen_summary: Option<Schedule>,
     /// The language of that summary.
     #[serde(default)]

@@ -117,7 +117,8 @@ pub async fn close(
         })?;
         let mut spec = c.spec.clone();
         spec.closes_on = today.max(spec.opens_on);
-        let notices = notices::closed_notices(app.store.as_ref(), &sender, c, &spec, reason).await?;
+        let notices =
+            notices::closed_notices(app.store.as_ref(), &sender, c, &spec, reason).await?;
         let change = DeadlineExtension {
             consultation_id: c.id,
             previous: c.spec.closes_on,
@@ -166,8 +167,7 @@ pub async fn edit(
     if let Some(new) = spec.meeting.as_mut() {
         new.sequence = c.spec.meeting.as_ref().map_or(0, |m| m.sequence + 1);
     }
-    let notices =
-        notices::meeting_notices(app.store.as_ref(), &app.sender(), c, &spec).await?;
+    let notices = notices::meeting_notices(app.store.as_ref(), &app.sender(), c, &spec).await?;
     Ok(app.store.update_with_notices(c.id, &spec, &notices).await?)
 }
 

@@ -127,6 +127,21 @@ fn reference_keys(p: &Parsed, config: &Config) -> Vec<ReplyKey> {
         .collect()
 }
 
+/// Whether the message answers one of cocreate's messages to an LFP (its
+/// Message-ID starts with `lfp.`): such a reply is never a proposal, even
+/// from an address that is also in the registry.
+fn answers_lfp_mail(p: &Parsed, config: &Config) -> bool {
+    let suffix = format!("@{}", config.mail.domain.to_ascii_lowercase());
+    p.in_reply_to
+        .iter()
+        .chain(p.references.iter())
+        .take(REFERENCES_FIRST + REFERENCES_LAST + 1)
+        .any(|id| {
+            let id = id.trim().trim_matches(['<', '>']).to_ascii_lowercase();
+            id.starts_with(crate::outbound::lfp::MESSAGE_ID_PREFIX) && id.ends_with(&suffix)
+        })
+}
+
 /// Every reply key a message carries, in the order routing tries them.
 pub fn keys_of(p: &Parsed, config: &Config) -> Vec<ReplyKey> {
     let mut keys: Vec<ReplyKey> = recipient_keys(p, config)
@@ -188,6 +203,12 @@ pub async fn route_among(
 ) -> Result<Route, StoreError> {
     let today = store_today(config, store.clock().now());
     let late = |c: &Consultation| c.late_on(today);
+    if answers_lfp_mail(p, config) {
+        return Ok(Route::unmatched(format!(
+            "a reply to cocreate's digest or reminder to an LFP, not a proposal; {} should write to the Point of Contact at {}",
+            p.from, config.office.email
+        )));
+    }
 
     let by_key = [
         (RouteMethod::RecipientKey, recipient_keys(p, config)),

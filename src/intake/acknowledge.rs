@@ -1,7 +1,6 @@
 //! Receipts and confirmations: whether one may go (the loop guard's cap per
 //! address and hour), what it says, and rendering it.
 
-
 use super::decision::{Batch, Decision};
 use super::*;
 use crate::consultation::Consultation;
@@ -173,7 +172,9 @@ impl Intake<'_> {
     /// and one that needs nothing from the store.
     pub(super) fn finish(&self, a: Acknowledgement) -> Result<NewMessage, IntakeError> {
         let sender = self.sender();
-        let today = self.app.now()
+        let today = self
+            .app
+            .now()
             .with_timezone(&self.app.config.office.time_zone)
             .date_naive();
         let spec = &a.consultation.spec;

@@ -2,7 +2,6 @@
 //! batch looks up once for all its messages, and reading a message (parse,
 //! attachments, trim) on every core.
 
-
 use super::acknowledge::Acknowledgement;
 use super::types::{Applied, InboundState, IntakeLookups, IntakeWrite};
 use super::*;

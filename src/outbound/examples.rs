@@ -5,8 +5,8 @@
 use super::email::{
     Acknowledgement, AttachmentLine, ClosingLine, Confirmation, ConsultationClosed,
     ConsultationMail, ConsultationView, Context, DeadlineExtended, DeadlineReminder,
-    DigestConsultation, DraftView, HeldLine, LfpDigest, MeetingChanged, MeetingView, Named,
-    Office, PenSummary, ProposalLine, ResponseReminder,
+    DigestConsultation, DraftView, HeldLine, LfpDigest, MeetingChanged, MeetingView, Named, Office,
+    PenSummary, ProposalLine, ResponseReminder,
 };
 use crate::domain::{Bilingual, EmailKind, Language};
 
@@ -291,4 +291,3 @@ pub fn example_context(email: EmailKind, lang: Language) -> Context<'static> {
         }),
     }
 }
-

@@ -93,7 +93,14 @@ fn calendar(
         event.status(EventStatus::Cancelled);
     }
     let mut calendar = Calendar::new();
-    calendar.append_property(("METHOD", if cancel.is_some() { "CANCEL" } else { "PUBLISH" }));
+    calendar.append_property((
+        "METHOD",
+        if cancel.is_some() {
+            "CANCEL"
+        } else {
+            "PUBLISH"
+        },
+    ));
     calendar.push(event.done());
     Some(calendar.done().to_string())
 }

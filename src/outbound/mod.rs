@@ -11,6 +11,7 @@
 pub mod email;
 mod examples;
 pub mod ics;
+pub mod lfp;
 pub mod message;
 pub mod notices;
 pub mod outbox;

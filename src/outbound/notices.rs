@@ -54,8 +54,7 @@ pub async fn invited(
         .filter_map(|i| {
             let cso = csos.get(&i.cso_id)?;
             let address = EmailAddress::parse(&i.address).ok()?;
-            if blocked(statuses.get(address.as_str())).is_some() || !seen.insert(address.clone())
-            {
+            if blocked(statuses.get(address.as_str())).is_some() || !seen.insert(address.clone()) {
                 return None;
             }
             Some(Invited {

@@ -14,8 +14,7 @@ use chrono::{Datelike, NaiveDate, NaiveDateTime, Weekday};
 use serde::Serialize;
 
 use super::email::{
-    ConsultationMail, ConsultationView, Context, DraftView, MeetingView, Named,
-    Office,
+    ConsultationMail, ConsultationView, Context, DraftView, MeetingView, Named, Office,
 };
 use super::ics::meeting_ics;
 use super::message::{self, Attachment, ListHeaders, MessageError, Outgoing};

@@ -17,10 +17,10 @@ use std::path::Path;
 use handlebars::{Handlebars, no_escape};
 use serde_json::{Value, json};
 
-pub use super::examples::example_context;
 #[cfg(test)]
 use super::email::ConsultationMail;
 use super::email::Context;
+pub use super::examples::example_context;
 use crate::domain::{EmailKind, Language};
 
 macro_rules! embedded {

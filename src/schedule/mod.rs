@@ -1,5 +1,6 @@
-//! Named jobs that run on a schedule: today the POC's holding-pen summary;
-//! the LFP digests and deadline reminders join here.
+//! Named jobs that run on a schedule (the `[schedules]` section): opening
+//! and closing consultations, deadline reminders, the LFP digests and
+//! response reminders, and the POC's daily summary.
 //!
 //! Each job keeps a watermark in the store: every scheduled time up to it
 //! has been dealt with. When `serve` starts after downtime and the schedule
@@ -8,7 +9,10 @@
 //! A job first seen starts its watermark at that moment, so a new schedule
 //! does not fire for times before it existed.
 
+mod consultations;
+mod digest;
 mod pen_summary;
+mod reminders;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -23,8 +27,14 @@ pub trait Job: Send + Sync {
     /// Its name in the store and the log.
     fn name(&self) -> &'static str;
     fn schedule(&self) -> &Schedule;
-    /// Does the work for the time `now`; returns what it did, for the log.
-    async fn run(&self, app: &App, now: DateTime<Utc>) -> Result<String, JobError>;
+    /// Does the work for the scheduled time `due` at the time `now` (later
+    /// than `due` after downtime); returns what it did, for the log.
+    async fn run(
+        &self,
+        app: &App,
+        now: DateTime<Utc>,
+        due: DateTime<Utc>,
+    ) -> Result<String, JobError>;
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -33,64 +43,118 @@ pub enum JobError {
     Store(#[from] crate::store::StoreError),
     #[error(transparent)]
     PenSummary(#[from] crate::inbound::pen::PenError),
+    #[error(transparent)]
+    Lifecycle(#[from] crate::consultation::lifecycle::LifecycleError),
+    #[error(transparent)]
+    Outreach(#[from] crate::outbound::outreach::OutreachError),
+    #[error(transparent)]
+    LfpMail(#[from] crate::outbound::lfp::LfpMailError),
 }
 
-/// The jobs the config schedules.
+/// The jobs the config schedules (a job whose schedule is empty is off).
 pub fn jobs(app: &App) -> Vec<Box<dyn Job>> {
+    let s = &app.config.schedules;
     let mut jobs: Vec<Box<dyn Job>> = Vec::new();
-    if let Some(s) = &app.config.schedules.pen_summary {
-        jobs.push(Box::new(pen_summary::PenSummary(s.clone())));
+    if let Some(t) = &s.consultations {
+        jobs.push(Box::new(consultations::Consultations(t.clone())));
+    }
+    if let Some(t) = &s.deadline_reminders {
+        jobs.push(Box::new(reminders::DeadlineReminders(t.clone())));
+    }
+    if let Some(t) = &s.lfp_digest {
+        jobs.push(Box::new(digest::LfpDigests(t.clone())));
+    }
+    if let Some(t) = &s.response_reminders {
+        jobs.push(Box::new(reminders::ResponseReminders(t.clone())));
+    }
+    if let Some(t) = &s.pen_summary {
+        jobs.push(Box::new(pen_summary::PenSummary(t.clone())));
     }
     jobs
 }
+
+/// The names of every job, scheduled or not, in the order they run.
+pub const JOB_NAMES: [&str; 5] = [
+    "consultations",
+    "deadline_reminders",
+    "lfp_digest",
+    "response_reminders",
+    "pen_summary",
+];
 
 /// After a failed run (the store unreachable), the job tries again this
 /// much later rather than waiting for its next scheduled time.
 const RETRY_AFTER: std::time::Duration = std::time::Duration::from_secs(60);
 
+/// What [`run_if_due`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Seen for the first time: its watermark starts now, so it does not
+    /// fire for times before it existed.
+    Started { next: Option<DateTime<Utc>> },
+    /// Not due: it next fires at `next` (None: never again).
+    NotDue { next: Option<DateTime<Utc>> },
+    /// Ran for the scheduled time `due` (a catch-up when `due` had passed
+    /// before this pass), and did `what`.
+    Ran {
+        due: DateTime<Utc>,
+        catch_up: bool,
+        what: String,
+    },
+}
+
+/// Runs `job` once if a scheduled time has come since its watermark (once,
+/// however many times it fired meanwhile), then moves the watermark to
+/// `now`. `serve` calls it when the next time comes; `cocreate schedule run`
+/// calls it at once.
+pub async fn run_if_due(app: &App, job: &dyn Job, now: DateTime<Utc>) -> Result<Outcome, JobError> {
+    let tz = app.config.office.time_zone;
+    let name = job.name();
+    let Some(done_through) = app.store.schedule_watermark(name).await? else {
+        app.store.set_schedule_watermark(name, now).await?;
+        return Ok(Outcome::Started {
+            next: job.schedule().next_after(tz, now),
+        });
+    };
+    let Some(due) = job
+        .schedule()
+        .next_after(tz, done_through)
+        .filter(|due| *due <= now)
+    else {
+        return Ok(Outcome::NotDue {
+            next: job.schedule().next_after(tz, done_through),
+        });
+    };
+    let catch_up = job.schedule().next_after(tz, due).is_some_and(|n| n <= now)
+        || (now - due) > chrono::TimeDelta::minutes(1);
+    let what = job.run(app, now, due).await?;
+    app.store.set_schedule_watermark(name, now).await?;
+    Ok(Outcome::Ran {
+        due,
+        catch_up,
+        what,
+    })
+}
+
 /// Runs `job` on its schedule until `stop`: first a catch-up if a scheduled
 /// time passed while cocreate was not running, then each time as it comes.
 pub async fn run(app: App, job: Box<dyn Job>, stop: CancellationToken) {
-    let tz = app.config.office.time_zone;
     let name = job.name();
     loop {
-        let now = app.now();
-        let done_through = match app.store.schedule_watermark(name).await {
-            Ok(Some(t)) => t,
-            Ok(None) => match app.store.set_schedule_watermark(name, now).await {
-                Ok(()) => now,
-                Err(e) => {
-                    tracing::warn!(job = name, error = %e, "cannot record the schedule's start");
-                    now
-                }
-            },
-            Err(e) => {
-                tracing::warn!(job = name, error = %e, "cannot read the schedule's watermark");
-                if sleep_or_stop(RETRY_AFTER, &stop).await {
+        match run_if_due(&app, job.as_ref(), app.now()).await {
+            Ok(Outcome::Ran {
+                due,
+                catch_up,
+                what,
+            }) => tracing::info!(job = name, catch_up, due = %due, "{what}"),
+            Ok(Outcome::Started { next } | Outcome::NotDue { next }) => {
+                let Some(next) = next else {
+                    tracing::info!(job = name, "the schedule fires no more");
                     return;
-                }
-                continue;
-            }
-        };
-        let Some(due) = job.schedule().next_after(tz, done_through) else {
-            tracing::info!(job = name, "the schedule fires no more");
-            return;
-        };
-        let (at, catch_up) = if due <= now {
-            (now, true)
-        } else {
-            let wait = (due - now).to_std().unwrap_or_default();
-            if sleep_or_stop(wait, &stop).await {
-                return;
-            }
-            (due, false)
-        };
-        let result = job.run(&app, app.now()).await;
-        match result {
-            Ok(what) => {
-                tracing::info!(job = name, catch_up, due = %due, "{what}");
-                if let Err(e) = app.store.set_schedule_watermark(name, at).await {
-                    tracing::warn!(job = name, error = %e, "cannot record the run");
+                };
+                let wait = (next - app.now()).to_std().unwrap_or_default();
+                if sleep_or_stop(wait, &stop).await {
+                    return;
                 }
             }
             Err(e) => {

@@ -19,7 +19,12 @@ impl Job for PenSummary {
         &self.0
     }
 
-    async fn run(&self, app: &App, now: DateTime<Utc>) -> Result<String, JobError> {
+    async fn run(
+        &self,
+        app: &App,
+        now: DateTime<Utc>,
+        _due: DateTime<Utc>,
+    ) -> Result<String, JobError> {
         Ok(match queue_summary(app, now).await? {
             Summary::Queued(n) => format!(
                 "holding-pen summary of {n} waiting message(s) queued for {}",

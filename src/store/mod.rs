@@ -335,10 +335,8 @@ pub trait ScheduleStore: Send + Sync {
     async fn invitees(&self, consultation_id: i64) -> Result<Vec<Invitee>, StoreError>;
 
     /// Each CSO's receipt numbers for a consultation, oldest first.
-    async fn receipts_by_cso(
-        &self,
-        consultation_id: i64,
-    ) -> Result<Vec<(i64, String)>, StoreError>;
+    async fn receipts_by_cso(&self, consultation_id: i64)
+    -> Result<Vec<(i64, String)>, StoreError>;
 
     /// Closes a consultation, all in one transaction: its state (and `spec`,
     /// whose deadline an early close moves, recorded as `change`), the
@@ -410,7 +408,9 @@ pub trait Store:
     + InboundStore
     + WebStore
     + ScheduleStore
-    + Send + Sync + 'static
+    + Send
+    + Sync
+    + 'static
 {
     /// Succeeds when the database answers a query.
     async fn ping(&self) -> Result<(), StoreError>;

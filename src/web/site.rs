@@ -545,7 +545,9 @@ pub async fn index(
         Err(e) => return state.failed(lang, &e),
     };
     let config = &state.app.config;
-    let today = state.app.now()
+    let today = state
+        .app
+        .now()
         .with_timezone(&config.office.time_zone)
         .date_naive();
     let mut open: Vec<&Consultation> = consultations

@@ -376,7 +376,9 @@ pub(super) fn receipt_page(
     email: Option<String>,
     back_url: Option<String>,
 ) -> Response {
-    let today = state.app.now()
+    let today = state
+        .app
+        .now()
         .with_timezone(&state.app.config.office.time_zone)
         .date_naive();
     let heading = state.pages.word(lang, "receipt_heading");

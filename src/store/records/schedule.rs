@@ -47,9 +47,13 @@ pub struct DigestData {
     pub new: Vec<DigestEntry>,
     pub new_proposals: u64,
     pub new_follow_ups: u64,
-    /// Proposals without a disposition, oldest first, at most `cap`.
+    /// Proposals without a disposition from before the window (or all,
+    /// with no window), oldest first, at most `cap`.
     pub waiting: Vec<DigestEntry>,
+    /// Every proposal without a disposition up to the window's end.
     pub waiting_total: u64,
+    /// Of those, the ones from before the window (what `waiting` lists).
+    pub waiting_older: u64,
 }
 
 /// Invited and replied organisations of one consultation.

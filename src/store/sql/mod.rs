@@ -22,11 +22,11 @@ use chrono::{DateTime, Utc};
 use sqlx::{Database, Encode, Executor, FromRow, IntoArguments, Pool, Transaction, Type};
 
 use super::dialect::Dialect;
-use crate::clock::Clock;
 use super::{
     ConsultationStore, InboundStore, OutboxStore, RegistryStore, ScheduleStore, Store, StoreError,
     WebStore,
 };
+use crate::clock::Clock;
 
 pub use registry::CsoFilter;
 
@@ -63,12 +63,7 @@ impl<D: Dialect> SqlStore<D> {
 #[async_trait]
 impl<D: Dialect> Store for SqlStore<D>
 where
-    Self: RegistryStore
-        + ConsultationStore
-        + OutboxStore
-        + InboundStore
-        + WebStore
-        + ScheduleStore,
+    Self: RegistryStore + ConsultationStore + OutboxStore + InboundStore + WebStore + ScheduleStore,
     for<'c> &'c Pool<D::DB>: Executor<'c, Database = D::DB>,
     for<'c> &'c mut <D::DB as Database>::Connection: Executor<'c, Database = D::DB>,
     for<'q> <D::DB as Database>::Arguments<'q>: IntoArguments<'q, D::DB>,

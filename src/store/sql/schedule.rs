@@ -240,10 +240,7 @@ where
         // $1 the window's end, $2 the cap, $3 its start (when there is
         // one), then the consultations.
         let first_id = if q.since.is_some() { 4 } else { 3 };
-        let ids = (first_id..first_id + q.consultation_ids.len())
-            .map(D::param)
-            .collect::<Vec<_>>()
-            .join(", ");
+        let ids = numbered(first_id, q.consultation_ids.len());
         let since = if q.since.is_some() {
             "p.created_at > $3 AND"
         } else {
@@ -270,31 +267,33 @@ where
         }
         let sql = entries_sql(&ids, since, EXCERPT_SOURCE_CHARS);
         let new: Vec<EntryRow> = bound!(sqlx::query_as::<D::DB, EntryRow>(&sql))
-        .fetch_all(&self.read)
-        .await?;
+            .fetch_all(&self.read)
+            .await?;
         let sql = count("proposals", "p", "");
         let (new_proposals,): (i64,) = bound!(sqlx::query_as::<D::DB, (i64,)>(&sql))
-        .fetch_one(&self.read)
-        .await?;
-        let sql = count("follow_ups", "f", "JOIN proposals p ON p.id = f.proposal_id");
+            .fetch_one(&self.read)
+            .await?;
+        let sql = count(
+            "follow_ups",
+            "f",
+            "JOIN proposals p ON p.id = f.proposal_id",
+        );
         let (new_follow_ups,): (i64,) = bound!(sqlx::query_as::<D::DB, (i64,)>(&sql))
-        .fetch_one(&self.read)
-        .await?;
+            .fetch_one(&self.read)
+            .await?;
 
-        // Waiting: every proposal up to the window's end without a
-        // disposition, whenever it came.
-        let ids_from_3 = (3..3 + q.consultation_ids.len())
-            .map(D::param)
-            .collect::<Vec<_>>()
-            .join(", ");
+        // Waiting: every proposal without a disposition up to the window's
+        // end, whenever it came (the total); listed are those from before
+        // the window, since the window's own are listed as new already.
+        let ids_from_3 = numbered(3, q.consultation_ids.len());
         let waiting_where = format!(
             "FROM proposals p LEFT JOIN csos c ON c.id = p.cso_id \
              WHERE p.consultation_id IN ({ids_from_3}) AND p.created_at <= $1 \
              AND NOT EXISTS (SELECT 1 FROM dispositions d WHERE d.proposal_id = p.id)"
         );
         macro_rules! waiting_bound {
-            ($query:expr) => {{
-                let mut query = $query.bind(q.through).bind(cap);
+            ($query:expr, $upper:expr) => {{
+                let mut query = $query.bind($upper).bind(cap);
                 for id in q.consultation_ids {
                     query = query.bind(*id);
                 }
@@ -306,13 +305,24 @@ where
              p.created_at AS at, substr(p.reply_text, 1, {EXCERPT_SOURCE_CHARS}) AS text, \
              FALSE AS follow_up, p.late {waiting_where} ORDER BY p.created_at, p.id LIMIT $2"
         );
-        let waiting: Vec<EntryRow> = waiting_bound!(sqlx::query_as::<D::DB, EntryRow>(&sql))
-        .fetch_all(&self.read)
-        .await?;
-        let sql = format!("SELECT COUNT(*) {waiting_where} AND $2 >= 0");
-        let (waiting_total,): (i64,) = waiting_bound!(sqlx::query_as::<D::DB, (i64,)>(&sql))
-        .fetch_one(&self.read)
-        .await?;
+        let count = format!("SELECT COUNT(*) {waiting_where} AND $2 >= 0");
+        let (waiting_total,): (i64,) =
+            waiting_bound!(sqlx::query_as::<D::DB, (i64,)>(&count), q.through)
+                .fetch_one(&self.read)
+                .await?;
+        // The first digest (no window start) lists everything as new.
+        let (waiting, waiting_older) = match q.since {
+            Some(since) => (
+                waiting_bound!(sqlx::query_as::<D::DB, EntryRow>(&sql), since)
+                    .fetch_all(&self.read)
+                    .await?,
+                waiting_bound!(sqlx::query_as::<D::DB, (i64,)>(&count), since)
+                    .fetch_one(&self.read)
+                    .await?
+                    .0,
+            ),
+            None => (Vec::new(), 0),
+        };
         let n = |v: i64| u64::try_from(v).unwrap_or(0);
         Ok(DigestData {
             new: new.into_iter().map(DigestEntry::from).collect(),
@@ -320,6 +330,7 @@ where
             new_follow_ups: n(new_follow_ups),
             waiting: waiting.into_iter().map(DigestEntry::from).collect(),
             waiting_total: n(waiting_total),
+            waiting_older: n(waiting_older),
         })
     }
 
