@@ -2,7 +2,8 @@
 //! proposal's time, a deadline, a schedule, a claim's lease) is read from
 //! one `Clock`, shared by the App and its store, so tests move time instead
 //! of sleeping: in-process tests with [`Clock::advance`], tests of the real
-//! binary with `COCREATE_TEST_CLOCK_OFFSET_SECONDS` (nothing else sets it).
+//! binary with `COCREATE_TEST_NOW` or `COCREATE_TEST_CLOCK_OFFSET_SECONDS`
+//! (nothing else sets them).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -17,13 +18,20 @@ pub struct Clock {
 }
 
 impl Clock {
+    /// The system clock, unless a test set `COCREATE_TEST_NOW` (an RFC 3339
+    /// time the clock reads at start, then runs on from) and/or
+    /// `COCREATE_TEST_CLOCK_OFFSET_SECONDS` (added to either).
     pub fn from_env() -> Self {
+        let start = std::env::var("COCREATE_TEST_NOW")
+            .ok()
+            .and_then(|s| DateTime::parse_from_rfc3339(s.trim()).ok())
+            .map_or(0, |t| (t.with_timezone(&Utc) - Utc::now()).num_seconds());
         let seconds = std::env::var("COCREATE_TEST_CLOCK_OFFSET_SECONDS")
             .ok()
             .and_then(|s| s.trim().parse::<i64>().ok())
             .unwrap_or(0);
         Self {
-            offset: Arc::new(AtomicI64::new(seconds)),
+            offset: Arc::new(AtomicI64::new(start + seconds)),
         }
     }
 

@@ -32,12 +32,14 @@ pub struct Invited {
 }
 
 /// Everyone `consultation` invited who can still be written to, each
-/// address once.
+/// address once; with `sent_only`, only those whose invitation has left
+/// (not one still queued, which a close cancels).
 pub async fn invited(
     store: &dyn Store,
     consultation: &Consultation,
+    sent_only: bool,
 ) -> Result<Vec<Invited>, OutreachError> {
-    let invitees = store.invitees(consultation.id).await?;
+    let invitees = store.invitees(consultation.id, sent_only).await?;
     if invitees.is_empty() {
         return Ok(Vec::new());
     }
@@ -116,7 +118,7 @@ pub async fn extension_notices(
     new_spec: &ConsultationSpec,
     reason: &str,
 ) -> Result<Vec<NewMessage>, OutreachError> {
-    let invited = invited(store, consultation).await?;
+    let invited = invited(store, consultation, false).await?;
     invited
         .iter()
         .map(|to| {
@@ -171,7 +173,7 @@ pub async fn deadline_reminders(
     for (cso_id, receipt_no) in store.receipts_by_cso(consultation.id).await? {
         receipts.entry(cso_id).or_default().push(receipt_no);
     }
-    let invited = invited(store, consultation).await?;
+    let invited = invited(store, consultation, false).await?;
     let days_left = (spec.closes_on - today).num_days();
     invited
         .iter()
@@ -254,7 +256,7 @@ pub async fn meeting_notices(
         .into_iter()
         .map(|l| (l, calendar(l)))
         .collect();
-    let invited = invited(store, consultation).await?;
+    let invited = invited(store, consultation, false).await?;
     invited
         .iter()
         .map(|to| {
@@ -285,7 +287,7 @@ pub async fn closed_notices(
     new_spec: &ConsultationSpec,
     reason: &str,
 ) -> Result<Vec<NewMessage>, OutreachError> {
-    let invited = invited(store, consultation).await?;
+    let invited = invited(store, consultation, true).await?;
     invited
         .iter()
         .map(|to| {

@@ -330,9 +330,14 @@ pub trait WebStore: Send + Sync {
 /// closing a consultation with its notices, what the POC's summary reports.
 #[async_trait]
 pub trait ScheduleStore: Send + Sync {
-    /// The addresses a consultation's invitations went to or wait to go
-    /// to (not those cancelled), one row per CSO and address.
-    async fn invitees(&self, consultation_id: i64) -> Result<Vec<Invitee>, StoreError>;
+    /// The addresses a consultation's invitations went to, and with
+    /// `sent_only` false also those still waiting to go (never those
+    /// cancelled), one row per CSO and address.
+    async fn invitees(
+        &self,
+        consultation_id: i64,
+        sent_only: bool,
+    ) -> Result<Vec<Invitee>, StoreError>;
 
     /// Each CSO's receipt numbers for a consultation, oldest first.
     async fn receipts_by_cso(&self, consultation_id: i64)

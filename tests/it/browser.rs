@@ -360,7 +360,17 @@ async fn a_phone_user_fills_in_the_form_fixes_a_mistake_and_gets_a_receipt() {
         .unwrap();
     assert!(text_of(&client, "h1").await.contains("not recognised"));
     accessible(&client, &axe, "an unknown link").await;
-    ok_out(dir.path(), &db, &["consultation", "close", "OGP-WEB"]);
+    ok_out(
+        dir.path(),
+        &db,
+        &[
+            "consultation",
+            "close",
+            "OGP-WEB",
+            "--reason",
+            "Plani dorëzohet më herët.",
+        ],
+    );
     // Pages read the consultations at most a second old.
     tokio::time::sleep(Duration::from_millis(1100)).await;
     client

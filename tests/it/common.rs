@@ -136,8 +136,33 @@ pub fn command(dir: &Path, db: &TestDb) -> Command {
     cmd.current_dir(dir)
         .env_remove("COCREATE_CONFIG")
         .env("COCREATE_DATABASE_URL", &db.url)
-        .env("COCREATE_LOG_FORMAT", "json");
+        .env("COCREATE_LOG_FORMAT", "json")
+        .env(CLOCK_OFFSET_ENV, suite_clock_offset().to_string());
     cmd
+}
+
+/// Moves the clock of the binary under test.
+pub const CLOCK_OFFSET_ENV: &str = "COCREATE_TEST_CLOCK_OFFSET_SECONDS";
+
+/// When the suite's fixtures happen: their consultations open on
+/// 2026-12-01 and close on 2027-01-11, so every run of cocreate sees the
+/// same day whatever day the suite runs on.
+pub const SUITE_NOW: &str = "2026-12-02T09:00:00+01:00";
+
+/// The clock offset that makes now `SUITE_NOW` at the suite's start: one
+/// offset for the whole test binary, so time still runs forward from one
+/// command to the next. A test that sets the variable itself wins.
+pub fn suite_clock_offset() -> i64 {
+    static OFFSET: std::sync::OnceLock<i64> = std::sync::OnceLock::new();
+    *OFFSET.get_or_init(|| offset_to(SUITE_NOW))
+}
+
+/// The clock offset, in seconds, that makes now read `when` (RFC 3339).
+pub fn offset_to(when: &str) -> i64 {
+    let at = chrono::DateTime::parse_from_rfc3339(when).expect("an RFC 3339 time");
+    // Rounded up, so the command never starts before `when`.
+    let ms = (at.with_timezone(&chrono::Utc) - chrono::Utc::now()).num_milliseconds();
+    ms.div_euclid(1000) + i64::from(ms.rem_euclid(1000) > 0)
 }
 
 pub fn stdout(o: &Output) -> String {

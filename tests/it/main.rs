@@ -20,6 +20,7 @@ mod mail_loop;
 mod outbox_crash;
 mod outbox_slow_relay;
 mod outreach_smtp;
+mod schedules;
 mod serve;
 mod store_conformance;
 mod store_web;

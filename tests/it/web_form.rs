@@ -481,14 +481,25 @@ fn hostile_and_abusive_posts_are_refused_and_nothing_is_recorded() {
     let listing = ok_out(dir.path(), &db, &["mail", "proposals"]);
     assert_eq!(proposals_in(&listing), 0, "nothing was recorded: {listing}");
 
-    // A closed consultation says when it closed.
-    ok_out(dir.path(), &db, &["consultation", "close", "OGP-WEB"]);
+    // A consultation closed early says when it closed (the suite's day),
+    // not the deadline it had announced.
+    ok_out(
+        dir.path(),
+        &db,
+        &[
+            "consultation",
+            "close",
+            "OGP-WEB",
+            "--reason",
+            "Plani dorëzohet më herët.",
+        ],
+    );
     // Pages read the consultations at most a second old.
     std::thread::sleep(Duration::from_millis(1100));
     let (status, page) = daemon.get(&format!("{path}?lang=en"));
     assert_eq!(status, 410);
     assert!(
-        page.contains("This consultation is closed") && page.contains("11 January 2027"),
+        page.contains("This consultation is closed") && page.contains("2 December 2026"),
         "{page}"
     );
 }

@@ -108,12 +108,21 @@ where
     for<'q> chrono::NaiveDate: Encode<'q, D::DB> + Type<D::DB>,
     for<'q> i64: Encode<'q, D::DB> + Type<D::DB>,
 {
-    async fn invitees(&self, consultation_id: i64) -> Result<Vec<Invitee>, StoreError> {
-        let rows: Vec<InviteeRow> = sqlx::query_as::<D::DB, InviteeRow>(
+    async fn invitees(
+        &self,
+        consultation_id: i64,
+        sent_only: bool,
+    ) -> Result<Vec<Invitee>, StoreError> {
+        let states = if sent_only {
+            "('sent')"
+        } else {
+            "('queued', 'sending', 'sent', 'failed')"
+        };
+        let rows: Vec<InviteeRow> = sqlx::query_as::<D::DB, InviteeRow>(&format!(
             "SELECT DISTINCT cso_id, recipient FROM outbox \
-             WHERE consultation_id = $1 AND kind = 'invitation' AND state <> 'cancelled' \
-             AND cso_id IS NOT NULL ORDER BY cso_id, recipient",
-        )
+             WHERE consultation_id = $1 AND kind = 'invitation' AND state IN {states} \
+             AND cso_id IS NOT NULL ORDER BY cso_id, recipient"
+        ))
         .bind(consultation_id)
         .fetch_all(&self.read)
         .await?;

@@ -1,0 +1,717 @@
+//! The consultation's life on a moved clock: every command runs at a stated
+//! office time (`COCREATE_TEST_CLOCK_OFFSET_SECONDS`), so weeks pass in
+//! seconds and nothing sleeps. `cocreate schedule run` runs what `serve`
+//! would have run by then (the same code), and the outbox is delivered to
+//! .eml files and read back.
+
+use std::io::Write as _;
+
+use mail_parser::MimeHeaders as _;
+use std::path::{Path, PathBuf};
+use std::process::{Output, Stdio};
+
+use crate::common::{self, CLOCK_OFFSET_ENV, TestDb, offset_to, stderr, stdout, write};
+
+/// A POC's server: a folder and a database.
+struct Office {
+    dir: tempfile::TempDir,
+    db: TestDb,
+}
+
+impl Office {
+    fn new(db: TestDb) -> Self {
+        Self {
+            dir: tempfile::tempdir().unwrap(),
+            db,
+        }
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Runs cocreate at office time `when` (RFC 3339), delivering to
+    /// .eml files.
+    fn run_at(&self, when: &str, args: &[&str], stdin: Option<&[u8]>) -> Output {
+        let mut cmd = common::command(self.path(), &self.db);
+        cmd.env("COCREATE_OUTBOX_FILE_DIR", self.path().join("outbox"))
+            .env(CLOCK_OFFSET_ENV, offset_to(when).to_string())
+            .args(args)
+            .stdin(if stdin.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().unwrap();
+        if let Some(bytes) = stdin {
+            child.stdin.take().unwrap().write_all(bytes).unwrap();
+        }
+        child.wait_with_output().unwrap()
+    }
+
+    fn at(&self, when: &str, args: &[&str]) -> String {
+        let out = self.run_at(when, args, None);
+        assert!(
+            out.status.success(),
+            "{args:?} at {when}: {}{}",
+            stdout(&out),
+            stderr(&out)
+        );
+        stdout(&out)
+    }
+
+    fn fails_at(&self, when: &str, args: &[&str]) -> String {
+        let out = self.run_at(when, args, None);
+        assert!(!out.status.success(), "{args:?} at {when} succeeded");
+        stderr(&out)
+    }
+
+    /// Delivers what is due and returns every message of `kind` delivered
+    /// so far, oldest first, parsed.
+    fn delivered(&self, when: &str, kind: &str) -> Vec<Mail> {
+        self.at(when, &["outbox", "flush"]);
+        let mut paths: Vec<PathBuf> = std::fs::read_dir(self.path().join("outbox"))
+            .map(|d| d.filter_map(Result::ok).map(|e| e.path()).collect())
+            .unwrap_or_default();
+        paths.retain(|p| p.to_string_lossy().ends_with(&format!("-{kind}.eml")));
+        paths.sort();
+        paths.iter().map(|p| Mail::read(p)).collect()
+    }
+
+    /// `from` answers the message `to_message` with `text`, at `when`;
+    /// returns what `mail ingest` said.
+    fn reply(&self, when: &str, to_message: &Mail, from: &str, id: &str, text: &str) -> String {
+        let raw = format!(
+            "From: {from}\r\nTo: {}\r\nSubject: Re: {}\r\nMessage-ID: <{id}@cso.example.org>\r\nIn-Reply-To: {}\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n{text}\r\n",
+            to_message.reply_to, to_message.subject, to_message.message_id
+        );
+        let out = self.run_at(when, &["mail", "ingest"], Some(raw.as_bytes()));
+        assert!(out.status.success(), "{}", stderr(&out));
+        stdout(&out)
+    }
+}
+
+/// A delivered message, the parts the tests read.
+struct Mail {
+    to: String,
+    reply_to: String,
+    subject: String,
+    message_id: String,
+    text: String,
+    html: String,
+    calendar: Option<String>,
+}
+
+impl Mail {
+    fn read(path: &Path) -> Self {
+        let raw = std::fs::read(path).unwrap();
+        let m = mail_parser::MessageParser::default().parse(&raw).unwrap();
+        let address = |a: Option<&mail_parser::Address>| {
+            a.and_then(|a| a.first())
+                .and_then(|a| a.address())
+                .unwrap_or_default()
+                .to_string()
+        };
+        Self {
+            to: address(m.to()),
+            reply_to: address(m.reply_to()),
+            subject: m.subject().unwrap_or_default().to_string(),
+            message_id: format!("<{}>", m.message_id().unwrap_or_default()),
+            text: m.body_text(0).unwrap_or_default().to_string(),
+            html: m.body_html(0).unwrap_or_default().to_string(),
+            calendar: m
+                .attachments()
+                .find(|a| a.is_content_type("text", "calendar"))
+                .map(|a| String::from_utf8_lossy(a.contents()).replace("\r\n ", "")),
+        }
+    }
+
+    fn calendar_line(&self, name: &str) -> String {
+        self.calendar
+            .as_deref()
+            .unwrap_or_default()
+            .lines()
+            .find(|l| l.starts_with(&format!("{name}:")))
+            .unwrap_or_default()
+            .to_string()
+    }
+}
+
+fn to<'m>(mails: &'m [Mail], address: &str) -> Vec<&'m Mail> {
+    mails.iter().filter(|m| m.to == address).collect()
+}
+
+/// Three organisations working on the budget (one writes in English) and
+/// a consultation that opens on 1 December and closes on 11 January.
+fn setup(office: &Office, when: &str, reference: &str) {
+    let registry = write(
+        office.path(),
+        "r.csv",
+        "Registration number,Name,Email,Fields of activity,Language\n\
+         F1,Qendra për Buxhet të Hapur,buxheti@cso.example.org,Buxhet,sq\n\
+         F2,Budget Watch,watch@cso.example.org,Budget,en\n\
+         F3,Shoqata e Bashkive,bashkite@cso.example.org,Buxhet vendor,sq\n",
+    );
+    let spec = common::fiscal_consultation(office.path(), reference);
+    office.at(when, &["registry", "import", registry.to_str().unwrap()]);
+    office.at(
+        when,
+        &["consultation", "create", "--file", spec.to_str().unwrap()],
+    );
+}
+
+fn receipt_no(ingested: &str) -> String {
+    ingested
+        .split_whitespace()
+        .map(|w| w.trim_end_matches(','))
+        .find(|w| w.starts_with("OGP-") && w.len() == 13)
+        .unwrap_or_else(|| panic!("no receipt number in {ingested}"))
+        .to_string()
+}
+
+const LFP: &str = "ogp-fiscal@financa.example";
+
+/// One consultation from the day the POC opens it ahead of time to the
+/// LFP's reminder to answer: it opens on its date and not before, a normal
+/// week's digest, a week with nothing new, three weeks of downtime caught
+/// up in one digest, reminders 7 and 1 days before, the close at the
+/// deadline, a late reply told the real deadline.
+#[test]
+fn a_consultation_from_its_opening_day_to_the_lfps_reminder_to_answer() {
+    let office = Office::new(TestDb::sqlite());
+    let r = "OGP-LIFE";
+    setup(&office, "2026-11-27T10:00:00+01:00", r);
+
+    // Opened ahead of its date: scheduled, nothing sent.
+    let opened = office.at("2026-11-27T10:05:00+01:00", &["consultation", "open", r]);
+    assert!(opened.contains("opens on 2026-12-01"), "{opened}");
+    assert!(
+        office
+            .at("2026-11-27T10:05:00+01:00", &["consultation", "list"])
+            .contains("scheduled")
+    );
+    office.at("2026-11-27T10:06:00+01:00", &["schedule", "run"]);
+    let late_evening = office.at(
+        "2026-11-30T23:58:00+01:00",
+        &["schedule", "run", "consultations"],
+    );
+    assert!(
+        late_evening.contains("no consultation opens or closes"),
+        "{late_evening}"
+    );
+    assert!(
+        office
+            .delivered("2026-11-30T23:58:00+01:00", "invitation")
+            .is_empty()
+    );
+
+    // Its day comes: open, and the invitations go out.
+    let midnight = office.at(
+        "2026-12-01T00:05:00+01:00",
+        &["schedule", "run", "consultations"],
+    );
+    assert!(
+        midnight.contains("opened OGP-LIFE and queued 3 invitations"),
+        "{midnight}"
+    );
+    let invitations = office.delivered("2026-12-01T00:06:00+01:00", "invitation");
+    assert_eq!(invitations.len(), 3);
+    let invitation = |a: &str| to(&invitations, a)[0];
+
+    // Week one: two proposals and an addition.
+    let p1 = receipt_no(&office.reply(
+        "2026-12-02T10:00:00+01:00",
+        invitation("buxheti@cso.example.org"),
+        "buxheti@cso.example.org",
+        "p1",
+        "Përshëndetje,\r\n\r\nPropozojmë që ministria të botojë çdo muaj ekzekutimin e buxhetit sipas bashkive.\r\n\r\nMe respekt,\r\nArta",
+    ));
+    let p2 = receipt_no(&office.reply(
+        "2026-12-03T11:00:00+01:00",
+        invitation("watch@cso.example.org"),
+        "watch@cso.example.org",
+        "p2",
+        "Dear colleagues,\r\n\r\nPublish every procurement contract within 48 hours.",
+    ));
+    let receipt = &office.delivered("2026-12-03T11:01:00+01:00", "receipt")[0];
+    office.reply(
+        "2026-12-04T09:00:00+01:00",
+        receipt,
+        "buxheti@cso.example.org",
+        "p1b",
+        "Shtojmë edhe studimin tonë për 12 bashki.",
+    );
+
+    // Monday 7 December, 08:00: the first digest.
+    let run = office.at("2026-12-07T08:01:00+01:00", &["schedule", "run"]);
+    assert!(run.contains("FISCAL: 2 new, 1 additions"), "{run}");
+    let digests = office.delivered("2026-12-07T08:02:00+01:00", "lfp_digest");
+    let fiscal = to(&digests, LFP);
+    assert_eq!(fiscal.len(), 1);
+    let d = fiscal[0];
+    assert!(
+        d.subject
+            .starts_with("Përmbledhja javore: propozime të reja 2, shtesa 1"),
+        "{}",
+        d.subject
+    );
+    for want in [
+        p1.as_str(),
+        p2.as_str(),
+        "Qendra për Buxhet të Hapur",
+        "Budget Watch",
+        "\"Propozojmë që ministria të botojë çdo muaj",
+        "\"Publish every procurement contract within 48 hours.\"",
+        "shtesë",
+        "Shtojmë edhe studimin",
+    ] {
+        assert!(d.text.contains(want), "{want} is not in\n{}", d.text);
+    }
+    assert!(
+        !d.text.contains("Përshëndetje") && !d.text.contains("Dear colleagues"),
+        "{}",
+        d.text
+    );
+    assert_eq!(
+        d.reply_to, "ogp-poc@office.example",
+        "replies go to the POC"
+    );
+    assert!(d.html.contains("Budget Watch") && d.html.contains("<html lang=\"sq\">"));
+    assert_eq!(
+        to(&digests, "budget-office@financa.example").len(),
+        1,
+        "every contact"
+    );
+    // Other LFPs: a short note that nothing is new.
+    let anticor = to(&digests, "ogp-anticor@justice.example");
+    assert_eq!(anticor.len(), 1);
+    assert!(
+        anticor[0].subject.contains("asgjë e re"),
+        "{}",
+        anticor[0].subject
+    );
+
+    // A week with nothing new: the note, and what still waits, oldest first.
+    office.at("2026-12-14T08:01:00+01:00", &["schedule", "run"]);
+    let digests = office.delivered("2026-12-14T08:02:00+01:00", "lfp_digest");
+    let week2 = to(&digests, LFP)[1];
+    assert!(
+        week2.text.contains("Asgjë e re nuk ka ardhur"),
+        "{}",
+        week2.text
+    );
+    let waiting = week2
+        .text
+        .split("NË PRITJE")
+        .nth(1)
+        .expect("a waiting section");
+    assert!(
+        waiting.contains(&format!(
+            "{p1} · Qendra për Buxhet të Hapur · 02.12.2026 · pret prej 11 ditësh"
+        )),
+        "{waiting}"
+    );
+    assert!(waiting.find(&p1) < waiting.find(&p2), "oldest first");
+
+    // Down from 15 December to 4 January: three Mondays missed, one digest.
+    let p3 = receipt_no(&office.reply(
+        "2026-12-15T16:00:00+01:00",
+        invitation("bashkite@cso.example.org"),
+        "bashkite@cso.example.org",
+        "p3",
+        "Bashkitë duhet të publikojnë buxhetin në format të hapur.",
+    ));
+    office.at("2027-01-04T08:30:00+01:00", &["schedule", "run"]);
+    let digests = office.delivered("2027-01-04T08:31:00+01:00", "lfp_digest");
+    let fiscal = to(&digests, LFP);
+    assert_eq!(
+        fiscal.len(),
+        3,
+        "one catch-up digest, not one per missed week"
+    );
+    assert!(fiscal[2].text.contains(&p3), "{}", fiscal[2].text);
+    assert!(
+        fiscal[2].text.contains("nga 14.12.2026 08:01"),
+        "it covers the whole gap"
+    );
+    assert!(fiscal[2].text.contains("Propozime të reja: 1"));
+
+    // The same run found the 7-day reminders due (deadline Monday 11 January).
+    let reminders = office.delivered("2027-01-04T08:31:00+01:00", "deadline_reminder");
+    assert_eq!(reminders.len(), 3);
+    let sent = to(&reminders, "buxheti@cso.example.org")[0];
+    assert!(
+        sent.subject.starts_with("Edhe 7 ditë: "),
+        "{}",
+        sent.subject
+    );
+    assert!(
+        sent.text.contains(&format!("kemi marrë tashmë: {p1}")),
+        "{}",
+        sent.text
+    );
+    assert!(sent.text.contains("consult+"), "its personal reply address");
+    let english = to(&reminders, "watch@cso.example.org")[0];
+    assert!(
+        english
+            .text
+            .contains(&format!("already received from your organisation: {p2}")),
+        "{}",
+        english.text
+    );
+    office.at("2027-01-05T09:01:00+01:00", &["schedule", "run"]);
+    assert_eq!(
+        office
+            .delivered("2027-01-05T09:02:00+01:00", "deadline_reminder")
+            .len(),
+        3,
+        "one 7-day reminder each"
+    );
+    office.at("2027-01-10T09:01:00+01:00", &["schedule", "run"]);
+    let reminders = office.delivered("2027-01-10T09:02:00+01:00", "deadline_reminder");
+    assert_eq!(reminders.len(), 6);
+    assert!(
+        to(&reminders, "bashkite@cso.example.org")[1]
+            .subject
+            .starts_with("Nesër është dita e fundit")
+    );
+
+    // The deadline passes: closed by itself; a late reply is told so, with
+    // the real deadline.
+    let closed = office.at(
+        "2027-01-12T00:06:00+01:00",
+        &["schedule", "run", "consultations"],
+    );
+    assert!(
+        closed.contains("closed OGP-LIFE after its deadline"),
+        "{closed}"
+    );
+    office.at("2027-01-12T10:00:00+01:00", &["schedule", "run"]);
+    assert_eq!(
+        office
+            .delivered("2027-01-12T10:00:00+01:00", "deadline_reminder")
+            .len(),
+        6,
+        "none after the close"
+    );
+    let late = office.reply(
+        "2027-01-12T10:00:00+01:00",
+        invitation("watch@cso.example.org"),
+        "watch@cso.example.org",
+        "late",
+        "One more idea, sorry it is late.",
+    );
+    let late_receipt = office
+        .delivered("2027-01-12T10:01:00+01:00", "receipt")
+        .into_iter()
+        .find(|m| m.subject.contains(&receipt_no(&late)))
+        .unwrap();
+    assert!(
+        late_receipt.text.contains("arrived after the deadline"),
+        "{}",
+        late_receipt.text
+    );
+    assert!(
+        late_receipt.text.contains("Monday 11 January 2027"),
+        "{}",
+        late_receipt.text
+    );
+
+    // Ten working days after the close, the LFP is reminded of what waits.
+    office.at("2027-01-22T09:01:00+01:00", &["schedule", "run"]);
+    assert!(
+        office
+            .delivered("2027-01-22T09:02:00+01:00", "response_reminder")
+            .is_empty()
+    );
+    office.at("2027-01-25T09:01:00+01:00", &["schedule", "run"]);
+    let reminders = office.delivered("2027-01-25T09:02:00+01:00", "response_reminder");
+    let lfp = to(&reminders, LFP);
+    assert_eq!(lfp.len(), 1);
+    assert!(
+        lfp[0]
+            .subject
+            .starts_with("Në pritje të përgjigjes suaj: 4 propozime"),
+        "{}",
+        lfp[0].subject
+    );
+    assert!(
+        lfp[0].text.contains("para 10 ditësh pune"),
+        "{}",
+        lfp[0].text
+    );
+}
+
+/// After the invitations: the meeting moves (one notice each, the same
+/// calendar event at a higher SEQUENCE) and is cancelled (METHOD:CANCEL),
+/// the deadline moves after the first reminder (reminders follow it), and
+/// an early close needs a reason, tells everyone, and cancels what had not
+/// left.
+#[test]
+fn the_meeting_and_the_deadline_move_and_the_consultation_closes_early() {
+    let office = Office::new(TestDb::sqlite());
+    let r = "OGP-MOVE";
+    setup(&office, "2026-12-02T09:00:00+01:00", r);
+    office.at("2026-12-02T09:00:00+01:00", &["consultation", "open", r]);
+    office.at("2026-12-02T09:00:00+01:00", &["outreach", "send", r]);
+    office.at("2026-12-02T09:00:00+01:00", &["schedule", "run"]);
+    let invitations = office.delivered("2026-12-02T09:01:00+01:00", "invitation");
+    let first = to(&invitations, "watch@cso.example.org")[0];
+    let uid = first.calendar_line("UID");
+    assert!(uid.starts_with("UID:ogp-move-meeting@"), "{uid}");
+    assert_eq!(first.calendar_line("SEQUENCE"), "SEQUENCE:0");
+
+    let moved = office.at(
+        "2026-12-03T10:00:00+01:00",
+        &[
+            "consultation",
+            "edit",
+            r,
+            "--meeting-at",
+            "2026-12-11T14:00:00",
+        ],
+    );
+    assert!(
+        moved.contains("3 invited CSO addresses will be told"),
+        "{moved}"
+    );
+    let edited = office.at(
+        "2026-12-03T10:05:00+01:00",
+        &["consultation", "edit", r, "--title-en", "Open budgets"],
+    );
+    assert!(
+        !edited.contains("told"),
+        "a new title is no meeting change: {edited}"
+    );
+    office.at(
+        "2026-12-03T10:10:00+01:00",
+        &["consultation", "edit", r, "--meeting-place", "Salla 5"],
+    );
+    let notices = office.delivered("2026-12-03T10:11:00+01:00", "meeting_changed");
+    let watch = to(&notices, "watch@cso.example.org");
+    assert_eq!(watch.len(), 2, "one notice per change");
+    assert_eq!(watch[0].calendar_line("UID"), uid);
+    assert_eq!(watch[0].calendar_line("SEQUENCE"), "SEQUENCE:1");
+    assert_eq!(
+        watch[0].calendar_line("DTSTART"),
+        "DTSTART:20261211T130000Z"
+    );
+    assert!(
+        watch[0].text.contains("Before: Thursday 10 December 2026"),
+        "{}",
+        watch[0].text
+    );
+    assert_eq!(watch[1].calendar_line("SEQUENCE"), "SEQUENCE:2");
+    assert_eq!(watch[1].calendar_line("LOCATION"), "LOCATION:Salla 5");
+    office.at(
+        "2026-12-04T10:00:00+01:00",
+        &["consultation", "edit", r, "--cancel-meeting"],
+    );
+    let notices = office.delivered("2026-12-04T10:01:00+01:00", "meeting_changed");
+    let cancel = to(&notices, "buxheti@cso.example.org")[2];
+    assert!(
+        cancel.subject.starts_with("Takimi u anulua"),
+        "{}",
+        cancel.subject
+    );
+    assert!(
+        cancel
+            .calendar
+            .as_deref()
+            .unwrap()
+            .contains("METHOD:CANCEL")
+    );
+    assert_eq!(cancel.calendar_line("SEQUENCE"), "SEQUENCE:3");
+    assert_eq!(cancel.calendar_line("UID"), uid);
+
+    // The 7-day reminder, then the deadline moves two weeks: the reminders
+    // follow the new deadline.
+    office.at("2027-01-04T09:01:00+01:00", &["schedule", "run"]);
+    office.at(
+        "2027-01-05T10:00:00+01:00",
+        &[
+            "consultation",
+            "extend",
+            r,
+            "--until",
+            "2027-01-25",
+            "--reason",
+            "Më shumë kohë pas takimit.",
+        ],
+    );
+    office.at("2027-01-11T09:01:00+01:00", &["schedule", "run"]);
+    assert_eq!(
+        office
+            .delivered("2027-01-11T09:02:00+01:00", "deadline_reminder")
+            .len(),
+        3,
+        "none for the old deadline's eve"
+    );
+    office.at("2027-01-18T09:01:00+01:00", &["schedule", "run"]);
+    let reminders = office.delivered("2027-01-18T09:02:00+01:00", "deadline_reminder");
+    let buxheti = to(&reminders, "buxheti@cso.example.org");
+    assert_eq!(buxheti.len(), 2);
+    assert!(
+        buxheti[1].text.contains("25 janar 2027"),
+        "{}",
+        buxheti[1].text
+    );
+
+    // A new organisation's invitation waits in the outbox when the POC
+    // closes early.
+    let more = write(
+        office.path(),
+        "more.csv",
+        "Registration number,Name,Email,Fields of activity,Language\n\
+         F1,Qendra për Buxhet të Hapur,buxheti@cso.example.org,Buxhet,sq\n\
+         F2,Budget Watch,watch@cso.example.org,Budget,en\n\
+         F3,Shoqata e Bashkive,bashkite@cso.example.org,Buxhet vendor,sq\n\
+         F4,Forumi Fiskal,forumi@cso.example.org,Buxhet,sq\n",
+    );
+    office.at(
+        "2027-01-19T10:00:00+01:00",
+        &["registry", "import", more.to_str().unwrap()],
+    );
+    office.at("2027-01-19T10:00:00+01:00", &["outreach", "send", r]);
+    let refused = office.fails_at("2027-01-19T11:00:00+01:00", &["consultation", "close", r]);
+    assert_eq!(
+        refused,
+        "error: consultation OGP-MOVE is announced until 2027-01-25: closing it earlier needs --reason TEXT, which every invited CSO is told\n"
+    );
+    let closed = office.at(
+        "2027-01-19T11:00:00+01:00",
+        &[
+            "consultation",
+            "close",
+            r,
+            "--reason",
+            "Plani duhet dorëzuar më herët.",
+        ],
+    );
+    assert!(
+        closed.contains("1 messages about it that had not left yet are cancelled"),
+        "{closed}"
+    );
+    let status = office.at("2027-01-19T11:00:00+01:00", &["outbox", "status"]);
+    assert!(
+        status.contains("Cancelled 1: their consultation closed"),
+        "{status}"
+    );
+    let notices = office.delivered("2027-01-19T11:01:00+01:00", "consultation_closed");
+    assert_eq!(notices.len(), 3, "to the three who were invited");
+    let notice = to(&notices, "buxheti@cso.example.org")[0];
+    assert!(
+        notice.text.contains(
+            "u mbyll më e martë, 19 janar 2027, më herët se afati i njoftuar, e hënë, 25 janar 2027"
+        ),
+        "{}",
+        notice.text
+    );
+    assert!(notice.text.contains("Plani duhet dorëzuar më herët."));
+    assert!(
+        to(
+            &office.delivered("2027-01-19T11:01:00+01:00", "invitation"),
+            "forumi@cso.example.org"
+        )
+        .is_empty()
+    );
+    assert!(office.at("2027-01-19T11:01:00+01:00", &["consultation", "show", r]).contains(
+        "Closed early on 2027-01-19, before its announced deadline 2027-01-25: Plani duhet dorëzuar më herët."
+    ));
+    office.at("2027-01-24T09:01:00+01:00", &["schedule", "run"]);
+    assert_eq!(
+        office
+            .delivered("2027-01-24T09:02:00+01:00", "deadline_reminder")
+            .len(),
+        6,
+        "no reminder after the close"
+    );
+    let edit = office.fails_at(
+        "2027-01-24T10:00:00+01:00",
+        &["consultation", "edit", r, "--meeting-place", "X"],
+    );
+    assert!(
+        edit.contains("is closed and can no longer be edited"),
+        "{edit}"
+    );
+}
+
+/// A digest run stopped after some LFPs' digests were queued (a restart):
+/// run again, it sends the rest and nothing twice.
+#[test]
+fn a_digest_run_cut_short_sends_the_rest_and_nothing_twice() {
+    let office = Office::new(TestDb::sqlite());
+    setup(&office, "2026-12-02T09:00:00+01:00", "OGP-CUT");
+    office.at("2026-12-02T09:00:00+01:00", &["schedule", "run"]);
+    // As if the 08:00 run had queued ANTICOR's digest and then stopped.
+    let sent = office.at(
+        "2026-12-07T08:00:01+01:00",
+        &["digest", "send", "--lfp", "anticor"],
+    );
+    assert!(
+        sent.starts_with("Queued the digest of ANTICOR for 1 contact(s)"),
+        "{sent}"
+    );
+    let run = office.at(
+        "2026-12-07T08:03:00+01:00",
+        &["schedule", "run", "lfp_digest"],
+    );
+    assert!(run.contains("ANTICOR: sent already for this week"), "{run}");
+    assert!(run.contains("FISCAL: 0 new"), "{run}");
+    let again = office.at(
+        "2026-12-07T08:04:00+01:00",
+        &["schedule", "run", "lfp_digest"],
+    );
+    assert!(
+        again.starts_with("lfp_digest: not due; next at 2026-12-14 08:00"),
+        "{again}"
+    );
+    let digests = office.delivered("2026-12-07T08:05:00+01:00", "lfp_digest");
+    assert_eq!(to(&digests, "ogp-anticor@justice.example").len(), 1);
+    assert_eq!(to(&digests, LFP).len(), 1);
+    assert_eq!(digests.len(), 6, "each of the six contacts once");
+}
+
+/// `schedule list` shows each job, its schedule and next runs in office
+/// time (Monday 08:00 stays 08:00 across the change to summer time in
+/// Tirana), `digest preview` changes nothing, and a bad expression stops
+/// cocreate in one sentence that names the key.
+#[test]
+fn schedules_are_listed_in_office_time_and_a_bad_one_is_refused() {
+    let office = Office::new(TestDb::sqlite());
+    let when = "2027-03-26T12:00:00+01:00";
+    office.at(when, &["schedule", "run"]);
+    let list = office.at(when, &["schedule", "list"]);
+    assert!(list.starts_with("Times are in Europe/Tirane.\n"), "{list}");
+    assert!(
+        list.contains("lfp_digest          \"0 8 * * Mon\"; next: Mon 2027-03-29 08:00, Mon 2027-04-05 08:00, Mon 2027-04-12 08:00; last ran: Fri 2027-03-26 12:00"),
+        "{list}"
+    );
+    let preview = office.at(when, &["digest", "preview", "--lfp", "FISCAL"]);
+    assert!(preview.starts_with("To: ogp-fiscal@financa.example, budget-office@financa.example\nSubject: Përmbledhja javore: asgjë e re"), "{preview}");
+    let status = office.at(when, &["outbox", "status"]);
+    assert!(
+        status.starts_with("Queued 0,"),
+        "a preview sends nothing: {status}"
+    );
+    let unknown = office.fails_at(when, &["digest", "preview", "--lfp", "NOPE"]);
+    assert!(unknown.contains("there is no LFP NOPE"), "{unknown}");
+
+    let mut cmd = common::command(office.path(), &office.db);
+    let out = cmd
+        .env("COCREATE_SCHEDULES_LFP_DIGEST", "0 8 * * Funday")
+        .args(["schedule", "list"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let error = stderr(&out);
+    assert!(
+        error.starts_with("error: ")
+            && error
+                .contains("`schedules.lfp_digest` is wrong: '0 8 * * Funday' is not a schedule"),
+        "{error}"
+    );
+    assert_eq!(error.lines().count(), 1, "{error}");
+}
