@@ -216,10 +216,11 @@ async fn fill(url: &str, postgres: bool) {
              other_sender, late, subject, reply_text, quoted_text, signature, attachments, authentication, created_at) \
              SELECT 'OGP-' || substr('0000000' || i, -8, 4) || '-' || substr('0000000' || i, -4, 4), \
              1 + (i % {AREAS}), 1 + (i % 2000), i, 'info@cso' || i || '.example.org', FALSE, FALSE, 'Re: Ftesë', \
-             'Përshëndetje,' || chr(10) || chr(10) || 'Propozimi ' || i || ': të publikohen të dhënat e buxhetit çdo muaj, sipas bashkive, në format të hapur.', \
+             'Përshëndetje,' || {nl} || {nl} || 'Propozimi ' || i || ': të publikohen të dhënat e buxhetit çdo muaj, sipas bashkive, në format të hapur.', \
              '', '', '[]', '{{}}', {t} FROM {s}",
             t = time("i * 18"),
-            s = series(PROPOSALS)
+            s = series(PROPOSALS),
+            nl = if postgres { "chr(10)" } else { "char(10)" }
         ),
         format!(
             "INSERT INTO follow_ups (proposal_id, inbound_message_id, from_address, reply_text, quoted_text, \
@@ -242,6 +243,11 @@ async fn fill(url: &str, postgres: bool) {
         } else {
             sql
         });
+    }
+    if postgres {
+        // As autovacuum would have by now on a server that took these in
+        // over three weeks.
+        statements.push("ANALYZE".to_string());
     }
     exec(url, &statements).await;
 }

@@ -56,5 +56,8 @@ CREATE TABLE dispositions (
     decided_at  TEXT    NOT NULL
 );
 
-CREATE INDEX proposals_created ON proposals (consultation_id, created_at);
-CREATE INDEX follow_ups_created ON follow_ups (created_at);
+-- What a digest counts and lists, from the index: a week's proposals of a
+-- consultation, and how many organisations replied to it.
+CREATE INDEX proposals_created ON proposals (consultation_id, created_at, id);
+CREATE INDEX proposals_replied ON proposals (consultation_id, cso_id);
+CREATE INDEX follow_ups_created ON follow_ups (created_at, proposal_id);

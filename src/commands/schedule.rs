@@ -105,7 +105,12 @@ pub async fn preview(app: &App, code: &str, out: &mut impl Write) -> anyhow::Res
 pub async fn send(app: &App, code: &str, out: &mut impl Write) -> anyhow::Result<()> {
     let area = lfp::lfp(app, code)?;
     let consultations = app.store.consultations().await?;
-    let (d, queued) = lfp::send_digest(app, area, &consultations, app.now()).await?;
+    let Some((d, queued)) = lfp::send_digests(app, &[area], &consultations, app.now())
+        .await?
+        .pop()
+    else {
+        return Ok(());
+    };
     match queued {
         Queued::Sent(n) => writeln!(
             out,

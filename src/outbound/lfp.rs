@@ -4,8 +4,8 @@
 //!
 //! An LFP is named by its policy area's code (`--lfp FISCAL`). Its digest
 //! covers what arrived after its watermark up to the moment it is made;
-//! queueing the digest and moving the watermark is one compare-and-set
-//! transaction (`Store::queue_digest`), so everything between two digests
+//! queueing the digest and moving the watermark is one compare-and-set in
+//! one transaction (`Store::queue_digests`), so everything between two digests
 //! is in exactly one, a daemon that was down sends one digest for the whole
 //! gap, and of two daemons only one sends.
 //!
@@ -29,7 +29,7 @@ use crate::config::{PolicyArea, WhenEmpty};
 use crate::consultation::{Consultation, ConsultationState};
 use crate::domain::{EmailFor, ReplyKey, WorkingCalendar};
 use crate::store::StoreError;
-use crate::store::records::{DigestEntry, DigestQuery};
+use crate::store::records::{DigestEntry, DigestQuery, DigestWrite};
 
 #[derive(Debug, thiserror::Error)]
 pub enum LfpMailError {
@@ -48,6 +48,9 @@ pub enum LfpMailError {
 /// The prefix of the Message-ID of every message to an LFP: a reply that
 /// names it is a reply to us, not a proposal.
 pub const MESSAGE_ID_PREFIX: &str = "lfp.";
+
+/// Digests made side by side in one run.
+const COMPOSED_AT_ONCE: usize = 4;
 
 /// Consultations closing within this many days are listed in a digest.
 const CLOSING_WITHIN_DAYS: i64 = 14;
@@ -224,24 +227,46 @@ pub enum Queued {
     AlreadyMade,
 }
 
-/// Makes and queues `area`'s digest as of `now`, moving its watermark.
-pub async fn send_digest(
+/// Makes and queues the digests of `areas` as of `now`, moving each LFP's
+/// watermark: made one by one, queued together in one transaction.
+pub async fn send_digests(
     app: &App,
-    area: &PolicyArea,
+    areas: &[&PolicyArea],
     consultations: &[Consultation],
     now: DateTime<Utc>,
-) -> Result<(Digest, Queued), LfpMailError> {
-    let d = digest(app, area, consultations, now).await?;
-    let moved = app
-        .store
-        .queue_digest(&d.area, d.previous, d.through, &d.messages)
-        .await?;
-    let queued = match (moved, d.messages.len()) {
-        (false, _) => Queued::AlreadyMade,
-        (true, 0) => Queued::NothingNew,
-        (true, n) => Queued::Sent(n),
-    };
-    Ok((d, queued))
+) -> Result<Vec<(Digest, Queued)>, LfpMailError> {
+    // Made a few at a time: each is a handful of reads the store's pool
+    // serves side by side.
+    let mut digests = Vec::with_capacity(areas.len());
+    for chunk in areas.chunks(COMPOSED_AT_ONCE) {
+        let mut making = Vec::with_capacity(chunk.len());
+        for area in chunk {
+            making.push(digest(app, area, consultations, now));
+        }
+        digests.extend(futures::future::try_join_all(making).await?);
+    }
+    let writes: Vec<DigestWrite<'_>> = digests
+        .iter()
+        .map(|d| DigestWrite {
+            lfp: &d.area,
+            previous: d.previous,
+            through: d.through,
+            messages: &d.messages,
+        })
+        .collect();
+    let moved = app.store.queue_digests(&writes).await?;
+    Ok(digests
+        .into_iter()
+        .zip(moved)
+        .map(|(d, moved)| {
+            let queued = match (moved, d.messages.len()) {
+                (false, _) => Queued::AlreadyMade,
+                (true, 0) => Queued::NothingNew,
+                (true, n) => Queued::Sent(n),
+            };
+            (d, queued)
+        })
+        .collect())
 }
 
 /// Working days after a consultation closed before the first response

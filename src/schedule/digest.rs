@@ -28,6 +28,7 @@ impl Job for LfpDigests {
     ) -> Result<String, JobError> {
         let consultations = app.store.consultations().await?;
         let mut parts = Vec::new();
+        let mut due_now = Vec::new();
         for area in &app.config.policy_areas {
             // A run cut short (a restart) left some LFPs done for this
             // scheduled time: they get nothing more until the next one.
@@ -38,9 +39,11 @@ impl Job for LfpDigests {
                 .is_some_and(|w| w >= due)
             {
                 parts.push(format!("{}: sent already for this week", area.code));
-                continue;
+            } else {
+                due_now.push(area);
             }
-            let (d, queued) = lfp::send_digest(app, area, &consultations, now).await?;
+        }
+        for (d, queued) in lfp::send_digests(app, &due_now, &consultations, now).await? {
             parts.push(match queued {
                 Queued::Sent(n) => format!(
                     "{}: {} new, {} additions, {} waiting, to {n} contact(s)",

@@ -369,17 +369,11 @@ pub trait ScheduleStore: Send + Sync {
     /// Up to when an LFP's last digest reached; None before its first.
     async fn digest_watermark(&self, lfp: &str) -> Result<Option<DateTime<Utc>>, StoreError>;
 
-    /// Queues an LFP's digest and moves its watermark from `previous` to
-    /// `through`, in one transaction, only if the watermark is still at
-    /// `previous`: false when another run (a second daemon) got there
-    /// first, and then nothing is queued.
-    async fn queue_digest(
-        &self,
-        lfp: &str,
-        previous: Option<DateTime<Utc>>,
-        through: DateTime<Utc>,
-        messages: &[NewMessage],
-    ) -> Result<bool, StoreError>;
+    /// Queues LFPs' digests and moves each LFP's watermark from `previous`
+    /// to `through`, in one transaction, each only if its watermark is
+    /// still at `previous`: false for a digest another run (a second
+    /// daemon) made first, and then nothing of it is queued.
+    async fn queue_digests(&self, digests: &[DigestWrite<'_>]) -> Result<Vec<bool>, StoreError>;
 
     /// What a digest lists for some consultations.
     async fn digest_data(&self, q: &DigestQuery<'_>) -> Result<DigestData, StoreError>;

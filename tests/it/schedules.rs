@@ -715,3 +715,128 @@ fn schedules_are_listed_in_office_time_and_a_bad_one_is_refused() {
     );
     assert_eq!(error.lines().count(), 1, "{error}");
 }
+
+/// Two `serve` daemons on one PostgreSQL database, their clocks three
+/// seconds before Monday's digest and Monday's 7-day reminders: each LFP
+/// contact gets one digest, each invited address one reminder.
+#[tokio::test]
+#[ignore = "needs PostgreSQL (COCREATE_TEST_POSTGRES_URL)"]
+async fn two_daemons_on_one_postgresql_send_each_digest_and_reminder_once() {
+    let db = TestDb::postgres()
+        .await
+        .expect("COCREATE_TEST_POSTGRES_URL names the server");
+    let office = Office::new(db);
+    let r = "OGP-TWO";
+    setup(&office, "2026-12-02T09:00:00+01:00", r);
+    office.at("2026-12-02T09:00:00+01:00", &["consultation", "open", r]);
+    office.at("2026-12-02T09:00:00+01:00", &["outreach", "send", r]);
+    office.at("2026-12-02T09:00:00+01:00", &["schedule", "run"]);
+    let invitations = office.delivered("2026-12-02T09:01:00+01:00", "invitation");
+    office.reply(
+        "2026-12-03T10:00:00+01:00",
+        to(&invitations, "watch@cso.example.org")[0],
+        "watch@cso.example.org",
+        "two1",
+        "Publish the budget monthly.",
+    );
+    for (when, job, kind, per_address) in [
+        ("2026-12-07T07:59:57+01:00", "lfp_digest", "lfp_digest", LFP),
+        (
+            "2027-01-04T08:59:57+01:00",
+            "deadline_reminders",
+            "deadline_reminder",
+            "bashkite@cso.example.org",
+        ),
+    ] {
+        let env = [
+            (CLOCK_OFFSET_ENV, offset_to(when).to_string()),
+            (
+                "COCREATE_OUTBOX_FILE_DIR",
+                office.path().join("outbox").display().to_string(),
+            ),
+        ];
+        let first = common::Daemon::start_with(office.path(), &office.db, &env, &[]);
+        let second = common::Daemon::start_with(office.path(), &office.db, &env, &[]);
+        let start = std::time::Instant::now();
+        let ran = |d: &mut common::Daemon| {
+            d.log_so_far()
+                .iter()
+                .any(|l| l.contains(&format!("\"job\":\"{job}\"")) && l.contains("catch_up"))
+        };
+        let (mut first, mut second) = (first, second);
+        while !(ran(&mut first) && ran(&mut second)) {
+            assert!(
+                start.elapsed() < std::time::Duration::from_secs(30),
+                "the {job} job did not run in both daemons"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        first.stop(libc::SIGTERM);
+        second.stop(libc::SIGTERM);
+        let sent = office.delivered(when, kind);
+        assert_eq!(to(&sent, per_address).len(), 1, "{kind} to {per_address}");
+    }
+    // 7 December's, and on 4 January one catch-up for the weeks between.
+    let digests = office.delivered("2027-01-04T09:10:00+01:00", "lfp_digest");
+    assert_eq!(
+        digests.len(),
+        12,
+        "two digests to each of the six LFP contacts"
+    );
+    let reminders = office.delivered("2027-01-04T09:10:00+01:00", "deadline_reminder");
+    assert_eq!(reminders.len(), 3, "one reminder to each invited address");
+}
+
+/// An LFP with 2,000 new proposals in a week: the digest lists the first
+/// 25 of each section and counts the rest.
+#[test]
+fn a_digest_of_two_thousand_proposals_stays_within_its_caps() {
+    let office = Office::new(TestDb::sqlite());
+    let when = "2026-12-02T09:00:00+01:00";
+    let mut csv = String::from("Registration number,Name,Email,Fields of activity,Language\n");
+    for i in 0..2_000 {
+        csv.push_str(&format!(
+            "C{i:05},Shoqata {i},cso{i}@cso.example.org,Buxhet,sq\n"
+        ));
+    }
+    let registry = write(office.path(), "big.csv", csv);
+    let spec = common::fiscal_consultation(office.path(), "OGP-BIG");
+    office.at(when, &["registry", "import", registry.to_str().unwrap()]);
+    office.at(
+        when,
+        &["consultation", "create", "--file", spec.to_str().unwrap()],
+    );
+    office.at(when, &["consultation", "open", "OGP-BIG"]);
+    // Each organisation writes to the consultation's address without a
+    // key: it is their only open consultation, so the sender routes it.
+    let inbox = office.path().join("inbox");
+    for sub in ["new", "cur", "tmp"] {
+        std::fs::create_dir_all(inbox.join(sub)).unwrap();
+    }
+    for i in 0..2_000 {
+        std::fs::write(
+            inbox.join("new").join(format!("{i}.eml")),
+            format!(
+                "From: cso{i}@cso.example.org\r\nTo: consult@ogp.office.example\r\nSubject: Propozim\r\nMessage-ID: <big{i}@cso.example.org>\r\n\r\nPërshëndetje,\r\n\r\nPropozimi {i}: të dhënat e buxhetit çdo muaj.\r\n"
+            ),
+        )
+        .unwrap();
+    }
+    let took = office.at(
+        "2026-12-03T10:00:00+01:00",
+        &["mail", "ingest", "--maildir", inbox.to_str().unwrap()],
+    );
+    assert!(
+        took.ends_with("Took in 2000 messages; 0 left in new/.\n"),
+        "{took}"
+    );
+    let digest = office.at(
+        "2026-12-07T08:01:00+01:00",
+        &["digest", "preview", "--lfp", "FISCAL"],
+    );
+    assert!(digest.contains("Propozime të reja: 2000\n"), "{digest}");
+    let listed = digest.lines().filter(|l| l.starts_with("- OGP-")).count();
+    assert_eq!(listed, 25, "{digest}");
+    assert!(digest.contains("… dhe 1975 të tjera"), "{digest}");
+    assert!(digest.len() < 20_000, "a digest of {} bytes", digest.len());
+}

@@ -19,6 +19,7 @@ pub use registry::{
     AddressStatus, Cso, CsoRecord, ImportLogEntry, ImportRecord, RegistryChanges, RelevanceOverride,
 };
 pub use schedule::{
-    Deferred, DigestData, DigestEntry, DigestQuery, EXCERPT_SOURCE_CHARS, Invitee, ReplyCount,
+    Deferred, DigestData, DigestEntry, DigestQuery, DigestWrite, EXCERPT_SOURCE_CHARS, Invitee,
+    ReplyCount,
 };
 pub use web::{NewPending, Pending, SentProposal};

@@ -10,6 +10,15 @@ pub struct Invitee {
     pub address: String,
 }
 
+/// One LFP's digest to queue, and the watermark move that goes with it.
+#[derive(Debug, Clone, Copy)]
+pub struct DigestWrite<'a> {
+    pub lfp: &'a str,
+    pub previous: Option<DateTime<Utc>>,
+    pub through: DateTime<Utc>,
+    pub messages: &'a [super::NewMessage],
+}
+
 /// What one LFP's digest asks of the store: its consultations, and the
 /// window of arrivals it covers (`since` is None for the first digest).
 #[derive(Debug, Clone)]

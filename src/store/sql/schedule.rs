@@ -64,20 +64,29 @@ const CANCELLED_AT_CLOSE: &str =
 /// follow-up carries its proposal's receipt number. `{ids}` is the
 /// consultations' placeholders, `{since}` the window's lower bound.
 fn entries_sql(ids: &str, since: &str, excerpt: usize) -> String {
+    // Each branch takes its own first `$2` in index order before the
+    // union, so a week of 5,000 proposals is not read and sorted whole to
+    // list 25 of them.
     format!(
         "SELECT * FROM ( \
-           SELECT p.receipt_no, p.consultation_id, c.name AS cso_name, p.from_address, \
-                  p.created_at AS at, substr(p.reply_text, 1, {excerpt}) AS text, \
-                  FALSE AS follow_up, p.late \
-           FROM proposals p LEFT JOIN csos c ON c.id = p.cso_id \
-           WHERE p.consultation_id IN ({ids}) AND {since} p.created_at <= $1 \
+           SELECT * FROM ( \
+             SELECT p.receipt_no, p.consultation_id, c.name AS cso_name, p.from_address, \
+                    p.created_at AS at, substr(p.reply_text, 1, {excerpt}) AS text, \
+                    FALSE AS follow_up, p.late \
+             FROM proposals p LEFT JOIN csos c ON c.id = p.cso_id \
+             WHERE p.consultation_id IN ({ids}) AND {since} p.created_at <= $1 \
+             ORDER BY p.consultation_id, p.created_at LIMIT $2 \
+           ) np \
            UNION ALL \
-           SELECT p.receipt_no, p.consultation_id, c.name AS cso_name, f.from_address, \
-                  f.created_at AS at, substr(f.reply_text, 1, {excerpt}) AS text, \
-                  TRUE AS follow_up, p.late \
-           FROM follow_ups f JOIN proposals p ON p.id = f.proposal_id \
-           LEFT JOIN csos c ON c.id = p.cso_id \
-           WHERE p.consultation_id IN ({ids}) AND {} f.created_at <= $1 \
+           SELECT * FROM ( \
+             SELECT p.receipt_no, p.consultation_id, c.name AS cso_name, f.from_address, \
+                    f.created_at AS at, substr(f.reply_text, 1, {excerpt}) AS text, \
+                    TRUE AS follow_up, p.late \
+             FROM follow_ups f JOIN proposals p ON p.id = f.proposal_id \
+             LEFT JOIN csos c ON c.id = p.cso_id \
+             WHERE p.consultation_id IN ({ids}) AND {} f.created_at <= $1 \
+             ORDER BY p.consultation_id, f.created_at LIMIT $2 \
+           ) nf \
          ) e ORDER BY consultation_id, at, receipt_no LIMIT $2",
         since.replace("p.created_at", "f.created_at")
     )
@@ -90,6 +99,7 @@ where
     (i64,): for<'r> FromRow<'r, <D::DB as Database>::Row>,
     (DateTime<Utc>,): for<'r> FromRow<'r, <D::DB as Database>::Row>,
     (i64, String): for<'r> FromRow<'r, <D::DB as Database>::Row>,
+    (i64, i64): for<'r> FromRow<'r, <D::DB as Database>::Row>,
     ConsultationRow: for<'r> FromRow<'r, <D::DB as Database>::Row>,
     ExtensionRow: for<'r> FromRow<'r, <D::DB as Database>::Row>,
     InviteeRow: for<'r> FromRow<'r, <D::DB as Database>::Row>,
@@ -200,45 +210,41 @@ where
         .map(|(t,)| t))
     }
 
-    async fn queue_digest(
-        &self,
-        lfp: &str,
-        previous: Option<DateTime<Utc>>,
-        through: DateTime<Utc>,
-        messages: &[NewMessage],
-    ) -> Result<bool, StoreError> {
+    async fn queue_digests(&self, digests: &[DigestWrite<'_>]) -> Result<Vec<bool>, StoreError> {
         let now = self.now();
         let mut tx = self.begin().await?;
-        // Compare and set: of two runs from the same watermark, one moves it
-        // and queues; the other changes nothing.
-        let moved = match previous {
-            Some(previous) => sqlx::query::<D::DB>(
-                "UPDATE digest_watermarks SET done_through = $1 \
-                 WHERE lfp = $2 AND done_through = $3",
-            )
-            .bind(through)
-            .bind(lfp)
-            .bind(previous)
-            .execute(&mut *tx)
-            .await
-            .map(|r| D::rows_affected(&r))?,
-            None => sqlx::query::<D::DB>(
-                "INSERT INTO digest_watermarks (lfp, done_through) VALUES ($1, $2) \
-                 ON CONFLICT (lfp) DO NOTHING",
-            )
-            .bind(lfp)
-            .bind(through)
-            .execute(&mut *tx)
-            .await
-            .map(|r| D::rows_affected(&r))?,
-        };
-        if moved == 0 {
-            tx.rollback().await?;
-            return Ok(false);
+        let mut done = Vec::with_capacity(digests.len());
+        for d in digests {
+            // Compare and set: of two runs from the same watermark, one
+            // moves it and queues; the other changes nothing.
+            let moved = match d.previous {
+                Some(previous) => sqlx::query::<D::DB>(
+                    "UPDATE digest_watermarks SET done_through = $1 \
+                     WHERE lfp = $2 AND done_through = $3",
+                )
+                .bind(d.through)
+                .bind(d.lfp)
+                .bind(previous)
+                .execute(&mut *tx)
+                .await
+                .map(|r| D::rows_affected(&r))?,
+                None => sqlx::query::<D::DB>(
+                    "INSERT INTO digest_watermarks (lfp, done_through) VALUES ($1, $2) \
+                     ON CONFLICT (lfp) DO NOTHING",
+                )
+                .bind(d.lfp)
+                .bind(d.through)
+                .execute(&mut *tx)
+                .await
+                .map(|r| D::rows_affected(&r))?,
+            } > 0;
+            if moved {
+                Self::enqueue_in(&mut tx, d.messages, now).await?;
+            }
+            done.push(moved);
         }
-        Self::enqueue_in(&mut tx, messages, now).await?;
         tx.commit().await?;
-        Ok(true)
+        Ok(done)
     }
 
     async fn digest_data(&self, q: &DigestQuery<'_>) -> Result<DigestData, StoreError> {
@@ -278,10 +284,21 @@ where
         let new: Vec<EntryRow> = bound!(sqlx::query_as::<D::DB, EntryRow>(&sql))
             .fetch_all(&self.read)
             .await?;
-        let sql = count("proposals", "p", "");
-        let (new_proposals,): (i64,) = bound!(sqlx::query_as::<D::DB, (i64,)>(&sql))
-            .fetch_one(&self.read)
-            .await?;
+        // New proposals, and how many of them still wait (so the older
+        // ones waiting are counted without reading them all again).
+        let sql = count("proposals", "p", "")
+            .replace(
+                "SELECT COUNT(*)",
+                "SELECT COUNT(*), COUNT(*) - COUNT(d.proposal_id)",
+            )
+            .replace(
+                "proposals p  WHERE",
+                "proposals p LEFT JOIN dispositions d ON d.proposal_id = p.id WHERE",
+            );
+        let (new_proposals, new_waiting): (i64, i64) =
+            bound!(sqlx::query_as::<D::DB, (i64, i64)>(&sql))
+                .fetch_one(&self.read)
+                .await?;
         let sql = count(
             "follow_ups",
             "f",
@@ -296,8 +313,7 @@ where
         // the window, since the window's own are listed as new already.
         let ids_from_3 = numbered(3, q.consultation_ids.len());
         let waiting_where = format!(
-            "FROM proposals p LEFT JOIN csos c ON c.id = p.cso_id \
-             WHERE p.consultation_id IN ({ids_from_3}) AND p.created_at <= $1 \
+            "WHERE p.consultation_id IN ({ids_from_3}) AND p.created_at <= $1 \
              AND NOT EXISTS (SELECT 1 FROM dispositions d WHERE d.proposal_id = p.id)"
         );
         macro_rules! waiting_bound {
@@ -312,9 +328,11 @@ where
         let sql = format!(
             "SELECT p.receipt_no, p.consultation_id, c.name AS cso_name, p.from_address, \
              p.created_at AS at, substr(p.reply_text, 1, {EXCERPT_SOURCE_CHARS}) AS text, \
-             FALSE AS follow_up, p.late {waiting_where} ORDER BY p.created_at, p.id LIMIT $2"
+             FALSE AS follow_up, p.late FROM proposals p LEFT JOIN csos c ON c.id = p.cso_id \
+             {waiting_where} ORDER BY p.created_at, p.id LIMIT $2"
         );
-        let count = format!("SELECT COUNT(*) {waiting_where} AND $2 >= 0");
+        // Counted on the index alone: no names, no text.
+        let count = format!("SELECT COUNT(*) FROM proposals p {waiting_where} AND $2 >= 0");
         let (waiting_total,): (i64,) =
             waiting_bound!(sqlx::query_as::<D::DB, (i64,)>(&count), q.through)
                 .fetch_one(&self.read)
@@ -325,10 +343,7 @@ where
                 waiting_bound!(sqlx::query_as::<D::DB, EntryRow>(&sql), since)
                     .fetch_all(&self.read)
                     .await?,
-                waiting_bound!(sqlx::query_as::<D::DB, (i64,)>(&count), since)
-                    .fetch_one(&self.read)
-                    .await?
-                    .0,
+                waiting_total - new_waiting,
             ),
             None => (Vec::new(), 0),
         };
