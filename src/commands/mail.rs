@@ -319,11 +319,14 @@ pub async fn pen_discard(
 /// `send`, queued for them now (once a day: a second --send that day
 /// queues nothing).
 pub async fn pen_summary(app: &App, send: bool, out: &mut impl Write) -> anyhow::Result<()> {
-    use crate::inbound::pen::{Summary, compose, queue_summary};
-    let (store, config) = (app.store.as_ref(), app.config.as_ref());
+    use crate::inbound::pen::{Summary, compose, gather, queue_summary};
+    let config = app.config.as_ref();
     if send {
         match queue_summary(app, app.now()).await? {
-            Summary::Empty => writeln!(out, "Nothing waits in the holding pen; no summary sent.")?,
+            Summary::Empty => writeln!(
+                out,
+                "Nothing to report (the holding pen is empty, no mail failed or waits to be retried, no consultation opens or closes soon); no summary sent."
+            )?,
             Summary::AlreadyQueued => writeln!(out, "Today's summary was sent already.")?,
             Summary::Queued(n) => writeln!(
                 out,
@@ -334,13 +337,14 @@ pub async fn pen_summary(app: &App, send: bool, out: &mut impl Write) -> anyhow:
         }
         return Ok(());
     }
-    let held = store.inbound_in_state(InboundState::Held).await?;
-    let today = app
-        .now()
-        .with_timezone(&config.office.time_zone)
-        .date_naive();
-    match compose(app, &held, today)? {
-        None => writeln!(out, "Nothing waits in the holding pen.")?,
+    let now = app.now();
+    let report = gather(app, now).await?;
+    let today = now.with_timezone(&config.office.time_zone).date_naive();
+    match compose(app, &report, today)? {
+        None => writeln!(
+            out,
+            "Nothing waits in the holding pen, and there is nothing else to report."
+        )?,
         Some(m) => {
             let parsed = mail_parser::MessageParser::default()
                 .parse(&m.message)

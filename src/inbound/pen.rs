@@ -1,21 +1,26 @@
-//! The POC's daily summary of the holding pen: what waits there, why, and
-//! how to act on it, sent through the outbox like every other email.
+//! The POC's daily summary: what waits in the holding pen, why, and how to
+//! act on it; mail the relay refused or that waits to be tried again, with
+//! the reasons; consultations opening and closing; digests sent. Sent
+//! through the outbox like every other email.
 //!
 //! At most one summary a day: its idempotency key is the date, so a daemon
 //! restarted at the scheduled minute, or two daemons sharing PostgreSQL,
-//! queue it once. An empty pen sends nothing.
+//! queue it once. A day with nothing to report sends nothing.
 
 use chrono::{DateTime, NaiveDate, Utc};
 use chrono_tz::Tz;
 
 use crate::app::App;
+use crate::consultation::{Consultation, ConsultationState};
 use crate::domain::{EmailFor, EmailKind, ReplyKey};
 use crate::intake::types::{InboundState, InboundSummary};
-use crate::outbound::email::{Context, HeldLine, Named, PenSummary};
+use crate::outbound::email::{Context, HeldLine, Named, OutboxLine, PenSummary};
 use crate::outbound::message::{self, MessageError, Outgoing};
 use crate::outbound::outbox::NewMessage;
+use crate::outbound::outreach::format_date;
 use crate::outbound::templates::TemplateError;
 use crate::store::StoreError;
+use crate::store::records::{Deferred, OutboxFailure};
 
 #[derive(Debug, thiserror::Error)]
 pub enum PenError {
@@ -41,19 +46,99 @@ pub enum Summary {
     AlreadyQueued,
 }
 
-/// The summary's email for `date`, or None when the pen is empty.
+/// Failed and deferred messages listed; the rest are counted.
+const OUTBOX_LISTED: u32 = 20;
+
+/// Consultations opening or closing this many days ahead are named.
+const SOON_DAYS: i64 = 2;
+
+/// Everything the summary reports.
+#[derive(Debug, Default)]
+pub struct Report {
+    pub held: Vec<InboundSummary>,
+    pub failed_total: u64,
+    pub failures: Vec<OutboxFailure>,
+    pub deferred: Vec<Deferred>,
+    /// Scheduled to open within [`SOON_DAYS`].
+    pub opening: Vec<Consultation>,
+    /// Open, their deadline within [`SOON_DAYS`].
+    pub closing: Vec<Consultation>,
+    /// LFP digests delivered in the last day.
+    pub digests_sent: u64,
+}
+
+impl Report {
+    /// Only what is in the holding pen (tests, and `mail pen summary`'s
+    /// preview when nothing else is asked).
+    pub fn held_only(held: Vec<InboundSummary>) -> Self {
+        Self {
+            held,
+            ..Self::default()
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.held.is_empty()
+            && self.failures.is_empty()
+            && self.deferred.is_empty()
+            && self.opening.is_empty()
+            && self.closing.is_empty()
+            && self.digests_sent == 0
+    }
+}
+
+/// Reads what the summary for `now` reports.
+pub async fn gather(app: &App, now: DateTime<Utc>) -> Result<Report, PenError> {
+    let store = app.store.as_ref();
+    let today = now.with_timezone(&app.config.office.time_zone).date_naive();
+    let soon = |d: NaiveDate| d >= today && (d - today).num_days() <= SOON_DAYS;
+    let consultations = store.consultations().await?;
+    Ok(Report {
+        held: store.inbound_in_state(InboundState::Held).await?,
+        failed_total: store.outbox_counts().await?.failed,
+        failures: store.outbox_failures(OUTBOX_LISTED).await?,
+        deferred: store.deferred(OUTBOX_LISTED).await?,
+        opening: consultations
+            .iter()
+            .filter(|c| c.state == ConsultationState::Scheduled && soon(c.spec.opens_on))
+            .cloned()
+            .collect(),
+        closing: consultations
+            .iter()
+            .filter(|c| c.state == ConsultationState::Open && soon(c.spec.closes_on))
+            .cloned()
+            .collect(),
+        digests_sent: store
+            .sent_since(
+                EmailKind::LfpDigest.as_str(),
+                now - chrono::TimeDelta::days(1),
+            )
+            .await?,
+    })
+}
+
+/// The summary's email for `date`, or None when there is nothing to report.
 pub fn compose(
     app: &App,
-    held: &[InboundSummary],
+    report: &Report,
     date: NaiveDate,
 ) -> Result<Option<NewMessage>, PenError> {
-    if held.is_empty() {
+    if report.is_empty() {
         return Ok(None);
     }
+    let held = &report.held;
     let config = app.config.as_ref();
     let lang = config.schedules.pen_summary_language;
     let tz = config.office.time_zone;
     let office_name = config.office.name.get(lang);
+    let named = |c: &Consultation, d: NaiveDate| {
+        format!(
+            "{}, {}: {}",
+            c.spec.reference,
+            c.spec.title().get(lang),
+            format_date(lang, d)
+        )
+    };
     let context = Context::PenSummary(PenSummary {
         office: Named { name: office_name },
         date: date.format("%d.%m.%Y").to_string(),
@@ -72,6 +157,40 @@ pub fn compose(
             })
             .collect(),
         more: held.len().saturating_sub(LISTED),
+        failed_total: report.failed_total,
+        failures: report
+            .failures
+            .iter()
+            .map(|f| OutboxLine {
+                kind: f.kind.clone(),
+                recipient: f.recipient.clone(),
+                attempts: f.attempts,
+                error: f.last_error.clone(),
+                next: None,
+            })
+            .collect(),
+        deferred: report
+            .deferred
+            .iter()
+            .map(|d| OutboxLine {
+                kind: d.kind.clone(),
+                recipient: d.recipient.clone(),
+                attempts: d.attempts,
+                error: d.last_error.clone(),
+                next: Some(local(d.next_attempt_at, tz)),
+            })
+            .collect(),
+        opening: report
+            .opening
+            .iter()
+            .map(|c| named(c, c.spec.opens_on))
+            .collect(),
+        closing: report
+            .closing
+            .iter()
+            .map(|c| named(c, c.spec.closes_on))
+            .collect(),
+        digests_sent: report.digests_sent,
     });
     let rendered = app.templates.render(lang, &context)?;
     let from = config.mail.from.clone();
@@ -104,18 +223,18 @@ pub fn compose(
     }))
 }
 
-/// Queues today's summary (in the office's time zone) unless the pen is
-/// empty or it was queued already.
+/// Queues today's summary (in the office's time zone) unless there is
+/// nothing to report or it was queued already.
 pub async fn queue_summary(app: &App, now: DateTime<Utc>) -> Result<Summary, PenError> {
-    let held = app.store.inbound_in_state(InboundState::Held).await?;
+    let report = gather(app, now).await?;
     let date = now.with_timezone(&app.config.office.time_zone).date_naive();
-    let Some(message) = compose(app, &held, date)? else {
+    let Some(message) = compose(app, &report, date)? else {
         return Ok(Summary::Empty);
     };
     Ok(
         match app.store.enqueue(std::slice::from_ref(&message)).await? {
             0 => Summary::AlreadyQueued,
-            _ => Summary::Queued(held.len()),
+            _ => Summary::Queued(report.held.len()),
         },
     )
 }
@@ -148,8 +267,10 @@ mod tests {
         let app = App::in_memory().await;
         let config = app.config.as_ref();
         let date = NaiveDate::from_ymd_opt(2026, 12, 3).unwrap();
-        assert!(compose(&app, &[], date).unwrap().is_none());
-        let m = compose(&app, &held(53), date).unwrap().unwrap();
+        assert!(compose(&app, &Report::default(), date).unwrap().is_none());
+        let m = compose(&app, &Report::held_only(held(53)), date)
+            .unwrap()
+            .unwrap();
         assert_eq!(m.idempotency_key, "pen_summary:2026-12-03");
         assert_eq!(m.recipient, config.office.email);
         let parsed = mail_parser::MessageParser::default()

@@ -148,16 +148,39 @@ pub struct AttachmentLine {
     pub winmail: bool,
 }
 
-/// The POC's daily summary of the holding pen.
+/// The POC's daily summary: the holding pen, mail that failed or waits to
+/// be retried, consultations opening and closing, digests sent.
 #[derive(Debug, Clone, Serialize)]
 pub struct PenSummary<'a> {
     pub office: Named<'a>,
     pub date: String,
+    /// Messages in the holding pen.
     pub count: usize,
     pub many: bool,
     pub messages: Vec<HeldLine<'a>>,
     /// Waiting but not listed.
     pub more: usize,
+    /// Messages the relay refused for good, in all.
+    pub failed_total: u64,
+    pub failures: Vec<OutboxLine>,
+    /// Messages waiting to be tried again.
+    pub deferred: Vec<OutboxLine>,
+    /// "OGP-2026-FISCAL, Open budget: 1 December 2026"
+    pub opening: Vec<String>,
+    pub closing: Vec<String>,
+    /// LFP digests delivered in the last day.
+    pub digests_sent: u64,
+}
+
+/// A message that failed or waits to be retried, as the POC reads it.
+#[derive(Debug, Clone, Serialize)]
+pub struct OutboxLine {
+    pub kind: String,
+    pub recipient: String,
+    pub attempts: u32,
+    pub error: String,
+    /// When it is tried again (deferred ones).
+    pub next: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]

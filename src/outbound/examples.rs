@@ -6,7 +6,7 @@ use super::email::{
     Acknowledgement, AttachmentLine, ClosingLine, Confirmation, ConsultationClosed,
     ConsultationMail, ConsultationView, Context, DeadlineExtended, DeadlineReminder,
     DigestConsultation, DraftView, HeldLine, LfpDigest, MeetingChanged, MeetingView, Named, Office,
-    PenSummary, ProposalLine, ResponseReminder,
+    OutboxLine, PenSummary, ProposalLine, ResponseReminder,
 };
 use crate::domain::{Bilingual, EmailKind, Language};
 
@@ -288,6 +288,28 @@ pub fn example_context(email: EmailKind, lang: Language) -> Context<'static> {
                 },
             ],
             more: 0,
+            failed_total: 1,
+            failures: vec![OutboxLine {
+                kind: "invitation".into(),
+                recipient: "info@old-domain.example.org".into(),
+                attempts: 1,
+                error: "550 5.1.1 <info@old-domain.example.org>: Recipient address rejected: User unknown".into(),
+                next: None,
+            }],
+            deferred: vec![OutboxLine {
+                kind: "receipt".into(),
+                recipient: "kontakt@greylist.example.org".into(),
+                attempts: 2,
+                error: "451 4.7.1 Greylisted, please try again later".into(),
+                next: Some("03.12.2026 08:20".into()),
+            }],
+            opening: vec![text(
+                "OGP-2026-SERVICES, Shërbimet publike dixhitale: e premte, 4 dhjetor 2026",
+                "OGP-2026-SERVICES, Digital public services: Friday 4 December 2026",
+            )
+            .into()],
+            closing: Vec::new(),
+            digests_sent: 6,
         }),
     }
 }

@@ -1,4 +1,4 @@
-//! The POC's daily summary of the holding pen as a scheduled job.
+//! The POC's daily summary as a scheduled job.
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -27,11 +27,11 @@ impl Job for PenSummary {
     ) -> Result<String, JobError> {
         Ok(match queue_summary(app, now).await? {
             Summary::Queued(n) => format!(
-                "holding-pen summary of {n} waiting message(s) queued for {}",
+                "the daily summary ({n} message(s) in the holding pen) queued for {}",
                 app.config.office.email
             ),
-            Summary::Empty => "holding pen empty; no summary".into(),
-            Summary::AlreadyQueued => "today's holding-pen summary was queued already".into(),
+            Summary::Empty => "nothing to report; no daily summary".into(),
+            Summary::AlreadyQueued => "today's summary was queued already".into(),
         })
     }
 }

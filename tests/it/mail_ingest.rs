@@ -1409,7 +1409,7 @@ fn serve_sends_the_poc_one_holding_pen_summary_a_day() {
     setup(dir.path(), &db);
     assert_eq!(
         ok(dir.path(), &db, &["mail", "pen", "summary"], None),
-        "Nothing waits in the holding pen.\n"
+        "Nothing waits in the holding pen, and there is nothing else to report.\n"
     );
     let stranger = b"From: someone@elsewhere.example.org\r\nTo: ogp-poc@office.example\r\nSubject: Pyetje <urgjente>\r\nMessage-ID: <q1@elsewhere.example.org>\r\n\r\nA mund t\xc3\xab d\xc3\xabrgoj propozimin k\xc3\xabtu?\r\n";
     ok(dir.path(), &db, &["mail", "ingest"], Some(stranger));

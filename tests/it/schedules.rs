@@ -193,6 +193,30 @@ fn a_consultation_from_its_opening_day_to_the_lfps_reminder_to_answer() {
             .contains("scheduled")
     );
     office.at("2026-11-27T10:06:00+01:00", &["schedule", "run"]);
+    // The POC's daily summary names what opens soon.
+    office.at(
+        "2026-11-30T08:01:00+01:00",
+        &["schedule", "run", "pen_summary"],
+    );
+    let summary = &office.delivered("2026-11-30T08:02:00+01:00", "pen_summary")[0];
+    assert_eq!(summary.to, "ogp-poc@office.example");
+    assert!(
+        summary
+            .subject
+            .starts_with("Përmbledhja ditore e cocreate, 30.11.2026"),
+        "{}",
+        summary.subject
+    );
+    assert!(
+        summary
+            .text
+            .contains("HAPEN SË SHPEJTI (ftesat nisen vetë)")
+            && summary
+                .text
+                .contains("- OGP-LIFE, Buxheti i hapur në bashki: e martë, 1 dhjetor 2026"),
+        "{}",
+        summary.text
+    );
     let late_evening = office.at(
         "2026-11-30T23:58:00+01:00",
         &["schedule", "run", "consultations"],
@@ -739,10 +763,17 @@ async fn two_daemons_on_one_postgresql_send_each_digest_and_reminder_once() {
         "two1",
         "Publish the budget monthly.",
     );
-    for (when, job, kind, per_address) in [
-        ("2026-12-07T07:59:57+01:00", "lfp_digest", "lfp_digest", LFP),
+    for (when, after, job, kind, per_address) in [
+        (
+            "2026-12-07T07:59:57+01:00",
+            "2026-12-07T08:05:00+01:00",
+            "lfp_digest",
+            "lfp_digest",
+            LFP,
+        ),
         (
             "2027-01-04T08:59:57+01:00",
+            "2027-01-04T09:05:00+01:00",
             "deadline_reminders",
             "deadline_reminder",
             "bashkite@cso.example.org",
@@ -773,7 +804,7 @@ async fn two_daemons_on_one_postgresql_send_each_digest_and_reminder_once() {
         }
         first.stop(libc::SIGTERM);
         second.stop(libc::SIGTERM);
-        let sent = office.delivered(when, kind);
+        let sent = office.delivered(after, kind);
         assert_eq!(to(&sent, per_address).len(), 1, "{kind} to {per_address}");
     }
     // 7 December's, and on 4 January one catch-up for the weeks between.
@@ -827,7 +858,7 @@ fn a_digest_of_two_thousand_proposals_stays_within_its_caps() {
         &["mail", "ingest", "--maildir", inbox.to_str().unwrap()],
     );
     assert!(
-        took.ends_with("Took in 2000 messages; 0 left in new/.\n"),
+        took.ends_with("Took in 2,000 messages; 0 left in new/.\n"),
         "{took}"
     );
     let digest = office.at(
