@@ -59,5 +59,7 @@ CREATE TABLE dispositions (
 -- What a digest counts and lists, from the index: a week's proposals of a
 -- consultation, and how many organisations replied to it.
 CREATE INDEX proposals_created ON proposals (consultation_id, created_at, id);
+-- (consultation_id) alone is a prefix of it.
+DROP INDEX proposals_consultation;
 CREATE INDEX proposals_replied ON proposals (consultation_id, cso_id);
 CREATE INDEX follow_ups_created ON follow_ups (created_at, proposal_id);

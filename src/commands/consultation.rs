@@ -48,8 +48,8 @@ pub struct SpecFlags {
     /// Why the period is shorter than the legal minimum (recorded).
     #[arg(long, value_name = "TEXT")]
     pub short_period_reason: Option<String>,
-    /// Meeting start, local time: YYYY-MM-DDTHH:MM:SS.
-    #[arg(long, value_name = "DATETIME")]
+    /// Meeting start, local time: YYYY-MM-DDTHH:MM (seconds optional).
+    #[arg(long, value_name = "DATETIME", value_parser = local_date_time)]
     pub meeting_at: Option<chrono::NaiveDateTime>,
     #[arg(long, value_name = "MINUTES")]
     pub meeting_minutes: Option<u32>,
@@ -60,6 +60,15 @@ pub struct SpecFlags {
     /// A presentation to attach to the invitations (at most 10 MB).
     #[arg(long, value_name = "FILE")]
     pub presentation: Option<String>,
+}
+
+/// A local date and time with or without seconds (2026-12-10T10:00), as
+/// the consultation file takes it.
+fn local_date_time(text: &str) -> Result<chrono::NaiveDateTime, String> {
+    let text = text.trim().replace(' ', "T");
+    chrono::NaiveDateTime::parse_from_str(&text, "%Y-%m-%dT%H:%M:%S")
+        .or_else(|_| chrono::NaiveDateTime::parse_from_str(&text, "%Y-%m-%dT%H:%M"))
+        .map_err(|_| format!("'{text}' is not a local date and time like 2026-12-10T10:00"))
 }
 
 impl SpecFlags {

@@ -105,7 +105,7 @@ pub async fn preview(app: &App, code: &str, out: &mut impl Write) -> anyhow::Res
 pub async fn send(app: &App, code: &str, out: &mut impl Write) -> anyhow::Result<()> {
     let area = lfp::lfp(app, code)?;
     let consultations = app.store.consultations().await?;
-    let Some((d, queued)) = lfp::send_digests(app, &[area], &consultations, app.now())
+    let Some((d, queued)) = lfp::send_digests(app, &[area], &consultations, app.now(), None)
         .await?
         .pop()
     else {

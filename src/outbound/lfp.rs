@@ -228,12 +228,19 @@ pub enum Queued {
 }
 
 /// Makes and queues the digests of `areas` as of `now`, moving each LFP's
-/// watermark: made one by one, queued together in one transaction.
+/// watermark: made a few at a time, queued together in one transaction.
+///
+/// With `due` (the scheduled time a run is for), an LFP whose watermark
+/// has already reached it is left alone: another run (a second daemon, or
+/// this one before a restart) made its digest for that time. This is read
+/// with the watermark the digest starts from, and the compare-and-set
+/// holds it until the digest is queued, so two runs never both send one.
 pub async fn send_digests(
     app: &App,
     areas: &[&PolicyArea],
     consultations: &[Consultation],
     now: DateTime<Utc>,
+    due: Option<DateTime<Utc>>,
 ) -> Result<Vec<(Digest, Queued)>, LfpMailError> {
     // Made a few at a time: each is a handful of reads the store's pool
     // serves side by side.
@@ -245,8 +252,10 @@ pub async fn send_digests(
         }
         digests.extend(futures::future::try_join_all(making).await?);
     }
+    let done_already = |d: &Digest| due.is_some_and(|due| d.previous.is_some_and(|p| p >= due));
     let writes: Vec<DigestWrite<'_>> = digests
         .iter()
+        .filter(|d| !done_already(d))
         .map(|d| DigestWrite {
             lfp: &d.area,
             previous: d.previous,
@@ -254,11 +263,11 @@ pub async fn send_digests(
             messages: &d.messages,
         })
         .collect();
-    let moved = app.store.queue_digests(&writes).await?;
+    let mut moved = app.store.queue_digests(&writes).await?.into_iter();
     Ok(digests
         .into_iter()
-        .zip(moved)
-        .map(|(d, moved)| {
+        .map(|d| {
+            let moved = !done_already(&d) && moved.next().unwrap_or(false);
             let queued = match (moved, d.messages.len()) {
                 (false, _) => Queued::AlreadyMade,
                 (true, 0) => Queued::NothingNew,

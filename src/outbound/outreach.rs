@@ -38,6 +38,13 @@ pub enum OutreachError {
         reference: String,
         state: &'static str,
     },
+    #[error(
+        "consultation {reference} opens on {opens}: its invitations go out then, by themselves (`cocreate schedule list`)"
+    )]
+    NotYetOpen {
+        reference: String,
+        opens: chrono::NaiveDate,
+    },
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
@@ -385,6 +392,12 @@ pub async fn send(
     sender: &Sender<'_>,
     consultation: &Consultation,
 ) -> Result<SendSummary, OutreachError> {
+    if consultation.state == ConsultationState::Scheduled {
+        return Err(OutreachError::NotYetOpen {
+            reference: consultation.spec.reference.clone(),
+            opens: consultation.spec.opens_on,
+        });
+    }
     if consultation.state != ConsultationState::Open {
         return Err(OutreachError::NotOpen {
             reference: consultation.spec.reference.clone(),

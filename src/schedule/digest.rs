@@ -43,7 +43,7 @@ impl Job for LfpDigests {
                 due_now.push(area);
             }
         }
-        for (d, queued) in lfp::send_digests(app, &due_now, &consultations, now).await? {
+        for (d, queued) in lfp::send_digests(app, &due_now, &consultations, now, Some(due)).await? {
             parts.push(match queued {
                 Queued::Sent(n) => format!(
                     "{}: {} new, {} additions, {} waiting, to {n} contact(s)",

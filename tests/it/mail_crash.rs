@@ -58,8 +58,10 @@ async fn killed_at_random_points_each_reply_proposal_and_receipt_exists_once() {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        // 150 ms to 1 s: somewhere in storing, routing, committing or moving.
-        let wait = Duration::from_millis(150 + (attempt * 271) % 850);
+        // 150 ms to 2 s: somewhere in starting, storing, routing,
+        // committing or moving (a debug build spends its first 0.2 s or so
+        // starting, more on a loaded machine).
+        let wait = Duration::from_millis(150 + (attempt * 271) % 1850);
         std::thread::sleep(wait);
         if child.try_wait().unwrap().is_some() {
             let out = child.wait_with_output().unwrap();

@@ -494,7 +494,7 @@ fn the_meeting_and_the_deadline_move_and_the_consultation_closes_early() {
             "edit",
             r,
             "--meeting-at",
-            "2026-12-11T14:00:00",
+            "2026-12-11T14:00",
         ],
     );
     assert!(
@@ -808,12 +808,21 @@ async fn two_daemons_on_one_postgresql_send_each_digest_and_reminder_once() {
         assert_eq!(to(&sent, per_address).len(), 1, "{kind} to {per_address}");
     }
     // 7 December's, and on 4 January one catch-up for the weeks between.
-    let digests = office.delivered("2027-01-04T09:10:00+01:00", "lfp_digest");
+    // Each queued once (the store's idempotency keys say which).
+    use sqlx::Connection as _;
+    let mut conn = sqlx::PgConnection::connect(&office.db.url).await.unwrap();
+    let keys: Vec<(String,)> =
+        sqlx::query_as("SELECT idempotency_key FROM outbox WHERE kind = 'lfp_digest' ORDER BY id")
+            .fetch_all(&mut conn)
+            .await
+            .unwrap();
     assert_eq!(
-        digests.len(),
+        keys.len(),
         12,
-        "two digests to each of the six LFP contacts"
+        "two digests to each of the six LFP contacts: {keys:#?}"
     );
+    let digests = office.delivered("2027-01-04T09:10:00+01:00", "lfp_digest");
+    assert_eq!(digests.len(), 12, "each delivered once");
     let reminders = office.delivered("2027-01-04T09:10:00+01:00", "deadline_reminder");
     assert_eq!(reminders.len(), 3, "one reminder to each invited address");
 }
