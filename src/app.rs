@@ -137,6 +137,11 @@ impl App {
         self.clock.now()
     }
 
+    /// The office's calendar day now.
+    pub fn today(&self) -> chrono::NaiveDate {
+        self.config.office.date_at(self.now())
+    }
+
     /// The built-in config over an empty SQLite database in memory, for
     /// unit tests (one database per call, shared by the store's pools).
     #[cfg(test)]

@@ -2,8 +2,9 @@
 //! proposal's time, a deadline, a schedule, a claim's lease) is read from
 //! one `Clock`, shared by the App and its store, so tests move time instead
 //! of sleeping: in-process tests with [`Clock::advance`], tests of the real
-//! binary with `COCREATE_TEST_NOW` or `COCREATE_TEST_CLOCK_OFFSET_SECONDS`
-//! (nothing else sets them).
+//! binary with `COCREATE_TEST_CLOCK_OFFSET_SECONDS` (nothing else sets it;
+//! tests/it/common.rs computes it from the office time a command should
+//! see).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -18,20 +19,15 @@ pub struct Clock {
 }
 
 impl Clock {
-    /// The system clock, unless a test set `COCREATE_TEST_NOW` (an RFC 3339
-    /// time the clock reads at start, then runs on from) and/or
-    /// `COCREATE_TEST_CLOCK_OFFSET_SECONDS` (added to either).
+    /// The system clock, moved by `COCREATE_TEST_CLOCK_OFFSET_SECONDS` when
+    /// a test sets it.
     pub fn from_env() -> Self {
-        let start = std::env::var("COCREATE_TEST_NOW")
-            .ok()
-            .and_then(|s| DateTime::parse_from_rfc3339(s.trim()).ok())
-            .map_or(0, |t| (t.with_timezone(&Utc) - Utc::now()).num_seconds());
         let seconds = std::env::var("COCREATE_TEST_CLOCK_OFFSET_SECONDS")
             .ok()
             .and_then(|s| s.trim().parse::<i64>().ok())
             .unwrap_or(0);
         Self {
-            offset: Arc::new(AtomicI64::new(start + seconds)),
+            offset: Arc::new(AtomicI64::new(seconds)),
         }
     }
 

@@ -126,13 +126,18 @@ pub async fn run(config: Config, demo_mode: bool) -> Result<(), ServeError> {
             crate::inbound::imap::watch(&app.intake(), &app.config.inbound, stop).await
         });
     }
-    for job in crate::schedule::jobs(&app) {
-        tracing::info!(
-            job = job.name(),
-            schedule = job.schedule().as_str(),
-            "scheduled"
-        );
-        tasks.spawn(crate::schedule::run(app.clone(), job, stop.clone()));
+    for s in crate::schedule::all(&app) {
+        let Some(schedule) = s.schedule else {
+            continue;
+        };
+        tracing::info!(job = s.name, schedule = schedule.as_str(), "scheduled");
+        tasks.spawn(crate::schedule::run(
+            app.clone(),
+            s.name,
+            schedule,
+            s.job,
+            stop.clone(),
+        ));
     }
     if let Some(listener) = lmtp {
         tracing::info!(lmtp = %listener.local_addr().map_err(ServeError::Server)?, "LMTP listening");

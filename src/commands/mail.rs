@@ -339,7 +339,7 @@ pub async fn pen_summary(app: &App, send: bool, out: &mut impl Write) -> anyhow:
     }
     let now = app.now();
     let report = gather(app, now).await?;
-    let today = now.with_timezone(&config.office.time_zone).date_naive();
+    let today = config.office.date_at(now);
     match compose(app, &report, today)? {
         None => writeln!(
             out,

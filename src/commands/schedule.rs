@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 
 use crate::app::App;
 use crate::outbound::lfp::{self, Queued};
-use crate::schedule::{self, JOB_NAMES, Outcome};
+use crate::schedule::{self, Outcome};
 
 /// Each job, its expression, its next three runs in office time, and when
 /// it last ran.
@@ -15,31 +15,28 @@ pub async fn list(app: &App, out: &mut impl Write) -> anyhow::Result<()> {
     let tz = app.config.office.time_zone;
     let local = |t: DateTime<Utc>| t.with_timezone(&tz).format("%a %Y-%m-%d %H:%M").to_string();
     let now = app.now();
-    let jobs = schedule::jobs(app);
     writeln!(out, "Times are in {tz}.")?;
-    for name in JOB_NAMES {
+    for job in schedule::all(app) {
+        let name = job.name;
         let last = app.store.schedule_watermark(name).await?;
         let last = last.map_or_else(|| "never".to_string(), local);
-        let Some(job) = jobs.iter().find(|j| j.name() == name) else {
+        let Some(schedule) = &job.schedule else {
             writeln!(
                 out,
                 "{name:<19} off (schedules.{name} is empty); last ran: {last}"
             )?;
             continue;
         };
-        let mut next = Vec::new();
-        let mut at = now;
-        for _ in 0..3 {
-            let Some(t) = job.schedule().next_after(tz, at) else {
-                break;
-            };
-            next.push(local(t));
-            at = t;
-        }
+        let next: Vec<String> = std::iter::successors(schedule.next_after(tz, now), |t| {
+            schedule.next_after(tz, *t)
+        })
+        .take(3)
+        .map(local)
+        .collect();
         writeln!(
             out,
             "{name:<19} \"{}\"; next: {}; last ran: {last}",
-            job.schedule().as_str(),
+            schedule.as_str(),
             if next.is_empty() {
                 "never".to_string()
             } else {
@@ -53,21 +50,27 @@ pub async fn list(app: &App, out: &mut impl Write) -> anyhow::Result<()> {
 /// Runs every job (or the one named) whose time has come, once, as
 /// `serve` would; for a server run from cron, or to catch up at once.
 pub async fn run(app: &App, only: Option<&str>, out: &mut impl Write) -> anyhow::Result<()> {
+    let jobs = schedule::all(app);
     if let Some(name) = only
-        && !JOB_NAMES.contains(&name)
+        && !jobs.iter().any(|j| j.name == name)
     {
+        let names: Vec<&str> = jobs.iter().map(|j| j.name).collect();
         bail!(
             "there is no job '{name}'; the jobs are {}",
-            JOB_NAMES.join(", ")
+            names.join(", ")
         );
     }
     let tz = app.config.office.time_zone;
-    for job in schedule::jobs(app) {
-        if only.is_some_and(|n| n != job.name()) {
+    for job in jobs {
+        let name = job.name;
+        if only.is_some_and(|n| n != name) {
             continue;
         }
-        let name = job.name();
-        match schedule::run_if_due(app, job.as_ref(), app.now()).await? {
+        let Some(schedule) = &job.schedule else {
+            writeln!(out, "{name}: off (schedules.{name} is empty)")?;
+            continue;
+        };
+        match schedule::run_if_due(app, name, schedule, job.job.as_ref(), app.now()).await? {
             Outcome::Started { next } | Outcome::NotDue { next } => writeln!(
                 out,
                 "{name}: not due; next at {}",
@@ -122,7 +125,7 @@ pub async fn send(app: &App, code: &str, out: &mut impl Write) -> anyhow::Result
             "Nothing new for {} since its last digest; none sent (schedules.lfp_digest_when_empty).",
             d.area
         )?,
-        Queued::AlreadyMade => writeln!(
+        Queued::SentAlready | Queued::AlreadyMade => writeln!(
             out,
             "Another run made {}'s digest at the same moment; nothing more was queued.",
             d.area

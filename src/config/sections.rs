@@ -416,6 +416,14 @@ pub struct OfficeConfig {
     pub time_zone: chrono_tz::Tz,
 }
 
+impl OfficeConfig {
+    /// The office's calendar day at `t`: what deadlines, opening dates and
+    /// working days are counted in.
+    pub fn date_at(&self, t: chrono::DateTime<chrono::Utc>) -> chrono::NaiveDate {
+        t.with_timezone(&self.time_zone).date_naive()
+    }
+}
+
 /// A policy area of focus, owned by its Lead Focal Point Institution.
 #[derive(Debug, Clone)]
 pub struct PolicyArea {

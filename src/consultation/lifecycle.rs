@@ -60,15 +60,10 @@ pub struct Closed {
     pub notified: u64,
 }
 
-/// The office's date at `now`.
-pub fn office_date(app: &App, now: DateTime<Utc>) -> NaiveDate {
-    now.with_timezone(&app.config.office.time_zone).date_naive()
-}
-
 /// Opens a draft: now if its opening date has come, otherwise on that date
 /// (the schedule opens it and sends the invitations).
 pub async fn open(app: &App, c: &Consultation) -> Result<Opened, LifecycleError> {
-    let today = office_date(app, app.now());
+    let today = app.today();
     if !matches!(
         c.state,
         ConsultationState::Draft | ConsultationState::Scheduled
@@ -106,7 +101,7 @@ pub async fn close(
         return Err(transition(c, ConsultationState::Closed));
     }
     let now = app.now();
-    let today = office_date(app, now);
+    let today = app.config.office.date_at(now);
     let reason = reason.map(str::trim).filter(|r| !r.is_empty());
     let early = today < c.spec.closes_on;
     let sender = app.sender();
@@ -202,7 +197,7 @@ impl std::fmt::Display for Tick {
 /// passed. Safe to run twice or from two daemons: a consultation already
 /// opened or closed is left alone, and invitations are keyed.
 pub async fn tick(app: &App, now: DateTime<Utc>) -> Result<Tick, LifecycleError> {
-    let today = office_date(app, now);
+    let today = app.config.office.date_at(now);
     let mut done = Tick::default();
     for c in app.store.consultations().await? {
         match c.state {

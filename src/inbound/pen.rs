@@ -8,7 +8,6 @@
 //! queue it once. A day with nothing to report sends nothing.
 
 use chrono::{DateTime, NaiveDate, Utc};
-use chrono_tz::Tz;
 
 use crate::app::App;
 use crate::consultation::{Consultation, ConsultationState};
@@ -17,7 +16,7 @@ use crate::intake::types::{InboundState, InboundSummary};
 use crate::outbound::email::{Context, HeldLine, Named, OutboxLine, PenSummary};
 use crate::outbound::message::{self, MessageError, Outgoing};
 use crate::outbound::outbox::NewMessage;
-use crate::outbound::outreach::format_date;
+use crate::outbound::outreach::{format_date, format_time};
 use crate::outbound::templates::TemplateError;
 use crate::store::StoreError;
 use crate::store::records::{Deferred, OutboxFailure};
@@ -90,7 +89,7 @@ impl Report {
 /// Reads what the summary for `now` reports.
 pub async fn gather(app: &App, now: DateTime<Utc>) -> Result<Report, PenError> {
     let store = app.store.as_ref();
-    let today = now.with_timezone(&app.config.office.time_zone).date_naive();
+    let today = app.config.office.date_at(now);
     let soon = |d: NaiveDate| d >= today && (d - today).num_days() <= SOON_DAYS;
     let consultations = store.consultations().await?;
     Ok(Report {
@@ -149,7 +148,7 @@ pub fn compose(
             .take(LISTED)
             .map(|m| HeldLine {
                 id: m.id,
-                received: local(m.received_at, tz),
+                received: format_time(tz, m.received_at),
                 source: &m.source,
                 from: m.from_address.as_deref().unwrap_or("?"),
                 subject: m.subject.as_deref().unwrap_or(""),
@@ -177,7 +176,7 @@ pub fn compose(
                 recipient: d.recipient.clone(),
                 attempts: d.attempts,
                 error: d.last_error.clone(),
-                next: Some(local(d.next_attempt_at, tz)),
+                next: Some(format_time(tz, d.next_attempt_at)),
             })
             .collect(),
         opening: report
@@ -227,7 +226,7 @@ pub fn compose(
 /// nothing to report or it was queued already.
 pub async fn queue_summary(app: &App, now: DateTime<Utc>) -> Result<Summary, PenError> {
     let report = gather(app, now).await?;
-    let date = now.with_timezone(&app.config.office.time_zone).date_naive();
+    let date = app.config.office.date_at(now);
     let Some(message) = compose(app, &report, date)? else {
         return Ok(Summary::Empty);
     };
@@ -237,10 +236,6 @@ pub async fn queue_summary(app: &App, now: DateTime<Utc>) -> Result<Summary, Pen
             _ => Summary::Queued(report.held.len()),
         },
     )
-}
-
-fn local(t: DateTime<Utc>, tz: Tz) -> String {
-    t.with_timezone(&tz).format("%d.%m.%Y %H:%M").to_string()
 }
 
 #[cfg(test)]

@@ -174,7 +174,7 @@ pub fn web_visitor(
             "sent through the web form to {reference}, which no consultation is"
         ));
     };
-    let today = store_today(config, now);
+    let today = config.office.date_at(now);
     Route {
         method: Some(RouteMethod::WebForm),
         consultation: Some(c.spec.reference.clone()),
@@ -201,7 +201,7 @@ pub async fn route_among(
     known: &IntakeLookups,
     p: &Parsed,
 ) -> Result<Route, StoreError> {
-    let today = store_today(config, store.clock().now());
+    let today = config.office.date_at(store.clock().now());
     let late = |c: &Consultation| c.late_on(today);
     if answers_lfp_mail(p, config) {
         return Ok(Route::unmatched(format!(
@@ -350,9 +350,4 @@ pub async fn route_among(
             many.len()
         ))),
     }
-}
-
-/// The office's date at `now`.
-fn store_today(config: &Config, now: DateTime<Utc>) -> chrono::NaiveDate {
-    now.with_timezone(&config.office.time_zone).date_naive()
 }

@@ -172,11 +172,7 @@ impl Intake<'_> {
     /// and one that needs nothing from the store.
     pub(super) fn finish(&self, a: Acknowledgement) -> Result<NewMessage, IntakeError> {
         let sender = self.sender();
-        let today = self
-            .app
-            .now()
-            .with_timezone(&self.app.config.office.time_zone)
-            .date_naive();
+        let today = self.app.today();
         let spec = &a.consultation.spec;
         let acknowledgement = email::Acknowledgement {
             mail: sender.base_context(spec, a.lang, &a.name, &a.key),

@@ -459,11 +459,7 @@ impl Intake<'_> {
             .find(|c| c.id == consultation_id)
             .cloned()
             .ok_or_else(|| StoreError::NotFound(format!("consultation {consultation_id}")))?;
-        let today = self
-            .app
-            .now()
-            .with_timezone(&self.app.config.office.time_zone)
-            .date_naive();
+        let today = self.app.today();
         let cso = self.app.store.cso(cso_id).await?;
         let place = Placement {
             consultation: &consultation,

@@ -22,14 +22,14 @@ use super::email::{
 };
 use super::message::{self, MessageError, Outgoing};
 use super::outbox::NewMessage;
-use super::outreach::format_date;
+use super::outreach::{format_date, format_time};
 use super::templates::{Rendered, TemplateError};
 use crate::app::App;
 use crate::config::{PolicyArea, WhenEmpty};
 use crate::consultation::{Consultation, ConsultationState};
 use crate::domain::{EmailFor, ReplyKey, WorkingCalendar};
 use crate::store::StoreError;
-use crate::store::records::{DigestEntry, DigestQuery, DigestWrite};
+use crate::store::records::{DigestData, DigestEntry, DigestQuery, DigestWrite};
 
 #[derive(Debug, thiserror::Error)]
 pub enum LfpMailError {
@@ -108,35 +108,30 @@ pub async fn digest(
             cap,
         })
         .await?;
-    let title = |id: i64| {
-        mine.iter()
-            .find(|c| c.id == id)
-            .map(|c| {
-                (
-                    c.spec.reference.clone(),
-                    c.spec.title().get(lang).to_string(),
-                )
-            })
-            .unwrap_or_default()
-    };
-    let mut grouped: Vec<DigestConsultation> = Vec::new();
+    // The store returns them by consultation, then time.
+    let mut grouped: Vec<(i64, DigestConsultation)> = Vec::new();
     for e in &data.new {
         if grouped
             .last()
-            .is_none_or(|g| g.reference != title(e.consultation_id).0)
+            .is_none_or(|(id, _)| *id != e.consultation_id)
         {
-            let (reference, title) = title(e.consultation_id);
-            grouped.push(DigestConsultation {
-                reference,
-                title,
-                entries: Vec::new(),
-            });
+            let c = mine.iter().find(|c| c.id == e.consultation_id);
+            grouped.push((
+                e.consultation_id,
+                DigestConsultation {
+                    reference: c.map(|c| c.spec.reference.clone()).unwrap_or_default(),
+                    title: c
+                        .map(|c| c.spec.title().get(lang).to_string())
+                        .unwrap_or_default(),
+                    entries: Vec::new(),
+                },
+            ));
         }
-        if let Some(g) = grouped.last_mut() {
+        if let Some((_, g)) = grouped.last_mut() {
             g.entries.push(line(e, tz, None));
         }
     }
-    let today = now.with_timezone(&tz).date_naive();
+    let today = config.office.date_at(now);
     let mut closing = Vec::new();
     for c in mine.iter().filter(|c| {
         c.state == ConsultationState::Open
@@ -154,7 +149,7 @@ pub async fn digest(
     }
     let listed = data.new.len() as u64;
     let nothing_new = data.new_proposals == 0 && data.new_follow_ups == 0;
-    let local = |t: DateTime<Utc>| t.with_timezone(&tz).format("%d.%m.%Y %H:%M").to_string();
+    let (waiting, waiting_more) = waiting_lines(&data, tz, now);
     let context = Context::LfpDigest(LfpDigest {
         office: office(app, lang),
         lfp: Named {
@@ -163,21 +158,17 @@ pub async fn digest(
         area: Named {
             name: area.name.get(lang),
         },
-        since: previous.map(local).unwrap_or_default(),
-        through: local(now),
+        since: previous.map(|t| format_time(tz, t)).unwrap_or_default(),
+        through: format_time(tz, now),
         new_proposals: data.new_proposals,
         new_follow_ups: data.new_follow_ups,
         waiting_total: data.waiting_total,
         closing_total: closing.len(),
         nothing_new,
-        consultations: grouped,
+        consultations: grouped.into_iter().map(|(_, g)| g).collect(),
         new_more: (data.new_proposals + data.new_follow_ups).saturating_sub(listed),
-        waiting: data
-            .waiting
-            .iter()
-            .map(|e| line(e, tz, Some(now)))
-            .collect(),
-        waiting_more: data.waiting_older.saturating_sub(data.waiting.len() as u64),
+        waiting,
+        waiting_more,
         closing,
     });
     let rendered = app.templates.render(lang, &context)?;
@@ -223,7 +214,10 @@ pub enum Queued {
     Sent(usize),
     /// Nothing new, and the config says to send nothing then.
     NothingNew,
-    /// Another run (a second daemon) made this digest first.
+    /// Its watermark had reached the scheduled time: another run (a second
+    /// daemon, or this one before a restart) sent it.
+    SentAlready,
+    /// Another run made this digest while this one was making it.
     AlreadyMade,
 }
 
@@ -267,8 +261,10 @@ pub async fn send_digests(
     Ok(digests
         .into_iter()
         .map(|d| {
-            let moved = !done_already(&d) && moved.next().unwrap_or(false);
-            let queued = match (moved, d.messages.len()) {
+            if done_already(&d) {
+                return (d, Queued::SentAlready);
+            }
+            let queued = match (moved.next().unwrap_or(false), d.messages.len()) {
                 (false, _) => Queued::AlreadyMade,
                 (true, 0) => Queued::NothingNew,
                 (true, n) => Queued::Sent(n),
@@ -316,7 +312,7 @@ pub async fn response_reminders(
         return Ok(Vec::new());
     }
     let calendar = WorkingCalendar::new(config.calendar.holidays.clone());
-    let today = now.with_timezone(&tz).date_naive();
+    let today = config.office.date_at(now);
     let after = config.schedules.response_after_working_days;
     let Some(due) = response_reminder_due(&calendar, consultation.spec.closes_on, today, after)
     else {
@@ -338,6 +334,7 @@ pub async fn response_reminders(
         return Ok(Vec::new());
     }
     let lang = area.lfp.language;
+    let (waiting, waiting_more) = waiting_lines(&data, tz, now);
     let context = Context::ResponseReminder(ResponseReminder {
         office: office(app, lang),
         lfp: Named {
@@ -350,12 +347,8 @@ pub async fn response_reminders(
         closed_on: format_date(lang, consultation.spec.closes_on),
         working_days: calendar.period_length(consultation.spec.closes_on, today),
         waiting_total: data.waiting_total,
-        waiting: data
-            .waiting
-            .iter()
-            .map(|e| line(e, tz, Some(now)))
-            .collect(),
-        waiting_more: data.waiting_total.saturating_sub(data.waiting.len() as u64),
+        waiting,
+        waiting_more,
     });
     let rendered = app.templates.render(lang, &context)?;
     area.lfp
@@ -429,6 +422,20 @@ fn message_to(
         message: bytes,
         reply_key: None,
     })
+}
+
+/// The waiting proposals a digest or reminder lists, and how many more
+/// wait unlisted.
+fn waiting_lines(data: &DigestData, tz: Tz, now: DateTime<Utc>) -> (Vec<ProposalLine>, u64) {
+    let lines = data
+        .waiting
+        .iter()
+        .map(|e| line(e, tz, Some(now)))
+        .collect();
+    (
+        lines,
+        data.waiting_older.saturating_sub(data.waiting.len() as u64),
+    )
 }
 
 /// A proposal or addition as an LFP reads it; `now` gives how long a

@@ -13,7 +13,8 @@ use std::collections::{HashMap, HashSet};
 use chrono::NaiveDate;
 
 use super::email::{
-    ConsultationClosed, Context, DeadlineExtended, DeadlineReminder, MeetingChanged,
+    ConsultationClosed, ConsultationMail, Context, DeadlineExtended, DeadlineReminder,
+    MeetingChanged,
 };
 use super::ics::{cancelled_meeting_ics, meeting_ics};
 use super::message::Attachment;
@@ -68,44 +69,53 @@ pub async fn invited(
 }
 
 impl Sender<'_> {
-    /// One notice about `consultation` to `to`, rendered from the context
-    /// `context` makes with the notice's own reply key.
-    fn notice<'s>(
+    /// One notice about `consultation` to each of `invited`: `key` names it
+    /// in the outbox, and `context` makes the kind's context around the
+    /// consultation mail about `spec` (in the CSO's language, with the
+    /// notice's own reply key, so a reply to it is a proposal).
+    fn notices<'s>(
         &'s self,
         consultation: &Consultation,
-        to: &'s Invited,
-        key: EmailFor<'_>,
-        attachments: &[Attachment],
-        context: impl FnOnce(&ReplyKey) -> Context<'s>,
-    ) -> Result<NewMessage, OutreachError> {
-        let lang = to.cso.record.language;
-        let reply_key = ReplyKey::generate();
-        let context = context(&reply_key);
-        let bytes = self.compose(
-            &context,
-            lang,
-            &to.cso.record.name,
-            &to.address,
-            &reply_key,
-            attachments,
-        )?;
-        Ok(NewMessage {
-            idempotency_key: key.idempotency_key(),
-            kind: key.kind(),
-            recipient: to.address.clone(),
-            envelope_from: self.app.config.mail.from.to_string(),
-            consultation_id: Some(consultation.id),
-            cso_id: Some(to.cso.id),
-            message: bytes,
-            reply_key: Some(ReplyKeyRecord {
-                key: reply_key,
-                consultation_id: consultation.id,
-                cso_id: to.cso.id,
-                address: to.address.clone(),
-                purpose: "invitation",
-                receipt_no: None,
-            }),
-        })
+        spec: &'s ConsultationSpec,
+        invited: &'s [Invited],
+        attachments: impl Fn(Language) -> &'s [Attachment],
+        key: impl Fn(&'s Invited) -> EmailFor<'s>,
+        context: impl Fn(&'s Invited, Language, ConsultationMail<'s>) -> Context<'s>,
+    ) -> Result<Vec<NewMessage>, OutreachError> {
+        invited
+            .iter()
+            .map(|to| {
+                let lang = to.cso.record.language;
+                let reply_key = ReplyKey::generate();
+                let mail = self.base_context(spec, lang, &to.cso.record.name, &reply_key);
+                let bytes = self.compose(
+                    &context(to, lang, mail),
+                    lang,
+                    &to.cso.record.name,
+                    &to.address,
+                    &reply_key,
+                    attachments(lang),
+                )?;
+                let key = key(to);
+                Ok(NewMessage {
+                    idempotency_key: key.idempotency_key(),
+                    kind: key.kind(),
+                    recipient: to.address.clone(),
+                    envelope_from: self.app.config.mail.from.to_string(),
+                    consultation_id: Some(consultation.id),
+                    cso_id: Some(to.cso.id),
+                    message: bytes,
+                    reply_key: Some(ReplyKeyRecord {
+                        key: reply_key,
+                        consultation_id: consultation.id,
+                        cso_id: to.cso.id,
+                        address: to.address.clone(),
+                        purpose: "invitation",
+                        receipt_no: None,
+                    }),
+                })
+            })
+            .collect()
     }
 }
 
@@ -119,25 +129,25 @@ pub async fn extension_notices(
     reason: &str,
 ) -> Result<Vec<NewMessage>, OutreachError> {
     let invited = invited(store, consultation, false).await?;
-    invited
-        .iter()
-        .map(|to| {
-            let lang = to.cso.record.language;
-            let key = EmailFor::DeadlineExtended {
-                consultation_id: consultation.id,
-                closes_on: new_spec.closes_on,
-                cso_id: to.cso.id,
-                address: &to.address,
-            };
-            sender.notice(consultation, to, key, &[], |reply_key| {
-                Context::DeadlineExtended(DeadlineExtended {
-                    mail: sender.base_context(new_spec, lang, &to.cso.record.name, reply_key),
-                    previous_deadline: format_date(lang, consultation.spec.closes_on),
-                    reason,
-                })
+    sender.notices(
+        consultation,
+        new_spec,
+        &invited,
+        |_| &[],
+        |to| EmailFor::DeadlineExtended {
+            consultation_id: consultation.id,
+            closes_on: new_spec.closes_on,
+            cso_id: to.cso.id,
+            address: &to.address,
+        },
+        |_, lang, mail| {
+            Context::DeadlineExtended(DeadlineExtended {
+                mail,
+                previous_deadline: format_date(lang, consultation.spec.closes_on),
+                reason,
             })
-        })
-        .collect()
+        },
+    )
 }
 
 /// Which of `offsets` (days before the deadline) a reminder is due for on
@@ -173,31 +183,32 @@ pub async fn deadline_reminders(
     for (cso_id, receipt_no) in store.receipts_by_cso(consultation.id).await? {
         receipts.entry(cso_id).or_default().push(receipt_no);
     }
-    let invited = invited(store, consultation, false).await?;
+    let mut invited = invited(store, consultation, false).await?;
+    if only_silent {
+        invited.retain(|to| !receipts.contains_key(&to.cso.id));
+    }
     let days_left = (spec.closes_on - today).num_days();
-    invited
-        .iter()
-        .filter(|to| !(only_silent && receipts.contains_key(&to.cso.id)))
-        .map(|to| {
-            let lang = to.cso.record.language;
-            let key = EmailFor::DeadlineReminder {
-                consultation_id: consultation.id,
-                closes_on: spec.closes_on,
-                days_before,
-                cso_id: to.cso.id,
-                address: &to.address,
-            };
-            let sent = receipts.get(&to.cso.id).cloned().unwrap_or_default();
-            sender.notice(consultation, to, key, &[], |reply_key| {
-                Context::DeadlineReminder(DeadlineReminder {
-                    mail: sender.base_context(spec, lang, &to.cso.record.name, reply_key),
-                    days_left,
-                    tomorrow: days_left == 1,
-                    receipts: sent,
-                })
+    sender.notices(
+        consultation,
+        spec,
+        &invited,
+        |_| &[],
+        |to| EmailFor::DeadlineReminder {
+            consultation_id: consultation.id,
+            closes_on: spec.closes_on,
+            days_before,
+            cso_id: to.cso.id,
+            address: &to.address,
+        },
+        |to, _, mail| {
+            Context::DeadlineReminder(DeadlineReminder {
+                mail,
+                days_left,
+                tomorrow: days_left == 1,
+                receipts: receipts.get(&to.cso.id).cloned().unwrap_or_default(),
             })
-        })
-        .collect()
+        },
+    )
 }
 
 /// Whether the meeting changed in a way a calendar shows: its time, length,
@@ -257,25 +268,25 @@ pub async fn meeting_notices(
         .map(|l| (l, calendar(l)))
         .collect();
     let invited = invited(store, consultation, false).await?;
-    invited
-        .iter()
-        .map(|to| {
-            let lang = to.cso.record.language;
-            let key = EmailFor::MeetingChanged {
-                consultation_id: consultation.id,
-                sequence,
-                cso_id: to.cso.id,
-                address: &to.address,
-            };
-            sender.notice(consultation, to, key, &attachments[&lang], |reply_key| {
-                Context::MeetingChanged(MeetingChanged {
-                    mail: sender.base_context(new_spec, lang, &to.cso.record.name, reply_key),
-                    previous: meeting_view(old, lang),
-                    cancelled,
-                })
+    sender.notices(
+        consultation,
+        new_spec,
+        &invited,
+        |lang| &attachments[&lang],
+        |to| EmailFor::MeetingChanged {
+            consultation_id: consultation.id,
+            sequence,
+            cso_id: to.cso.id,
+            address: &to.address,
+        },
+        |_, lang, mail| {
+            Context::MeetingChanged(MeetingChanged {
+                mail,
+                previous: meeting_view(old, lang),
+                cancelled,
             })
-        })
-        .collect()
+        },
+    )
 }
 
 /// The notices that `consultation` closed on `new_spec`'s deadline, before
@@ -288,24 +299,24 @@ pub async fn closed_notices(
     reason: &str,
 ) -> Result<Vec<NewMessage>, OutreachError> {
     let invited = invited(store, consultation, true).await?;
-    invited
-        .iter()
-        .map(|to| {
-            let lang = to.cso.record.language;
-            let key = EmailFor::ConsultationClosed {
-                consultation_id: consultation.id,
-                cso_id: to.cso.id,
-                address: &to.address,
-            };
-            sender.notice(consultation, to, key, &[], |reply_key| {
-                Context::ConsultationClosed(ConsultationClosed {
-                    mail: sender.base_context(new_spec, lang, &to.cso.record.name, reply_key),
-                    announced_deadline: format_date(lang, consultation.spec.closes_on),
-                    reason,
-                })
+    sender.notices(
+        consultation,
+        new_spec,
+        &invited,
+        |_| &[],
+        |to| EmailFor::ConsultationClosed {
+            consultation_id: consultation.id,
+            cso_id: to.cso.id,
+            address: &to.address,
+        },
+        |_, lang, mail| {
+            Context::ConsultationClosed(ConsultationClosed {
+                mail,
+                announced_deadline: format_date(lang, consultation.spec.closes_on),
+                reason,
             })
-        })
-        .collect()
+        },
+    )
 }
 
 #[cfg(test)]

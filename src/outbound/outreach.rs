@@ -601,6 +601,11 @@ pub fn format_date(lang: Language, d: NaiveDate) -> String {
     }
 }
 
+/// "03.12.2026 08:15" in `tz`: when something happened, for the office.
+pub fn format_time(tz: chrono_tz::Tz, t: chrono::DateTime<chrono::Utc>) -> String {
+    t.with_timezone(&tz).format("%d.%m.%Y %H:%M").to_string()
+}
+
 fn format_meeting(lang: Language, starts: NaiveDateTime, minutes: u32) -> String {
     let end = starts + chrono::Duration::minutes(i64::from(minutes));
     let times = format!("{}–{}", starts.format("%H:%M"), end.format("%H:%M"));

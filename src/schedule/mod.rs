@@ -9,10 +9,7 @@
 //! A job first seen starts its watermark at that moment, so a new schedule
 //! does not fire for times before it existed.
 
-mod consultations;
-mod digest;
-mod pen_summary;
-mod reminders;
+mod jobs;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -21,12 +18,9 @@ use tokio_util::sync::CancellationToken;
 use crate::app::App;
 pub use crate::domain::{Schedule, ScheduleError};
 
-/// One named, scheduled piece of work.
+/// One scheduled piece of work.
 #[async_trait]
 pub trait Job: Send + Sync {
-    /// Its name in the store and the log.
-    fn name(&self) -> &'static str;
-    fn schedule(&self) -> &Schedule;
     /// Does the work for the scheduled time `due` at the time `now` (later
     /// than `due` after downtime); returns what it did, for the log.
     async fn run(
@@ -51,36 +45,43 @@ pub enum JobError {
     LfpMail(#[from] crate::outbound::lfp::LfpMailError),
 }
 
-/// The jobs the config schedules (a job whose schedule is empty is off).
-pub fn jobs(app: &App) -> Vec<Box<dyn Job>> {
-    let s = &app.config.schedules;
-    let mut jobs: Vec<Box<dyn Job>> = Vec::new();
-    if let Some(t) = &s.consultations {
-        jobs.push(Box::new(consultations::Consultations(t.clone())));
-    }
-    if let Some(t) = &s.deadline_reminders {
-        jobs.push(Box::new(reminders::DeadlineReminders(t.clone())));
-    }
-    if let Some(t) = &s.lfp_digest {
-        jobs.push(Box::new(digest::LfpDigests(t.clone())));
-    }
-    if let Some(t) = &s.response_reminders {
-        jobs.push(Box::new(reminders::ResponseReminders(t.clone())));
-    }
-    if let Some(t) = &s.pen_summary {
-        jobs.push(Box::new(pen_summary::PenSummary(t.clone())));
-    }
-    jobs
+/// A job as the config schedules it.
+pub struct Scheduled {
+    /// Its key in `[schedules]`, and its name in the store and the log.
+    pub name: &'static str,
+    /// None when the config turns it off.
+    pub schedule: Option<Schedule>,
+    pub job: Box<dyn Job>,
 }
 
-/// The names of every job, scheduled or not, in the order they run.
-pub const JOB_NAMES: [&str; 5] = [
-    "consultations",
-    "deadline_reminders",
-    "lfp_digest",
-    "response_reminders",
-    "pen_summary",
-];
+/// Every job, in the order they run, with its schedule from the config.
+pub fn all(app: &App) -> Vec<Scheduled> {
+    let s = &app.config.schedules;
+    let job = |name, schedule: &Option<Schedule>, job: Box<dyn Job>| Scheduled {
+        name,
+        schedule: schedule.clone(),
+        job,
+    };
+    vec![
+        job(
+            "consultations",
+            &s.consultations,
+            Box::new(jobs::Consultations),
+        ),
+        job(
+            "deadline_reminders",
+            &s.deadline_reminders,
+            Box::new(jobs::DeadlineReminders),
+        ),
+        job("lfp_digest", &s.lfp_digest, Box::new(jobs::LfpDigests)),
+        job(
+            "response_reminders",
+            &s.response_reminders,
+            Box::new(jobs::ResponseReminders),
+        ),
+        job("pen_summary", &s.pen_summary, Box::new(jobs::PenSummary)),
+    ]
+}
 
 /// After a failed run (the store unreachable), the job tries again this
 /// much later rather than waiting for its next scheduled time.
@@ -107,25 +108,29 @@ pub enum Outcome {
 /// however many times it fired meanwhile), then moves the watermark to
 /// `now`. `serve` calls it when the next time comes; `cocreate schedule run`
 /// calls it at once.
-pub async fn run_if_due(app: &App, job: &dyn Job, now: DateTime<Utc>) -> Result<Outcome, JobError> {
+pub async fn run_if_due(
+    app: &App,
+    name: &str,
+    schedule: &Schedule,
+    job: &dyn Job,
+    now: DateTime<Utc>,
+) -> Result<Outcome, JobError> {
     let tz = app.config.office.time_zone;
-    let name = job.name();
     let Some(done_through) = app.store.schedule_watermark(name).await? else {
         app.store.set_schedule_watermark(name, now).await?;
         return Ok(Outcome::Started {
-            next: job.schedule().next_after(tz, now),
+            next: schedule.next_after(tz, now),
         });
     };
-    let Some(due) = job
-        .schedule()
+    let Some(due) = schedule
         .next_after(tz, done_through)
         .filter(|due| *due <= now)
     else {
         return Ok(Outcome::NotDue {
-            next: job.schedule().next_after(tz, done_through),
+            next: schedule.next_after(tz, done_through),
         });
     };
-    let catch_up = job.schedule().next_after(tz, due).is_some_and(|n| n <= now)
+    let catch_up = schedule.next_after(tz, due).is_some_and(|n| n <= now)
         || (now - due) > chrono::TimeDelta::minutes(1);
     let what = job.run(app, now, due).await?;
     app.store.set_schedule_watermark(name, now).await?;
@@ -136,12 +141,17 @@ pub async fn run_if_due(app: &App, job: &dyn Job, now: DateTime<Utc>) -> Result<
     })
 }
 
-/// Runs `job` on its schedule until `stop`: first a catch-up if a scheduled
+/// Runs a job on `schedule` until `stop`: first a catch-up if a scheduled
 /// time passed while cocreate was not running, then each time as it comes.
-pub async fn run(app: App, job: Box<dyn Job>, stop: CancellationToken) {
-    let name = job.name();
+pub async fn run(
+    app: App,
+    name: &'static str,
+    schedule: Schedule,
+    job: Box<dyn Job>,
+    stop: CancellationToken,
+) {
     loop {
-        match run_if_due(&app, job.as_ref(), app.now()).await {
+        match run_if_due(&app, name, &schedule, job.as_ref(), app.now()).await {
             Ok(Outcome::Ran {
                 due,
                 catch_up,

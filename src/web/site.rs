@@ -421,7 +421,7 @@ impl WebState {
                 described_by: (!described.is_empty()).then(|| described.join(" ")),
             }
         };
-        let today = self.app.now().with_timezone(&tz).date_naive();
+        let today = self.app.today();
         let content = ConsultationPage {
             consultation: consultation_view(config, spec, lang),
             paragraphs: paragraphs(spec.description().get(lang)),
@@ -545,11 +545,7 @@ pub async fn index(
         Err(e) => return state.failed(lang, &e),
     };
     let config = &state.app.config;
-    let today = state
-        .app
-        .now()
-        .with_timezone(&config.office.time_zone)
-        .date_naive();
+    let today = state.app.today();
     let mut open: Vec<&Consultation> = consultations
         .iter()
         .filter(|c| c.state == ConsultationState::Open && c.spec.closes_on >= today)

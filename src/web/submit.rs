@@ -376,11 +376,7 @@ pub(super) fn receipt_page(
     email: Option<String>,
     back_url: Option<String>,
 ) -> Response {
-    let today = state
-        .app
-        .now()
-        .with_timezone(&state.app.config.office.time_zone)
-        .date_naive();
+    let today = state.app.today();
     let heading = state.pages.word(lang, "receipt_heading");
     let chrome = state.chrome(
         lang,

@@ -61,9 +61,10 @@ const CANCELLED_AT_CLOSE: &str =
     "'invitation', 'deadline_extended', 'deadline_reminder', 'meeting_changed'";
 
 /// Proposals and follow-ups in a digest's window, as one list: the
-/// follow-up carries its proposal's receipt number. `{ids}` is the
-/// consultations' placeholders, `{since}` the window's lower bound.
-fn entries_sql(ids: &str, since: &str, excerpt: usize) -> String {
+/// follow-up carries its proposal's receipt number. `ids` are the
+/// consultations' placeholders; the windows are the conditions on each
+/// side's `created_at`.
+fn entries_sql(ids: &str, proposals_window: &str, follow_ups_window: &str) -> String {
     // Each branch takes its own first `$2` in index order before the
     // union, so a week of 5,000 proposals is not read and sorted whole to
     // list 25 of them.
@@ -71,24 +72,23 @@ fn entries_sql(ids: &str, since: &str, excerpt: usize) -> String {
         "SELECT * FROM ( \
            SELECT * FROM ( \
              SELECT p.receipt_no, p.consultation_id, c.name AS cso_name, p.from_address, \
-                    p.created_at AS at, substr(p.reply_text, 1, {excerpt}) AS text, \
+                    p.created_at AS at, substr(p.reply_text, 1, {EXCERPT_SOURCE_CHARS}) AS text, \
                     FALSE AS follow_up, p.late \
              FROM proposals p LEFT JOIN csos c ON c.id = p.cso_id \
-             WHERE p.consultation_id IN ({ids}) AND {since} p.created_at <= $1 \
+             WHERE p.consultation_id IN ({ids}) AND {proposals_window} \
              ORDER BY p.consultation_id, p.created_at LIMIT $2 \
            ) np \
            UNION ALL \
            SELECT * FROM ( \
              SELECT p.receipt_no, p.consultation_id, c.name AS cso_name, f.from_address, \
-                    f.created_at AS at, substr(f.reply_text, 1, {excerpt}) AS text, \
+                    f.created_at AS at, substr(f.reply_text, 1, {EXCERPT_SOURCE_CHARS}) AS text, \
                     TRUE AS follow_up, p.late \
              FROM follow_ups f JOIN proposals p ON p.id = f.proposal_id \
              LEFT JOIN csos c ON c.id = p.cso_id \
-             WHERE p.consultation_id IN ({ids}) AND {} f.created_at <= $1 \
+             WHERE p.consultation_id IN ({ids}) AND {follow_ups_window} \
              ORDER BY p.consultation_id, f.created_at LIMIT $2 \
            ) nf \
-         ) e ORDER BY consultation_id, at, receipt_no LIMIT $2",
-        since.replace("p.created_at", "f.created_at")
+         ) e ORDER BY consultation_id, at, receipt_no LIMIT $2"
     )
 }
 
@@ -256,18 +256,11 @@ where
         // one), then the consultations.
         let first_id = if q.since.is_some() { 4 } else { 3 };
         let ids = numbered(first_id, q.consultation_ids.len());
-        let since = if q.since.is_some() {
-            "p.created_at > $3 AND"
-        } else {
-            ""
+        let window = |alias: &str| match q.since {
+            Some(_) => format!("{alias}.created_at > $3 AND {alias}.created_at <= $1"),
+            None => format!("{alias}.created_at <= $1"),
         };
-        let count = |table: &str, alias: &str, join: &str| {
-            format!(
-                "SELECT COUNT(*) FROM {table} {alias} {join} \
-                 WHERE p.consultation_id IN ({ids}) AND {} {alias}.created_at <= $1 AND $2 >= 0",
-                since.replace("p.created_at", &format!("{alias}.created_at"))
-            )
-        };
+        let (proposals_window, follow_ups_window) = (window("p"), window("f"));
         macro_rules! bound {
             ($query:expr) => {{
                 let mut query = $query.bind(q.through).bind(cap);
@@ -280,29 +273,25 @@ where
                 query
             }};
         }
-        let sql = entries_sql(&ids, since, EXCERPT_SOURCE_CHARS);
+        let sql = entries_sql(&ids, &proposals_window, &follow_ups_window);
         let new: Vec<EntryRow> = bound!(sqlx::query_as::<D::DB, EntryRow>(&sql))
             .fetch_all(&self.read)
             .await?;
         // New proposals, and how many of them still wait (so the older
-        // ones waiting are counted without reading them all again).
-        let sql = count("proposals", "p", "")
-            .replace(
-                "SELECT COUNT(*)",
-                "SELECT COUNT(*), COUNT(*) - COUNT(d.proposal_id)",
-            )
-            .replace(
-                "proposals p  WHERE",
-                "proposals p LEFT JOIN dispositions d ON d.proposal_id = p.id WHERE",
-            );
+        // ones waiting are counted without reading them all again). `$2`
+        // is named so every query takes the same parameters.
+        let sql = format!(
+            "SELECT COUNT(*), COUNT(*) - COUNT(d.proposal_id) FROM proposals p \
+             LEFT JOIN dispositions d ON d.proposal_id = p.id \
+             WHERE p.consultation_id IN ({ids}) AND {proposals_window} AND $2 >= 0"
+        );
         let (new_proposals, new_waiting): (i64, i64) =
             bound!(sqlx::query_as::<D::DB, (i64, i64)>(&sql))
                 .fetch_one(&self.read)
                 .await?;
-        let sql = count(
-            "follow_ups",
-            "f",
-            "JOIN proposals p ON p.id = f.proposal_id",
+        let sql = format!(
+            "SELECT COUNT(*) FROM follow_ups f JOIN proposals p ON p.id = f.proposal_id \
+             WHERE p.consultation_id IN ({ids}) AND {follow_ups_window} AND $2 >= 0"
         );
         let (new_follow_ups,): (i64,) = bound!(sqlx::query_as::<D::DB, (i64,)>(&sql))
             .fetch_one(&self.read)
