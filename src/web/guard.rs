@@ -12,12 +12,13 @@ use governor::{DefaultKeyedRateLimiter, Quota};
 use crate::config::FormConfig;
 use crate::signing::{SigningKey, hex};
 
-/// A form's token: when it was shown, a nonce (the submission's identity:
-/// sending it twice is one proposal), and a signature binding both to the
-/// address the form posts to.
-pub fn issue(key: &SigningKey, action: &str, now: i64) -> String {
+/// A form's token: when it was shown (in milliseconds, so `min_seconds` is
+/// that long and not anything from one second less, as whole seconds made
+/// it), a nonce (the submission's identity: sending it twice is one
+/// proposal), and a signature binding both to the address the form posts to.
+pub fn issue(key: &SigningKey, action: &str, now_ms: i64) -> String {
     let nonce = hex(&rand::random::<[u8; 12]>());
-    let issued = now.to_string();
+    let issued = now_ms.to_string();
     let signature = key.sign("form", &[&issued, &nonce, action]);
     format!("{issued}.{nonce}.{signature}")
 }
@@ -35,7 +36,7 @@ pub fn check(
     key: &SigningKey,
     token: &str,
     action: &str,
-    now: i64,
+    now_ms: i64,
     form: &FormConfig,
 ) -> TokenCheck {
     let mut parts = token.splitn(3, '.');
@@ -49,10 +50,11 @@ pub fn check(
     let Ok(at) = issued.parse::<i64>() else {
         return TokenCheck::Unknown;
     };
-    let age = now - at;
-    if age < i64::try_from(form.min_seconds).unwrap_or(i64::MAX) {
+    let age = now_ms.saturating_sub(at);
+    let ms = |seconds: u64| i64::try_from(seconds.saturating_mul(1000)).unwrap_or(i64::MAX);
+    if age < ms(form.min_seconds) {
         TokenCheck::TooFast
-    } else if age > i64::try_from(form.max_age_hours.saturating_mul(3600)).unwrap_or(i64::MAX) {
+    } else if age > ms(form.max_age_hours.saturating_mul(3600)) {
         TokenCheck::TooOld
     } else {
         TokenCheck::Fine(nonce.to_string())
@@ -166,26 +168,32 @@ mod tests {
     #[test]
     fn a_token_holds_for_its_own_form_and_time() {
         let key = SigningKey::fixed(b"0123456789abcdef0123456789abcdef");
-        let token = issue(&key, "/p/abc", 1_000);
+        let shown = 1_000_000;
+        let token = issue(&key, "/p/abc", shown);
         assert!(matches!(
-            check(&key, &token, "/p/abc", 1_010, &form()),
+            check(&key, &token, "/p/abc", shown + 10_000, &form()),
+            TokenCheck::Fine(_)
+        ));
+        // Three seconds means three: not 2.001 as whole seconds allowed.
+        assert_eq!(
+            check(&key, &token, "/p/abc", shown + 2_999, &form()),
+            TokenCheck::TooFast
+        );
+        assert!(matches!(
+            check(&key, &token, "/p/abc", shown + 3_000, &form()),
             TokenCheck::Fine(_)
         ));
         assert_eq!(
-            check(&key, &token, "/p/abc", 1_001, &form()),
-            TokenCheck::TooFast
-        );
-        assert_eq!(
-            check(&key, &token, "/p/abc", 1_000 + 25 * 3600, &form()),
+            check(&key, &token, "/p/abc", shown + 25 * 3_600_000, &form()),
             TokenCheck::TooOld
         );
         assert_eq!(
-            check(&key, &token, "/p/other", 1_010, &form()),
+            check(&key, &token, "/p/other", shown + 10_000, &form()),
             TokenCheck::Unknown
         );
-        let forged = token.replacen("1000", "900", 1);
+        let forged = token.replacen("1000000", "900000", 1);
         assert_eq!(
-            check(&key, &forged, "/p/abc", 1_010, &form()),
+            check(&key, &forged, "/p/abc", shown + 10_000, &form()),
             TokenCheck::Unknown
         );
     }

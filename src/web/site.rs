@@ -279,7 +279,7 @@ impl WebState {
         typed: &Submitted,
     ) -> String {
         let action = target.action();
-        let now = self.app.now().timestamp();
+        let now = self.app.now().timestamp_millis();
         match super::guard::check(key, &typed.token, &action, now, &self.app.config.form) {
             super::guard::TokenCheck::Fine(_) | super::guard::TokenCheck::TooFast => {
                 typed.token.clone()
@@ -347,7 +347,7 @@ impl WebState {
                 html
             }
         };
-        let token = super::guard::issue(key, &target.action(), self.app.now().timestamp());
+        let token = super::guard::issue(key, &target.action(), self.app.now().timestamp_millis());
         (
             StatusCode::OK,
             no_store(),

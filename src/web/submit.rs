@@ -92,7 +92,7 @@ async fn admit(
         &state.signing,
         &typed.token,
         &target.action(),
-        state.app.now().timestamp(),
+        state.app.now().timestamp_millis(),
         &state.app.config.form,
     ) {
         TokenCheck::Fine(nonce) => Ok(nonce),
