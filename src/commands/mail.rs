@@ -270,7 +270,11 @@ pub async fn pen_assign(
     let Some(cso) = csos.iter().find(|x| x.record.registration_no == reg) else {
         anyhow::bail!("no organisation with registration number {reg} has been imported");
     };
-    match app.intake().assign(id, c.id, cso.id).await? {
+    match app
+        .intake()
+        .assign(id, c.id, crate::intake::Assignee::Registry(cso.id))
+        .await?
+    {
         Outcome::Proposal { receipt_no, .. } => writeln!(
             out,
             "Message #{id} is proposal {receipt_no} of {} in {}; the receipt is queued.",

@@ -7,6 +7,7 @@
 //! the key and the problem, in one sentence.
 
 mod env;
+mod review;
 mod schedules;
 mod sections;
 mod validate;
@@ -14,6 +15,7 @@ mod validate;
 use std::path::{Path, PathBuf};
 
 use env::apply_env_overrides;
+pub use review::ReviewConfig;
 pub use schedules::{SchedulesConfig, WhenEmpty};
 pub use sections::*;
 use validate::RawConfig;
@@ -71,6 +73,7 @@ pub struct Config {
     pub source: ConfigSource,
     pub server: ServerConfig,
     pub form: FormConfig,
+    pub review: ReviewConfig,
     pub database: DatabaseConfig,
     pub log: LogConfig,
     pub office: OfficeConfig,

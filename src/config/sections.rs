@@ -414,6 +414,9 @@ pub struct OfficeConfig {
     pub email: EmailAddress,
     pub postal_address: String,
     pub time_zone: chrono_tz::Tz,
+    /// POC staff who may sign in to the review pages (the office's own
+    /// address may too).
+    pub staff: Vec<EmailAddress>,
 }
 
 impl OfficeConfig {

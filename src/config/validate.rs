@@ -23,6 +23,8 @@ pub(super) struct RawConfig {
     #[serde(default)]
     form: FormConfig,
     #[serde(default)]
+    review: ReviewConfig,
+    #[serde(default)]
     schedules: SchedulesConfig,
     #[serde(default)]
     policy_areas: Vec<RawPolicyArea>,
@@ -36,6 +38,8 @@ struct RawOffice {
     email: String,
     postal_address: String,
     time_zone: String,
+    #[serde(default)]
+    staff: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -141,6 +145,13 @@ impl RawConfig {
                 non_empty(self.office.name_en, "office.name_en", &invalid)?,
             ),
             postal_address: self.office.postal_address,
+            staff: self
+                .office
+                .staff
+                .iter()
+                .map(|a| EmailAddress::parse(a))
+                .collect::<Result<_, _>>()
+                .map_err(|e| invalid("office.staff", format!("is wrong: {e}")))?,
         };
 
         let mut codes = HashSet::new();
@@ -276,6 +287,7 @@ impl RawConfig {
             source,
             server: self.server,
             form: self.form,
+            review: self.review,
             database: self.database,
             log: self.log,
             office,

@@ -33,10 +33,18 @@ pub enum EmailKind {
     /// The link that confirms a web-form proposal from someone not in the
     /// registry.
     Confirmation,
+    /// To a CSO when its consultation's results are published: each of its
+    /// proposals with how it was considered and why.
+    Outcome,
+    /// To a CSO when a published disposition of one of its proposals is
+    /// changed.
+    Correction,
+    /// The sign-in link an LFP contact or POC staff member asked for.
+    SignIn,
 }
 
 impl EmailKind {
-    pub const ALL: [EmailKind; 11] = [
+    pub const ALL: [EmailKind; 14] = [
         Self::Invitation,
         Self::DeadlineExtended,
         Self::DeadlineReminder,
@@ -48,6 +56,9 @@ impl EmailKind {
         Self::FollowUp,
         Self::PenSummary,
         Self::Confirmation,
+        Self::Outcome,
+        Self::Correction,
+        Self::SignIn,
     ];
 
     /// Its folder under templates/email/ and its kind in the outbox.
@@ -64,6 +75,9 @@ impl EmailKind {
             Self::FollowUp => "follow_up",
             Self::PenSummary => "pen_summary",
             Self::Confirmation => "confirmation",
+            Self::Outcome => "outcome",
+            Self::Correction => "correction",
+            Self::SignIn => "sign_in",
         }
     }
 
@@ -146,6 +160,22 @@ pub enum EmailFor<'a> {
         /// The hash of the link's token: one email per waiting proposal.
         token_hash: &'a str,
     },
+    /// One outcome notice per consultation, sender (a CSO's id, or the
+    /// address of a sender outside the registry) and address.
+    Outcome {
+        consultation_id: i64,
+        sender: &'a str,
+        address: &'a EmailAddress,
+    },
+    /// One correction notice per change (its audit log entry) and address.
+    Correction {
+        log_id: i64,
+        address: &'a EmailAddress,
+    },
+    SignIn {
+        /// The hash of the link's token: one email per link.
+        token_hash: &'a str,
+    },
 }
 
 impl EmailFor<'_> {
@@ -162,6 +192,9 @@ impl EmailFor<'_> {
             Self::FollowUp { .. } => EmailKind::FollowUp,
             Self::PenSummary { .. } => EmailKind::PenSummary,
             Self::Confirmation { .. } => EmailKind::Confirmation,
+            Self::Outcome { .. } => EmailKind::Outcome,
+            Self::Correction { .. } => EmailKind::Correction,
+            Self::SignIn { .. } => EmailKind::SignIn,
         }
     }
 
@@ -234,7 +267,15 @@ impl EmailFor<'_> {
                 copy_to: Some(address),
             } => format!("{kind}:{inbound_message_id}:{address}"),
             Self::PenSummary { date } => format!("{kind}:{date}"),
-            Self::Confirmation { token_hash } => format!("{kind}:{token_hash}"),
+            Self::Confirmation { token_hash } | Self::SignIn { token_hash } => {
+                format!("{kind}:{token_hash}")
+            }
+            Self::Outcome {
+                consultation_id,
+                sender,
+                address,
+            } => format!("{kind}:{consultation_id}:{sender}:{address}"),
+            Self::Correction { log_id, address } => format!("{kind}:{log_id}:{address}"),
         }
     }
 

@@ -44,6 +44,10 @@ pub(super) struct Placement<'c> {
     pub(super) draft: Option<u32>,
     /// Why the proposal needs a second look, if it does.
     pub(super) sender_flag: Option<String>,
+    /// The sender asked (on the form) that the text not be published.
+    pub(super) no_publish: bool,
+    /// A sender outside the registry, by the name the POC gave.
+    pub(super) sender_name: Option<String>,
 }
 
 /// English when the message's Content-Language says so (`en`, `en-GB`),

@@ -192,6 +192,8 @@ impl Intake<'_> {
                             format!("routed by the sender's address alone ({})", auth.describe())
                         })
                     },
+                    no_publish: web.as_ref().is_some_and(|m| m.no_publish),
+                    sender_name: None,
                 };
                 self.propose(id, parsed, trimmed, place, batch).await?
             }
@@ -268,6 +270,8 @@ impl Intake<'_> {
             authentication_json: serde_json::to_string(&self.authentication(parsed))
                 .unwrap_or_default(),
             sender_flag: place.sender_flag,
+            no_publish: place.no_publish,
+            sender_name: place.sender_name,
         };
         Ok(Decision {
             outcome,

@@ -145,6 +145,17 @@ pub struct RetrySummary {
 
 /// Taking messages in, with the App's store, config and templates
 /// (`App::intake`).
+/// Whose a message from the holding pen is, as the POC says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Assignee {
+    /// A CSO of the registry, by id.
+    Registry(i64),
+    /// Someone outside the registry: an organisation by the name the POC
+    /// gives, or (no name) an individual. Recorded as such, with no
+    /// registry entry made up for them.
+    Outside { name: Option<String> },
+}
+
 pub struct Intake<'a> {
     pub app: &'a App,
 }
@@ -435,7 +446,7 @@ impl Intake<'_> {
         &self,
         id: i64,
         consultation_id: i64,
-        cso_id: i64,
+        sender: Assignee,
     ) -> Result<Outcome, IntakeError> {
         let (_, raw) = self
             .app
@@ -460,7 +471,10 @@ impl Intake<'_> {
             .cloned()
             .ok_or_else(|| StoreError::NotFound(format!("consultation {consultation_id}")))?;
         let today = self.app.today();
-        let cso = self.app.store.cso(cso_id).await?;
+        let (cso, sender_name) = match sender {
+            Assignee::Registry(cso_id) => (self.app.store.cso(cso_id).await?, None),
+            Assignee::Outside { name } => (None, name),
+        };
         let place = Placement {
             consultation: &consultation,
             cso: cso.as_ref(),
@@ -471,6 +485,8 @@ impl Intake<'_> {
             draft: None,
             // The POC chose where it goes.
             sender_flag: None,
+            no_publish: false,
+            sender_name,
         };
         let trimmed = trim(&parsed.body);
         if trimmed.reply_text.trim().is_empty()

@@ -277,6 +277,43 @@ pub struct ResponseReminder<'a> {
     pub waiting_more: u64,
 }
 
+/// How one proposal was considered, as its sender reads it.
+#[derive(Debug, Clone, Serialize)]
+pub struct OutcomeLine {
+    pub receipt_no: String,
+    /// 03.12.2026
+    pub date: String,
+    /// The start of what was written, greeting left out.
+    pub excerpt: String,
+    /// "Accepted", "Pranuar pjesërisht"…
+    pub disposition: String,
+    pub commitment: Option<String>,
+    /// The reasoned response, in the sender's language.
+    pub response: String,
+    /// What it had been, in a correction.
+    pub previous: Option<String>,
+}
+
+/// The results of a consultation, or a correction of one of them, to one
+/// sender of proposals.
+#[derive(Debug, Clone, Serialize)]
+pub struct OutcomeNotice<'a> {
+    pub office: Office<'a>,
+    pub cso: Named<'a>,
+    pub consultation: Named<'a>,
+    pub reference: &'a str,
+    pub proposals: Vec<OutcomeLine>,
+    pub report_url: String,
+}
+
+/// The link that signs an LFP contact or POC staff member in.
+#[derive(Debug, Clone, Serialize)]
+pub struct SignIn<'a> {
+    pub office: Named<'a>,
+    pub link: String,
+    pub minutes: u64,
+}
+
 /// An email's context, tied to its kind: a kind cannot be rendered with
 /// another kind's fields.
 #[derive(Debug, Clone)]
@@ -292,6 +329,9 @@ pub enum Context<'a> {
     FollowUp(Acknowledgement<'a>),
     PenSummary(PenSummary<'a>),
     Confirmation(Confirmation<'a>),
+    Outcome(OutcomeNotice<'a>),
+    Correction(OutcomeNotice<'a>),
+    SignIn(SignIn<'a>),
 }
 
 impl Context<'_> {
@@ -308,6 +348,9 @@ impl Context<'_> {
             Self::FollowUp(_) => EmailKind::FollowUp,
             Self::PenSummary(_) => EmailKind::PenSummary,
             Self::Confirmation(_) => EmailKind::Confirmation,
+            Self::Outcome(_) => EmailKind::Outcome,
+            Self::Correction(_) => EmailKind::Correction,
+            Self::SignIn(_) => EmailKind::SignIn,
         }
     }
 
@@ -324,6 +367,8 @@ impl Context<'_> {
             Self::Receipt(c) | Self::FollowUp(c) => serde_json::to_value(c),
             Self::PenSummary(c) => serde_json::to_value(c),
             Self::Confirmation(c) => serde_json::to_value(c),
+            Self::Outcome(c) | Self::Correction(c) => serde_json::to_value(c),
+            Self::SignIn(c) => serde_json::to_value(c),
         };
         // Only strings, numbers, options and vectors: this cannot fail.
         value.unwrap_or(Value::Null)
@@ -341,7 +386,10 @@ impl Context<'_> {
             Self::PenSummary(_)
             | Self::Confirmation(_)
             | Self::LfpDigest(_)
-            | Self::ResponseReminder(_) => None,
+            | Self::ResponseReminder(_)
+            | Self::Outcome(_)
+            | Self::Correction(_)
+            | Self::SignIn(_) => None,
         }
     }
 }

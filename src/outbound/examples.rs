@@ -6,7 +6,7 @@ use super::email::{
     Acknowledgement, AttachmentLine, ClosingLine, Confirmation, ConsultationClosed,
     ConsultationMail, ConsultationView, Context, DeadlineExtended, DeadlineReminder,
     DigestConsultation, DraftView, HeldLine, LfpDigest, MeetingChanged, MeetingView, Named, Office,
-    OutboxLine, PenSummary, ProposalLine, ResponseReminder,
+    OutboxLine, OutcomeLine, OutcomeNotice, PenSummary, ProposalLine, ResponseReminder, SignIn,
 };
 use crate::domain::{Bilingual, EmailKind, Language};
 
@@ -310,6 +310,56 @@ pub fn example_context(email: EmailKind, lang: Language) -> Context<'static> {
             .into()],
             closing: Vec::new(),
             digests_sent: 6,
+        }),
+        EmailKind::Outcome | EmailKind::Correction => {
+            let correction = email == EmailKind::Correction;
+            let notice = OutcomeNotice {
+                office: mail.office,
+                cso: mail.cso,
+                consultation: Named {
+                    name: text("Buxheti i hapur në bashki", "Open municipal budgets"),
+                },
+                reference: "OGP-2026-FISCAL",
+                proposals: vec![
+                    OutcomeLine {
+                        receipt_no: "OGP-7K3M-Q9TX".into(),
+                        date: "02.12.2026".into(),
+                        excerpt: text(
+                            "Propozojmë që ministria të publikojë çdo muaj ekzekutimin e buxhetit, sipas bashkive…",
+                            "We propose that the ministry publish budget execution every month, by municipality…",
+                        )
+                        .into(),
+                        disposition: text("Shkrirë në një angazhim", "Merged into a commitment").into(),
+                        commitment: Some(
+                            text(
+                                "Angazhimi 3: Buxheti i bashkive si të dhëna të hapura",
+                                "Commitment 3: Municipal budgets as open data",
+                            )
+                            .into(),
+                        ),
+                        response: text(
+                            "Propozimi u përfshi në angazhimin 3 bashkë me dy propozime të ngjashme; publikimi do të jetë tremujor në vitin e parë.",
+                            "The proposal was included in commitment 3 together with two similar proposals; publication will be quarterly in the first year.",
+                        )
+                        .into(),
+                        previous: correction
+                            .then(|| text("Nuk u pranua", "Not accepted").into()),
+                    },
+                ],
+                report_url: "https://ogp.office.example/report/OGP-2026-FISCAL".into(),
+            };
+            if correction {
+                Context::Correction(notice)
+            } else {
+                Context::Outcome(notice)
+            }
+        }
+        EmailKind::SignIn => Context::SignIn(SignIn {
+            office: Named {
+                name: mail.office.name,
+            },
+            link: "https://ogp.office.example/review/sign-in/0123456789abcdef".into(),
+            minutes: 15,
         }),
     }
 }

@@ -396,6 +396,98 @@ pub trait ScheduleStore: Send + Sync {
     async fn sent_since(&self, kind: &str, since: DateTime<Utc>) -> Result<u64, StoreError>;
 }
 
+/// Review, dispositions and their audit log, publication, and sign-in.
+#[async_trait]
+pub trait ReviewStore: Send + Sync {
+    /// Proposals with their CSO, follow-up count and disposition, oldest
+    /// first: of one consultation, or of all.
+    async fn review_proposals(
+        &self,
+        consultation_id: Option<i64>,
+    ) -> Result<Vec<ReviewProposal>, StoreError>;
+
+    async fn review_proposal(&self, receipt_no: &str)
+    -> Result<Option<ReviewProposal>, StoreError>;
+
+    /// A proposal's follow-ups, oldest first.
+    async fn follow_ups_of(&self, proposal_id: i64) -> Result<Vec<FollowUpRecord>, StoreError>;
+
+    /// What we sent about a proposal: its receipts and those of its
+    /// follow-ups (`follow_up_messages` are their stored messages' ids).
+    async fn sent_about(
+        &self,
+        receipt_no: &str,
+        follow_up_messages: &[i64],
+    ) -> Result<Vec<SentRecord>, StoreError>;
+
+    /// Records decisions, all or nothing, logging each change as made by
+    /// `actor`. A proposal of a published consultation is changed only when
+    /// `may_correct` (the POC), and each such change is a correction.
+    async fn decide(
+        &self,
+        writes: &[DispositionWrite],
+        actor: &str,
+        may_correct: bool,
+    ) -> Result<Decided, StoreError>;
+
+    /// The audit log, newest first: of one consultation, or of all.
+    async fn disposition_log(
+        &self,
+        consultation_id: Option<i64>,
+    ) -> Result<Vec<LogEntry>, StoreError>;
+
+    /// Corrections whose notices are not queued yet.
+    async fn untold_corrections(&self) -> Result<Vec<LogEntry>, StoreError>;
+
+    /// Queues a correction's notices and marks it told, in one transaction.
+    async fn tell_correction(&self, log_id: i64, notices: &[NewMessage]) -> Result<(), StoreError>;
+
+    async fn publications(&self) -> Result<Vec<Publication>, StoreError>;
+
+    /// Publishes a consultation's results and queues its outcome notices in
+    /// one transaction; false (and nothing queued) when it was published
+    /// already.
+    async fn publish(
+        &self,
+        consultation_id: i64,
+        actor: &str,
+        notices: &[NewMessage],
+    ) -> Result<bool, StoreError>;
+
+    /// Marks a proposal as disowned by its CSO; false if it was already.
+    async fn disown(&self, receipt_no: &str) -> Result<bool, StoreError>;
+
+    async fn insert_sign_in_link(
+        &self,
+        token_hash: &str,
+        address: &str,
+        expires_at: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
+
+    /// Sign-in links made for `address` since `since` (the rate limit).
+    async fn sign_in_links_since(
+        &self,
+        address: &str,
+        since: DateTime<Utc>,
+    ) -> Result<u64, StoreError>;
+
+    /// Uses a link: its address, if it exists, is unused and unexpired;
+    /// it can never be used again.
+    async fn use_sign_in_link(&self, token_hash: &str) -> Result<Option<String>, StoreError>;
+
+    async fn insert_session(
+        &self,
+        id_hash: &str,
+        address: &str,
+        expires_at: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
+
+    /// A live session's address.
+    async fn session(&self, id_hash: &str) -> Result<Option<String>, StoreError>;
+
+    async fn end_session(&self, id_hash: &str) -> Result<(), StoreError>;
+}
+
 /// Everything cocreate keeps, by domain: each part is its own trait so that
 /// its queries live in one file (store/sql/), and `Store` is all of them (a
 /// `dyn Store` offers every part's methods).
@@ -407,6 +499,7 @@ pub trait Store:
     + InboundStore
     + WebStore
     + ScheduleStore
+    + ReviewStore
     + Send
     + Sync
     + 'static

@@ -827,6 +827,8 @@ async fn a_message_is_stored_once_and_has_at_most_one_proposal(db: &TestDb) {
         attachments_json: "[]".into(),
         authentication_json: "{}".into(),
         sender_flag: None,
+        no_publish: false,
+        sender_name: None,
     };
     let receipt = NewMessage {
         kind: EmailKind::Receipt,
@@ -1093,6 +1095,8 @@ async fn follow_ups_bounces_and_lookups_by_receipt(db: &TestDb) {
         attachments_json: "[]".into(),
         authentication_json: "{}".into(),
         sender_flag: None,
+        no_publish: false,
+        sender_name: None,
     };
     record_proposal(store.as_ref(), &proposal, None)
         .await

@@ -124,6 +124,8 @@ async fn the_web_form_keeps_its_key_its_waiting_proposals_and_its_counts(db: &Te
         attachments_json: "[]".into(),
         authentication_json: "{}".into(),
         sender_flag: None,
+        no_publish: false,
+        sender_name: None,
     };
     record_proposal(store.as_ref(), &proposal, None)
         .await

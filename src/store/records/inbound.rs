@@ -90,6 +90,10 @@ pub struct NewProposal {
     /// Why the proposal needs a second look (routed by the sender's address
     /// alone), with the authentication results.
     pub sender_flag: Option<String>,
+    /// The sender asked that the text not be published.
+    pub no_publish: bool,
+    /// A sender outside the registry, by the name the POC gave it.
+    pub sender_name: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -4,6 +4,7 @@
 mod inbound;
 mod outbox;
 mod registry;
+mod review;
 mod schedule;
 mod web;
 
@@ -17,6 +18,10 @@ pub use outbox::{
 };
 pub use registry::{
     AddressStatus, Cso, CsoRecord, ImportLogEntry, ImportRecord, RegistryChanges, RelevanceOverride,
+};
+pub use review::{
+    Decided, DispositionRecord, DispositionWrite, FollowUpRecord, LogEntry, Publication,
+    ReviewProposal, SentRecord,
 };
 pub use schedule::{
     Deferred, DigestData, DigestEntry, DigestQuery, DigestWrite, EXCERPT_SOURCE_CHARS, Invitee,

@@ -237,9 +237,9 @@ where
             let sql = format!(
                 "INSERT INTO proposals (receipt_no, consultation_id, cso_id, inbound_message_id, from_address, \
                  other_sender, late, draft_number, subject, reply_text, quoted_text, signature, attachments, \
-                 authentication, sender_flag, created_at) \
+                 authentication, sender_flag, no_publish, sender_name, created_at) \
                  VALUES {} ON CONFLICT (inbound_message_id) DO NOTHING RETURNING inbound_message_id",
-                placeholders::<D>(chunk.len(), 16, |p| format!("({})", p.join(", ")))
+                placeholders::<D>(chunk.len(), 18, |p| format!("({})", p.join(", ")))
             );
             let mut insert = sqlx::query_as::<D::DB, (i64,)>(&sql);
             for (_, p, _) in chunk {
@@ -259,6 +259,8 @@ where
                     .bind(p.attachments_json.as_str())
                     .bind(p.authentication_json.as_str())
                     .bind(p.sender_flag.as_deref())
+                    .bind(p.no_publish)
+                    .bind(p.sender_name.as_deref())
                     .bind(now);
             }
             let inserted: HashSet<i64> = insert

@@ -14,6 +14,7 @@ mod inbound;
 mod intake;
 mod outbox;
 pub(super) mod registry;
+mod review;
 mod schedule;
 mod web;
 
@@ -23,8 +24,8 @@ use sqlx::{Database, Encode, Executor, FromRow, IntoArguments, Pool, Transaction
 
 use super::dialect::Dialect;
 use super::{
-    ConsultationStore, InboundStore, OutboxStore, RegistryStore, ScheduleStore, Store, StoreError,
-    WebStore,
+    ConsultationStore, InboundStore, OutboxStore, RegistryStore, ReviewStore, ScheduleStore, Store,
+    StoreError, WebStore,
 };
 use crate::clock::Clock;
 
@@ -63,7 +64,13 @@ impl<D: Dialect> SqlStore<D> {
 #[async_trait]
 impl<D: Dialect> Store for SqlStore<D>
 where
-    Self: RegistryStore + ConsultationStore + OutboxStore + InboundStore + WebStore + ScheduleStore,
+    Self: RegistryStore
+        + ConsultationStore
+        + OutboxStore
+        + InboundStore
+        + WebStore
+        + ScheduleStore
+        + ReviewStore,
     for<'c> &'c Pool<D::DB>: Executor<'c, Database = D::DB>,
     for<'c> &'c mut <D::DB as Database>::Connection: Executor<'c, Database = D::DB>,
     for<'q> <D::DB as Database>::Arguments<'q>: IntoArguments<'q, D::DB>,
