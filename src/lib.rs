@@ -3,6 +3,7 @@
 //!
 //! See the README's "Architecture" section for how the modules fit together.
 
+pub mod accountability;
 pub mod app;
 pub mod blocking;
 pub mod clock;
@@ -14,6 +15,7 @@ pub mod inbound;
 pub mod intake;
 pub mod outbound;
 pub mod registry;
+pub mod report;
 pub mod schedule;
 pub mod serve;
 pub mod signing;

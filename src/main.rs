@@ -69,6 +69,13 @@ enum Command {
     /// The weekly digests to LFPs.
     #[command(subcommand)]
     Digest(DigestCommand),
+    /// How each proposal was considered: dispositions with reasoned
+    /// responses, and their audit log.
+    #[command(subcommand)]
+    Disposition(commands::review::DispositionCommand),
+    /// The public report: exports, and publishing a consultation's results.
+    #[command(subcommand)]
+    Report(commands::review::ReportCommand),
 }
 
 #[derive(Subcommand)]
@@ -107,14 +114,22 @@ enum PenCommand {
     List,
     /// One message: sender, subject, attachments and what was written.
     Show { id: i64 },
-    /// Make it a proposal of this CSO in this consultation; the receipt goes out.
+    /// Make it a proposal of this CSO (or of a sender outside the registry)
+    /// in this consultation; the receipt goes out.
     Assign {
         id: i64,
         #[arg(long, value_name = "REFERENCE")]
         consultation: String,
         /// The CSO's registration number.
-        #[arg(long, value_name = "REGNO")]
-        cso: String,
+        #[arg(long, value_name = "REGNO", required_unless_present_any = ["outside", "individual"])]
+        cso: Option<String>,
+        /// An organisation outside the registry, by its name: recorded as
+        /// such, with no registry entry made up for it.
+        #[arg(long, value_name = "NAME", conflicts_with_all = ["cso", "individual"])]
+        outside: Option<String>,
+        /// A person writing for themselves.
+        #[arg(long, conflicts_with = "cso")]
+        individual: bool,
     },
     /// Set it aside (it is kept, with the reason).
     Discard {
@@ -147,8 +162,11 @@ enum MailCommand {
         #[arg(long, conflicts_with_all = ["files", "maildir"])]
         imap: bool,
     },
-    /// List the proposals received.
-    Proposals,
+    /// The proposals received, with filters; `show RECEIPT_NO` for one.
+    Proposals(commands::review::ProposalsArgs),
+    /// The attachments of a proposal's thread.
+    #[command(subcommand)]
+    Attachment(commands::review::AttachmentCommand),
     /// Messages cocreate could not thread, waiting for the POC.
     #[command(subcommand)]
     Pen(PenCommand),
@@ -548,7 +566,19 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
                 id,
                 consultation,
                 cso,
-            } => commands::mail::pen_assign(&app, id, &consultation, &cso, &mut out).await?,
+                outside,
+                individual: _,
+            } => {
+                commands::mail::pen_assign(
+                    &app,
+                    id,
+                    &consultation,
+                    cso.as_deref(),
+                    outside.as_deref(),
+                    &mut out,
+                )
+                .await?;
+            }
             PenCommand::Discard { id, reason } => {
                 commands::mail::pen_discard(store, id, &reason, &mut out).await?;
             }
@@ -559,9 +589,14 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
         Command::Mail(MailCommand::Reprocess { ids, held }) => {
             commands::mail::reprocess(&app, &ids, held, &mut out).await?;
         }
-        Command::Mail(MailCommand::Proposals) => {
-            commands::mail::proposals(store, &mut out).await?;
+        Command::Mail(MailCommand::Proposals(args)) => {
+            commands::review::proposals(&app, args, &mut out).await?;
         }
+        Command::Mail(MailCommand::Attachment(cmd)) => {
+            commands::review::attachment(&app, cmd, &mut out).await?;
+        }
+        Command::Disposition(cmd) => commands::review::disposition(&app, cmd, &mut out).await?,
+        Command::Report(cmd) => commands::review::report(&app, cmd, &mut out).await?,
         Command::Mail(MailCommand::Inspect { file }) => {
             let raw = if file.as_os_str() == "-" {
                 let mut buf = Vec::new();

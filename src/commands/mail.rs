@@ -152,49 +152,6 @@ pub async fn ingest_imap(app: &App, out: &mut impl Write) -> anyhow::Result<()> 
     Ok(())
 }
 
-pub async fn proposals(store: &dyn Store, out: &mut impl Write) -> anyhow::Result<()> {
-    let all = store.proposals().await?;
-    let consultations = store.consultations().await?;
-    if all.is_empty() {
-        writeln!(out, "No proposals yet.")?;
-    }
-    for p in all {
-        let reference = consultations
-            .iter()
-            .find(|c| c.id == p.consultation_id)
-            .map_or("?", |c| c.spec.reference.as_str());
-        let first_line = p
-            .reply_text
-            .lines()
-            .next()
-            .unwrap_or("")
-            .chars()
-            .take(70)
-            .collect::<String>();
-        writeln!(
-            out,
-            "{} {}{} {}{}{} — {}",
-            p.receipt_no,
-            reference,
-            p.draft_number
-                .map(|n| format!(" [on draft {n}]"))
-                .unwrap_or_default(),
-            p.from_address,
-            if p.other_sender {
-                " [other sender]"
-            } else {
-                ""
-            },
-            if p.late { " [late]" } else { "" },
-            first_line
-        )?;
-        if let Some(flag) = &p.sender_flag {
-            writeln!(out, "    check the sender: {flag}")?;
-        }
-    }
-    Ok(())
-}
-
 pub async fn pen_list(store: &dyn Store, out: &mut impl Write) -> anyhow::Result<()> {
     let held = store.inbound_in_state(InboundState::Held).await?;
     if held.is_empty() {
@@ -260,25 +217,46 @@ pub async fn pen_assign(
     app: &App,
     id: i64,
     consultation: &str,
-    registration_no: &str,
+    registration_no: Option<&str>,
+    outside: Option<&str>,
     out: &mut impl Write,
 ) -> anyhow::Result<()> {
     let store = app.store.as_ref();
     let c = crate::outbound::outreach::find(store, consultation).await?;
-    let reg = crate::domain::RegistrationNumber::parse(registration_no)?;
-    let csos = store.csos().await?;
-    let Some(cso) = csos.iter().find(|x| x.record.registration_no == reg) else {
-        anyhow::bail!("no organisation with registration number {reg} has been imported");
+    let (assignee, whose) = match registration_no {
+        Some(r) => {
+            let reg = crate::domain::RegistrationNumber::parse(r)?;
+            let csos = store.csos().await?;
+            let Some(cso) = csos.iter().find(|x| x.record.registration_no == reg) else {
+                anyhow::bail!("no organisation with registration number {reg} has been imported");
+            };
+            (
+                crate::intake::Assignee::Registry(cso.id),
+                cso.record.name.clone(),
+            )
+        }
+        None => {
+            let name = outside.map(str::trim).filter(|n| !n.is_empty());
+            if name.is_some_and(|n| n.chars().count() > 300) {
+                anyhow::bail!("the organisation's name is longer than 300 characters");
+            }
+            let whose = name.map_or_else(
+                || "an individual (not in the registry)".to_string(),
+                |n| format!("{n} (not in the registry)"),
+            );
+            (
+                crate::intake::Assignee::Outside {
+                    name: name.map(str::to_string),
+                },
+                whose,
+            )
+        }
     };
-    match app
-        .intake()
-        .assign(id, c.id, crate::intake::Assignee::Registry(cso.id))
-        .await?
-    {
+    match app.intake().assign(id, c.id, assignee).await? {
         Outcome::Proposal { receipt_no, .. } => writeln!(
             out,
-            "Message #{id} is proposal {receipt_no} of {} in {}; the receipt is queued.",
-            cso.record.name, c.spec.reference
+            "Message #{id} is proposal {receipt_no} of {whose} in {}; the receipt is queued.",
+            c.spec.reference
         )?,
         Outcome::Held { reason, .. } => {
             writeln!(out, "Message #{id} stays in the holding pen: {reason}")?

@@ -7,6 +7,7 @@ pub mod consultation;
 pub mod mail;
 pub mod outbox;
 pub mod registry;
+pub mod review;
 pub mod schedule;
 
 /// 1,234,567 — counts in summaries are read by people.

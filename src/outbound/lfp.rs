@@ -17,17 +17,16 @@ use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 
 use super::email::{
-    ClosingLine, Context, DigestConsultation, LfpDigest, Named, Office, ProposalLine,
-    ResponseReminder,
+    ClosingLine, Context, DigestConsultation, LfpDigest, Named, ProposalLine, ResponseReminder,
 };
-use super::message::{self, MessageError, Outgoing};
+use super::message::MessageError;
 use super::outbox::NewMessage;
 use super::outreach::{format_date, format_time};
 use super::templates::{Rendered, TemplateError};
 use crate::app::App;
 use crate::config::{PolicyArea, WhenEmpty};
 use crate::consultation::{Consultation, ConsultationState};
-use crate::domain::{EmailFor, ReplyKey, WorkingCalendar};
+use crate::domain::{EmailFor, WorkingCalendar};
 use crate::store::StoreError;
 use crate::store::records::{DigestData, DigestEntry, DigestQuery, DigestWrite};
 
@@ -151,7 +150,7 @@ pub async fn digest(
     let nothing_new = data.new_proposals == 0 && data.new_follow_ups == 0;
     let (waiting, waiting_more) = waiting_lines(&data, tz, now);
     let context = Context::LfpDigest(LfpDigest {
-        office: office(app, lang),
+        office: super::office::office(app, lang),
         lfp: Named {
             name: area.lfp.name.get(lang),
         },
@@ -336,7 +335,7 @@ pub async fn response_reminders(
     let lang = area.lfp.language;
     let (waiting, waiting_more) = waiting_lines(&data, tz, now);
     let context = Context::ResponseReminder(ResponseReminder {
-        office: office(app, lang),
+        office: super::office::office(app, lang),
         lfp: Named {
             name: area.lfp.name.get(lang),
         },
@@ -370,15 +369,6 @@ pub async fn response_reminders(
         .collect()
 }
 
-fn office(app: &App, lang: crate::domain::Language) -> Office<'_> {
-    let config = app.config.as_ref();
-    Office {
-        name: config.office.name.get(lang),
-        email: config.office.email.as_str(),
-        postal_address: &config.office.postal_address,
-    }
-}
-
 /// One rendered message to one LFP contact. Replies go to the Point of
 /// Contact, never to cocreate's consultation address.
 fn message_to(
@@ -388,40 +378,20 @@ fn message_to(
     rendered: &Rendered,
     key: EmailFor<'_>,
 ) -> Result<NewMessage, LfpMailError> {
-    let config = app.config.as_ref();
-    let lang = area.lfp.language;
-    let message_id = format!(
-        "{MESSAGE_ID_PREFIX}{}.{}@{}",
-        area.code.to_ascii_lowercase(),
-        ReplyKey::generate(),
-        config.mail.domain
-    );
-    let bytes = message::build(
-        &Outgoing {
-            from_name: config.office.name.get(lang),
-            from: &config.mail.from,
-            to_name: area.lfp.name.get(lang),
-            to,
-            reply_to: Some(config.office.email.as_str()),
-            message_id: &message_id,
-            in_reply_to: None,
-            auto_submitted: "auto-generated",
-            rendered,
-            list: None,
-            attachments: &[],
+    let prefix = format!("{MESSAGE_ID_PREFIX}{}", area.code.to_ascii_lowercase());
+    Ok(super::office::message(
+        app,
+        area.lfp.language,
+        rendered,
+        &super::office::To {
+            name: area.lfp.name.get(area.lfp.language),
+            address: to,
+            id_prefix: &prefix,
+            consultation_id: None,
+            cso_id: None,
         },
-        app.dkim.as_deref(),
-    )?;
-    Ok(NewMessage {
-        idempotency_key: key.idempotency_key(),
-        kind: key.kind(),
-        recipient: to.clone(),
-        envelope_from: config.mail.from.to_string(),
-        consultation_id: None,
-        cso_id: None,
-        message: bytes,
-        reply_key: None,
-    })
+        key,
+    )?)
 }
 
 /// The waiting proposals a digest or reminder lists, and how many more

@@ -14,6 +14,7 @@ pub mod ics;
 pub mod lfp;
 pub mod message;
 pub mod notices;
+pub mod office;
 pub mod outbox;
 pub mod outreach;
 mod smtp;

@@ -8,6 +8,8 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ReviewProposal {
     pub id: i64,
+    /// The stored message it came from.
+    pub inbound_message_id: i64,
     pub receipt_no: String,
     pub consultation_id: i64,
     pub cso_id: Option<i64>,
@@ -54,6 +56,7 @@ pub struct DispositionRecord {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct FollowUpRecord {
     pub id: i64,
+    pub inbound_message_id: i64,
     pub from_address: String,
     pub reply_text: String,
     pub quoted_text: String,

@@ -10,7 +10,7 @@ use crate::store::{ReviewStore, StoreError};
 
 /// The columns a [`ReviewRow`] reads, from `proposals p`, `csos c` and
 /// `dispositions d`.
-const REVIEW_COLUMNS: &str = "p.id, p.receipt_no, p.consultation_id, p.cso_id, c.name AS cso_name, \
+const REVIEW_COLUMNS: &str = "p.id, p.inbound_message_id, p.receipt_no, p.consultation_id, p.cso_id, c.name AS cso_name, \
      c.language AS cso_language, p.sender_name, p.from_address, p.other_sender, p.late, \
      p.draft_number, p.subject, p.reply_text, p.quoted_text, p.signature, p.attachments, \
      p.sender_flag, p.no_publish, p.disowned_at, p.created_at, \
@@ -24,6 +24,7 @@ const REVIEW_FROM: &str = "FROM proposals p LEFT JOIN csos c ON c.id = p.cso_id 
 #[derive(FromRow)]
 pub struct ReviewRow {
     id: i64,
+    inbound_message_id: i64,
     receipt_no: String,
     consultation_id: i64,
     cso_id: Option<i64>,
@@ -69,6 +70,7 @@ impl From<ReviewRow> for ReviewProposal {
         };
         Self {
             id: r.id,
+            inbound_message_id: r.inbound_message_id,
             receipt_no: r.receipt_no,
             consultation_id: r.consultation_id,
             cso_id: r.cso_id,
@@ -97,6 +99,7 @@ impl From<ReviewRow> for ReviewProposal {
 #[derive(FromRow)]
 pub struct FollowUpRow {
     id: i64,
+    inbound_message_id: i64,
     from_address: String,
     reply_text: String,
     quoted_text: String,
@@ -224,7 +227,7 @@ where
 
     async fn follow_ups_of(&self, proposal_id: i64) -> Result<Vec<FollowUpRecord>, StoreError> {
         let rows = sqlx::query_as::<D::DB, FollowUpRow>(
-            "SELECT id, from_address, reply_text, quoted_text, signature, attachments, sender_flag, \
+            "SELECT id, inbound_message_id, from_address, reply_text, quoted_text, signature, attachments, sender_flag, \
              created_at FROM follow_ups WHERE proposal_id = $1 ORDER BY created_at, id",
         )
         .bind(proposal_id)
@@ -234,6 +237,7 @@ where
             .into_iter()
             .map(|r| FollowUpRecord {
                 id: r.id,
+                inbound_message_id: r.inbound_message_id,
                 from_address: r.from_address,
                 reply_text: r.reply_text,
                 quoted_text: r.quoted_text,
