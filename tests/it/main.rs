@@ -5,6 +5,7 @@
 //! corpora) are `#[ignore = "needs …"]` in `cargo test` and run by .ci/run
 //! with `--include-ignored`.
 
+mod accountability;
 mod browser;
 mod cli_config;
 mod cli_registry;
