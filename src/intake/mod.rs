@@ -10,6 +10,7 @@
 //! creates nothing twice.
 
 mod acknowledge;
+pub mod campaigns;
 mod decide;
 mod decision;
 mod dedupe;

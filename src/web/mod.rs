@@ -9,6 +9,8 @@ pub mod mark;
 mod metrics;
 pub mod pages;
 mod proposal;
+mod report;
+pub mod review;
 pub mod server;
 mod site;
 mod submit;
@@ -50,6 +52,7 @@ pub struct WebState {
     /// Public consultation pages with a blank form, by consultation and
     /// language, as rendered at most CONSULTATIONS_FRESH ago.
     blank_pages: Arc<std::sync::RwLock<BlankPages>>,
+    sign_in_limit: Arc<review::SignInLimit>,
 }
 
 type BlankPages =
@@ -65,6 +68,11 @@ type Recent = (
 /// read for them at thousands of visits a second, and a change by the POC
 /// (closing, a new deadline) shows within this. Intake reads its own.
 const CONSULTATIONS_FRESH: Duration = Duration::from_secs(1);
+
+/// The largest review form: two reasoned responses of
+/// `accountability::MAX_RESPONSE_CHARS` (up to four bytes a character,
+/// encoded) and a page of checked proposals.
+const REVIEW_FORM_BYTES: usize = 1 << 20;
 
 impl WebState {
     pub async fn consultations(
@@ -106,6 +114,9 @@ pub async fn router(app: App) -> Result<Router, WebError> {
         consultations: Arc::new(std::sync::RwLock::new(None)),
         intake: batch::Batcher::start(app.clone()),
         blank_pages: Arc::new(std::sync::RwLock::new(BlankPages::new())),
+        sign_in_limit: Arc::new(review::SignInLimit::new(
+            app.config.review.requests_per_client_per_hour,
+        )),
         app,
     };
     let forms = DefaultBodyLimit::max(form_max);
@@ -139,6 +150,12 @@ pub async fn router(app: App) -> Result<Router, WebError> {
             "/inbound/mime",
             post(webhook::receive).layer(DefaultBodyLimit::max(max)),
         )
+        .route("/report", get(report::action_plan))
+        .route("/report.csv", get(report::action_plan))
+        .route("/report.xlsx", get(report::action_plan))
+        .route("/report.json", get(report::action_plan))
+        .route("/report/{file}", get(report::consultation))
+        .merge(review::routes().layer(DefaultBodyLimit::max(REVIEW_FORM_BYTES)))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics::render))
         .fallback(site::not_found)

@@ -36,13 +36,22 @@ const EMBEDDED: &[(&str, &str)] = embedded!(
     "consultation.hbs",
     "receipt.hbs",
     "notice.hbs",
+    "review_bar.hbs",
+    "review_decide.hbs",
+    "sign_in.hbs",
+    "review_home.hbs",
+    "review_consultation.hbs",
+    "review_proposal.hbs",
+    "review_pen.hbs",
+    "review_log.hbs",
+    "report.hbs",
     "style.css",
     "strings.sq.toml",
     "strings.en.toml",
 );
 
 /// Templates used as partials by the pages.
-const PARTIALS: &[&str] = &["layout", "field", "form"];
+const PARTIALS: &[&str] = &["layout", "field", "form", "review_bar", "review_decide"];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Page {
@@ -50,10 +59,29 @@ pub enum Page {
     Consultation,
     Receipt,
     Notice,
+    SignIn,
+    ReviewHome,
+    ReviewConsultation,
+    ReviewProposal,
+    ReviewPen,
+    ReviewLog,
+    Report,
 }
 
 impl Page {
-    const ALL: [Page; 4] = [Page::Index, Page::Consultation, Page::Receipt, Page::Notice];
+    const ALL: [Page; 11] = [
+        Page::Index,
+        Page::Consultation,
+        Page::Receipt,
+        Page::Notice,
+        Page::SignIn,
+        Page::ReviewHome,
+        Page::ReviewConsultation,
+        Page::ReviewProposal,
+        Page::ReviewPen,
+        Page::ReviewLog,
+        Page::Report,
+    ];
 
     fn name(self) -> &'static str {
         match self {
@@ -61,6 +89,13 @@ impl Page {
             Page::Consultation => "consultation",
             Page::Receipt => "receipt",
             Page::Notice => "notice",
+            Page::SignIn => "sign_in",
+            Page::ReviewHome => "review_home",
+            Page::ReviewConsultation => "review_consultation",
+            Page::ReviewProposal => "review_proposal",
+            Page::ReviewPen => "review_pen",
+            Page::ReviewLog => "review_log",
+            Page::Report => "report",
         }
     }
 }

@@ -252,6 +252,7 @@ pub fn example(page: Page, lang: Language, pages: &Pages) -> serde_json::Value {
                 text: "Confirm".into(),
             }),
         }),
+        review => Ok(super::review::views::example(review)),
     };
     value.unwrap_or_default()
 }

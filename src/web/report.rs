@@ -1,0 +1,274 @@
+//! The public report, "what we asked, what you said, what we did": for the
+//! action plan (every consultation) and for each consultation, in Albanian
+//! and English, with CSV, XLSX and JSON downloads. Only published results
+//! are shown; a consultation not yet published shows what was asked and
+//! that its results will follow. No contact address or phone number is
+//! ever on these pages or in the downloads (see `report`).
+
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+use super::WebState;
+use super::pages::Page;
+use super::review::views::{AreaCounts, Count, ReportConsultation, ReportLine, ReportPage};
+use super::site::{LangQuery, language};
+use super::views::paragraphs;
+use crate::consultation::Consultation;
+use crate::domain::Language;
+use crate::report::export::ExportFormat;
+use crate::report::{self, Counts, Report};
+
+fn counts(lang: Language, c: &Counts, w: &impl Fn(&str) -> String) -> Vec<Count> {
+    let mut out = vec![Count {
+        label: w("report_proposals"),
+        count: c.proposals,
+        href: String::new(),
+    }];
+    out.extend(
+        c.each()
+            .into_iter()
+            .filter(|(_, n)| *n > 0)
+            .map(|(d, n)| Count {
+                label: d.label(lang).into(),
+                count: n,
+                href: String::new(),
+            }),
+    );
+    if c.waiting > 0 {
+        out.push(Count {
+            label: w("report_waiting"),
+            count: c.waiting,
+            href: String::new(),
+        });
+    }
+    out
+}
+
+impl WebState {
+    /// The public consultations and, of them, those whose results are
+    /// published.
+    async fn reportable(&self) -> Result<(Vec<Consultation>, Vec<Consultation>), Response> {
+        let all = report::public_consultations(&self.app)
+            .await
+            .map_err(|e| self.failed(Language::Sq, &e))?;
+        let published: Vec<i64> = self
+            .app
+            .store
+            .publications()
+            .await
+            .map_err(|e| self.failed(Language::Sq, &e))?
+            .into_iter()
+            .map(|p| p.consultation_id)
+            .collect();
+        let done = all
+            .iter()
+            .filter(|c| published.contains(&c.id))
+            .cloned()
+            .collect();
+        Ok((all, done))
+    }
+
+    fn report_page(
+        &self,
+        lang: Language,
+        path: &str,
+        built: &Report,
+        all: &[Consultation],
+        heading: String,
+    ) -> Response {
+        let w = |k: &str| self.pages.word(lang, k);
+        let published: Vec<&str> = built
+            .consultations
+            .iter()
+            .map(|c| c.reference.as_str())
+            .collect();
+        let tz_date = |d: chrono::NaiveDate| d.format("%d.%m.%Y").to_string();
+        let mut consultations: Vec<ReportConsultation> = built
+            .consultations
+            .iter()
+            .map(|c| ReportConsultation {
+                reference: c.reference.clone(),
+                title: if lang == Language::En {
+                    c.title_en.clone()
+                } else {
+                    c.title_sq.clone()
+                },
+                href: format!("/report/{}?lang={}", c.reference, lang.code()),
+                asked: paragraphs(if lang == Language::En {
+                    &c.description_en
+                } else {
+                    &c.description_sq
+                }),
+                period: format!("{} – {}", tz_date(c.opens_on), tz_date(c.closes_on)),
+                published: true,
+                proposals: c
+                    .proposals
+                    .iter()
+                    .map(|p| ReportLine {
+                        receipt_no: p.receipt_no.clone(),
+                        sender: p.sender_label(lang),
+                        date: tz_date(p.received_on),
+                        paragraphs: p.text.as_deref().map(paragraphs).unwrap_or_default(),
+                        withheld: p.text_withheld,
+                        disposition: p.disposition_label(lang),
+                        commitment: p.commitment.clone(),
+                        response: match lang {
+                            Language::En => p.response_en.clone().or_else(|| p.response_sq.clone()),
+                            Language::Sq => p.response_sq.clone(),
+                        }
+                        .unwrap_or_default(),
+                    })
+                    .collect(),
+            })
+            .collect();
+        // What was asked in consultations whose results are still to come.
+        consultations.extend(
+            all.iter()
+                .filter(|c| !published.contains(&c.spec.reference.as_str()))
+                .map(|c| ReportConsultation {
+                    reference: c.spec.reference.clone(),
+                    title: c.spec.title().get(lang).to_string(),
+                    href: format!("/report/{}?lang={}", c.spec.reference, lang.code()),
+                    asked: paragraphs(c.spec.description().get(lang)),
+                    period: format!(
+                        "{} – {}",
+                        tz_date(c.spec.opens_on),
+                        tz_date(c.spec.closes_on)
+                    ),
+                    published: false,
+                    proposals: Vec::new(),
+                }),
+        );
+        let areas = built
+            .by_policy_area
+            .iter()
+            .map(|(code, c)| AreaCounts {
+                name: self
+                    .app
+                    .config
+                    .policy_area(code)
+                    .map_or_else(|| code.clone(), |a| a.name.get(lang).clone()),
+                counts: counts(lang, c, &w),
+            })
+            .collect();
+        let base = path.trim_end_matches('/');
+        let content = ReportPage {
+            heading: heading.clone(),
+            intro: vec![w("report_intro_plan")],
+            totals: counts(lang, &built.totals, &w),
+            areas,
+            consultations,
+            downloads: if built.consultations.is_empty() {
+                Vec::new()
+            } else {
+                [ExportFormat::Csv, ExportFormat::Xlsx, ExportFormat::Json]
+                    .into_iter()
+                    .map(|f| Count {
+                        label: f.extension().to_uppercase(),
+                        count: built.totals.proposals,
+                        href: format!("{base}.{}", f.extension()),
+                    })
+                    .collect()
+            },
+        };
+        let chrome = self.chrome(lang, heading, path);
+        self.page(StatusCode::OK, Page::Report, lang, &chrome, &content)
+    }
+}
+
+fn download(built: &Report, format: ExportFormat, name: &str) -> Response {
+    match report::export::write(built, format) {
+        Ok(bytes) => (
+            [
+                (
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static(format.content_type()),
+                ),
+                (
+                    header::CONTENT_DISPOSITION,
+                    HeaderValue::from_str(&format!(
+                        "attachment; filename=\"{name}.{}\"",
+                        format.extension()
+                    ))
+                    .unwrap_or(HeaderValue::from_static("attachment")),
+                ),
+            ],
+            bytes,
+        )
+            .into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "a report download could not be made");
+            StatusCode::INTERNAL_SERVER_ERROR.into_response()
+        }
+    }
+}
+
+/// `/report`, and its downloads `/report.csv`, `.xlsx`, `.json`.
+pub async fn action_plan(
+    State(state): State<WebState>,
+    Query(query): Query<LangQuery>,
+    uri: axum::http::Uri,
+    headers: HeaderMap,
+) -> Response {
+    let lang = language(query.lang.as_deref(), &headers, None);
+    let (all, published) = match state.reportable().await {
+        Ok(found) => found,
+        Err(response) => return response,
+    };
+    let built = match report::build(&state.app, &published, true).await {
+        Ok(r) => r,
+        Err(e) => return state.failed(lang, &e),
+    };
+    if let Some((_, ext)) = uri.path().rsplit_once('.')
+        && let Ok(format) = ext.parse::<ExportFormat>()
+    {
+        return download(&built, format, "action-plan-report");
+    }
+    let heading = state.pages.word(lang, "report_heading_plan");
+    state.report_page(lang, "/report", &built, &all, heading)
+}
+
+/// `/report/REF`, and its downloads `/report/REF.csv`, `.xlsx`, `.json`.
+pub async fn consultation(
+    State(state): State<WebState>,
+    Path(file): Path<String>,
+    Query(query): Query<LangQuery>,
+    headers: HeaderMap,
+) -> Response {
+    let lang = language(query.lang.as_deref(), &headers, None);
+    let (reference, format) = match file.rsplit_once('.') {
+        Some((r, ext)) => match ext.parse::<ExportFormat>() {
+            Ok(f) => (r.to_string(), Some(f)),
+            Err(_) => return state.unknown(lang),
+        },
+        None => (file.clone(), None),
+    };
+    let wanted = reference.trim().to_ascii_uppercase();
+    let (all, published) = match state.reportable().await {
+        Ok(found) => found,
+        Err(response) => return response,
+    };
+    let Some(c) = all.into_iter().find(|c| c.spec.reference == wanted) else {
+        return state.unknown(lang);
+    };
+    let done: Vec<Consultation> = published.into_iter().filter(|p| p.id == c.id).collect();
+    let built = match report::build(&state.app, &done, true).await {
+        Ok(r) => r,
+        Err(e) => return state.failed(lang, &e),
+    };
+    match format {
+        Some(_) if done.is_empty() => state.unknown(lang),
+        Some(f) => download(&built, f, &c.spec.reference),
+        None => {
+            let heading = c.spec.title().get(lang).to_string();
+            state.report_page(
+                lang,
+                &format!("/report/{}", c.spec.reference),
+                &built,
+                &[c],
+                heading,
+            )
+        }
+    }
+}
