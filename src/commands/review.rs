@@ -545,7 +545,7 @@ pub async fn report(app: &App, command: ReportCommand, out: &mut impl Write) -> 
                 Some(r) => vec![crate::outbound::outreach::find(app.store.as_ref(), r).await?],
                 None => report::public_consultations(app).await?,
             };
-            let built = report::build(app, &consultations, false).await?;
+            let built = report::build(app, &consultations, false, Language::Sq).await?;
             let bytes = report::export::write(&built, format)?;
             let what = format!(
                 "the report of {} ({format})",

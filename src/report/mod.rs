@@ -202,7 +202,12 @@ pub fn redact(text: &str, lang: Language) -> String {
         .into_owned()
 }
 
-fn proposal(p: &ReviewProposal, reference: &str, config: &Config) -> ReportProposal {
+fn proposal(
+    p: &ReviewProposal,
+    reference: &str,
+    config: &Config,
+    lang: Language,
+) -> ReportProposal {
     let (sender_kind, sender_name) = match (&p.cso_name, &p.sender_name) {
         (Some(name), _) if p.cso_id.is_some() => (SenderKind::Registry, Some(name.clone())),
         (_, Some(name)) => (SenderKind::OutsideRegistry, Some(name.clone())),
@@ -217,14 +222,14 @@ fn proposal(p: &ReviewProposal, reference: &str, config: &Config) -> ReportPropo
         sender_name,
         late: p.late,
         draft_number: p.draft_number,
-        text: (!p.no_publish).then(|| redact(p.reply_text.trim(), Language::Sq)),
+        text: (!p.no_publish).then(|| redact(p.reply_text.trim(), lang)),
         text_withheld: p.no_publish,
         disposition: d.and_then(|d| Disposition::parse(&d.disposition)),
         commitment: d.and_then(|d| d.commitment.clone()),
-        response_sq: d.map(|d| redact(&d.response_sq, Language::Sq)),
+        response_sq: d.map(|d| redact(&d.response_sq, lang)),
         response_en: d
             .and_then(|d| d.response_en.as_deref())
-            .map(|r| redact(r, Language::En)),
+            .map(|r| redact(r, lang)),
         response_group: d.and_then(|d| d.group_key.clone()),
     }
 }
@@ -232,11 +237,13 @@ fn proposal(p: &ReviewProposal, reference: &str, config: &Config) -> ReportPropo
 /// The report of `consultations` (each must be public: open or closed).
 /// `published_only` leaves out the dispositions of consultations whose
 /// results are not published (what the public sees); the POC's exports
-/// include them.
+/// include them. What is removed from texts is marked in `lang` (the
+/// page's; Albanian, the record's language, in exports).
 pub async fn build(
     app: &App,
     consultations: &[Consultation],
     published_only: bool,
+    lang: Language,
 ) -> Result<Report, AccountabilityError> {
     let publications: BTreeMap<i64, DateTime<Utc>> = app
         .store
@@ -260,7 +267,7 @@ pub async fn build(
             .review_proposals(Some(c.id))
             .await?
             .iter()
-            .map(|p| proposal(p, &c.spec.reference, config))
+            .map(|p| proposal(p, &c.spec.reference, config, lang))
             .collect();
         if published_only && published_at.is_none() {
             for p in &mut proposals {

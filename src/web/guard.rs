@@ -144,11 +144,15 @@ pub async fn security_headers(mut response: Response) -> Response {
             HeaderValue::from_static(value),
         );
     };
-    set(
-        h,
-        "content-security-policy",
-        "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
-    );
+    // A response that set its own (stricter) policy keeps it: an
+    // attachment is sandboxed.
+    if !h.contains_key(header::CONTENT_SECURITY_POLICY) {
+        set(
+            h,
+            "content-security-policy",
+            "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+        );
+    }
     set(h, "x-content-type-options", "nosniff");
     // Same-origin, not no-referrer: with no-referrer a browser sends
     // `Origin: null` on the form's own POST.

@@ -216,7 +216,7 @@ pub async fn action_plan(
         Ok(found) => found,
         Err(response) => return response,
     };
-    let built = match report::build(&state.app, &published, true).await {
+    let built = match report::build(&state.app, &published, true, lang).await {
         Ok(r) => r,
         Err(e) => return state.failed(lang, &e),
     };
@@ -253,7 +253,14 @@ pub async fn consultation(
         return state.unknown(lang);
     };
     let done: Vec<Consultation> = published.into_iter().filter(|p| p.id == c.id).collect();
-    let built = match report::build(&state.app, &done, true).await {
+    let built = match report::build(
+        &state.app,
+        &done,
+        true,
+        if format.is_some() { Language::Sq } else { lang },
+    )
+    .await
+    {
         Ok(r) => r,
         Err(e) => return state.failed(lang, &e),
     };

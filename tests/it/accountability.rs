@@ -8,7 +8,7 @@ use std::path::Path;
 
 use crate::common::*;
 
-fn ok(dir: &Path, db: &TestDb, args: &[&str]) -> String {
+pub fn ok(dir: &Path, db: &TestDb, args: &[&str]) -> String {
     let out = cocreate(dir, db, args);
     assert!(out.status.success(), "{args:?}: {}", stderr(&out));
     stdout(&out)
@@ -24,7 +24,7 @@ fn refused(dir: &Path, db: &TestDb, args: &[&str]) -> String {
     stderr(&out)
 }
 
-fn ingest(dir: &Path, db: &TestDb, raw: &str) -> String {
+pub fn ingest(dir: &Path, db: &TestDb, raw: &str) -> String {
     let mut child = command(dir, db)
         .args(["mail", "ingest"])
         .stdin(std::process::Stdio::piped())
@@ -38,9 +38,9 @@ fn ingest(dir: &Path, db: &TestDb, raw: &str) -> String {
     stdout(&out)
 }
 
-const PLAN_PDF: &[u8] = b"%PDF-1.4\n% plani i buxhetit\n1 0 obj << /Type /Catalog >> endobj\ntrailer << /Root 1 0 R >>\n%%EOF\n";
+pub const PLAN_PDF: &[u8] = b"%PDF-1.4\n% plani i buxhetit\n1 0 obj << /Type /Catalog >> endobj\ntrailer << /Root 1 0 R >>\n%%EOF\n";
 
-fn message(from: &str, id: &str, body: &str, attachment: Option<&[u8]>) -> String {
+pub fn message(from: &str, id: &str, body: &str, attachment: Option<&[u8]>) -> String {
     let head = format!(
         "From: {from}\r\nTo: ogp-poc@office.example\r\nSubject: Propozim për buxhetin\r\nMessage-ID: <{id}@example.org>\r\nMIME-Version: 1.0\r\n"
     );
@@ -72,7 +72,7 @@ fn receipt_of(dir: &Path, db: &TestDb, needle: &str) -> String {
 }
 
 /// The number of the message from `sender` in the holding pen.
-fn held_id(dir: &Path, db: &TestDb, sender: &str) -> String {
+pub fn held_id(dir: &Path, db: &TestDb, sender: &str) -> String {
     let pen = ok(dir, db, &["mail", "pen", "list"]);
     let line = pen
         .lines()
@@ -83,7 +83,7 @@ fn held_id(dir: &Path, db: &TestDb, sender: &str) -> String {
 
 /// The outbox's messages of `kind` (the file transport names each file
 /// after its kind), parsed: (recipient, subject, text).
-fn sent(dir: &Path, kind: &str) -> Vec<(String, String, String)> {
+pub fn sent(dir: &Path, kind: &str) -> Vec<(String, String, String)> {
     let mut out: Vec<_> = std::fs::read_dir(dir.join("data/outbox"))
         .unwrap()
         .map(|e| e.unwrap().path())
@@ -111,7 +111,7 @@ fn sent(dir: &Path, kind: &str) -> Vec<(String, String, String)> {
 /// Four proposals in OGP-ACC, one of each kind of sender; returns their
 /// receipt numbers: the English-speaking CSO's (with a PDF), the Albanian
 /// CSO's, the outside organisation's, the person's.
-fn four_proposals(dir: &Path, db: &TestDb) -> [String; 4] {
+pub fn four_proposals(dir: &Path, db: &TestDb) -> [String; 4] {
     let registry = write(dir, "r.csv", registry_csv(0, 3));
     let spec = fiscal_consultation(dir, "OGP-ACC");
     for args in [

@@ -443,7 +443,7 @@ pub(crate) async fn fixtures(store: &dyn Store) -> (i64, i64) {
     (consultation, cso)
 }
 
-fn message(key: &str, to: &str, consultation: i64, cso: i64) -> NewMessage {
+pub(crate) fn message(key: &str, to: &str, consultation: i64, cso: i64) -> NewMessage {
     let address = EmailAddress::parse(to).unwrap();
     NewMessage {
         idempotency_key: key.into(),
