@@ -69,6 +69,9 @@ impl WebState {
         Ok((all, done))
     }
 
+    /// The report page of `built` (and of `all`'s consultations not yet
+    /// published): the action plan's with its policy areas, or one
+    /// consultation's.
     fn report_page(
         &self,
         lang: Language,
@@ -76,6 +79,7 @@ impl WebState {
         built: &Report,
         all: &[Consultation],
         heading: String,
+        plan: bool,
     ) -> Response {
         let w = |k: &str| self.pages.word(lang, k);
         let published: Vec<&str> = built
@@ -143,6 +147,7 @@ impl WebState {
         let areas = built
             .by_policy_area
             .iter()
+            .filter(|_| plan)
             .map(|(code, c)| AreaCounts {
                 name: self
                     .app
@@ -155,7 +160,11 @@ impl WebState {
         let base = path.trim_end_matches('/');
         let content = ReportPage {
             heading: heading.clone(),
-            intro: vec![w("report_intro_plan")],
+            intro: vec![w(if plan {
+                "report_intro_plan"
+            } else {
+                "report_heading_plan"
+            })],
             totals: counts(lang, &built.totals, &w),
             areas,
             consultations,
@@ -226,7 +235,7 @@ pub async fn action_plan(
         return download(&built, format, "action-plan-report");
     }
     let heading = state.pages.word(lang, "report_heading_plan");
-    state.report_page(lang, "/report", &built, &all, heading)
+    state.report_page(lang, "/report", &built, &all, heading, true)
 }
 
 /// `/report/REF`, and its downloads `/report/REF.csv`, `.xlsx`, `.json`.
@@ -275,6 +284,7 @@ pub async fn consultation(
                 &built,
                 &[c],
                 heading,
+                false,
             )
         }
     }

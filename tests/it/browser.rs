@@ -21,7 +21,7 @@ use crate::web_form::{ok_out, proposals_in, setup};
 const PHONE: (u32, u32) = (360, 740);
 const DESKTOP: (u32, u32) = (1280, 900);
 
-struct Driver(Child);
+pub(crate) struct Driver(Child);
 
 impl Drop for Driver {
     fn drop(&mut self) {
@@ -30,7 +30,7 @@ impl Drop for Driver {
     }
 }
 
-async fn browser() -> (Driver, Client) {
+pub(crate) async fn browser() -> (Driver, Client) {
     let port = free_port();
     let binary =
         std::env::var("COCREATE_TEST_CHROMEDRIVER").unwrap_or("/usr/bin/chromedriver".into());
@@ -69,7 +69,7 @@ async fn browser() -> (Driver, Client) {
 }
 
 /// WCAG 2.1 A and AA violations axe-core finds on the current page.
-async fn violations(client: &Client, axe: &str) -> Vec<String> {
+pub(crate) async fn violations(client: &Client, axe: &str) -> Vec<String> {
     let script = format!(
         "{axe}\nreturn axe.run(document, {{runOnly: {{type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa']}}}})\
          .then(r => r.violations.map(v => v.id + ': ' + v.help + ' (' + v.nodes.map(n => n.target.join(' ')).join(', ') + ')'));"
@@ -81,7 +81,7 @@ async fn violations(client: &Client, axe: &str) -> Vec<String> {
     serde_json::from_value(found).expect("a list of violations")
 }
 
-async fn accessible(client: &Client, axe: &str, what: &str) {
+pub(crate) async fn accessible(client: &Client, axe: &str, what: &str) {
     let found = violations(client, axe).await;
     assert!(
         found.is_empty(),
@@ -90,7 +90,7 @@ async fn accessible(client: &Client, axe: &str, what: &str) {
 }
 
 /// The whole page at `width`, as a PNG under `dir` (when screenshots are kept).
-async fn screenshot(client: &Client, dir: Option<&Path>, name: &str, width: u32) {
+pub(crate) async fn screenshot(client: &Client, dir: Option<&Path>, name: &str, width: u32) {
     let Some(dir) = dir else { return };
     client.set_window_size(width, 800).await.unwrap();
     let height = client
@@ -109,12 +109,12 @@ async fn screenshot(client: &Client, dir: Option<&Path>, name: &str, width: u32)
     client.set_window_size(PHONE.0, PHONE.1).await.unwrap();
 }
 
-async fn shots(client: &Client, dir: Option<&Path>, name: &str) {
+pub(crate) async fn shots(client: &Client, dir: Option<&Path>, name: &str) {
     screenshot(client, dir, name, PHONE.0).await;
     screenshot(client, dir, name, DESKTOP.0).await;
 }
 
-async fn fill(client: &Client, id: &str, text: &str) {
+pub(crate) async fn fill(client: &Client, id: &str, text: &str) {
     let field = client
         .wait()
         .at_most(Duration::from_secs(10))
@@ -128,7 +128,7 @@ async fn fill(client: &Client, id: &str, text: &str) {
 /// Clicks what `css` finds, and when the click sends a form, waits until
 /// the next page has replaced this one (a marker on this page's window is
 /// gone), so nothing is looked for on the page being left.
-async fn click(client: &Client, css: &str) {
+pub(crate) async fn click(client: &Client, css: &str) {
     client
         .execute("window.cocreateOldPage = true", vec![])
         .await
@@ -160,7 +160,7 @@ async fn click(client: &Client, css: &str) {
     }
 }
 
-async fn text_of(client: &Client, css: &str) -> String {
+pub(crate) async fn text_of(client: &Client, css: &str) -> String {
     // After a click the next page may still be loading: wait for it.
     let found = client
         .wait()
@@ -181,7 +181,7 @@ async fn text_of(client: &Client, css: &str) -> String {
     }
 }
 
-async fn wait_for(sink: &SmtpSink, needle: &str) -> String {
+pub(crate) async fn wait_for(sink: &SmtpSink, needle: &str) -> String {
     let start = Instant::now();
     loop {
         if let Some(m) = sink

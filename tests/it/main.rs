@@ -7,6 +7,7 @@
 
 mod accountability;
 mod browser;
+mod browser_review;
 mod cli_config;
 mod cli_registry;
 mod common;
