@@ -32,6 +32,8 @@ pub(super) struct Acknowledgement {
     pub(super) draft: Option<u32>,
     /// Who wrote, when this is a copy to someone else (the CSO).
     pub(super) sent_by: Option<String>,
+    /// In that copy: where the CSO says it did not send the proposal.
+    pub(super) disown_url: Option<String>,
 }
 
 /// Where a proposal goes, as routing (or the POC) decided.
@@ -165,6 +167,7 @@ impl Intake<'_> {
             key,
             draft: None,
             sent_by: None,
+            disown_url: None,
         }
     }
 
@@ -184,6 +187,7 @@ impl Intake<'_> {
             late: a.consultation.late_on(today),
             received_text: &a.received_text,
             sent_by: a.sent_by.as_deref(),
+            disown_url: a.disown_url.as_deref(),
             draft: a
                 .draft
                 .and_then(|n| spec.drafts.iter().find(|d| d.number == n))

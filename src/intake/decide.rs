@@ -240,6 +240,11 @@ impl Intake<'_> {
             a.draft = place.draft;
             if let Some(to) = to {
                 a.sent_by = Some(from.clone());
+                a.disown_url = Some(crate::web::disown::url(
+                    &self.app.config.server.public_url,
+                    self.app.signing_key().await?,
+                    receipt_no.as_str(),
+                ));
                 a.readdress(to);
             }
             receipts.push(a);

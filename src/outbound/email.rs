@@ -125,6 +125,8 @@ pub struct Acknowledgement<'a> {
     pub received_text: &'a str,
     /// Who wrote, when this receipt is a copy to the CSO.
     pub sent_by: Option<&'a str>,
+    /// In that copy: the link by which the CSO says it did not send it.
+    pub disown_url: Option<&'a str>,
     /// The draft commitment it comments on.
     pub draft: Option<DraftRef<'a>>,
     pub attachments: Vec<AttachmentLine>,

@@ -73,6 +73,7 @@ pub fn example_context(email: EmailKind, lang: Language) -> Context<'static> {
         receipt_no: "OGP-7K3M-Q9TX",
         late: false,
         sent_by: None,
+        disown_url: None,
         received_text: text(
             "Propozojmë që ministria të publikojë çdo muaj ekzekutimin e buxhetit, sipas bashkive.\n\nMe respekt,\nArta Hoxha",
             "We propose that the ministry publish budget execution every month, by municipality.\n\nKind regards,\nArta Hoxha",

@@ -127,7 +127,7 @@ pub async fn digest(
             ));
         }
         if let Some((_, g)) = grouped.last_mut() {
-            g.entries.push(line(e, tz, None));
+            g.entries.push(line(e, &Reader::of(app, area), None));
         }
     }
     let today = config.office.date_at(now);
@@ -148,7 +148,7 @@ pub async fn digest(
     }
     let listed = data.new.len() as u64;
     let nothing_new = data.new_proposals == 0 && data.new_follow_ups == 0;
-    let (waiting, waiting_more) = waiting_lines(&data, tz, now);
+    let (waiting, waiting_more) = waiting_lines(&data, &Reader::of(app, area), now);
     let context = Context::LfpDigest(LfpDigest {
         office: super::office::office(app, lang),
         lfp: Named {
@@ -303,7 +303,6 @@ pub async fn response_reminders(
     now: DateTime<Utc>,
 ) -> Result<Vec<NewMessage>, LfpMailError> {
     let config = app.config.as_ref();
-    let tz = config.office.time_zone;
     let Some(area) = config.policy_area(&consultation.spec.policy_area) else {
         return Ok(Vec::new());
     };
@@ -333,7 +332,7 @@ pub async fn response_reminders(
         return Ok(Vec::new());
     }
     let lang = area.lfp.language;
-    let (waiting, waiting_more) = waiting_lines(&data, tz, now);
+    let (waiting, waiting_more) = waiting_lines(&data, &Reader::of(app, area), now);
     let context = Context::ResponseReminder(ResponseReminder {
         office: super::office::office(app, lang),
         lfp: Named {
@@ -396,11 +395,11 @@ fn message_to(
 
 /// The waiting proposals a digest or reminder lists, and how many more
 /// wait unlisted.
-fn waiting_lines(data: &DigestData, tz: Tz, now: DateTime<Utc>) -> (Vec<ProposalLine>, u64) {
+fn waiting_lines(data: &DigestData, to: &Reader, now: DateTime<Utc>) -> (Vec<ProposalLine>, u64) {
     let lines = data
         .waiting
         .iter()
-        .map(|e| line(e, tz, Some(now)))
+        .map(|e| line(e, to, Some(now)))
         .collect();
     (
         lines,
@@ -410,16 +409,39 @@ fn waiting_lines(data: &DigestData, tz: Tz, now: DateTime<Utc>) -> (Vec<Proposal
 
 /// A proposal or addition as an LFP reads it; `now` gives how long a
 /// waiting one has waited.
-fn line(e: &DigestEntry, tz: Tz, now: Option<DateTime<Utc>>) -> ProposalLine {
+fn line(e: &DigestEntry, to: &Reader, now: Option<DateTime<Utc>>) -> ProposalLine {
     ProposalLine {
         receipt_no: e.receipt_no.clone(),
         from: e.cso_name.clone().unwrap_or_else(|| e.from_address.clone()),
-        date: e.at.with_timezone(&tz).format("%d.%m.%Y").to_string(),
+        date: e.at.with_timezone(&to.tz).format("%d.%m.%Y").to_string(),
         excerpt: excerpt(&e.text, EXCERPT_CHARS),
         follow_up: e.follow_up,
         late: e.late,
         waited_days: now.map(|n| (n - e.at).num_days().max(0)),
-        link: None,
+        link: Some(format!(
+            "{}/review/p/{}?lang={}",
+            to.public_url,
+            e.receipt_no,
+            to.lang.code()
+        )),
+    }
+}
+
+/// Who reads a digest or reminder: where its links lead, its time zone
+/// and language.
+struct Reader<'a> {
+    public_url: &'a str,
+    tz: Tz,
+    lang: crate::domain::Language,
+}
+
+impl<'a> Reader<'a> {
+    fn of(app: &'a App, area: &PolicyArea) -> Self {
+        Self {
+            public_url: app.config.server.public_url.trim_end_matches('/'),
+            tz: app.config.office.time_zone,
+            lang: area.lfp.language,
+        }
     }
 }
 

@@ -16,7 +16,9 @@ use crate::inbound::pen::{Summary, queue_summary};
 use crate::outbound::lfp::{self, Queued};
 use crate::outbound::notices;
 
-/// Opens consultations on their date and closes them after their deadline.
+/// Opens consultations on their date and closes them after their deadline;
+/// queues any correction notice a decision left untold (its process ended
+/// between recording the change and queueing the notice).
 pub struct Consultations;
 
 #[async_trait]
@@ -27,7 +29,16 @@ impl Job for Consultations {
         now: DateTime<Utc>,
         _: DateTime<Utc>,
     ) -> Result<String, JobError> {
-        Ok(lifecycle::tick(app, now).await?.to_string())
+        let ticked = lifecycle::tick(app, now).await?.to_string();
+        let told = crate::accountability::notices::tell_corrections(app).await?;
+        Ok(if told == 0 {
+            ticked
+        } else {
+            format!(
+                "{ticked}; {}",
+                crate::accountability::plural(told, "correction notice")
+            )
+        })
     }
 }
 

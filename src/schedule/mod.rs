@@ -43,6 +43,8 @@ pub enum JobError {
     Outreach(#[from] crate::outbound::outreach::OutreachError),
     #[error(transparent)]
     LfpMail(#[from] crate::outbound::lfp::LfpMailError),
+    #[error(transparent)]
+    Accountability(#[from] crate::accountability::AccountabilityError),
 }
 
 /// A job as the config schedules it.

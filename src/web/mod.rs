@@ -3,6 +3,7 @@
 //! metrics, and the inbound webhook: one router, one set of page templates.
 
 mod batch;
+pub mod disown;
 mod form;
 mod guard;
 pub mod mark;
@@ -156,6 +157,10 @@ pub async fn router(app: App) -> Result<Router, WebError> {
         .route("/report.json", get(report::action_plan))
         .route("/report/{file}", get(report::consultation))
         .merge(review::routes().layer(DefaultBodyLimit::max(REVIEW_FORM_BYTES)))
+        .route(
+            "/disown/{receipt_no}/{signature}",
+            get(disown::show).post(disown::confirm),
+        )
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics::render))
         .fallback(site::not_found)

@@ -42,7 +42,7 @@ fn ingest(dir: &Path, db: &TestDb, raw: &str) -> String {
     ok(dir, db, &["mail", "ingest"], Some(raw.as_bytes()))
 }
 
-fn ok(dir: &Path, db: &TestDb, args: &[&str], stdin: Option<&[u8]>) -> String {
+pub(crate) fn ok(dir: &Path, db: &TestDb, args: &[&str], stdin: Option<&[u8]>) -> String {
     let out = run(dir, db, args, stdin);
     assert!(
         out.status.success(),
@@ -55,7 +55,7 @@ fn ok(dir: &Path, db: &TestDb, args: &[&str], stdin: Option<&[u8]>) -> String {
 
 /// A consultation with one invited CSO; returns the invitation's reply key
 /// and Message-ID.
-fn setup(dir: &Path, db: &TestDb) -> (String, String) {
+pub(crate) fn setup(dir: &Path, db: &TestDb) -> (String, String) {
     let registry = write(
         dir,
         "r.csv",
@@ -95,7 +95,7 @@ fn setup(dir: &Path, db: &TestDb) -> (String, String) {
     (key, m.message_id().unwrap().to_string())
 }
 
-fn receipts(dir: &Path) -> Vec<Vec<u8>> {
+pub(crate) fn receipts(dir: &Path) -> Vec<Vec<u8>> {
     let mut paths: Vec<_> = std::fs::read_dir(dir.join("outbox"))
         .unwrap()
         .map(|e| e.unwrap().path())

@@ -412,3 +412,64 @@ fn the_public_report_shows_published_results_without_contact_details() {
         );
     }
 }
+
+/// A colleague writes through the CSO's key: the copy of the receipt to
+/// the CSO's registered address carries a link by which the CSO says it
+/// did not send it, and the proposal is then flagged for the office.
+#[test]
+fn a_cso_disowns_a_proposal_sent_in_its_name() {
+    use crate::mail_ingest;
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    let db = TestDb::sqlite();
+    let (key, id) = mail_ingest::setup(dir, &db);
+    let raw = format!(
+        "From: Arta <arta.personal@mail.example.org>\r\nTo: consult+{key}@ogp.office.example\r\nSubject: Re: Ftesë\r\nMessage-ID: <colleague@mail.example.org>\r\nIn-Reply-To: <{id}>\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nNjë propozim nga një koleg.\r\n"
+    );
+    mail_ingest::ok(dir, &db, &["mail", "ingest"], Some(raw.as_bytes()));
+    mail_ingest::ok(dir, &db, &["outbox", "flush"], None);
+    let copy = mail_ingest::receipts(dir)
+        .into_iter()
+        .map(|r| {
+            let m = mail_parser::MessageParser::default().parse(&r).unwrap();
+            (
+                m.to()
+                    .unwrap()
+                    .first()
+                    .unwrap()
+                    .address()
+                    .unwrap()
+                    .to_string(),
+                m.body_text(0).unwrap().to_string(),
+            )
+        })
+        .find(|(to, _)| to == "buxheti@cso.example.org")
+        .expect("a copy to the registered address")
+        .1;
+    let link = copy
+        .split_whitespace()
+        .find(|w| w.contains("/disown/"))
+        .unwrap_or_else(|| panic!("no disown link in {copy}"));
+    let path = &link[link.find("/disown/").unwrap()..];
+    let receipt_no = path.split('/').nth(2).unwrap().to_string();
+
+    let daemon = Daemon::start(dir, &db, &[]);
+    let (status, page) = daemon.get(&format!("{path}?lang=en"));
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("We did not send it"), "{page}");
+    let forged = format!("/disown/{receipt_no}/{}", "0".repeat(64));
+    assert_eq!(daemon.post(&forged, "").0, 404);
+    let cross = daemon.post_with(path, "", &[("Sec-Fetch-Site", "cross-site")]);
+    assert_eq!(cross.0, 403);
+    let (status, page) = daemon.post(&format!("{path}?lang=en"), "");
+    assert_eq!(status, 200, "{page}");
+    assert!(
+        page.contains("marked as not sent by your organisation"),
+        "{page}"
+    );
+    let flagged = ok(dir, &db, &["mail", "proposals", "--flagged"]);
+    assert!(
+        flagged.contains(&receipt_no) && flagged.contains("[disowned by its CSO]"),
+        "{flagged}"
+    );
+}
