@@ -193,7 +193,12 @@ impl Intake<'_> {
                         })
                     },
                     no_publish: web.as_ref().is_some_and(|m| m.no_publish),
-                    sender_name: None,
+                    // A visitor's own word for whom they wrote for; a CSO of
+                    // the registry is named by the registry.
+                    sender_name: web
+                        .as_ref()
+                        .filter(|m| m.visitor && cso.is_none())
+                        .and_then(|m| m.organisation.clone()),
                 };
                 self.propose(id, parsed, trimmed, place, batch).await?
             }

@@ -230,6 +230,17 @@ pub struct DigestConsultation {
     pub reference: String,
     pub title: String,
     pub entries: Vec<ProposalLine>,
+    /// Near-identical copies among its proposals, to answer once each.
+    pub campaigns: Vec<CampaignLine>,
+}
+
+/// A campaign: how many near-identical copies, and how it begins.
+#[derive(Debug, Clone, Serialize)]
+pub struct CampaignLine {
+    pub copies: usize,
+    pub excerpt: String,
+    /// The review page listing its copies.
+    pub link: String,
 }
 
 /// A consultation closing soon, with its reply count.

@@ -3,7 +3,7 @@
 //! docs/examples shows reviewers.
 
 use super::email::{
-    Acknowledgement, AttachmentLine, ClosingLine, Confirmation, ConsultationClosed,
+    Acknowledgement, AttachmentLine, CampaignLine, ClosingLine, Confirmation, ConsultationClosed,
     ConsultationMail, ConsultationView, Context, DeadlineExtended, DeadlineReminder,
     DigestConsultation, DraftView, HeldLine, LfpDigest, MeetingChanged, MeetingView, Named, Office,
     OutboxLine, OutcomeLine, OutcomeNotice, PenSummary, ProposalLine, ResponseReminder, SignIn,
@@ -164,6 +164,15 @@ pub fn example_context(email: EmailKind, lang: Language) -> Context<'static> {
             consultations: vec![DigestConsultation {
                 reference: "OGP-2026-FISCAL".into(),
                 title: text("Buxheti i hapur në bashki", "Open municipal budgets").into(),
+                campaigns: vec![CampaignLine {
+                    copies: 40,
+                    excerpt: text(
+                        "Ne, organizatat e shoqërisë civile, kërkojmë buxhet të hapur në çdo bashki…",
+                        "We, civil society organisations, ask for an open budget in every municipality…",
+                    )
+                    .into(),
+                    link: "https://ogp.office.example/review/c/OGP-2026-FISCAL?campaign=1".into(),
+                }],
                 entries: vec![
                     ProposalLine {
                         receipt_no: "OGP-7K3M-Q9TX".into(),

@@ -17,7 +17,8 @@ use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 
 use super::email::{
-    ClosingLine, Context, DigestConsultation, LfpDigest, Named, ProposalLine, ResponseReminder,
+    CampaignLine, ClosingLine, Context, DigestConsultation, LfpDigest, Named, ProposalLine,
+    ResponseReminder,
 };
 use super::message::MessageError;
 use super::outbox::NewMessage;
@@ -123,6 +124,7 @@ pub async fn digest(
                         .map(|c| c.spec.title().get(lang).to_string())
                         .unwrap_or_default(),
                     entries: Vec::new(),
+                    campaigns: campaigns(app, area, c.copied()).await?,
                 },
             ));
         }
@@ -425,6 +427,43 @@ fn line(e: &DigestEntry, to: &Reader, now: Option<DateTime<Utc>>) -> ProposalLin
             to.lang.code()
         )),
     }
+}
+
+/// The campaigns (near-identical copies) among a consultation's
+/// proposals, so the LFP answers each once from the review page that lists
+/// its copies.
+async fn campaigns(
+    app: &App,
+    area: &PolicyArea,
+    consultation: Option<&Consultation>,
+) -> Result<Vec<CampaignLine>, LfpMailError> {
+    let Some(c) = consultation else {
+        return Ok(Vec::new());
+    };
+    let proposals = app.store.review_proposals(Some(c.id)).await?;
+    let texts: Vec<(i64, &str)> = proposals
+        .iter()
+        .map(|p| (p.id, p.reply_text.as_str()))
+        .collect();
+    let reader = Reader::of(app, area);
+    Ok(crate::intake::campaigns::group(&texts)
+        .into_iter()
+        .enumerate()
+        .filter_map(|(n, ids)| {
+            let first = proposals.iter().find(|p| p.id == ids[0])?;
+            Some(CampaignLine {
+                copies: ids.len(),
+                excerpt: excerpt(&first.reply_text, EXCERPT_CHARS),
+                link: format!(
+                    "{}/review/c/{}?lang={}&campaign={}",
+                    reader.public_url,
+                    c.spec.reference,
+                    reader.lang.code(),
+                    n + 1
+                ),
+            })
+        })
+        .collect())
 }
 
 /// Who reads a digest or reminder: where its links lead, its time zone

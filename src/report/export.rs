@@ -65,7 +65,7 @@ pub enum ExportError {
 }
 
 /// The columns of the CSV and the spreadsheet.
-pub const COLUMNS: [&str; 14] = [
+pub const COLUMNS: [&str; 15] = [
     "consultation",
     "policy_area",
     "receipt_no",
@@ -80,10 +80,11 @@ pub const COLUMNS: [&str; 14] = [
     "response_sq",
     "response_en",
     "response_group",
+    "campaign",
 ];
 
 /// One proposal's cells, in the order of [`COLUMNS`].
-fn cells(area: &str, p: &ReportProposal) -> [String; 14] {
+fn cells(area: &str, p: &ReportProposal) -> [String; 15] {
     [
         p.consultation.clone(),
         area.to_string(),
@@ -106,6 +107,9 @@ fn cells(area: &str, p: &ReportProposal) -> [String; 14] {
         p.response_sq.clone().unwrap_or_default(),
         p.response_en.clone().unwrap_or_default(),
         p.response_group.clone().unwrap_or_default(),
+        p.campaign
+            .map(|n| format!("{n} ({} copies)", p.campaign_size.unwrap_or(0)))
+            .unwrap_or_default(),
     ]
 }
 

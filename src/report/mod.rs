@@ -138,6 +138,10 @@ pub struct ReportProposal {
     pub response_en: Option<String>,
     /// Proposals answered together share it.
     pub response_group: Option<String>,
+    /// Near-identical copies (a form letter, a campaign) share a number,
+    /// per consultation; `campaign_size` says how many copies it has.
+    pub campaign: Option<usize>,
+    pub campaign_size: Option<usize>,
 }
 
 impl ReportProposal {
@@ -231,6 +235,30 @@ fn proposal(
             .and_then(|d| d.response_en.as_deref())
             .map(|r| redact(r, lang)),
         response_group: d.and_then(|d| d.group_key.clone()),
+        campaign: None,
+        campaign_size: None,
+    }
+}
+
+/// Numbers the near-identical copies among `proposals` (1, 2, … in order
+/// of first arrival), with each campaign's size.
+fn mark_campaigns(proposals: &mut [ReportProposal], reviewed: &[ReviewProposal]) {
+    let texts: Vec<(i64, &str)> = reviewed
+        .iter()
+        .map(|p| (p.id, p.reply_text.as_str()))
+        .collect();
+    let index: std::collections::HashMap<i64, usize> = reviewed
+        .iter()
+        .enumerate()
+        .map(|(i, p)| (p.id, i))
+        .collect();
+    for (n, group) in crate::intake::campaigns::group(&texts).iter().enumerate() {
+        for id in group {
+            if let Some(p) = index.get(id).and_then(|i| proposals.get_mut(*i)) {
+                p.campaign = Some(n + 1);
+                p.campaign_size = Some(group.len());
+            }
+        }
     }
 }
 
@@ -262,13 +290,12 @@ pub async fn build(
     let config = app.config.as_ref();
     for c in consultations {
         let published_at = publications.get(&c.id).copied();
-        let mut proposals: Vec<ReportProposal> = app
-            .store
-            .review_proposals(Some(c.id))
-            .await?
+        let reviewed = app.store.review_proposals(Some(c.id)).await?;
+        let mut proposals: Vec<ReportProposal> = reviewed
             .iter()
             .map(|p| proposal(p, &c.spec.reference, config, lang))
             .collect();
+        mark_campaigns(&mut proposals, &reviewed);
         if published_only && published_at.is_none() {
             for p in &mut proposals {
                 p.disposition = None;

@@ -122,6 +122,13 @@ impl WebState {
                             Language::Sq => p.response_sq.clone(),
                         }
                         .unwrap_or_default(),
+                        campaign: p.campaign.map(|n| {
+                            format!(
+                                "{} {n} ({})",
+                                w("review_campaign_label"),
+                                p.campaign_size.unwrap_or(0)
+                            )
+                        }),
                     })
                     .collect(),
             })

@@ -209,6 +209,9 @@ async fn submit(
         lang,
         no_publish: typed.no_publish,
         visitor: key.is_none(),
+        organisation: Some(typed.organisation.trim())
+            .filter(|o| key.is_none() && !o.is_empty())
+            .map(str::to_string),
     };
     let sender = state.app.sender();
     let to = match &key {
@@ -305,6 +308,7 @@ pub async fn add(
         lang,
         no_publish: false,
         visitor: false,
+        organisation: None,
     };
     // No reply key in the address: the receipt number in the subject makes
     // it an addition to that proposal, as a reply to the receipt does.

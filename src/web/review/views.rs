@@ -232,6 +232,8 @@ pub struct ReportLine {
     pub disposition: String,
     pub commitment: Option<String>,
     pub response: String,
+    /// "One of 50 near-identical copies (campaign 1)".
+    pub campaign: Option<String>,
 }
 
 fn bar() -> Bar {
@@ -409,6 +411,7 @@ pub fn example(page: Page) -> serde_json::Value {
                     disposition: "Accepted".into(),
                     commitment: Some("Commitment 3".into()),
                     response: "Reason".into(),
+                    campaign: Some("Copies 1 (50)".into()),
                 }],
             }],
             downloads: vec![count()],
