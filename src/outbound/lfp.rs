@@ -124,7 +124,7 @@ pub async fn digest(
                         .map(|c| c.spec.title().get(lang).to_string())
                         .unwrap_or_default(),
                     entries: Vec::new(),
-                    campaigns: campaigns(app, area, c.copied()).await?,
+                    campaigns: campaigns(app, area, c.copied(), previous, now).await?,
                 },
             ));
         }
@@ -429,38 +429,36 @@ fn line(e: &DigestEntry, to: &Reader, now: Option<DateTime<Utc>>) -> ProposalLin
     }
 }
 
-/// The campaigns (near-identical copies) among a consultation's
-/// proposals, so the LFP answers each once from the review page that lists
-/// its copies.
+/// The campaigns (near-identical copies) among a consultation's proposals
+/// of the digest's window, so the LFP answers each once from the review
+/// page, which groups every copy.
 async fn campaigns(
     app: &App,
     area: &PolicyArea,
     consultation: Option<&Consultation>,
+    since: Option<DateTime<Utc>>,
+    through: DateTime<Utc>,
 ) -> Result<Vec<CampaignLine>, LfpMailError> {
     let Some(c) = consultation else {
         return Ok(Vec::new());
     };
-    let proposals = app.store.review_proposals(Some(c.id)).await?;
-    let texts: Vec<(i64, &str)> = proposals
-        .iter()
-        .map(|p| (p.id, p.reply_text.as_str()))
-        .collect();
+    let found = app.store.window_texts(c.id, since, through).await?;
+    let texts: Vec<(i64, &str)> = found.iter().map(|(id, t)| (*id, t.as_str())).collect();
     let reader = Reader::of(app, area);
+    let link = format!(
+        "{}/review/c/{}?lang={}",
+        reader.public_url,
+        c.spec.reference,
+        reader.lang.code()
+    );
     Ok(crate::intake::campaigns::group(&texts)
         .into_iter()
-        .enumerate()
-        .filter_map(|(n, ids)| {
-            let first = proposals.iter().find(|p| p.id == ids[0])?;
+        .filter_map(|ids| {
+            let (_, first) = found.iter().find(|(id, _)| *id == ids[0])?;
             Some(CampaignLine {
                 copies: ids.len(),
-                excerpt: excerpt(&first.reply_text, EXCERPT_CHARS),
-                link: format!(
-                    "{}/review/c/{}?lang={}&campaign={}",
-                    reader.public_url,
-                    c.spec.reference,
-                    reader.lang.code(),
-                    n + 1
-                ),
+                excerpt: excerpt(first, EXCERPT_CHARS),
+                link: link.clone(),
             })
         })
         .collect())

@@ -378,6 +378,15 @@ pub trait ScheduleStore: Send + Sync {
     /// What a digest lists for some consultations.
     async fn digest_data(&self, q: &DigestQuery<'_>) -> Result<DigestData, StoreError>;
 
+    /// The start of the texts of `consultation_id`'s proposals that arrived
+    /// in (since, through], by id: what a digest looks for campaigns in.
+    async fn window_texts(
+        &self,
+        consultation_id: i64,
+        since: Option<DateTime<Utc>>,
+        through: DateTime<Utc>,
+    ) -> Result<Vec<(i64, String)>, StoreError>;
+
     /// Invited and replied organisations of a consultation.
     async fn reply_count(&self, consultation_id: i64) -> Result<ReplyCount, StoreError>;
 

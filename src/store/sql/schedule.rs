@@ -54,6 +54,9 @@ pub struct DeferredRow {
     next_attempt_at: DateTime<Utc>,
 }
 
+/// Characters of each text a digest compares to find campaigns.
+const CAMPAIGN_TEXT_CHARS: usize = 1_500;
+
 /// Kinds of mail a closed consultation no longer sends: everything queued
 /// in bulk about it. Receipts and confirmations answer what a CSO sent and
 /// still go.
@@ -345,6 +348,32 @@ where
             waiting_total: n(waiting_total),
             waiting_older: n(waiting_older),
         })
+    }
+
+    async fn window_texts(
+        &self,
+        consultation_id: i64,
+        since: Option<DateTime<Utc>>,
+        through: DateTime<Utc>,
+    ) -> Result<Vec<(i64, String)>, StoreError> {
+        // The start of a text is enough to tell copies apart, and keeps a
+        // week of thousands of long proposals cheap to read and compare.
+        let sql = format!(
+            "SELECT id, substr(reply_text, 1, {CAMPAIGN_TEXT_CHARS}) FROM proposals \
+             WHERE consultation_id = $1 AND created_at <= $2 {} ORDER BY created_at, id",
+            if since.is_some() {
+                "AND created_at > $3"
+            } else {
+                ""
+            }
+        );
+        let mut query = sqlx::query_as::<D::DB, (i64, String)>(&sql)
+            .bind(consultation_id)
+            .bind(through);
+        if let Some(since) = since {
+            query = query.bind(since);
+        }
+        Ok(query.fetch_all(&self.read).await?)
     }
 
     async fn reply_count(&self, consultation_id: i64) -> Result<ReplyCount, StoreError> {
