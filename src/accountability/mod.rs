@@ -26,6 +26,9 @@ use crate::store::records::{Decided, DispositionRecord, DispositionWrite, Review
 /// beyond any real answer, and bounded.
 pub const MAX_RESPONSE_CHARS: usize = 20_000;
 
+/// Proposals one answer may cover (a page of a campaign's copies).
+pub const MAX_GROUP: usize = 500;
+
 #[derive(Debug, thiserror::Error)]
 pub enum AccountabilityError {
     /// Also what someone is told about a proposal they may not see, so a
@@ -270,9 +273,34 @@ pub async fn decide(
             "name the commitment the proposal was merged into".into(),
         ));
     }
-    let mut proposals = Vec::with_capacity(receipts.len());
-    for r in receipts {
-        proposals.push(proposal_for(app, actor, r).await?.0);
+    let mut wanted: Vec<String> = receipts
+        .iter()
+        .map(|r| r.trim().to_ascii_uppercase())
+        .collect();
+    wanted.sort();
+    wanted.dedup();
+    if wanted.len() > MAX_GROUP {
+        return Err(AccountabilityError::Refused(format!(
+            "answer at most {MAX_GROUP} proposals at once"
+        )));
+    }
+    let visible = visible_consultations(app, actor).await?;
+    let mut proposals = Vec::with_capacity(wanted.len());
+    for r in &wanted {
+        let unknown = || AccountabilityError::UnknownProposal(r.clone());
+        let p = app.store.review_proposal(r).await?.ok_or_else(unknown)?;
+        if !visible.contains_key(&p.consultation_id) {
+            return Err(unknown());
+        }
+        proposals.push(p);
+    }
+    if proposals
+        .iter()
+        .any(|p| p.consultation_id != proposals[0].consultation_id)
+    {
+        return Err(AccountabilityError::Refused(
+            "a group answer is for proposals of one consultation".into(),
+        ));
     }
     if let Some(p) = proposals
         .iter()

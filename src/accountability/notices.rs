@@ -130,21 +130,25 @@ pub async fn outcome_notices(
         let first = theirs[0];
         let lang = language_of(first);
         let name = greeting_name(first);
-        let lines = theirs
-            .iter()
-            .filter_map(|p| Some(line(p, p.disposition.as_ref()?, lang, None, tz)))
-            .collect();
-        let context = Context::Outcome(OutcomeNotice {
-            office: office(app, lang),
-            cso: Named { name: &name },
-            consultation: Named {
-                name: consultation.spec.title().get(lang),
-            },
-            reference: &consultation.spec.reference,
-            proposals: lines,
-            report_url: url.clone(),
-        });
+        // Each address is told of the proposals it sent, and only those:
+        // someone who wrote in a CSO's name does not read the answers to
+        // the CSO's own proposals, nor the CSO theirs.
         for to in recipients(&theirs, &statuses) {
+            let own: Vec<OutcomeLine> = theirs
+                .iter()
+                .filter(|p| p.from_address.eq_ignore_ascii_case(to.as_str()))
+                .filter_map(|p| Some(line(p, p.disposition.as_ref()?, lang, None, tz)))
+                .collect();
+            let context = Context::Outcome(OutcomeNotice {
+                office: office(app, lang),
+                cso: Named { name: &name },
+                consultation: Named {
+                    name: consultation.spec.title().get(lang),
+                },
+                reference: &consultation.spec.reference,
+                proposals: own,
+                report_url: url.clone(),
+            });
             let addressee = To {
                 name: &name,
                 address: &to,
@@ -187,7 +191,7 @@ pub async fn tell_corrections(app: &App) -> Result<usize, AccountabilityError> {
         ) {
             let lang = language_of(&p);
             let name = greeting_name(&p);
-            let context = Context::Correction(OutcomeNotice {
+            let notice = OutcomeNotice {
                 office: office(app, lang),
                 cso: Named { name: &name },
                 consultation: Named {
@@ -196,18 +200,35 @@ pub async fn tell_corrections(app: &App) -> Result<usize, AccountabilityError> {
                 reference: &c.spec.reference,
                 proposals: vec![line(&p, &entry.after, lang, entry.before.as_ref(), tz)],
                 report_url: report_url(app, &c.spec.reference),
-            });
+            };
+            // The first answer to a proposal that arrived after publication
+            // is its outcome, not a correction of one.
+            let first = entry.before.is_none();
+            let late_sender = format!("late-{}", entry.id);
+            let context = if first {
+                Context::Outcome(notice)
+            } else {
+                Context::Correction(notice)
+            };
             for to in recipients(&[&p], &statuses) {
                 let addressee = To {
                     name: &name,
                     address: &to,
-                    id_prefix: "correction",
+                    id_prefix: if first { "outcome" } else { "correction" },
                     consultation_id: Some(c.id),
                     cso_id: p.cso_id,
                 };
-                let key = EmailFor::Correction {
-                    log_id: entry.id,
-                    address: &to,
+                let key = if first {
+                    EmailFor::Outcome {
+                        consultation_id: c.id,
+                        sender: &late_sender,
+                        address: &to,
+                    }
+                } else {
+                    EmailFor::Correction {
+                        log_id: entry.id,
+                        address: &to,
+                    }
                 };
                 messages.push(message_to(app, &context, lang, &addressee, key)?);
             }

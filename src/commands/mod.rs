@@ -32,6 +32,21 @@ pub fn count(n: usize, noun: &str) -> String {
     }
 }
 
+/// `text` as a terminal may show it: control characters (an escape
+/// sequence in a hostile email could retitle the window, hide text or
+/// write the clipboard) become U+FFFD; line breaks and tabs stay.
+pub fn printable(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if c.is_control() && c != '\n' && c != '\t' {
+                '\u{FFFD}'
+            } else {
+                c
+            }
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use clap::{Args, Subcommand};
 use serde::Serialize;
 
+use super::printable;
 use crate::accountability::review::{self, Filter, StateFilter};
 use crate::accountability::{self, Actor, Answer, Disposition, label_of};
 use crate::app::App;
@@ -198,14 +199,14 @@ pub async fn proposals(app: &App, args: ProposalsArgs, out: &mut impl Write) -> 
             consultation: consultations
                 .get(&p.consultation_id)
                 .map_or("?", |c| c.spec.reference.as_str()),
-            sender: sender(p),
+            sender: printable(&sender(p)),
             from_address: &p.from_address,
             received_at: p
                 .created_at
                 .with_timezone(&tz)
                 .format("%Y-%m-%d %H:%M")
                 .to_string(),
-            excerpt: excerpt(&p.reply_text, 100),
+            excerpt: printable(&excerpt(&p.reply_text, 100)),
             follow_ups: p.follow_ups,
             attachments: review::attachments(p, &[]).len(),
             late: p.late,
@@ -314,9 +315,9 @@ async fn show(
         "{}  {}  {}",
         p.receipt_no, c.spec.reference, c.spec.title_en
     )?;
-    writeln!(out, "From: {} <{}>", sender(&p), p.from_address)?;
+    writeln!(out, "From: {} <{}>", printable(&sender(&p)), p.from_address)?;
     writeln!(out, "Received: {}", at(p.created_at))?;
-    writeln!(out, "Subject: {}", p.subject)?;
+    writeln!(out, "Subject: {}", printable(&p.subject))?;
     if p.late {
         writeln!(out, "Late: it arrived after the deadline")?;
     }
@@ -342,7 +343,7 @@ async fn show(
     if p.no_publish {
         writeln!(out, "Its sender asked that the text not be published")?;
     }
-    writeln!(out, "\n{}\n", p.reply_text.trim_end())?;
+    writeln!(out, "\n{}\n", printable(p.reply_text.trim_end()))?;
     fold(out, "quoted history", &p.quoted_text, full)?;
     fold(out, "signature", &p.signature, full)?;
     for f in &follow_ups {
@@ -352,7 +353,7 @@ async fn show(
             f.from_address,
             at(f.created_at)
         )?;
-        writeln!(out, "{}\n", f.reply_text.trim_end())?;
+        writeln!(out, "{}\n", printable(f.reply_text.trim_end()))?;
         fold(out, "quoted history", &f.quoted_text, full)?;
     }
     for a in &attachments {
@@ -414,7 +415,7 @@ fn fold(out: &mut impl Write, what: &str, text: &str, full: bool) -> std::io::Re
         return Ok(());
     }
     if full {
-        writeln!(out, "[{what}]\n{text}\n")
+        writeln!(out, "[{what}]\n{}\n", printable(text))
     } else {
         let n = text.lines().count();
         writeln!(
@@ -485,8 +486,8 @@ pub async fn disposition(
                     String::new()
                 } else {
                     format!(
-                        "; the results were published, so {} queued",
-                        accountability::plural(decided.corrections.len(), "correction notice")
+                        "; the results were published, so the sender is told ({} queued)",
+                        accountability::plural(decided.corrections.len(), "notice")
                     )
                 }
             )?;
@@ -522,10 +523,10 @@ pub async fn disposition(
                         |b| label_of(&b.disposition, Language::En)
                     ),
                     label_of(&e.after.disposition, Language::En),
-                    if e.correction {
-                        " (correction after publication)"
-                    } else {
-                        ""
+                    match (e.correction, e.before.is_some()) {
+                        (true, true) => " (correction after publication)",
+                        (true, false) => " (first answer, after publication)",
+                        _ => "",
                     }
                 )?;
             }

@@ -40,6 +40,9 @@ pub const SIGNATURE_LEN: usize = 128;
 /// be as alike as different proposals get, reach only 0.37.
 pub const THRESHOLD: f64 = 0.5;
 
+/// Words a text needs to be part of a campaign.
+pub const MIN_WORDS: usize = 8;
+
 /// LSH bands of `ROWS` hashes each: two texts are candidates when all of one
 /// band agrees. With 32 × 4 a pair at [`THRESHOLD`] becomes a candidate with
 /// probability 1 - (1 - 0.5⁴)³² ≈ 0.87, at 0.6 ≈ 0.99, at 0.7 > 0.999 (and
@@ -80,23 +83,22 @@ pub fn group(texts: &[(i64, &str)]) -> Vec<Vec<i64>> {
     let mut normal: Vec<(&str, String)> = texts.iter().map(|(_, t)| (*t, String::new())).collect();
     on_every_core(&mut normal, |(text, out)| *out = normalise(text));
     let mut sets = Sets::new(texts.len());
-    // Texts equal once normalised are copies, however short, and are
-    // signed once: a letter sent unchanged by 10,000 would otherwise put
-    // 50 million pairs in a bucket of every band. Texts shorter than a
-    // shingle are not signed: equality is their only likeness.
+    // Texts equal once normalised are copies and are signed once: a letter
+    // sent unchanged by 10,000 would otherwise put 50 million pairs in a
+    // bucket of every band. A text of fewer than MIN_WORDS words ("please
+    // see the attached") is no campaign, however often it is sent: what
+    // was proposed is elsewhere.
     let mut first: HashMap<&str, usize> = HashMap::new();
     let mut signed: Vec<(usize, Signature)> = Vec::new();
     for (i, (_, text)) in normal.iter().enumerate() {
-        if text.is_empty() {
+        if text.split(' ').count() < MIN_WORDS {
             continue;
         }
         match first.entry(text) {
             Entry::Occupied(f) => sets.union(*f.get(), i),
             Entry::Vacant(v) => {
                 v.insert(i);
-                if text.split(' ').count() >= SHINGLE_WORDS {
-                    signed.push((i, [0; SIGNATURE_LEN]));
-                }
+                signed.push((i, [0; SIGNATURE_LEN]));
             }
         }
     }
@@ -432,18 +434,22 @@ Yours sincerely,
         assert!(group(&[(1, LETTER_EN)]).is_empty());
         // Empty texts, or nothing but punctuation, are never alike.
         assert!(group(&[(1, ""), (2, ""), (3, " \n "), (4, "..."), (5, "...")]).is_empty());
-        // Identical once normalised, long or short; ids in the order given,
-        // groups by their first member.
+        // Identical once normalised; ids in the order given, groups by
+        // their first member. Short texts, identical or not, are no
+        // campaign: "see the attached" sent with different files.
         let upper = LETTER_EN.to_uppercase();
+        let note = "Ju lutem shikoni dokumentin e bashkëngjitur me propozimet tona.";
         let texts = [
             (10, LETTER_EN),
             (20, "Po!"),
             (30, "po"),
             (40, &upper),
-            (50, "Jo"),
-            (60, "PO"),
+            (50, "Ju lutem shikoni bashkëngjitur."),
+            (60, "ju lutem shikoni bashkëngjitur"),
+            (70, note),
+            (80, note),
         ];
-        assert_eq!(group(&texts), [vec![10, 40], vec![20, 30, 60]]);
+        assert_eq!(group(&texts), [vec![10, 40], vec![70, 80]]);
     }
 
     #[test]

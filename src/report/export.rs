@@ -113,6 +113,26 @@ fn cells(area: &str, p: &ReportProposal) -> [String; 15] {
     ]
 }
 
+/// The longest cell a spreadsheet holds (Excel's limit, which
+/// rust_xlsxwriter enforces); a longer text is cut in both the CSV and the
+/// spreadsheet, with a note, and is whole in the JSON.
+const MAX_CELL_CHARS: usize = 32_000;
+
+fn bounded(cell: String) -> String {
+    if cell.encode_utf16().count() <= MAX_CELL_CHARS {
+        return cell;
+    }
+    let mut out = String::new();
+    for c in cell.chars() {
+        if out.encode_utf16().count() + c.len_utf16() > MAX_CELL_CHARS - 40 {
+            break;
+        }
+        out.push(c);
+    }
+    out.push_str(" … (cut here; whole in the JSON)");
+    out
+}
+
 /// Every row of `report`, header first, defused.
 pub fn rows(report: &Report) -> Vec<Vec<String>> {
     let mut out = vec![COLUMNS.iter().map(|c| c.to_string()).collect()];
@@ -121,7 +141,7 @@ pub fn rows(report: &Report) -> Vec<Vec<String>> {
             out.push(
                 cells(&c.policy_area, p)
                     .iter()
-                    .map(|c| defused(c))
+                    .map(|c| bounded(defused(c)))
                     .collect(),
             );
         }

@@ -114,6 +114,9 @@ pub enum SenderKind {
     OutsideRegistry,
     /// A person: never named.
     Individual,
+    /// The CSO it was sent in the name of said it did not send it: no
+    /// one is credited with it.
+    Unconfirmed,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -156,6 +159,8 @@ impl ReportProposal {
             (SenderKind::OutsideRegistry, Some(n), Language::En) => {
                 format!("{n} (not in the registry)")
             }
+            (SenderKind::Unconfirmed, _, Language::Sq) => "dërgues i pakonfirmuar".into(),
+            (SenderKind::Unconfirmed, _, Language::En) => "sender not confirmed".into(),
             (_, _, Language::Sq) => "person privat".into(),
             (_, _, Language::En) => "individual".into(),
         }
@@ -213,8 +218,10 @@ fn proposal(
     lang: Language,
 ) -> ReportProposal {
     let (sender_kind, sender_name) = match (&p.cso_name, &p.sender_name) {
+        _ if p.disowned_at.is_some() => (SenderKind::Unconfirmed, None),
         (Some(name), _) if p.cso_id.is_some() => (SenderKind::Registry, Some(name.clone())),
-        (_, Some(name)) => (SenderKind::OutsideRegistry, Some(name.clone())),
+        // Typed by a visitor or the POC: whatever contact it holds goes.
+        (_, Some(name)) => (SenderKind::OutsideRegistry, Some(redact(name, lang))),
         _ => (SenderKind::Individual, None),
     };
     let d = p.disposition.as_ref();
@@ -229,7 +236,9 @@ fn proposal(
         text: (!p.no_publish).then(|| redact(p.reply_text.trim(), lang)),
         text_withheld: p.no_publish,
         disposition: d.and_then(|d| Disposition::parse(&d.disposition)),
-        commitment: d.and_then(|d| d.commitment.clone()),
+        commitment: d
+            .and_then(|d| d.commitment.as_deref())
+            .map(|c| redact(c, lang)),
         response_sq: d.map(|d| redact(&d.response_sq, lang)),
         response_en: d
             .and_then(|d| d.response_en.as_deref())

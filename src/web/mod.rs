@@ -10,7 +10,7 @@ pub mod mark;
 mod metrics;
 pub mod pages;
 mod proposal;
-mod report;
+pub mod report;
 pub mod review;
 pub mod server;
 mod site;
@@ -54,6 +54,7 @@ pub struct WebState {
     /// language, as rendered at most CONSULTATIONS_FRESH ago.
     blank_pages: Arc<std::sync::RwLock<BlankPages>>,
     sign_in_limit: Arc<review::SignInLimit>,
+    report_cache: Arc<report::ReportCache>,
 }
 
 type BlankPages =
@@ -115,6 +116,7 @@ pub async fn router(app: App) -> Result<Router, WebError> {
         consultations: Arc::new(std::sync::RwLock::new(None)),
         intake: batch::Batcher::start(app.clone()),
         blank_pages: Arc::new(std::sync::RwLock::new(BlankPages::new())),
+        report_cache: Arc::new(report::ReportCache::default()),
         sign_in_limit: Arc::new(review::SignInLimit::new(
             app.config.review.requests_per_client_per_hour,
         )),

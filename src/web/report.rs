@@ -5,6 +5,10 @@
 //! that its results will follow. No contact address or phone number is
 //! ever on these pages or in the downloads (see `report`).
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -193,8 +197,84 @@ impl WebState {
     }
 }
 
-fn download(built: &Report, format: ExportFormat, name: &str) -> Response {
-    match report::export::write(built, format) {
+/// Reports and downloads built a moment ago, by what they cover, language
+/// and format: anyone may ask for the report as often as they like, and
+/// building it reads and redacts every published proposal.
+#[derive(Default)]
+pub struct ReportCache {
+    reports: Fresh<Arc<Report>>,
+    downloads: Fresh<Arc<Vec<u8>>>,
+}
+
+/// Values by key, each with when it was made.
+type Fresh<T> = Mutex<HashMap<String, (Instant, T)>>;
+
+/// How long a built report is shown before it is built again: a decision
+/// or publication appears within this.
+const REPORT_FRESH: Duration = Duration::from_secs(10);
+
+fn fresh<T: Clone>(map: &Fresh<T>, key: &str) -> Option<T> {
+    let map = map.lock().ok()?;
+    map.get(key)
+        .filter(|(at, _)| at.elapsed() < REPORT_FRESH)
+        .map(|(_, v)| v.clone())
+}
+
+fn keep<T>(map: &Fresh<T>, key: String, value: T) {
+    if let Ok(mut map) = map.lock() {
+        if map.len() > 200 {
+            map.retain(|_, (at, _)| at.elapsed() < REPORT_FRESH);
+        }
+        map.insert(key, (Instant::now(), value));
+    }
+}
+
+impl WebState {
+    /// The report of `consultations` in `lang`, built at most
+    /// `REPORT_FRESH` ago.
+    async fn built(
+        &self,
+        key: &str,
+        consultations: &[Consultation],
+        lang: Language,
+    ) -> Result<Arc<Report>, crate::accountability::AccountabilityError> {
+        // What the report covers is part of its key: a consultation
+        // published a moment ago is in the next page, not in ten seconds.
+        let ids: Vec<String> = consultations.iter().map(|c| c.id.to_string()).collect();
+        let key = format!("{key}|{}|{}", ids.join(","), lang.code());
+        if let Some(report) = fresh(&self.report_cache.reports, &key) {
+            return Ok(report);
+        }
+        let report = Arc::new(report::build(&self.app, consultations, true, lang).await?);
+        keep(&self.report_cache.reports, key, report.clone());
+        Ok(report)
+    }
+
+    fn download(&self, key: &str, built: &Report, format: ExportFormat, name: &str) -> Response {
+        let ids: Vec<String> = built
+            .consultations
+            .iter()
+            .map(|c| c.reference.clone())
+            .collect();
+        let key = format!("{key}|{}|{}", ids.join(","), format.extension());
+        let bytes = match fresh(&self.report_cache.downloads, &key) {
+            Some(bytes) => Ok(bytes),
+            None => report::export::write(built, format).map(|b| {
+                let b = Arc::new(b);
+                keep(&self.report_cache.downloads, key, b.clone());
+                b
+            }),
+        };
+        download(bytes, format, name)
+    }
+}
+
+fn download(
+    bytes: Result<Arc<Vec<u8>>, report::export::ExportError>,
+    format: ExportFormat,
+    name: &str,
+) -> Response {
+    match bytes {
         Ok(bytes) => (
             [
                 (
@@ -210,7 +290,7 @@ fn download(built: &Report, format: ExportFormat, name: &str) -> Response {
                     .unwrap_or(HeaderValue::from_static("attachment")),
                 ),
             ],
-            bytes,
+            bytes.as_ref().clone(),
         )
             .into_response(),
         Err(e) => {
@@ -232,14 +312,20 @@ pub async fn action_plan(
         Ok(found) => found,
         Err(response) => return response,
     };
-    let built = match report::build(&state.app, &published, true, lang).await {
+    let format = uri
+        .path()
+        .rsplit_once('.')
+        .and_then(|(_, ext)| ext.parse::<ExportFormat>().ok());
+    // Downloads mark what was removed in Albanian, the record's language.
+    let built = match state
+        .built("plan", &published, format.map_or(lang, |_| Language::Sq))
+        .await
+    {
         Ok(r) => r,
         Err(e) => return state.failed(lang, &e),
     };
-    if let Some((_, ext)) = uri.path().rsplit_once('.')
-        && let Ok(format) = ext.parse::<ExportFormat>()
-    {
-        return download(&built, format, "action-plan-report");
+    if let Some(format) = format {
+        return state.download("plan", &built, format, "action-plan-report");
     }
     let heading = state.pages.word(lang, "report_heading_plan");
     state.report_page(lang, "/report", &built, &all, heading, true)
@@ -269,20 +355,20 @@ pub async fn consultation(
         return state.unknown(lang);
     };
     let done: Vec<Consultation> = published.into_iter().filter(|p| p.id == c.id).collect();
-    let built = match report::build(
-        &state.app,
-        &done,
-        true,
-        if format.is_some() { Language::Sq } else { lang },
-    )
-    .await
+    let built = match state
+        .built(
+            &c.spec.reference,
+            &done,
+            if format.is_some() { Language::Sq } else { lang },
+        )
+        .await
     {
         Ok(r) => r,
         Err(e) => return state.failed(lang, &e),
     };
     match format {
         Some(_) if done.is_empty() => state.unknown(lang),
-        Some(f) => download(&built, f, &c.spec.reference),
+        Some(f) => state.download(&c.spec.reference, &built, f, &c.spec.reference),
         None => {
             let heading = c.spec.title().get(lang).to_string();
             state.report_page(

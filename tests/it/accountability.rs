@@ -353,8 +353,53 @@ fn the_poc_reads_answers_publishes_and_corrects_and_the_exports_hold_no_contact(
         "--response-sq",
         "Bashkia e Vlorës do të mbajë dy dëgjesa.",
     ];
-    assert!(ok(dir, &db, &change).contains("1 correction notice queued"));
+    assert!(ok(dir, &db, &change).contains("the sender is told (1 notice queued)"));
     assert!(ok(dir, &db, &change).contains("recorded for 0 proposals"));
+
+    // A proposal that arrives after publication gets its first answer as
+    // an outcome, not as a correction.
+    ingest(
+        dir,
+        &db,
+        &message(
+            "kontakt@levizja.example.net",
+            "late",
+            "Një propozim pas afatit për buxhetin e bashkisë në Vlorë.",
+            None,
+        ),
+    );
+    ok(
+        dir,
+        &db,
+        &[
+            "mail",
+            "pen",
+            "assign",
+            &held_id(dir, &db, "kontakt@levizja"),
+            "--consultation",
+            "OGP-ACC",
+            "--outside",
+            "Lëvizja Qytetare Vlorë",
+        ],
+    );
+    let late = receipt_of(dir, &db, "pas afatit");
+    let told = ok(
+        dir,
+        &db,
+        &[
+            "disposition",
+            "set",
+            &late,
+            "--disposition",
+            "not-accepted",
+            "--response-sq",
+            "Erdhi pas afatit.",
+        ],
+    );
+    assert!(
+        told.contains("the sender is told (1 notice queued)"),
+        "{told}"
+    );
     ok(dir, &db, &["outbox", "flush"]);
 
     let outcomes = sent(dir, "outcome");
@@ -365,8 +410,10 @@ fn the_poc_reads_answers_publishes_and_corrects_and_the_exports_hold_no_contact(
             "info0@shoqata0.org.al",
             "info1@shoqata1.org.al",
             "kontakt@levizja.example.net",
+            "kontakt@levizja.example.net",
             "qytetari@example.net"
-        ]
+        ],
+        "four at publication, and the late proposal's"
     );
     let (_, subject, text) = &outcomes[0];
     assert_eq!(
@@ -400,9 +447,9 @@ fn the_poc_reads_answers_publishes_and_corrects_and_the_exports_hold_no_contact(
         &db,
         &["disposition", "log", "--consultation", "OGP-ACC"],
     );
-    assert_eq!(log.lines().count(), 5, "{log}");
+    assert_eq!(log.lines().count(), 6, "{log}");
     assert!(
-        log.lines().next().unwrap().contains(&format!(
+        log.lines().nth(1).unwrap().contains(&format!(
             "terminal  {outside}: Not accepted → Partly accepted (correction after publication)"
         )),
         "{log}"
@@ -424,7 +471,7 @@ fn the_poc_reads_answers_publishes_and_corrects_and_the_exports_hold_no_contact(
         .records()
         .map(Result::unwrap)
         .collect();
-    assert_eq!(rows.len(), 4, "{text}");
+    assert_eq!(rows.len(), 5, "{text}");
     let json = ok(
         dir,
         &db,
@@ -446,7 +493,7 @@ fn the_poc_reads_answers_publishes_and_corrects_and_the_exports_hold_no_contact(
     assert!(text.contains("'=HYPERLINK"), "a formula is defused: {text}");
     let report: serde_json::Value = serde_json::from_str(&json).unwrap();
     assert_eq!(report["schema"], "cocreate.report/1");
-    assert_eq!(report["totals"]["proposals"], 4);
+    assert_eq!(report["totals"]["proposals"], 5);
     assert_eq!(report["totals"]["merged"], 2);
     assert_eq!(report["totals"]["partly_accepted"], 1);
     assert_eq!(report["by_policy_area"]["FISCAL"]["out_of_scope"], 1);

@@ -164,6 +164,29 @@ fn json(record: &DispositionRecord) -> String {
     serde_json::to_string(record).unwrap_or_default()
 }
 
+/// Locks the row of the consultation `proposal_id` belongs to, for the
+/// rest of the transaction (an UPDATE that changes nothing takes the row
+/// lock on PostgreSQL; on SQLite the transaction holds the write lock).
+async fn lock_consultation_of<DB>(
+    conn: &mut <DB as Database>::Connection,
+    proposal_id: i64,
+) -> Result<(), StoreError>
+where
+    DB: Database,
+    for<'c> &'c mut <DB as Database>::Connection: Executor<'c, Database = DB>,
+    for<'q> <DB as Database>::Arguments<'q>: IntoArguments<'q, DB>,
+    for<'q> i64: Encode<'q, DB> + Type<DB>,
+{
+    sqlx::query::<DB>(
+        "UPDATE consultations SET updated_at = updated_at \
+         WHERE id = (SELECT consultation_id FROM proposals WHERE id = $1)",
+    )
+    .bind(proposal_id)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
 #[async_trait]
 impl<D: Dialect> ReviewStore for SqlStore<D>
 where
@@ -294,6 +317,11 @@ where
         let mut tx = self.begin().await?;
         let mut decided = Decided::default();
         for w in writes {
+            // The consultation's row is taken first: a publication and a
+            // decision on it wait for each other (PostgreSQL reads
+            // committed; SQLite's BEGIN IMMEDIATE serialises already), so a
+            // decision sees whether the results were published meanwhile.
+            lock_consultation_of::<D::DB>(&mut tx, w.proposal_id).await?;
             let published: Option<(bool,)> = sqlx::query_as::<D::DB, (bool,)>(
                 "SELECT EXISTS (SELECT 1 FROM publications u WHERE u.consultation_id = p.consultation_id) \
                  FROM proposals p WHERE p.id = $1",
@@ -304,12 +332,6 @@ where
             let Some((published,)) = published else {
                 return Err(StoreError::NotFound(format!("proposal {}", w.proposal_id)));
             };
-            if published && !may_correct {
-                return Err(StoreError::Conflict(
-                    "the results of this consultation are published: only the POC can correct them"
-                        .into(),
-                ));
-            }
             let before = sqlx::query_as::<D::DB, ReviewRow>(&format!(
                 "SELECT {REVIEW_COLUMNS} {REVIEW_FROM} WHERE p.id = $1"
             ))
@@ -318,6 +340,15 @@ where
             .await
             .map(ReviewProposal::from)?
             .disposition;
+            // A proposal that arrived after publication (a late reply) may
+            // still get its first answer from its LFP; a published answer
+            // is changed only by the POC.
+            if published && before.is_some() && !may_correct {
+                return Err(StoreError::Conflict(
+                    "the results of this consultation are published: only the POC can correct them"
+                        .into(),
+                ));
+            }
             let same = before.as_ref().is_some_and(|b| {
                 b.disposition == w.record.disposition
                     && b.commitment == w.record.commitment
@@ -433,6 +464,24 @@ where
     ) -> Result<bool, StoreError> {
         let now = self.now();
         let mut tx = self.begin().await?;
+        sqlx::query::<D::DB>("UPDATE consultations SET updated_at = updated_at WHERE id = $1")
+            .bind(consultation_id)
+            .execute(&mut *tx)
+            .await?;
+        // Checked again under the lock: a proposal that arrived since the
+        // caller looked has no decision, and its sender no notice.
+        let (waiting,): (i64,) = sqlx::query_as::<D::DB, (i64,)>(
+            "SELECT COUNT(*) FROM proposals p LEFT JOIN dispositions d ON d.proposal_id = p.id \
+             WHERE p.consultation_id = $1 AND d.proposal_id IS NULL",
+        )
+        .bind(consultation_id)
+        .fetch_one(&mut *tx)
+        .await?;
+        if waiting > 0 {
+            return Err(StoreError::Conflict(format!(
+                "{waiting} proposal(s) arrived without a decision while publishing; look again and publish"
+            )));
+        }
         let done = sqlx::query::<D::DB>(
             "INSERT INTO publications (consultation_id, published_at, published_by) \
              VALUES ($1, $2, $3) ON CONFLICT (consultation_id) DO NOTHING",

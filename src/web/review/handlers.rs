@@ -223,7 +223,8 @@ pub struct ListQuery {
     other: Option<String>,
     draft: Option<String>,
     flagged: Option<String>,
-    campaign: Option<usize>,
+    /// Empty when the form's "All" is chosen.
+    campaign: Option<String>,
 }
 
 pub async fn consultation(
@@ -259,6 +260,10 @@ pub async fn consultation(
         .enumerate()
         .flat_map(|(i, g)| g.iter().map(move |id| (*id, (i + 1, g.len()))))
         .collect();
+    let campaign: Option<usize> = query
+        .campaign
+        .as_deref()
+        .and_then(|c| c.trim().parse().ok());
     let filter = Filter {
         state: query
             .state
@@ -297,11 +302,7 @@ pub async fn consultation(
     let shown: Vec<&ReviewProposal> = all
         .iter()
         .filter(|p| filter.matches(p))
-        .filter(|p| {
-            query
-                .campaign
-                .is_none_or(|g| campaign_of.get(&p.id).is_some_and(|(i, _)| *i == g))
-        })
+        .filter(|p| campaign.is_none_or(|g| campaign_of.get(&p.id).is_some_and(|(i, _)| *i == g)))
         .collect();
     let copies = state.pages.word(lang, "review_campaign_label");
     let rows = shown
@@ -366,7 +367,7 @@ pub async fn consultation(
                 .map(|(i, g)| Choice {
                     value: (i + 1).to_string(),
                     label: format!("{copies} {} ({})", i + 1, g.len()),
-                    selected: query.campaign == Some(i + 1),
+                    selected: campaign == Some(i + 1),
                 })
                 .collect(),
         },
@@ -585,7 +586,9 @@ pub async fn decide(State(state): State<WebState>, posted: PostedBy) -> Response
     } = posted;
     // Back to a review page only: never somewhere a posted field names.
     let back = Some(form.get("back"))
-        .filter(|b| b.starts_with("/review") && !b.starts_with("//"))
+        .filter(|b| {
+            b.starts_with("/review") && !b.starts_with("//") && !b.chars().any(char::is_control)
+        })
         .unwrap_or("/review")
         .to_string();
     let Some(disposition) = Disposition::parse(form.get("disposition")) else {
@@ -662,7 +665,8 @@ pub async fn log(State(state): State<WebState>, by: SignedIn) -> Response {
                         .unwrap_or(e.after.response_sq.clone()),
                     Language::Sq => e.after.response_sq.clone(),
                 },
-                correction: e.correction,
+                // A first answer after publication is no correction.
+                correction: e.correction && e.before.is_some(),
             })
             .collect(),
     };

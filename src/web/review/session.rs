@@ -7,6 +7,11 @@
 //! Asking for a link always gets the same answer, in the same time,
 //! whether or not the address may sign in: the work is done after the
 //! answer, so neither the words nor the timing tell who is known.
+//!
+//! The store keeps only hashes of links and sessions; the link itself is
+//! in its email in the outbox until the link expires (minutes), so whoever
+//! can read the database could use an unexpired one: as they could read
+//! every proposal anyway.
 
 use axum::http::{HeaderMap, HeaderValue, header};
 use sha2::{Digest, Sha256};
