@@ -222,16 +222,21 @@ fn parse_unguarded(raw: &[u8], limits: &ParseLimits) -> Result<Parsed, ParseErro
             limit: limits.parts,
         });
     }
-    let from_addr = message
-        .from()
-        .and_then(|f| f.first())
-        .ok_or(ParseError::NoSender)?;
-    let from = from_addr
-        .address()
+    let from_addr = message.from().and_then(|f| f.first());
+    let from = match from_addr
+        .and_then(|f| f.address())
         .and_then(|a| EmailAddress::parse(a).ok())
-        .ok_or(ParseError::NoSender)?;
+    {
+        Some(from) => from,
+        // Some relays send delivery reports with no From at all; they are
+        // the mail system's, and classify reads them as reports.
+        None if super::classify::is_delivery_report(&message) => {
+            EmailAddress::parse(super::classify::MAIL_SYSTEM).map_err(|_| ParseError::NoSender)?
+        }
+        None => return Err(ParseError::NoSender),
+    };
     let from_name = from_addr
-        .name()
+        .and_then(|f| f.name())
         .map(|n| n.trim().to_string())
         .filter(|n| !n.is_empty());
 
