@@ -68,12 +68,96 @@ static SENT_LINE: LazyLock<Regex> = LazyLock::new(|| {
     .expect("valid")
 });
 
+/// How phones and mail apps sign off, by language: the start of the line
+/// (a device or app name follows). One table, so a language is a line here.
+const SIGN_OFFS: &[&str] = &[
+    // English: phones, Outlook, Yahoo, BlackBerry, Airmail, Spark, Samsung.
+    r"sent\s+from\s+my",
+    r"sent\s+from\s+(?:mail|outlook|yahoo|samsung|blackberry|proton)",
+    r"sent\s+from\s+yahoo\s+mail",
+    r"get\s+outlook\s+for",
+    r"sent\s+via",
+    r"sent\s+with",
+    r"sent\s+using",
+    r"sent\s+on\s+the\s+go",
+    r"sent\s+by\s+my",
+    // Albanian.
+    r"dërguar\s+nga",
+    r"derguar\s+nga",
+    r"dërguar\s+me",
+    r"dërguar\s+prej",
+    // French.
+    r"envoyé\s+de\s+mon",
+    r"envoyé\s+depuis",
+    r"envoyé\s+à\s+partir\s+de",
+    r"obtenir\s+outlook\s+pour",
+    // German.
+    r"gesendet\s+von\s+meinem",
+    r"von\s+meinem",
+    r"gesendet\s+mit",
+    r"gesendet\s+vom",
+    // Dutch.
+    r"verzonden\s+(?:vanaf|van|met)",
+    r"verstuurd\s+(?:vanaf|van|met)",
+    r"outlook\s+voor",
+    // Italian, Spanish, Portuguese.
+    r"inviato\s+da",
+    r"enviado\s+desde",
+    r"enviado\s+do\s+meu",
+    r"enviado\s+de\s+meu",
+    // Scandinavian.
+    r"sendt\s+fra",
+    r"skickat\s+från",
+    r"lähetetty\s+(?:laitteesta|iphonesta|puhelimesta)",
+    // Slavic and others.
+    r"wysłane\s+z",
+    r"odesláno\s+z",
+    r"poslano\s+s",
+    r"послато\s+са",
+    r"отправлено\s+(?:с|из|со)",
+    r"надіслано\s+з",
+    r"изпратено\s+от",
+    r"iphone'umdan\s+gönderildi",
+    // Chinese and Japanese phones.
+    r"发自我的",
+    r"从我的\S*发送",
+    r"iphoneから送信",
+];
+
 static PHONE_SIGNATURE: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(
-        r"(?i)^\s*(?:sent\s+from\s+my|sent\s+from\s+(?:mail|outlook|yahoo)|get\s+outlook\s+for|sent\s+via|dërguar\s+nga|envoyé\s+de\s+mon|gesendet\s+von\s+meinem|von\s+meinem|inviato\s+da|enviado\s+desde\s+mi|enviado\s+do\s+meu)\b.{0,60}$",
-    )
-    .expect("valid")
+    Regex::new(&format!(r"(?i)^\s*(?:{}).{{0,60}}$", SIGN_OFFS.join("|"))).expect("valid")
 });
+
+/// What follows a rule other than RFC 3676's `-- `: a signature is a few
+/// short lines right under it (a name, a role, an organisation), not a
+/// table under its header rule or a paragraph after a section break.
+fn looks_like_a_signature(after: &[&str]) -> bool {
+    let filled: Vec<&str> = after
+        .iter()
+        .map(|l| l.trim())
+        .filter(|l| !l.is_empty())
+        .collect();
+    after.first().is_some_and(|l| !l.trim().is_empty())
+        && (1..=6).contains(&filled.len())
+        && filled.iter().all(|l| l.chars().count() <= 60)
+}
+
+/// A closing line of one punctuation mark repeated (`--`, `***`, `####`,
+/// `~~~~`, `=====`, `____`, `++++`), or Gmail's add-ons' invisible mark
+/// `ᐧ` alone: what people and clients put above a signature.
+fn is_signature_rule(line: &str) -> bool {
+    let t = line.trim();
+    if t == "\u{1427}" {
+        return true;
+    }
+    let mut chars = t.chars();
+    match chars.next() {
+        Some(first) if "-*#~=_+".contains(first) => {
+            t.chars().count() >= 2 && chars.all(|c| c == first)
+        }
+        _ => false,
+    }
+}
 
 /// Splits a plain-text body.
 pub fn trim(body: &str) -> Trimmed {
@@ -178,6 +262,12 @@ fn split_signature<'a>(reply: &mut Vec<&'a str>) -> Vec<&'a str> {
     if let Some(pos) = reply
         .iter()
         .rposition(|l| l.trim_end() == "--" || *l == "-- ")
+        .or_else(|| {
+            reply
+                .iter()
+                .rposition(|l| is_signature_rule(l))
+                .filter(|&pos| looks_like_a_signature(&reply[pos + 1..]))
+        })
     {
         // Only near the end: a "--" in the middle of a long text is prose.
         if reply.len() - pos <= 12 {
@@ -222,6 +312,71 @@ fn tidy(lines: &[&str]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every phone or app sign-off, in every language of the table, goes to
+    /// the signature, whatever the device after it.
+    #[test]
+    fn phone_and_app_sign_offs_in_many_languages_are_signatures() {
+        for sign_off in [
+            "Sent from my iPhone",
+            "Sent from Yahoo Mail on Android",
+            "Get Outlook for iOS",
+            "Sent with Airmail",
+            "Sent from BlackBerry Work",
+            "Sent using Spark",
+            "Dërguar nga iPhone-i im",
+            "Envoyé de mon iPhone",
+            "Envoyé depuis mon Samsung",
+            "Von meinem iPhone gesendet",
+            "Gesendet mit der Telekom Mail App",
+            "Verzonden vanaf mijn iPhone",
+            "Verstuurd vanaf mijn Android",
+            "Inviato da iPhone",
+            "Enviado desde mi teléfono",
+            "Sendt fra min iPhone",
+            "Skickat från min iPhone",
+            "Wysłane z mojego iPhone'a",
+            "Отправлено с iPhone",
+            "Надіслано з iPhone",
+            "发自我的iPhone",
+            "从我的华为手机发送",
+        ] {
+            let t = trim(&format!(
+                "Propozojmë buxhet të hapur në çdo bashki.\n\n{sign_off}\n"
+            ));
+            assert_eq!(
+                t.reply_text, "Propozojmë buxhet të hapur në çdo bashki.",
+                "{sign_off}"
+            );
+            assert_eq!(t.signature, sign_off, "{sign_off}");
+        }
+    }
+
+    /// A closing rule of one repeated mark, or Gmail's invisible mark,
+    /// starts the signature; the same marks inside the text do not.
+    #[test]
+    fn closing_rules_and_the_invisible_mark_start_the_signature() {
+        for rule in [
+            "--", "-- ", "***", "####", "~~~~", "=====", "____", "++++", "\u{1427}",
+        ] {
+            let t = trim(&format!(
+                "We propose quarterly reports.\n\n{rule}\nArben Dervishi\nForumi i Rinisë\n"
+            ));
+            assert_eq!(t.reply_text, "We propose quarterly reports.", "{rule:?}");
+            assert_eq!(
+                t.signature,
+                format!("{}\nArben Dervishi\nForumi i Rinisë", rule.trim_end()),
+                "{rule:?}"
+            );
+        }
+        // Emphasis inside a sentence is text.
+        let t = trim("Kjo është *shumë* e rëndësishme.\nFaleminderit.\n");
+        assert_eq!(
+            t.reply_text,
+            "Kjo është *shumë* e rëndësishme.\nFaleminderit."
+        );
+        assert_eq!(t.signature, "");
+    }
 
     #[test]
     fn gmail_top_posting_in_english_and_albanian() {
