@@ -64,6 +64,13 @@ impl SigningKey {
     }
 }
 
+/// SHA-256 of `bytes`, as hex: how a secret handed out (a link's token, a
+/// session id) is kept, and how a kept file is named.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    hex(&Sha256::digest(bytes))
+}
+
 pub fn hex(bytes: &[u8]) -> String {
     use std::fmt::Write;
     bytes.iter().fold(String::new(), |mut s, b| {

@@ -427,6 +427,16 @@ pub fn plural(n: usize, noun: &str) -> String {
     }
 }
 
+/// Who sent a proposal, as reviewers and its notices name them: the
+/// registry's name, the name the POC recorded for someone outside it, or
+/// the address.
+pub fn sender_name(p: &ReviewProposal) -> String {
+    p.cso_name
+        .clone()
+        .or_else(|| p.sender_name.clone())
+        .unwrap_or_else(|| p.from_address.clone())
+}
+
 /// Proposals by the sender an outcome notice goes to: a CSO of the
 /// registry, or an address outside it.
 pub fn by_sender(proposals: &[ReviewProposal]) -> HashMap<String, Vec<&ReviewProposal>> {

@@ -5,7 +5,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-use super::{AccountabilityError, by_sender, label_of};
+use super::{AccountabilityError, by_sender, label_of, sender_name};
 use crate::app::App;
 use crate::consultation::Consultation;
 use crate::domain::{EmailAddress, EmailFor, Language};
@@ -34,14 +34,6 @@ fn language_of(p: &ReviewProposal) -> Language {
         Some("en") => Language::En,
         _ => Language::Sq,
     }
-}
-
-/// The name a notice greets.
-fn greeting_name(p: &ReviewProposal) -> String {
-    p.cso_name
-        .clone()
-        .or_else(|| p.sender_name.clone())
-        .unwrap_or_else(|| p.from_address.clone())
 }
 
 fn line(
@@ -129,7 +121,7 @@ pub async fn outcome_notices(
     for (sender, theirs) in senders {
         let first = theirs[0];
         let lang = language_of(first);
-        let name = greeting_name(first);
+        let name = sender_name(first);
         // Each address is told of the proposals it sent, and only those:
         // someone who wrote in a CSO's name does not read the answers to
         // the CSO's own proposals, nor the CSO theirs.
@@ -190,7 +182,7 @@ pub async fn tell_corrections(app: &App) -> Result<usize, AccountabilityError> {
             consultations.get(&entry.consultation_id),
         ) {
             let lang = language_of(&p);
-            let name = greeting_name(&p);
+            let name = sender_name(&p);
             let notice = OutcomeNotice {
                 office: office(app, lang),
                 cso: Named { name: &name },

@@ -132,7 +132,7 @@ pub async fn bytes(app: &App, listed: &Listed) -> Result<Vec<u8>, Accountability
     let dir: &Path = &app.config.inbound.attachments_dir;
     let path = crate::inbound::attachments::path_of(dir, &listed.attachment.sha256);
     if let Ok(bytes) = std::fs::read(&path)
-        && sha256_hex(&bytes) == listed.attachment.sha256
+        && crate::signing::sha256_hex(&bytes) == listed.attachment.sha256
     {
         return Ok(bytes);
     }
@@ -154,9 +154,4 @@ pub async fn bytes(app: &App, listed: &Listed) -> Result<Vec<u8>, Accountability
         .find(|a| a.sha256 == listed.attachment.sha256)
         .map(|a| a.bytes)
         .ok_or_else(missing)
-}
-
-fn sha256_hex(bytes: &[u8]) -> String {
-    use sha2::Digest;
-    crate::signing::hex(&sha2::Sha256::digest(bytes))
 }

@@ -155,11 +155,13 @@ struct Line<'a> {
     disposition: Option<&'a str>,
 }
 
+/// The sender's name, marked when it is not the registry's.
 fn sender(p: &ReviewProposal) -> String {
-    match (&p.cso_name, &p.sender_name) {
-        (Some(n), _) => n.clone(),
-        (None, Some(n)) => format!("{n} (not in the registry)"),
-        (None, None) => format!("{} (not in the registry)", p.from_address),
+    let name = accountability::sender_name(p);
+    if p.cso_name.is_some() {
+        name
+    } else {
+        format!("{name} (not in the registry)")
     }
 }
 

@@ -14,10 +14,10 @@ use chrono::{DateTime, NaiveDate, Utc};
 use regex::Regex;
 use serde::Serialize;
 
-use crate::accountability::{AccountabilityError, Disposition, label_of};
+use crate::accountability::{AccountabilityError, Disposition};
 use crate::app::App;
 use crate::config::Config;
-use crate::consultation::{Consultation, ConsultationState};
+use crate::consultation::Consultation;
 use crate::domain::Language;
 use crate::store::records::ReviewProposal;
 
@@ -362,16 +362,6 @@ pub async fn public_consultations(app: &App) -> Result<Vec<Consultation>, Accoun
         .collect();
     all.sort_by_key(|c| (c.spec.opens_on, c.id));
     Ok(all)
-}
-
-/// Whether `c` has taken proposals: open or closed.
-pub fn is_reportable(c: &Consultation) -> bool {
-    matches!(c.state, ConsultationState::Open | ConsultationState::Closed)
-}
-
-/// The disposition label of a stored value, for callers holding strings.
-pub fn disposition_label(stored: &str, lang: Language) -> String {
-    label_of(stored, lang)
 }
 
 #[cfg(test)]

@@ -106,7 +106,8 @@ pub struct Limits {
     links: DefaultKeyedRateLimiter<String>,
 }
 
-fn per_hour(n: u32) -> Quota {
+/// A quota of `n` an hour, all of which may be used at once.
+pub(super) fn per_hour(n: u32) -> Quota {
     let n = NonZeroU32::new(n.max(1)).unwrap_or(NonZeroU32::MIN);
     Quota::per_hour(n).allow_burst(n)
 }

@@ -7,7 +7,6 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use chrono::Duration;
-use sha2::{Digest, Sha256};
 
 use super::WebState;
 use super::form::Submitted;
@@ -21,7 +20,7 @@ use crate::intake::Outcome;
 use crate::outbound::email::{Confirmation, Context, Named};
 use crate::outbound::message::{self, Outgoing};
 use crate::outbound::outbox::NewMessage;
-use crate::signing::hex;
+use crate::signing::{hex, sha256_hex};
 use crate::store::records::NewPending;
 
 /// A visitor's proposal waits, as the message it will become, and they get
@@ -57,7 +56,7 @@ pub(super) async fn wait_for_confirmation(
         Err(e) => return state.failed(lang, &e),
     }
     let token = hex(&rand::random::<[u8; 24]>());
-    let token_hash = hex(&Sha256::digest(token.as_bytes()));
+    let token_hash = sha256_hex(token.as_bytes());
     let hours = config.form.confirm_link_hours;
     let pending = NewPending {
         nonce,
@@ -188,7 +187,7 @@ pub async fn confirm(
 }
 
 async fn confirmation(state: &WebState, token: &str, lang: Language, confirm: bool) -> Response {
-    let token_hash = hex(&Sha256::digest(token.as_bytes()));
+    let token_hash = sha256_hex(token.as_bytes());
     let pending = match state.app.store.pending(&token_hash).await {
         Ok(Some(p)) => p,
         Ok(None) => return state.unknown(lang),

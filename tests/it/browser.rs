@@ -68,6 +68,19 @@ pub(crate) async fn browser() -> (Driver, Client) {
     }
 }
 
+/// axe-core's script, from the file `COCREATE_TEST_AXE` names: a test that
+/// checks accessibility fails without it.
+pub(crate) fn axe() -> String {
+    let path = std::env::var("COCREATE_TEST_AXE")
+        .expect("COCREATE_TEST_AXE must name axe-core's axe.min.js (npm install axe-core)");
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+/// Where screenshots are kept, when `COCREATE_TEST_SCREENSHOTS` says.
+pub(crate) fn shots_dir() -> Option<PathBuf> {
+    std::env::var_os("COCREATE_TEST_SCREENSHOTS").map(PathBuf::from)
+}
+
 /// WCAG 2.1 A and AA violations axe-core finds on the current page.
 pub(crate) async fn violations(client: &Client, axe: &str) -> Vec<String> {
     let script = format!(
@@ -203,11 +216,8 @@ pub(crate) async fn wait_for(sink: &SmtpSink, needle: &str) -> String {
 #[tokio::test(flavor = "multi_thread")]
 #[ignore = "needs chromium, chromium-driver, axe-core (COCREATE_TEST_AXE) and python3-aiosmtpd"]
 async fn a_phone_user_fills_in_the_form_fixes_a_mistake_and_gets_a_receipt() {
-    let axe_path = std::env::var("COCREATE_TEST_AXE")
-        .expect("COCREATE_TEST_AXE must name axe-core's axe.min.js (npm install axe-core)");
-    let axe = std::fs::read_to_string(&axe_path).unwrap_or_else(|e| panic!("{axe_path}: {e}"));
-    let shots_dir: Option<PathBuf> =
-        std::env::var_os("COCREATE_TEST_SCREENSHOTS").map(PathBuf::from);
+    let axe = axe();
+    let shots_dir = shots_dir();
     let shots_dir = shots_dir.as_deref();
 
     let dir = tempfile::tempdir().unwrap();

@@ -7,13 +7,12 @@
 //! axe-core's WCAG 2.1 A/AA check; `COCREATE_TEST_SCREENSHOTS=docs/screenshots`
 //! refreshes the committed screenshots of the review page and the report.
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use fantoccini::{Client, Locator};
 
 use crate::accountability::{four_proposals, ok};
-use crate::browser::{accessible, browser, click, fill, shots, text_of, wait_for};
+use crate::browser::{accessible, axe, browser, click, fill, shots, shots_dir, text_of, wait_for};
 use crate::common::*;
 
 /// Asks for a sign-in link for `address` and follows the one emailed.
@@ -73,11 +72,8 @@ async fn choose(client: &Client, select: &str, value: &str) {
 #[tokio::test(flavor = "multi_thread")]
 #[ignore = "needs chromium, chromium-driver, axe-core (COCREATE_TEST_AXE) and python3-aiosmtpd"]
 async fn an_lfp_answers_in_the_browser_the_poc_publishes_and_the_senders_are_told() {
-    let axe_path = std::env::var("COCREATE_TEST_AXE")
-        .expect("COCREATE_TEST_AXE must name axe-core's axe.min.js (npm install axe-core)");
-    let axe = std::fs::read_to_string(&axe_path).unwrap_or_else(|e| panic!("{axe_path}: {e}"));
-    let shots_dir: Option<PathBuf> =
-        std::env::var_os("COCREATE_TEST_SCREENSHOTS").map(PathBuf::from);
+    let axe = axe();
+    let shots_dir = shots_dir();
     let shots_dir = shots_dir.as_deref();
 
     let dir = tempfile::tempdir().unwrap();

@@ -155,14 +155,6 @@ impl WebState {
     }
 }
 
-fn sender(p: &ReviewProposal) -> String {
-    match (&p.cso_name, &p.sender_name) {
-        (Some(n), _) => n.clone(),
-        (None, Some(n)) => n.clone(),
-        (None, None) => p.from_address.clone(),
-    }
-}
-
 pub async fn home(
     State(state): State<WebState>,
     SignedIn { reviewer, lang }: SignedIn,
@@ -174,10 +166,7 @@ pub async fn home(
         };
     let published = state.app.store.publications().await.unwrap_or_default();
     let mut rows = Vec::new();
-    for c in consultations
-        .values()
-        .filter(|c| crate::report::is_reportable(c))
-    {
+    for c in consultations.values().filter(|c| c.state.is_public()) {
         let proposals = state
             .app
             .store
@@ -310,7 +299,7 @@ pub async fn consultation(
         .map(|p| ProposalRow {
             receipt_no: p.receipt_no.clone(),
             href: format!("/review/p/{}?lang={}", p.receipt_no, lang.code()),
-            sender: sender(p),
+            sender: accountability::sender_name(p),
             date: state.when(p.created_at),
             excerpt: excerpt(&p.reply_text, 240),
             flags: state.flags(lang, p),
@@ -422,7 +411,7 @@ pub async fn proposal(
         receipt_no: p.receipt_no.clone(),
         consultation: format!("{} · {}", c.spec.reference, c.spec.title().get(lang)),
         consultation_href: format!("/review/c/{}?lang={}", c.spec.reference, lang.code()),
-        sender: sender(&p),
+        sender: accountability::sender_name(&p),
         from_address: p.from_address.clone(),
         date: state.when(p.created_at),
         subject: p.subject.clone(),

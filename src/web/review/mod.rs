@@ -12,7 +12,6 @@ pub mod session;
 pub mod views;
 
 use std::net::{IpAddr, SocketAddr};
-use std::num::NonZeroU32;
 
 use axum::Router;
 use axum::body::Bytes;
@@ -21,7 +20,7 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
-use governor::{DefaultKeyedRateLimiter, Quota};
+use governor::DefaultKeyedRateLimiter;
 
 use self::session::Reviewer;
 use self::views::{Bar, SignInPage};
@@ -36,10 +35,9 @@ pub struct SignInLimit(DefaultKeyedRateLimiter<IpAddr>);
 
 impl SignInLimit {
     pub fn new(per_hour: u32) -> Self {
-        let n = NonZeroU32::new(per_hour.max(1)).unwrap_or(NonZeroU32::MIN);
-        Self(DefaultKeyedRateLimiter::keyed(
-            Quota::per_hour(n).allow_burst(n),
-        ))
+        Self(DefaultKeyedRateLimiter::keyed(super::guard::per_hour(
+            per_hour,
+        )))
     }
 
     fn allow(&self, client: IpAddr) -> bool {

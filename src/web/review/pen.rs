@@ -62,7 +62,7 @@ pub async fn list(State(state): State<WebState>, by: SignedIn) -> Response {
         messages,
         consultations: consultations
             .iter()
-            .filter(|c| crate::report::is_reportable(c))
+            .filter(|c| c.state.is_public())
             .map(|c| Choice {
                 value: c.spec.reference.clone(),
                 label: format!("{} · {}", c.spec.reference, c.spec.title().get(lang)),

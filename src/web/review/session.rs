@@ -14,14 +14,13 @@
 //! every proposal anyway.
 
 use axum::http::{HeaderMap, HeaderValue, header};
-use sha2::{Digest, Sha256};
 
 use crate::accountability::Actor;
 use crate::app::App;
 use crate::domain::{EmailAddress, EmailFor, Language};
 use crate::outbound::email::{Context, Named, SignIn};
 use crate::outbound::office::{self, To};
-use crate::signing::{SigningKey, hex};
+use crate::signing::{SigningKey, hex, sha256_hex};
 
 pub const COOKIE: &str = "cocreate_review";
 
@@ -33,7 +32,7 @@ pub struct Reviewer {
 }
 
 fn hash(secret: &str) -> String {
-    hex(&Sha256::digest(secret.as_bytes()))
+    sha256_hex(secret.as_bytes())
 }
 
 /// The reviewer the request's cookie names: its signature ours, its
