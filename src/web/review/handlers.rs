@@ -133,15 +133,18 @@ impl WebState {
         Ok((p, c, follow_ups))
     }
 
-    async fn published_at(&self, consultation_id: i64) -> Option<chrono::DateTime<chrono::Utc>> {
-        self.app
+    async fn published_at(
+        &self,
+        consultation_id: i64,
+    ) -> Result<Option<chrono::DateTime<chrono::Utc>>, crate::store::StoreError> {
+        Ok(self
+            .app
             .store
             .publications()
-            .await
-            .ok()?
+            .await?
             .into_iter()
             .find(|p| p.consultation_id == consultation_id)
-            .map(|p| p.published_at)
+            .map(|p| p.published_at))
     }
 
     /// The consultation `reference`, if `reviewer` may see it.
@@ -164,15 +167,18 @@ pub async fn home(
             Ok(c) => c,
             Err(e) => return state.failed(lang, &e),
         };
-    let published = state.app.store.publications().await.unwrap_or_default();
+    // A store that fails says so: a page of zeros would read as "nothing
+    // came in".
+    let published = match state.app.store.publications().await {
+        Ok(p) => p,
+        Err(e) => return state.failed(lang, &e),
+    };
     let mut rows = Vec::new();
     for c in consultations.values().filter(|c| c.state.is_public()) {
-        let proposals = state
-            .app
-            .store
-            .review_proposals(Some(c.id))
-            .await
-            .unwrap_or_default();
+        let proposals = match state.app.store.review_proposals(Some(c.id)).await {
+            Ok(p) => p,
+            Err(e) => return state.failed(lang, &e),
+        };
         rows.push(ConsultationRow {
             reference: c.spec.reference.clone(),
             title: c.spec.title().get(lang).to_string(),
@@ -230,17 +236,14 @@ pub async fn consultation(
         Ok(all) => all,
         Err(e) => return state.failed(lang, &e),
     };
-    let reply =
-        state
-            .app
-            .store
-            .reply_count(c.id)
-            .await
-            .unwrap_or(crate::store::records::ReplyCount {
-                invited: 0,
-                replied: 0,
-            });
-    let published = state.published_at(c.id).await;
+    let reply = match state.app.store.reply_count(c.id).await {
+        Ok(r) => r,
+        Err(e) => return state.failed(lang, &e),
+    };
+    let published = match state.published_at(c.id).await {
+        Ok(p) => p,
+        Err(e) => return state.failed(lang, &e),
+    };
     // Campaigns: near-identical copies, numbered by first arrival.
     let texts: Vec<(i64, &str)> = all.iter().map(|p| (p.id, p.reply_text.as_str())).collect();
     let groups = crate::intake::campaigns::group(&texts);
@@ -391,19 +394,18 @@ pub async fn proposal(
         Err(response) => return response,
     };
     let messages: Vec<i64> = follow_ups.iter().map(|f| f.inbound_message_id).collect();
-    let sent = state
-        .app
-        .store
-        .sent_about(&p.receipt_no, &messages)
-        .await
-        .unwrap_or_default();
-    let log = state
-        .app
-        .store
-        .disposition_log(Some(c.id))
-        .await
-        .unwrap_or_default();
-    let published = state.published_at(c.id).await;
+    let store = state.app.store.as_ref();
+    let (sent, log) = match (
+        store.sent_about(&p.receipt_no, &messages).await,
+        store.disposition_log(Some(c.id)).await,
+    ) {
+        (Ok(sent), Ok(log)) => (sent, log),
+        (Err(e), _) | (_, Err(e)) => return state.failed(lang, &e),
+    };
+    let published = match state.published_at(c.id).await {
+        Ok(p) => p,
+        Err(e) => return state.failed(lang, &e),
+    };
     let path = format!("/review/p/{}", p.receipt_no);
     let back = format!("{path}?lang={}", lang.code());
     let content = ProposalPage {
