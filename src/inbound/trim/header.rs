@@ -1,0 +1,336 @@
+//! Where quoted history begins: the line a mail client writes above the
+//! text it quotes ("On … wrote:" and its kin), or an Outlook header block.
+//!
+//! Clients write the header in many shapes and languages, and wrap it over
+//! lines when it is long (the address alone on a line, `<` at the end of
+//! one line and `addr> wrote:` on the next). The grammar is one table of
+//! verbs and a few shapes built on it, tried on a line and on the lines
+//! above it joined, so a new language is a word in a table and a wrapped
+//! header is the same header.
+//!
+//! Shapes (`VERB` is "wrote" in any language of the table):
+//! - `On <date>, <name> <addr> VERB:` with an opening word (On, Le, Am, Më…);
+//! - `… VERB <name> <addr>:` with the verb inside (Dutch "schreef", German
+//!   "schrieb", Scandinavian "skrev");
+//! - `<name> <addr> VERB:` with no date (German, Russian, Ukrainian);
+//! - `<date> <time> <name> <addr>:` with no verb (Gmail's date-first form,
+//!   Yandex, Mail.ru, Russian Gmail);
+//! - `<date> <time> <name> VERB:` with no address (Hungarian, Finnish).
+
+use std::sync::LazyLock;
+
+use regex::Regex;
+
+/// "Wrote" as quote headers say it, by language.
+const VERBS: &[&str] = &[
+    // English, Albanian.
+    r"wrote",
+    r"writes",
+    r"shkroi",
+    r"ka\s+shkruar",
+    // French, German, Italian, Spanish, Portuguese.
+    r"a\s+écrit",
+    r"schrieb",
+    r"ha\s+scritto",
+    r"escribió",
+    r"escreveu",
+    // Dutch, Scandinavian, Finnish, Hungarian.
+    r"schreef",
+    r"skrev",
+    r"kirjoitti",
+    r"írta",
+    // Polish, Czech, Serbian and Croatian, Turkish, Greek.
+    r"napisał\(a\)",
+    r"napisał",
+    r"napisała",
+    r"napsal\(a\)",
+    r"napsal",
+    r"je\s+napisao",
+    r"napisao",
+    r"је\s+написао",
+    r"yazdı",
+    r"έγραψε",
+    // Russian, Ukrainian, Bulgarian.
+    r"написал\(а\)",
+    r"написал",
+    r"написала",
+    r"написав\(ла\)",
+    r"написав",
+    r"пише",
+    r"написа",
+];
+
+/// The words a header opens with ("On", "Le", "Am", "Më"…), by language.
+const OPENERS: &str =
+    r"on|le|am|il|el|em|op|den|på|më|në|w\s+dniu|dnia|dne|dana|il\s+giorno|в|el\s+día";
+
+fn verbs() -> String {
+    VERBS.join("|")
+}
+
+/// Opening word, then anything, then the verb at the end.
+static OPENER_THEN_VERB: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(&format!(
+        r"(?i)^(?:-{{2,}}\s*)?(?:{OPENERS})\b.{{0,300}}?(?:{})\s*:?\s*(?:-{{2,}})?$",
+        verbs()
+    ))
+    .expect("valid")
+});
+
+/// The verb inside, a name after it, a colon at the end.
+static VERB_THEN_NAME: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(&format!(r"(?i)\b(?:{})\s+[^:!?]{{1,120}}:$", verbs())).expect("valid")
+});
+
+/// An address, then at most a few words and the verb at the end.
+static ADDRESS_THEN_VERB: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(&format!(
+        r"(?i)@[^\s@]+\.[a-z]{{2,}}\S{{0,3}}.{{0,60}}(?:{})\s*:?$",
+        verbs()
+    ))
+    .expect("valid")
+});
+
+/// The verb and a colon at the end (with a date or time elsewhere).
+static VERB_AT_END: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(&format!(r"(?i)(?:{})\s*:$", verbs())).expect("valid"));
+
+/// Languages whose headers name the sender without an address and end on
+/// the verb, with no opening word: "Arta Hoxha írta:".
+static NAME_THEN_VERB: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?i)^.{0,200}(?:írta|kirjoitti|написал\(а\)|написал|napisał\(a\))\s*:$")
+        .expect("valid")
+});
+
+/// An address right before the colon that ends the line.
+static ADDRESS_AT_END: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?i)[^\s<>\[\]@:]+@[^\s<>\[\]@]+\.[a-z]{2,}\s*[>\])]?\s*:$").expect("valid")
+});
+
+/// Whether the line could end a header: a colon, or a verb.
+static ENDS_LIKE_HEADER: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(&format!(r"(?i)(?:(?:{})\s*:?|:)\s*(?:-{{2,}})?$", verbs())).expect("valid")
+});
+
+/// Whether a line could open a wrapped header: an opening word, a date or
+/// a weekday's short name ("Tue,", "вт,", "tir.").
+static OPENS_HEADER: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(&format!(
+        r"(?i)^(?:-{{2,}}\s*)?(?:(?:{OPENERS})\b|\d|\p{{L}}{{2,3}}[.,]\s|\p{{L}}{{4,11}},\s+\d)"
+    ))
+    .expect("valid")
+});
+
+/// An opening word at the start.
+static OPENER: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(&format!(r"(?i)^(?:-{{2,}}\s*)?(?:{OPENERS})\b")).expect("valid"));
+
+static TIME: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"\b\d{1,2}:\d{2}\b").expect("valid"));
+
+static ADDRESS: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"(?i)[^\s<>@]+@[^\s<>@]+\.[a-z]{2,}").expect("valid"));
+
+static DATE_OR_TIME: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"\b\d{1,2}[:.]\d{2}\b|\b(?:19|20)\d{2}\b|\b\d{1,2}[./-]\d{1,2}[./-]\d{2,4}\b")
+        .expect("valid")
+});
+
+/// `line` without the quote marks and spaces a reply adds in front.
+pub fn unquoted(line: &str) -> &str {
+    line.trim_start_matches(['>', ' ', '\t'])
+}
+
+/// Whether `text` (one line, or several joined) is a quote header.
+fn is_header(text: &str, joined: bool) -> bool {
+    let has_address = ADDRESS.is_match(text);
+    let has_date = DATE_OR_TIME.is_match(text);
+    // Wrapped lines joined must name someone or a moment: prose seldom
+    // runs over lines into "wrote:" with an address or a time in it.
+    if joined && !has_address && !has_date {
+        return false;
+    }
+    OPENER_THEN_VERB.is_match(text)
+        || (has_address && ADDRESS_THEN_VERB.is_match(text))
+        || ((has_address || (OPENER.is_match(text) && TIME.is_match(text)))
+            && VERB_THEN_NAME.is_match(text))
+        || (has_date && ADDRESS_AT_END.is_match(text))
+        || (has_date && VERB_AT_END.is_match(text) && OPENS_HEADER.is_match(text))
+        || (!joined && NAME_THEN_VERB.is_match(text))
+}
+
+/// Joins wrapped header lines into one, closing up the gaps clients leave
+/// around an address broken out of its line ("<" / "mailto:a@b>").
+fn join(lines: &[&str]) -> String {
+    let mut out = String::new();
+    for l in lines {
+        let l = unquoted(l).trim_end();
+        if !out.is_empty() && !out.ends_with('<') && !l.starts_with('>') {
+            out.push(' ');
+        }
+        out.push_str(l);
+    }
+    out.replace("<mailto:", "<")
+}
+
+/// The most lines a wrapped header is read over.
+const MAX_HEADER_LINES: usize = 5;
+
+/// If a quote header ends on line `end`, the line it starts on.
+pub fn header_ending_at(lines: &[&str], end: usize) -> Option<usize> {
+    let last = unquoted(lines[end]).trim_end();
+    if last.is_empty() || last.len() > 400 || !ENDS_LIKE_HEADER.is_match(last) {
+        return None;
+    }
+    // The longest header that opens like one, so a wrapped header is taken
+    // whole; its lines are short and none is blank.
+    let first = end.saturating_sub(MAX_HEADER_LINES - 1);
+    for start in first..end {
+        let span = &lines[start..=end];
+        if span
+            .iter()
+            .any(|l| unquoted(l).trim().is_empty() || unquoted(l).len() > 200)
+            || !OPENS_HEADER.is_match(unquoted(lines[start]))
+        {
+            continue;
+        }
+        if is_header(&join(span), true) {
+            return Some(start);
+        }
+    }
+    is_header(last, false).then_some(end)
+}
+
+static ORIGINAL_MESSAGE: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(concat!(
+        r"(?i)^\s*-{2,}\s*(?:original\s+message|message\s+d'origine|ursprüngliche\s+nachricht|",
+        r"mesazhi\s+origjinal|messaggio\s+originale|mensaje\s+original|mensagem\s+original|",
+        r"oprindelig\s+meddelelse|opprinnelig\s+melding|ursprungligt\s+meddelande|",
+        r"alkuperäinen\s+viesti|oorspronkelijk\s+bericht|oprindelig\s+besked|исходное\s+сообщение|",
+        r"пересылаемое\s+сообщение|оригінальне\s+повідомлення|wiadomość\s+oryginalna)\s*-{2,}\s*$"
+    ))
+    .expect("valid")
+});
+
+static FROM_LINE: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?i)^\s*\*?(?:from|de|von|da|nga|från|fra|van|lähettäjä|от|від|od)\*?\s*:\s*\S")
+        .expect("valid")
+});
+
+static SENT_LINE: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(
+        r"(?i)^\s*\*?(?:sent|date|envoyé|gesendet|inviato|enviado|enviada|dërguar|data|datë|skickat|sendt|verzonden|lähetetty|отправлено|надіслано|дата|datum|dato|to|til|à|an|a|për|para|aan|кому)\*?\s*:",
+    )
+    .expect("valid")
+});
+
+/// Where quoted history begins.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QuoteStart {
+    /// The header's first line.
+    pub start: usize,
+    /// Its last line.
+    pub end: usize,
+    /// A header line ("… wrote:"), under which the quote is marked with `>`;
+    /// false for a block (Outlook's, "Original Message") with all history
+    /// below it unmarked.
+    pub header_only: bool,
+}
+
+/// The first place quoted history begins, if any.
+pub fn quote_start(lines: &[&str]) -> Option<QuoteStart> {
+    let block = |start| QuoteStart {
+        start,
+        end: start,
+        header_only: false,
+    };
+    for (i, line) in lines.iter().enumerate() {
+        if let Some(start) = header_ending_at(lines, i) {
+            return Some(QuoteStart {
+                start,
+                end: i,
+                header_only: true,
+            });
+        }
+        if ORIGINAL_MESSAGE.is_match(line) {
+            return Some(block(i));
+        }
+        // Outlook: a From: line followed closely by Sent:/Date:/To:.
+        if FROM_LINE.is_match(line) && lines[i + 1..].iter().take(4).any(|l| SENT_LINE.is_match(l))
+        {
+            // Include the rule Outlook draws above the block, if any.
+            let is_rule = |l: &str| {
+                let t = l.trim();
+                t.len() >= 10 && t.chars().all(|c| c == '_' || c == '-')
+            };
+            let rule = (i.saturating_sub(2)..i).find(|&j| is_rule(lines[j]));
+            return Some(block(rule.unwrap_or(i)));
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn start(text: &str) -> Option<usize> {
+        quote_start(&text.lines().collect::<Vec<_>>()).map(|q| q.start)
+    }
+
+    /// Each shape, in several languages, on one line.
+    #[test]
+    fn headers_in_every_shape_and_language_are_found() {
+        for header in [
+            "On Tue, 3 Mar 2026 at 10:00, OGP Office <consult+abc@ogp.example> wrote:",
+            "Më 3 mars 2026, në 10:00, Zyra OGP <consult+abc@ogp.example> shkroi:",
+            "Le mar. 3 mars 2026 à 10:00, Bureau OGP <consult+abc@ogp.example> a écrit :",
+            "Am Di., 3. März 2026 um 10:00 Uhr schrieb OGP Office <consult+abc@ogp.example>:",
+            "Am 03.03.2026 um 10:00 schrieb OGP Office:",
+            "OGP Office <consult+abc@ogp.example> schrieb:",
+            "Op di 3 mrt. 2026 om 10:00 schreef OGP Office <consult+abc@ogp.example>:",
+            "tir. 3. mar. 2026 kl. 10:00 skrev OGP Office <consult+abc@ogp.example>:",
+            "Den tis 3 mars 2026 kl 10:00 skrev OGP Office <consult+abc@ogp.example>:",
+            "2026-03-03 10:00 GMT+01:00 OGP Office <consult+abc@ogp.example>:",
+            "03.03.2026, 10:00, \"OGP Office\" <consult+abc@ogp.example>:",
+            "вт, 3 мар. 2026 г. в 10:00, OGP Office <consult+abc@ogp.example>:",
+            "Вторник, 3 марта 2026, 10:00 +01:00 от OGP Office <consult+abc@ogp.example>:",
+            "вт, 3 бер. 2026 р. о 10:00 OGP Office <consult+abc@ogp.example> пише:",
+            "3 березня 2026 р. о 10:00 OGP Office написав(ла):",
+            "2026. március 3., kedd 10:00 OGP Office írta:",
+        ] {
+            let text = format!("Our proposal.\n\n{header}\n> Invitation\n");
+            assert_eq!(start(&text), Some(2), "{header}");
+        }
+    }
+
+    /// A header broken over lines, the address on lines of its own.
+    #[test]
+    fn wrapped_headers_are_taken_whole() {
+        for header in [
+            "On Tue, 3 Mar 2026 at 10:00, OGP Office <consult+abc@ogp.example>\nwrote:",
+            "On Tue, 3 Mar 2026 at 10:00 AM OGP Office <\nconsult+abc@ogp.example> wrote:",
+            "On Tue, 3 Mar 2026 at 10:00 AM OGP Office\n<mailto:consult+abc@ogp.example>\n> wrote:",
+            "On Tue, 3 Mar 2026 at 10:00,\nOGP Office\n<consult+abc@ogp.example>\nwrote:",
+            "3 марта 2026 г., в 10:00, пользователь OGP Office\n<consult+abc@ogp.example> написал:",
+            "Më 3 mars 2026, në 10:00, Zyra e Pikës së Kontaktit\nshkroi:",
+        ] {
+            let text = format!("Our proposal.\n\n{header}\n> Invitation\n");
+            assert_eq!(start(&text), Some(2), "{header}");
+        }
+    }
+
+    /// Prose that mentions writing stays the sender's.
+    #[test]
+    fn prose_about_writing_is_not_a_header() {
+        for prose in [
+            "On reflection we think the deadline is too short, and we wrote to the ministry.",
+            "The ministry wrote to us on 3 March 2026 the following:",
+            "We wrote:",
+            "Please write to arta@cso.example.org about it:",
+            "Ministria na shkroi se afati është i shkurtër:",
+            "Yes, we agree.\nThe ministry wrote:",
+        ] {
+            assert_eq!(start(prose), None, "{prose}");
+        }
+    }
+}

@@ -1,0 +1,364 @@
+//! Separating what the sender wrote from the history their client quoted
+//! and from their signature. All three are kept; only `reply_text` is shown
+//! as the proposal, the rest folded.
+//!
+//! Replies come from Gmail ("On … wrote:"), Outlook (a From/Sent/To/Subject
+//! block without `>`), Apple Mail and phones, in Albanian, English and the
+//! other languages CSO staff use. Text the sender wrote between quoted lines
+//! is theirs and stays in the reply.
+
+mod header;
+mod signature;
+
+use serde::Serialize;
+
+pub use header::quote_start;
+use header::unquoted;
+use signature::split_signature;
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Trimmed {
+    pub reply_text: String,
+    pub quoted_text: String,
+    pub signature: String,
+}
+
+/// A quote the sender answers right below it stays with the answer when it
+/// is at most this many lines; a longer one is history they replied under.
+const ANSWERED_QUOTE_LINES: usize = 8;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Part {
+    Reply,
+    Quoted,
+    Signature,
+}
+
+fn is_quote_line(line: &str) -> bool {
+    line.trim_start().starts_with('>')
+}
+
+/// A line the sender wrote: not blank, not quoted.
+fn is_own(line: &str) -> bool {
+    !line.trim().is_empty() && !is_quote_line(line)
+}
+
+/// Splits a plain-text body into what the sender wrote, what their client
+/// quoted and their signature. Every line of `body` lands in exactly one of
+/// the three, in its order, as written (blank lines and indentation kept).
+pub fn trim(body: &str) -> Trimmed {
+    let text = body.replace("\r\n", "\n").replace('\r', "\n");
+    let lines: Vec<&str> = text.lines().collect();
+    let mut part = vec![Part::Reply; lines.len()];
+
+    if let Some(q) = quote_start(&lines) {
+        let own_before = lines[..q.start].iter().any(|l| is_own(l));
+        let quoted_after = lines[q.end + 1..].iter().any(|l| is_quote_line(l));
+        if own_before || !q.header_only || !quoted_after {
+            // Top-posting, an Outlook block, or a header over text quoted
+            // without marks: all from the header on is history.
+            part[q.start..].fill(Part::Quoted);
+        } else {
+            // Bottom-posting or answering inline: only the header is
+            // history here; the quotes are sorted out below.
+            part[q.start..=q.end].fill(Part::Quoted);
+        }
+    }
+    // The signature first, among the sender's own lines, so that a quote
+    // above it does not read as answered by it.
+    let own_at: Vec<usize> = (0..lines.len())
+        .filter(|&i| part[i] == Part::Reply && !is_quote_line(lines[i]))
+        .collect();
+    let mut own: Vec<&str> = own_at.iter().map(|&i| lines[i]).collect();
+    split_signature(&mut own);
+    for &i in &own_at[own.len()..] {
+        part[i] = Part::Signature;
+    }
+    set_aside_quotes(&lines, &mut part);
+
+    if !lines
+        .iter()
+        .zip(&part)
+        .any(|(l, p)| *p == Part::Reply && is_own(l))
+    {
+        // Nothing but a quote (or typed inside one): keep it all rather
+        // than leave an empty proposal.
+        for p in part.iter_mut().filter(|p| **p == Part::Quoted) {
+            *p = Part::Reply;
+        }
+    }
+
+    let text_of = |which: Part| {
+        let kept: Vec<&str> = lines
+            .iter()
+            .zip(&part)
+            .filter(|(_, p)| **p == which)
+            .map(|(l, _)| *l)
+            .collect();
+        tidy(&kept)
+    };
+    Trimmed {
+        reply_text: text_of(Part::Reply),
+        quoted_text: text_of(Part::Quoted),
+        signature: text_of(Part::Signature),
+    }
+}
+
+/// Among the lines still counted as the reply, a run of `>` lines is
+/// history unless the sender answers it right after and it is short
+/// (inline answering: the question stays with its answer).
+fn set_aside_quotes(lines: &[&str], part: &mut [Part]) {
+    let reply: Vec<usize> = (0..lines.len())
+        .filter(|&i| part[i] == Part::Reply)
+        .collect();
+    let mut k = 0;
+    while k < reply.len() {
+        if !is_quote_line(lines[reply[k]]) {
+            k += 1;
+            continue;
+        }
+        // The run: quote lines and the blank lines between them.
+        let mut end = k;
+        let mut j = k;
+        while j < reply.len() && !is_own(lines[reply[j]]) {
+            if is_quote_line(lines[reply[j]]) {
+                end = j;
+            }
+            j += 1;
+        }
+        let answered = reply[end + 1..].iter().any(|&i| is_own(lines[i]));
+        let length = reply[k..=end]
+            .iter()
+            .filter(|&&i| !unquoted(lines[i]).trim().is_empty())
+            .count();
+        if !answered || length > ANSWERED_QUOTE_LINES {
+            for &i in &reply[k..=end] {
+                part[i] = Part::Quoted;
+            }
+        }
+        k = end + 1;
+    }
+}
+
+/// The lines as written, without the blank lines around them and the
+/// spaces at their ends.
+fn tidy(lines: &[&str]) -> String {
+    let first = lines.iter().position(|l| !l.trim().is_empty());
+    let last = lines.iter().rposition(|l| !l.trim().is_empty());
+    let (Some(first), Some(last)) = (first, last) else {
+        return String::new();
+    };
+    let mut out = String::new();
+    for l in &lines[first..=last] {
+        if !out.is_empty() {
+            out.push('\n');
+        }
+        out.push_str(l.trim_end());
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every phone or app sign-off, in every language of the table, goes to
+    /// the signature, whatever the device after it.
+    #[test]
+    fn phone_and_app_sign_offs_in_many_languages_are_signatures() {
+        for sign_off in [
+            "Sent from my iPhone",
+            "Sent from Yahoo Mail on Android",
+            "Get Outlook for iOS",
+            "Sent with Airmail",
+            "Sent from BlackBerry Work",
+            "Sent using Spark",
+            "Dërguar nga iPhone-i im",
+            "Envoyé de mon iPhone",
+            "Envoyé depuis mon Samsung",
+            "Von meinem iPhone gesendet",
+            "Gesendet mit der Telekom Mail App",
+            "Verzonden vanaf mijn iPhone",
+            "Verstuurd vanaf mijn Android",
+            "Inviato da iPhone",
+            "Enviado desde mi teléfono",
+            "Sendt fra min iPhone",
+            "Skickat från min iPhone",
+            "Wysłane z mojego iPhone'a",
+            "Отправлено с iPhone",
+            "Надіслано з iPhone",
+            "发自我的iPhone",
+            "从我的华为手机发送",
+        ] {
+            let t = trim(&format!(
+                "Propozojmë buxhet të hapur në çdo bashki.\n\n{sign_off}\n"
+            ));
+            assert_eq!(
+                t.reply_text, "Propozojmë buxhet të hapur në çdo bashki.",
+                "{sign_off}"
+            );
+            assert_eq!(t.signature, sign_off, "{sign_off}");
+        }
+    }
+
+    /// A closing rule of one repeated mark, or Gmail's invisible mark,
+    /// starts the signature; the same marks inside the text do not.
+    #[test]
+    fn closing_rules_and_the_invisible_mark_start_the_signature() {
+        for rule in [
+            "--", "-- ", "***", "####", "~~~~", "=====", "____", "++++", "\u{1427}",
+        ] {
+            let t = trim(&format!(
+                "We propose quarterly reports.\n\n{rule}\nArben Dervishi\nForumi i Rinisë\n"
+            ));
+            assert_eq!(t.reply_text, "We propose quarterly reports.", "{rule:?}");
+            assert_eq!(
+                t.signature,
+                format!("{}\nArben Dervishi\nForumi i Rinisë", rule.trim_end()),
+                "{rule:?}"
+            );
+        }
+        // Emphasis inside a sentence is text.
+        let t = trim("Kjo është *shumë* e rëndësishme.\nFaleminderit.\n");
+        assert_eq!(
+            t.reply_text,
+            "Kjo është *shumë* e rëndësishme.\nFaleminderit."
+        );
+        assert_eq!(t.signature, "");
+    }
+
+    #[test]
+    fn gmail_top_posting_in_english_and_albanian() {
+        let t = trim(
+            "Propozimi ynë është i thjeshtë.\n\nMe respekt,\nArta\n\nMë 3 mars 2026, në 10:00, Pika e Kontaktit <consult+abc@ogp.example> shkroi:\n> Ftesë për konsultim\n> Afati: 11 janar\n",
+        );
+        assert_eq!(
+            t.reply_text,
+            "Propozimi ynë është i thjeshtë.\n\nMe respekt,\nArta"
+        );
+        assert!(t.quoted_text.starts_with("Më 3 mars 2026"));
+        let t = trim(
+            "We propose monthly budget data.\n\nOn Tue, 3 Mar 2026 at 10:00, OGP Office <consult+abc@ogp.example> wrote:\n> Invitation\n",
+        );
+        assert_eq!(t.reply_text, "We propose monthly budget data.");
+    }
+
+    #[test]
+    fn gmail_header_split_over_two_lines() {
+        let t = trim(
+            "Yes, we support this.\n\nOn Tue, 3 Mar 2026 at 10:00, OGP Office <consult+abc@ogp.example>\nwrote:\n> Invitation\n",
+        );
+        assert_eq!(t.reply_text, "Yes, we support this.");
+    }
+
+    #[test]
+    fn outlook_block_without_quote_marks() {
+        let t = trim(
+            "Please find our proposal below.\n1. Open data\n\n________________________________\nFrom: OGP Office <consult+abc@ogp.example>\nSent: Tuesday, March 3, 2026 10:00 AM\nTo: info@cso.al\nSubject: Invitation\n\nDear colleagues,\n",
+        );
+        assert_eq!(
+            t.reply_text,
+            "Please find our proposal below.\n1. Open data"
+        );
+        assert!(
+            t.quoted_text
+                .starts_with("________________________________\nFrom: OGP Office")
+        );
+        let sq = trim(
+            "Propozimi ynë.\n\nNga: Zyra OGP <consult+abc@ogp.example>\nDërguar: e martë, 3 mars 2026 10:00\nPër: info@cso.al\nSubjekti: Ftesë\n",
+        );
+        assert_eq!(sq.reply_text, "Propozimi ynë.");
+    }
+
+    #[test]
+    fn text_between_quoted_lines_is_kept() {
+        let t = trim(
+            "On Tue, 3 Mar 2026, OGP <consult+abc@ogp.example> wrote:\n> Question one?\nOur answer one.\n> Question two?\nOur answer two.\n",
+        );
+        assert_eq!(
+            t.reply_text,
+            "> Question one?\nOur answer one.\n> Question two?\nOur answer two."
+        );
+        assert_eq!(
+            t.quoted_text,
+            "On Tue, 3 Mar 2026, OGP <consult+abc@ogp.example> wrote:"
+        );
+    }
+
+    /// A short quote answered at the top of a reply stays with its answer;
+    /// the history below it does not.
+    #[test]
+    fn a_short_quote_answered_at_the_top_stays_with_the_answer() {
+        let t = trim(
+            "> Afati: 11 janar 2027\n\nA mund ta shtyni afatin me dy javë?\n\nMë 3 mars 2026, në 10:00, Zyra OGP <consult+abc@ogp.example> shkroi:\n> Ftesë për konsultim\n> Afati: 11 janar 2027\n",
+        );
+        assert_eq!(
+            t.reply_text,
+            "> Afati: 11 janar 2027\n\nA mund ta shtyni afatin me dy javë?"
+        );
+        assert!(t.quoted_text.starts_with("Më 3 mars 2026"));
+    }
+
+    /// A long quote with the answer under it is history (bottom-posting).
+    #[test]
+    fn a_long_quote_answered_below_is_history() {
+        let quote: String = (1..=12)
+            .map(|i| format!("> Invitation line {i}\n"))
+            .collect();
+        let t = trim(&format!(
+            "On Tue, 3 Mar 2026, OGP <consult+abc@ogp.example> wrote:\n{quote}\nWe propose monthly data.\n"
+        ));
+        assert_eq!(t.reply_text, "We propose monthly data.");
+        assert!(t.quoted_text.ends_with("> Invitation line 12"));
+    }
+
+    /// Blank lines and indentation are the sender's and stay as written.
+    #[test]
+    fn blank_lines_and_indentation_stay_as_written() {
+        let body = "Propozimet tona:\n\n\n  1. Buxheti mujor\n      a) për bashkitë\n\n\n\nFaleminderit.\n";
+        let t = trim(body);
+        assert_eq!(t.reply_text, body.trim_end());
+    }
+
+    /// A message that is nothing but a quote keeps it, rather than
+    /// becoming an empty proposal; so does a header over unmarked text.
+    #[test]
+    fn a_message_that_is_only_a_quote_keeps_it() {
+        let t = trim("> We propose one portal for all contracts.\n> Arta\n");
+        assert_eq!(
+            t.reply_text,
+            "> We propose one portal for all contracts.\n> Arta"
+        );
+        assert_eq!(t.quoted_text, "");
+        let t = trim(
+            "On Tue, 3 Mar 2026, OGP <consult+abc@ogp.example> wrote:\nDear colleagues,\nthe consultation is open.\n",
+        );
+        assert_eq!(
+            t.reply_text,
+            "On Tue, 3 Mar 2026, OGP <consult+abc@ogp.example> wrote:\nDear colleagues,\nthe consultation is open."
+        );
+        let t = trim(
+            "Ne mbështesim draftin.\n\nOn Tue, 3 Mar 2026, OGP <consult+abc@ogp.example> wrote:\nDear colleagues,\nthe consultation is open.\n",
+        );
+        assert_eq!(t.reply_text, "Ne mbështesim draftin.");
+        assert!(t.quoted_text.ends_with("the consultation is open."));
+    }
+
+    #[test]
+    fn signatures_are_set_aside_but_prose_stays() {
+        let t = trim("Our proposal: publish contracts.\n\n-- \nArta Hoxha\nQendra X\n");
+        assert_eq!(t.reply_text, "Our proposal: publish contracts.");
+        assert_eq!(t.signature, "--\nArta Hoxha\nQendra X");
+        let phone = trim("Agree with draft 2.\n\nSent from my iPhone\n");
+        assert_eq!(phone.reply_text, "Agree with draft 2.");
+        assert_eq!(phone.signature, "Sent from my iPhone");
+        let prose = trim(
+            "On reflection we think the deadline is too short, and we wrote to the ministry about it.\n",
+        );
+        assert_eq!(
+            prose.reply_text,
+            "On reflection we think the deadline is too short, and we wrote to the ministry about it."
+        );
+        assert_eq!(prose.quoted_text, "");
+    }
+}
