@@ -108,7 +108,7 @@ pub async fn run(config: Config, demo_mode: bool) -> Result<(), ServeError> {
     let tasks = TaskTracker::new();
 
     tasks.spawn(crate::intake::retry(app.clone(), stop.clone()));
-    let worker = Worker::new(&app)?;
+    let worker = Worker::new(&app).await?;
     tasks.spawn({
         let stop = stop.clone();
         async move { worker.run(stop).await }

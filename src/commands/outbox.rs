@@ -52,7 +52,7 @@ pub async fn status(store: &dyn Store, out: &mut impl Write) -> anyhow::Result<(
 
 /// Delivers everything due now, once, and reports.
 pub async fn flush(app: &App, out: &mut impl Write) -> anyhow::Result<()> {
-    let worker = Worker::new(app)?;
+    let worker = Worker::new(app).await?;
     let s = worker.flush().await?;
     writeln!(
         out,

@@ -192,6 +192,10 @@ pub struct CalendarConfig {
 pub struct MailConfig {
     pub domain: String,
     pub reply_local: String,
+    /// The local part of bounce addresses (`BOUNCE_LOCAL+ID-SIG@domain`,
+    /// each message's own envelope sender); empty sends from `from` instead.
+    #[serde(default = "default_bounce_local")]
+    pub bounce_local: String,
     pub from: EmailAddress,
     pub list_id: String,
     #[serde(default)]
@@ -202,6 +206,10 @@ pub struct MailConfig {
     pub dkim_selector: String,
     #[serde(default)]
     pub dkim_key_file: String,
+}
+
+fn default_bounce_local() -> String {
+    "bounce".into()
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]

@@ -264,6 +264,21 @@ impl RawConfig {
                 ),
             ));
         }
+        if !mail.bounce_local.is_empty()
+            && (mail.bounce_local.eq_ignore_ascii_case(&mail.reply_local)
+                || !mail
+                    .bounce_local
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')))
+        {
+            return Err(invalid(
+                "mail.bounce_local",
+                format!(
+                    "must be letters, digits, '-', '_' or '.' and differ from mail.reply_local, like bounce, not '{}'",
+                    mail.bounce_local
+                ),
+            ));
+        }
         if mail.dkim_key_file.is_empty() != mail.dkim_selector.is_empty() {
             return Err(invalid(
                 "mail.dkim_selector",

@@ -11,6 +11,7 @@ use serde::Serialize;
 
 use super::parse::Parsed;
 use crate::config::MailConfig;
+use crate::outbound::verp::BounceAddresses;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -109,10 +110,16 @@ pub fn automated(p: &Parsed, mail: &MailConfig) -> Option<(Classification, Strin
 
     let content_type = h("content-type").unwrap_or_default();
     let null_sender = h("return-path").is_some_and(|r| r.trim() == "<>");
+    // Relays send reports to a bounce address; so do auto-responders that
+    // follow RFC 3834 to the letter, which must not read as reports.
+    let to_bounce_address = p
+        .recipients
+        .iter()
+        .any(|r| BounceAddresses::is_bounce_address(mail, r));
     if content_type.contains("multipart/report")
         || matches!(local, "mailer-daemon" | "postmaster" | "mail-daemon")
         || p.header("x-failed-recipients").is_some()
-        || (null_sender && BOUNCE_SUBJECT.is_match(&p.subject))
+        || ((null_sender || to_bounce_address) && BOUNCE_SUBJECT.is_match(&p.subject))
     {
         return Some((
             Classification::Bounce,
@@ -246,6 +253,32 @@ mod tests {
         assert_eq!(
             classify("From: ogp-poc@office.example\r\nSubject: x\r\n\r\nx\r\n"),
             Some(Classification::Own)
+        );
+    }
+
+    /// A relay's report to a bounce address is a bounce even without the
+    /// report structure; an auto-responder or a person writing there is not.
+    #[test]
+    fn mail_to_a_bounce_address_is_a_report_only_when_it_says_so() {
+        let domain = Config::embedded().unwrap().mail.domain;
+        let to = format!("To: bounce+7-0123456789abcdef@{domain}\r\n");
+        assert_eq!(
+            classify(&format!(
+                "From: relay@mx.example.org\r\n{to}Subject: Undeliverable: Ftesë\r\n\r\nx\r\n"
+            )),
+            Some(Classification::Bounce)
+        );
+        assert_eq!(
+            classify(&format!(
+                "From: arta@cso.example.org\r\n{to}Subject: Ftesë\r\nAuto-Submitted: auto-replied\r\n\r\nI am away.\r\n"
+            )),
+            Some(Classification::AutoReply)
+        );
+        assert_eq!(
+            classify(&format!(
+                "From: arta@cso.example.org\r\n{to}Subject: Re: Ftesë\r\n\r\nPropozimi ynë.\r\n"
+            )),
+            None
         );
     }
 }

@@ -12,6 +12,7 @@ pub mod attachments;
 pub mod authenticity;
 pub mod bounce;
 pub mod classify;
+pub mod html;
 pub mod imap;
 pub mod inspect;
 pub mod lmtp;

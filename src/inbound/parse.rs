@@ -2,7 +2,7 @@
 //! inbound path needs. HTML-only mail becomes readable text; charsets such
 //! as ISO-8859-2 and Windows-1250 are decoded by mail-parser.
 
-use mail_parser::{Address, HeaderValue, MessageParser, MimeHeaders};
+use mail_parser::{Address, HeaderValue, MessageParser, MimeHeaders, PartType};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
@@ -302,14 +302,29 @@ fn parse_unguarded(raw: &[u8], limits: &ParseLimits) -> Result<Parsed, ParseErro
         in_reply_to: ids(message.in_reply_to()),
         references: ids(message.references()),
         subject: message.subject().unwrap_or("").trim().to_string(),
-        body: message
-            .body_text(0)
-            .map(|b| b.into_owned())
-            .unwrap_or_default(),
+        body: body_text(&message),
         attachments,
         headers,
         raw: raw.to_vec(),
     })
+}
+
+/// The message's text: its plain-text body, or its HTML body as text with
+/// the quoted history marked by the HTML's structure ([`super::html`]).
+fn body_text(message: &mail_parser::Message<'_>) -> String {
+    let part = message
+        .text_body
+        .first()
+        .and_then(|&i| message.parts.get(i as usize));
+    match part.map(|p| &p.body) {
+        Some(PartType::Html(html)) if let Some(text) = super::html::to_text(html) => text,
+        Some(PartType::Text(text)) => text.to_string(),
+        // Too deep to build a tree of: flattened as it comes.
+        _ => message
+            .body_text(0)
+            .map(|b| b.into_owned())
+            .unwrap_or_default(),
+    }
 }
 
 pub fn hex(bytes: &[u8]) -> String {

@@ -14,6 +14,7 @@ use crate::inbound::classify::{Classification, automated};
 use crate::inbound::parse::Parsed;
 use crate::inbound::route::{RouteMethod, route_among, web_visitor};
 use crate::inbound::trim::Trimmed;
+use crate::outbound::verp::BounceAddresses;
 use crate::registry::Cso;
 use crate::store::StoreError;
 use crate::web::mark::WebMark;
@@ -25,6 +26,83 @@ impl Intake<'_> {
             parsed,
             self.app.config.inbound.trusted_authserv_id.as_deref(),
         )
+    }
+
+    /// What a delivery report marks. One to a bounce address of ours marks
+    /// the recipient of the message it names, when the address's signature
+    /// holds for that recipient; any other is believed only for an address
+    /// a quoted key of ours was sent to.
+    async fn bounce_writes(&self, parsed: &Parsed) -> Result<Vec<IntakeWrite>, IntakeError> {
+        let failures = bounce::failures(&parsed.raw, parsed);
+        let key = self.app.signing_key().await?.clone();
+        if let Some(bounces) = BounceAddresses::new(&self.app.config.mail, key)
+            && parsed
+                .recipients
+                .iter()
+                .any(|r| BounceAddresses::is_bounce_address(&self.app.config.mail, r))
+        {
+            let token = bounces.token_in(&parsed.recipients);
+            let recipient = match &token {
+                Some(t) => self.app.store.outbox_recipient(t.message_id).await?,
+                None => None,
+            };
+            let (Some(token), Some(recipient)) = (token, recipient) else {
+                tracing::warn!(
+                    "delivery report to a bounce address naming no message of ours; nothing marked"
+                );
+                return Ok(Vec::new());
+            };
+            if !bounces.verify(&token, &recipient) {
+                tracing::warn!(
+                    message = token.message_id,
+                    "delivery report to a bounce address cocreate did not sign; nothing marked"
+                );
+                return Ok(Vec::new());
+            }
+            // The address is the message's own recipient, whatever the
+            // report calls it (a forwarding address, say); the report
+            // says only whether the failure is final.
+            let hard = failures.is_empty() || failures.iter().any(|f| f.hard);
+            let status = failures
+                .iter()
+                .find(|f| f.hard == hard)
+                .map_or("not given", |f| f.status.as_str());
+            tracing::info!(address = %recipient, hard, status, message = token.message_id, "bounce recorded");
+            return Ok(vec![IntakeWrite::Bounce {
+                address: recipient.to_ascii_lowercase(),
+                hard,
+                reason: format!(
+                    "delivery report for message {} (status {status})",
+                    token.message_id
+                ),
+            }]);
+        }
+        let keys = bounce::quoted_keys(&parsed.raw, &self.app.config.mail);
+        let now = self.app.now();
+        let sent_to: Vec<String> = if keys.is_empty() {
+            Vec::new()
+        } else {
+            let found = self.app.store.intake_lookups(&keys, &[], now, now).await?;
+            found
+                .reply_keys
+                .values()
+                .map(|r| r.address.as_str().to_ascii_lowercase())
+                .collect()
+        };
+        let mut writes = Vec::new();
+        for f in failures {
+            if !sent_to.contains(&f.address) {
+                tracing::warn!(address = %f.address, status = %f.status, "delivery report not believed: it quotes no message of ours to that address");
+                continue;
+            }
+            tracing::info!(address = %f.address, hard = f.hard, status = %f.status, "bounce recorded");
+            writes.push(IntakeWrite::Bounce {
+                address: f.address.to_string(),
+                hard: f.hard,
+                reason: format!("delivery report: status {}", f.status),
+            });
+        }
+        Ok(writes)
     }
 
     /// What one parsed, stored message is and what to write for it.
@@ -59,31 +137,7 @@ impl Intake<'_> {
         {
             let mut writes = Vec::new();
             if classification == Classification::Bounce {
-                // Believed only for an address a quoted key of ours was sent to.
-                let keys = bounce::quoted_keys(&parsed.raw, &self.app.config.mail);
-                let now = self.app.now();
-                let sent_to: Vec<String> = if keys.is_empty() {
-                    Vec::new()
-                } else {
-                    let found = self.app.store.intake_lookups(&keys, &[], now, now).await?;
-                    found
-                        .reply_keys
-                        .values()
-                        .map(|r| r.address.as_str().to_ascii_lowercase())
-                        .collect()
-                };
-                for f in bounce::failures(&parsed.raw, parsed) {
-                    if !sent_to.contains(&f.address) {
-                        tracing::warn!(address = %f.address, status = %f.status, "delivery report not believed: it quotes no message of ours to that address");
-                        continue;
-                    }
-                    tracing::info!(address = %f.address, hard = f.hard, status = %f.status, "bounce recorded");
-                    writes.push(IntakeWrite::Bounce {
-                        address: f.address.to_string(),
-                        hard: f.hard,
-                        reason: format!("delivery report: status {}", f.status),
-                    });
-                }
+                writes = self.bounce_writes(parsed).await?;
             }
             let c = serde_json::to_value(classification)
                 .ok()

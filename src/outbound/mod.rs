@@ -20,3 +20,4 @@ pub mod outreach;
 mod smtp;
 pub mod templates;
 pub mod transport;
+pub mod verp;

@@ -9,6 +9,7 @@ use rand::Rng;
 use tokio::sync::{Semaphore, mpsc};
 
 use super::transport::{SendError, Transport};
+use super::verp::BounceAddresses;
 use crate::app::App;
 use crate::config::OutboxConfig;
 use crate::store::{Store, StoreError};
@@ -36,6 +37,8 @@ pub struct Worker {
     store: Arc<dyn Store>,
     transport: Arc<Transport>,
     config: OutboxConfig,
+    /// Each message's own envelope sender, when bounce addresses are on.
+    bounces: Option<Arc<BounceAddresses>>,
 }
 
 /// What one pass did.
@@ -57,11 +60,13 @@ impl PassSummary {
 
 impl Worker {
     /// A worker with the App's store and transport.
-    pub fn new(app: &App) -> Result<Self, OutboxError> {
+    pub async fn new(app: &App) -> Result<Self, OutboxError> {
+        let key = app.signing_key().await?.clone();
         Ok(Self {
             store: app.store.clone(),
             transport: app.transport()?,
             config: app.config.outbox.clone(),
+            bounces: BounceAddresses::new(&app.config.mail, key).map(Arc::new),
         })
     }
 
@@ -258,6 +263,16 @@ impl Worker {
                         "the claim on this message passed to another sender; not sending it"
                     );
                     continue;
+                }
+                // A message with a sender (not an auto-reply's null one)
+                // leaves from its own bounce address.
+                let mut m = m;
+                if let Some(bounces) = self
+                    .bounces
+                    .as_ref()
+                    .filter(|_| !m.envelope_from.is_empty())
+                {
+                    m.envelope_from = bounces.for_message(m.id, &m.recipient);
                 }
                 let transport = self.transport.clone();
                 let done = done_tx.clone();
@@ -458,7 +473,7 @@ mod tests {
             .with_transport(Transport::Memory(sent.clone()));
         let messages: Vec<NewMessage> = (0..25).map(message).collect();
         assert_eq!(app.store.enqueue(&messages).await.unwrap(), 25);
-        let worker = Worker::new(&app).unwrap();
+        let worker = Worker::new(&app).await.unwrap();
         let pass = worker.flush().await.unwrap();
         assert_eq!((pass.sent, pass.retried, pass.failed), (25, 0, 0));
         assert_eq!(worker.flush().await.unwrap().handled(), 0);

@@ -185,6 +185,9 @@ pub trait OutboxStore: Send + Sync {
 
     async fn outbox_failures(&self, limit: u32) -> Result<Vec<OutboxFailure>, StoreError>;
 
+    /// The recipient of outbox message `id`, if there is one.
+    async fn outbox_recipient(&self, id: i64) -> Result<Option<String>, StoreError>;
+
     /// Puts failed messages back in the queue; returns how many.
     async fn retry_failed(&self) -> Result<u64, StoreError>;
 

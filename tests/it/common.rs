@@ -427,6 +427,12 @@ impl SmtpSink {
         Self::start_args(&["--delay", &seconds.to_string()])
     }
 
+    /// A relay that accepts mail to `gone…` addresses and bounces it a
+    /// moment later, as a delivery report over LMTP to `lmtp_port`.
+    pub fn start_bouncing_to(lmtp_port: u16) -> Self {
+        Self::start_args(&["--bounce-lmtp", &lmtp_port.to_string()])
+    }
+
     /// Makes the relay refuse `what` ("auth": 535 at AUTH, "sender": 550 at
     /// MAIL FROM) until called again with `on` false.
     pub fn refuse(&self, what: &str, on: bool) {
@@ -533,11 +539,19 @@ pub fn free_port() -> u16 {
 /// A registry of `n` organisations working on the budget, and consultation
 /// `reference` opened with an invitation to each queued in the outbox.
 pub fn queue_invitations(dir: &Path, db: &TestDb, n: usize, reference: &str) {
+    let orgs: Vec<(String, String)> = (0..n)
+        .map(|i| (format!("Shoqata {i}"), format!("cso{i}@cso.example.org")))
+        .collect();
+    let orgs: Vec<(&str, &str)> = orgs.iter().map(|(n, e)| (n.as_str(), e.as_str())).collect();
+    queue_invitations_to(dir, db, &orgs, reference);
+}
+
+/// Organisations `(name, address)` working on the budget, and consultation
+/// `reference` opened with an invitation to each queued in the outbox.
+pub fn queue_invitations_to(dir: &Path, db: &TestDb, orgs: &[(&str, &str)], reference: &str) {
     let mut csv = String::from("Registration number,Name,Email,Fields of activity\n");
-    for i in 0..n {
-        csv.push_str(&format!(
-            "K{i:05},Shoqata {i},cso{i}@cso.example.org,Buxhet\n"
-        ));
+    for (i, (name, email)) in orgs.iter().enumerate() {
+        csv.push_str(&format!("K{i:05},{name},{email},Buxhet\n"));
     }
     let registry = write(dir, "r.csv", csv);
     let spec = fiscal_consultation(dir, reference);

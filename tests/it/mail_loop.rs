@@ -4,12 +4,11 @@
 //! the conventions (Auto-Submitted: auto-replied), one ignores them all and
 //! sends the same words every time.
 
-use crate::common;
 
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
-use crate::common::{Daemon, SmtpSink, TestDb, cocreate, fiscal_consultation, write};
+use crate::common::{Daemon, SmtpSink, TestDb, cocreate, queue_invitations_to};
 
 const POLITE: &str = "polite@cso.example.org";
 const NAIVE: &str = "naive@cso.example.org";
@@ -20,23 +19,12 @@ fn auto_responders_get_at_most_one_receipt_and_nothing_else() {
     let sink = SmtpSink::start();
     let dir = tempfile::tempdir().unwrap();
     let db = TestDb::sqlite();
-    let registry = write(
+    queue_invitations_to(
         dir.path(),
-        "r.csv",
-        format!(
-            "Registration number,Name,Email,Fields of activity\nP1,Polite Org,{POLITE},Budget\nN1,Naive Org,{NAIVE},Budget\n"
-        ),
+        &db,
+        &[("Polite Org", POLITE), ("Naive Org", NAIVE)],
+        "OGP-LOOP",
     );
-    let spec = fiscal_consultation(dir.path(), "OGP-LOOP");
-    for args in [
-        vec!["registry", "import", registry.to_str().unwrap()],
-        vec!["consultation", "create", "--file", spec.to_str().unwrap()],
-        vec!["consultation", "open", "OGP-LOOP"],
-        vec!["outreach", "send", "OGP-LOOP"],
-    ] {
-        let out = cocreate(dir.path(), &db, &args);
-        assert!(out.status.success(), "{args:?}: {}", common::stderr(&out));
-    }
 
     let inbox = dir.path().join("inbox");
     std::fs::create_dir_all(inbox.join("new")).unwrap();

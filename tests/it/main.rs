@@ -6,6 +6,7 @@
 //! with `--include-ignored`.
 
 mod accountability;
+mod bounces;
 mod browser;
 mod browser_review;
 mod cli_config;

@@ -12,24 +12,65 @@ their first attempt and 250 afterwards; a message to one starting with
 `--auth`, AUTH is required (any user and password) and refused with 535 while
 a file named `refuse-auth` exists in OUTDIR. With `--delay SECONDS`, each
 message is answered that long after its DATA ends (a slow relay; sessions
-still run side by side). Prints "ready" once listening.
+still run side by side). With `--bounce-lmtp PORT`, a message to a recipient
+whose local part starts with `gone` is accepted and then, a moment later,
+bounced as a relay does: a delivery status notification (RFC 3464, without
+the original's headers) to the message's envelope sender, delivered over
+LMTP to 127.0.0.1:PORT. Prints "ready" once listening.
 """
 
 import asyncio
 import json
 import os
+import smtplib
 import sys
 
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult
 
 
+def dsn(sender, recipient, number):
+    return (
+        "From: Mail Delivery System <MAILER-DAEMON@relay.example>\r\n"
+        "To: %s\r\n"
+        "Subject: Undelivered Mail Returned to Sender\r\n"
+        "Message-ID: <dsn-%d@relay.example>\r\n"
+        "Auto-Submitted: auto-replied\r\n"
+        "MIME-Version: 1.0\r\n"
+        "Content-Type: multipart/report; report-type=delivery-status; boundary=\"b\"\r\n"
+        "\r\n--b\r\nContent-Type: text/plain\r\n\r\n"
+        "This is the mail system at host relay.example.\r\n"
+        "Your message could not be delivered to one or more recipients.\r\n"
+        "\r\n--b\r\nContent-Type: message/delivery-status\r\n\r\n"
+        "Reporting-MTA: dns; relay.example\r\n\r\n"
+        "Final-Recipient: rfc822; %s\r\n"
+        "Action: failed\r\n"
+        "Status: 5.1.1\r\n"
+        "Diagnostic-Code: smtp; 550 5.1.1 <%s>: mailbox unknown\r\n"
+        "\r\n--b--\r\n" % (sender, number, recipient, recipient)
+    ).encode()
+
+
+def deliver_lmtp(port, sender, data):
+    with smtplib.LMTP("127.0.0.1", port) as lmtp:
+        lmtp.sendmail("<>", [sender], data)
+
+
 class Handler:
-    def __init__(self, out, delay):
+    def __init__(self, out, delay, bounce_port):
         self.out = out
         self.delay = delay
+        self.bounce_port = bounce_port
         self.count = 0
+        self.bounced = 0
         self.deferred = set()
+
+    async def bounce_later(self, sender, recipient):
+        await asyncio.sleep(0.5)
+        self.bounced += 1
+        data = dsn(sender, recipient, self.bounced)
+        await asyncio.get_running_loop().run_in_executor(
+            None, deliver_lmtp, self.bounce_port, sender, data)
 
     async def handle_MAIL(self, server, session, envelope, address, mail_options):
         if os.path.exists(os.path.join(self.out, "refuse-sender")):
@@ -60,6 +101,10 @@ class Handler:
         with open(base + ".tmp", "wb") as f:
             f.write(envelope.original_content)
         os.rename(base + ".tmp", base + ".eml")
+        if self.bounce_port and envelope.mail_from and envelope.mail_from != "<>":
+            for r in envelope.rcpt_tos:
+                if r.split("@")[0].lower().startswith("gone"):
+                    asyncio.ensure_future(self.bounce_later(envelope.mail_from, r))
         return "250 2.0.0 Message accepted"
 
 
@@ -75,7 +120,8 @@ def main():
                     auth_require_tls=False)
     args = sys.argv[3:]
     delay = float(args[args.index("--delay") + 1]) if "--delay" in args else 0.0
-    controller = Controller(Handler(out, delay), hostname="127.0.0.1", port=port,
+    bounce_port = int(args[args.index("--bounce-lmtp") + 1]) if "--bounce-lmtp" in args else 0
+    controller = Controller(Handler(out, delay, bounce_port), hostname="127.0.0.1", port=port,
                             data_size_limit=50 * 1024 * 1024, **auth)
     controller.start()
     print("ready", flush=True)

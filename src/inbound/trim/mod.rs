@@ -23,6 +23,45 @@ pub struct Trimmed {
     pub signature: String,
 }
 
+impl Trimmed {
+    /// Whether the three parts together hold every non-blank line of `body`
+    /// and nothing else, each part in `body`'s order: what trimming
+    /// promises (checked by the property tests and the fuzz target).
+    pub fn keeps_every_line_of(&self, body: &str) -> Result<(), String> {
+        let text = body.replace("\r\n", "\n").replace('\r', "\n");
+        let filled = |s: &str| -> Vec<String> {
+            s.lines()
+                .filter(|l| !l.trim().is_empty())
+                .map(|l| l.trim_end().to_string())
+                .collect()
+        };
+        let original = filled(&text);
+        let parts = [
+            ("reply_text", filled(&self.reply_text)),
+            ("quoted_text", filled(&self.quoted_text)),
+            ("signature", filled(&self.signature)),
+        ];
+        for (name, lines) in &parts {
+            let mut rest = original.iter();
+            if let Some(l) = lines.iter().find(|l| !rest.any(|o| o == *l)) {
+                return Err(format!("{name} holds {l:?} out of order or invented"));
+            }
+        }
+        let mut all: Vec<&String> = parts.iter().flat_map(|(_, l)| l).collect();
+        let mut want: Vec<&String> = original.iter().collect();
+        all.sort();
+        want.sort();
+        if all != want {
+            return Err(format!(
+                "the parts hold {} lines, the body {}",
+                all.len(),
+                want.len()
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// A quote the sender answers right below it stays with the answer when it
 /// is at most this many lines; a longer one is history they replied under.
 const ANSWERED_QUOTE_LINES: usize = 8;
@@ -225,6 +264,52 @@ mod tests {
             "Kjo është *shumë* e rëndësishme.\nFaleminderit."
         );
         assert_eq!(t.signature, "");
+    }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        /// Lines as replies are made of: prose, quotes, headers, rules,
+        /// sign-offs, blank lines, in any order.
+        fn line() -> impl Strategy<Value = String> {
+            prop_oneof![
+                "[A-Za-zëçË ,.]{0,40}",
+                "> [a-z ]{0,30}",
+                ">> [a-z ]{0,20}",
+                Just(String::new()),
+                Just("   ".to_string()),
+                Just("-- ".to_string()),
+                Just("____".to_string()),
+                Just("Sent from my iPhone".to_string()),
+                Just("On Tue, 3 Mar 2026 at 10:00, OGP <consult@ogp.example> wrote:".to_string()),
+                Just("Më 3 mars 2026, Zyra <consult@ogp.example>".to_string()),
+                Just("shkroi:".to_string()),
+                Just("From: OGP <consult@ogp.example>".to_string()),
+                Just("Sent: Tuesday, March 3, 2026".to_string()),
+                Just("-----Original Message-----".to_string()),
+                "\\PC{0,20}",
+            ]
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(2000))]
+
+            /// Trimming never panics, never invents text, and loses no line.
+            #[test]
+            fn every_line_is_kept_once_in_order(lines in prop::collection::vec(line(), 0..40), crlf in any::<bool>()) {
+                let body = lines.join(if crlf { "\r\n" } else { "\n" });
+                let t = trim(&body);
+                prop_assert_eq!(t.keeps_every_line_of(&body), Ok(()));
+            }
+
+            /// Any text at all, not only reply-shaped lines.
+            #[test]
+            fn any_text_is_trimmed_without_loss(body in "\\PC{0,400}") {
+                let t = trim(&body);
+                prop_assert_eq!(t.keeps_every_line_of(&body), Ok(()));
+            }
+        }
     }
 
     #[test]

@@ -511,6 +511,15 @@ where
             .collect())
     }
 
+    async fn outbox_recipient(&self, id: i64) -> Result<Option<String>, StoreError> {
+        let row: Option<(String,)> =
+            sqlx::query_as::<D::DB, (String,)>("SELECT recipient FROM outbox WHERE id = $1")
+                .bind(id)
+                .fetch_optional(&self.read)
+                .await?;
+        Ok(row.map(|(r,)| r))
+    }
+
     #[tracing::instrument(name = "store", level = "debug", skip_all, fields(call = "reply_key"))]
     async fn reply_key(&self, key: &ReplyKey) -> Result<Option<ReplyKeyRecord>, StoreError> {
         let pool = &self.read;

@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Fuzzes cocreate's inbound path with AFL++ through afl.rs (cargo-afl), on
+# the stable toolchain.
+#
+#   fuzz/run.sh SECONDS [OUTDIR]
+#
+# Seeds: every message of tests/fixtures/inbound and fuzz/regressions, and
+# every file of ../shared/corpora when it is beside the checkout (used in
+# place, never copied into the repository). Findings are left in
+# OUTDIR/default/crashes and hangs: copy each into fuzz/regressions/ (the
+# test suite runs them all) and fix what it shows. Needs cargo-afl
+# (`cargo install cargo-afl`; it builds AFL++ on first use).
+set -euo pipefail
+cd "$(dirname "$0")"
+seconds=${1:?how many seconds to fuzz}
+out=${2:-target/afl-out}
+
+seeds=target/afl-seeds
+rm -rf "$seeds"
+mkdir -p "$seeds"
+n=0
+add() { n=$((n + 1)); cp "$1" "$seeds/$(printf '%04d' "$n")"; }
+for f in ../tests/fixtures/inbound/*.eml regressions/*; do
+  [ -f "$f" ] && add "$f"
+done
+if [ -d ../../shared/corpora ]; then
+  while IFS= read -r -d '' f; do
+    case "$(basename "$f")" in LICENSE | COPYING | README.md) continue ;; esac
+    add "$f"
+  done < <(find ../../shared/corpora -type f -size -64k -print0 | sort -z)
+fi
+echo "seeds: $n files"
+
+cargo afl build --release --bin inbound
+# Machines without a core-dump helper or CPU frequency control are fine for
+# a fuzzing run; AFL++ otherwise refuses to start on them.
+export AFL_SKIP_CPUFREQ=1 AFL_I_DONT_CARE_ABOUT_MISSING_CRASHES=1 AFL_NO_UI=1
+rm -rf "$out"
+cargo afl fuzz -i "$seeds" -o "$out" -V "$seconds" -t 2000 target/release/inbound
+stats="$out/default/fuzzer_stats"
+grep -E '^(execs_done|execs_per_sec|corpus_count|saved_crashes|saved_hangs|bitmap_cvg|edges_found|total_edges) ' "$stats"
+crashes=$(find "$out/default/crashes" "$out/default/hangs" -type f ! -name README.txt | wc -l)
+if [ "$crashes" -gt 0 ]; then
+  echo "AFL++ found $crashes crashing or hanging inputs in $out/default/{crashes,hangs}" >&2
+  exit 1
+fi
