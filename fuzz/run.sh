@@ -21,7 +21,7 @@ mkdir -p "$seeds"
 n=0
 add() { n=$((n + 1)); cp "$1" "$seeds/$(printf '%04d' "$n")"; }
 for f in ../tests/fixtures/inbound/*.eml regressions/*; do
-  [ -f "$f" ] && add "$f"
+  [ -f "$f" ] && [ "$(basename "$f")" != README.md ] && add "$f"
 done
 if [ -d ../../shared/corpora ]; then
   while IFS= read -r -d '' f; do

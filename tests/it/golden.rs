@@ -19,7 +19,9 @@ use std::sync::Arc;
 use cocreate::config::Config;
 use cocreate::consultation::{ConsultationSpec, ConsultationState};
 use cocreate::domain::{EmailAddress, Language, RegistrationNumber};
+use cocreate::inbound::html;
 use cocreate::inbound::inspect::inspect;
+use cocreate::inbound::trim::trim;
 use cocreate::registry::{CsoRecord, RegistryChanges};
 use cocreate::store::Store;
 
@@ -232,4 +234,30 @@ async fn each_corpus_message_is_inspected_as_expected() {
     }
     assert!(seen >= 40, "only {seen} MIME corpus files");
     fail_on(differences);
+}
+
+/// What fuzzing found, kept: each input of fuzz/regressions is read through
+/// `mail inspect` without a failure, and trimming its text keeps every line.
+#[tokio::test]
+async fn fuzz_regressions_are_read_without_a_failure() {
+    let (_db, store) = store().await;
+    let config = Config::embedded().unwrap();
+    let mut inputs: Vec<PathBuf> = std::fs::read_dir(repo().join("fuzz/regressions"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.file_name().is_some_and(|n| n != "README.md"))
+        .collect();
+    inputs.sort();
+    assert!(inputs.len() >= 3, "only {} regressions", inputs.len());
+    for path in inputs {
+        let raw = std::fs::read(&path).unwrap();
+        inspect(store.as_ref(), &config, &raw)
+            .await
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let text = String::from_utf8_lossy(&raw);
+        if let Err(broken) = trim(&text).keeps_every_line_of(&text) {
+            panic!("{}: {broken}", path.display());
+        }
+        html::to_text(&text);
+    }
 }

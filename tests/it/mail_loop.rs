@@ -4,7 +4,6 @@
 //! the conventions (Auto-Submitted: auto-replied), one ignores them all and
 //! sends the same words every time.
 
-
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 

@@ -1,0 +1,108 @@
+//! Reading a reply, in process: parse (mail-parser, and the HTML reader for
+//! HTML-only mail) and trim, on 10,000 messages. The bodies are every
+//! message of tests/fixtures/inbound and every reply body of
+//! ../shared/corpora (wrapped in a minimal message), taken in turn.
+//!
+//!     cargo bench --bench trimming
+//!
+//! It prints the median of RUNS runs in µs a message for parse + trim, and
+//! for parsing alone, the floor under it on the same messages in the same
+//! run (mail-parser's own work, which trimming cannot undercut): the ratio
+//! says how much trimming adds to it. The target is under 10 µs a message.
+
+use std::path::Path;
+use std::time::Instant;
+
+use cocreate::inbound::parse::parse;
+use cocreate::inbound::trim::trim;
+use mail_parser::MessageParser;
+
+mod support;
+use support::median;
+
+const MESSAGES: usize = 10_000;
+const RUNS: usize = 7;
+const TARGET_MICROS: f64 = 10.0;
+
+fn files(dir: &Path, extension: &str) -> Vec<Vec<u8>> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut paths: Vec<_> = entries
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == extension))
+        .collect();
+    paths.sort();
+    paths.iter().map(|p| std::fs::read(p).unwrap()).collect()
+}
+
+fn messages() -> Vec<Vec<u8>> {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut distinct = files(&repo.join("tests/fixtures/inbound"), "eml");
+    let fixtures = distinct.len();
+    let corpora = repo.join("../shared/corpora/reply-bodies");
+    for set in ["crisp-email-reply-parser", "github-email_reply_parser"] {
+        for body in files(&corpora.join(set), "txt") {
+            let mut raw = b"From: a@cso.example.org\r\nTo: consult@ogp.office.example\r\nSubject: Re: test\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n".to_vec();
+            raw.extend_from_slice(&body);
+            distinct.push(raw);
+        }
+    }
+    println!(
+        "{} distinct messages ({fixtures} fixtures, {} corpus reply bodies{}), taken in turn to {MESSAGES}",
+        distinct.len(),
+        distinct.len() - fixtures,
+        if distinct.len() == fixtures {
+            "; ../shared/corpora is not beside the checkout"
+        } else {
+            ""
+        }
+    );
+    distinct.iter().cycle().take(MESSAGES).cloned().collect()
+}
+
+/// µs a message for one pass of `work` over `messages`.
+fn pass(messages: &[Vec<u8>], mut work: impl FnMut(&[u8]) -> usize) -> f64 {
+    let start = Instant::now();
+    let mut kept = 0;
+    for m in messages {
+        kept += work(m);
+    }
+    std::hint::black_box(kept);
+    start.elapsed().as_secs_f64() * 1e6 / messages.len() as f64
+}
+
+fn main() {
+    let messages = messages();
+    let bytes: usize = messages.iter().map(Vec::len).sum();
+    println!("{} KB in all", bytes / 1024);
+    let (mut full, mut floor) = (Vec::new(), Vec::new());
+    for _ in 0..RUNS {
+        full.push(pass(&messages, |raw| match parse(raw) {
+            Ok(p) => trim(&p.body).reply_text.len(),
+            Err(_) => 0,
+        }));
+        floor.push(pass(&messages, |raw| {
+            MessageParser::default()
+                .parse(raw)
+                .map_or(0, |m| m.body_text(0).map_or(0, |b| b.len()))
+        }));
+    }
+    let (f, c) = (median(full.clone()), median(floor.clone()));
+    let runs = |v: &[f64]| {
+        v.iter()
+            .map(|x| format!("{x:.2}"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    println!("parse + trim: {f:.2} µs a message (runs: {})", runs(&full));
+    println!(
+        "mail-parser alone (the floor): {c:.2} µs a message (runs: {})",
+        runs(&floor)
+    );
+    println!(
+        "ratio floor / parse + trim: {:.2}; target {TARGET_MICROS} µs: {}",
+        c / f,
+        if f < TARGET_MICROS { "met" } else { "NOT met" }
+    );
+}
