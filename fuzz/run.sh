@@ -36,6 +36,11 @@ cargo afl build --release --bin inbound
 # a fuzzing run; AFL++ otherwise refuses to start on them.
 export AFL_SKIP_CPUFREQ=1 AFL_I_DONT_CARE_ABOUT_MISSING_CRASHES=1 AFL_NO_UI=1
 rm -rf "$out"
+# Each fuzzing process keeps its own small database here.
+export COCREATE_TEST_FUZZ_DB_DIR=${TMPDIR:-/tmp}/cocreate-fuzz-dbs
+rm -rf "$COCREATE_TEST_FUZZ_DB_DIR"
+mkdir -p "$COCREATE_TEST_FUZZ_DB_DIR"
+trap 'rm -rf "$COCREATE_TEST_FUZZ_DB_DIR"' EXIT
 cargo afl fuzz -i "$seeds" -o "$out" -V "$seconds" -t 2000 target/release/inbound
 stats="$out/default/fuzzer_stats"
 grep -E '^(execs_done|execs_per_sec|corpus_count|saved_crashes|saved_hangs|bitmap_cvg|edges_found|total_edges) ' "$stats"

@@ -4,6 +4,7 @@
 //! straight into trimming and the HTML reader. A panic, a store error or a
 //! broken promise of trimming (a line lost or invented) is a crash.
 
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 
 use cocreate::config::{Config, DatabaseConfig};
@@ -59,22 +60,50 @@ async fn store(dir: &std::path::Path) -> Arc<dyn Store> {
     store
 }
 
-fn main() {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let store = runtime.block_on(store(dir.path()));
-    let config = Config::embedded().unwrap();
-    afl::fuzz!(|data: &[u8]| {
-        runtime
-            .block_on(inspect(store.as_ref(), &config, data))
+/// What the runs of one fuzzing process need, made on its first run: AFL++
+/// forks the process after `main` has started, and the store's connection
+/// threads would not survive a fork.
+struct Target {
+    runtime: tokio::runtime::Runtime,
+    store: Arc<dyn Store>,
+    config: Config,
+}
+
+impl Target {
+    fn new() -> Self {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        // One database per process, in the folder fuzz/run.sh clears.
+        let dir = std::env::var_os("COCREATE_TEST_FUZZ_DB_DIR")
+            .map(std::path::PathBuf::from)
+            .unwrap_or_else(std::env::temp_dir);
+        let file = dir.join(format!("cocreate-fuzz-{}", std::process::id()));
+        std::fs::create_dir_all(&file).unwrap();
+        let store = runtime.block_on(store(&file));
+        Self {
+            runtime,
+            store,
+            config: Config::embedded().unwrap(),
+        }
+    }
+
+    fn run(&self, data: &[u8]) {
+        self.runtime
+            .block_on(inspect(self.store.as_ref(), &self.config, data))
             .expect("inspecting a message never fails on the store");
         let text = String::from_utf8_lossy(data);
         if let Err(broken) = trim(&text).keeps_every_line_of(&text) {
             panic!("{broken}");
         }
         let _ = html::to_text(&text);
-    });
+    }
+}
+
+fn main() {
+    let target = std::sync::OnceLock::new();
+    // A panic is the finding: nothing is used after one is caught.
+    let target = AssertUnwindSafe(&target);
+    afl::fuzz!(|data: &[u8]| target.get_or_init(Target::new).run(data));
 }
