@@ -2,7 +2,7 @@
 # Fuzzes cocreate's inbound path with AFL++ through afl.rs (cargo-afl), on
 # the stable toolchain.
 #
-#   fuzz/run.sh SECONDS [OUTDIR]
+#   fuzz/run.sh SECONDS [OUTDIR]          (FUZZ_PROFILE=dev: an unoptimised build)
 #
 # Seeds: every message of tests/fixtures/inbound and fuzz/regressions, and
 # every file of ../shared/corpora when it is beside the checkout (used in
@@ -31,7 +31,15 @@ if [ -d ../../shared/corpora ]; then
 fi
 echo "seeds: $n files"
 
-cargo afl build --release --bin inbound
+# FUZZ_PROFILE=dev builds without optimisation: slower to run, much
+# quicker to build (CI's smoke run).
+if [ "${FUZZ_PROFILE:-release}" = dev ]; then
+  cargo afl build --bin inbound
+  binary=target/debug/inbound
+else
+  cargo afl build --release --bin inbound
+  binary=target/release/inbound
+fi
 # Machines without a core-dump helper or CPU frequency control are fine for
 # a fuzzing run; AFL++ otherwise refuses to start on them.
 export AFL_SKIP_CPUFREQ=1 AFL_I_DONT_CARE_ABOUT_MISSING_CRASHES=1 AFL_NO_UI=1
@@ -41,7 +49,7 @@ export COCREATE_TEST_FUZZ_DB_DIR=${TMPDIR:-/tmp}/cocreate-fuzz-dbs
 rm -rf "$COCREATE_TEST_FUZZ_DB_DIR"
 mkdir -p "$COCREATE_TEST_FUZZ_DB_DIR"
 trap 'rm -rf "$COCREATE_TEST_FUZZ_DB_DIR"' EXIT
-cargo afl fuzz -i "$seeds" -o "$out" -V "$seconds" -t 2000 target/release/inbound
+cargo afl fuzz -i "$seeds" -o "$out" -V "$seconds" -t 5000 "$binary"
 stats="$out/default/fuzzer_stats"
 grep -E '^(execs_done|execs_per_sec|corpus_count|saved_crashes|saved_hangs|bitmap_cvg|edges_found|total_edges) ' "$stats"
 crashes=$(find "$out/default/crashes" "$out/default/hangs" -type f ! -name README.txt | wc -l)

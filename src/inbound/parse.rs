@@ -2,6 +2,8 @@
 //! inbound path needs. HTML-only mail becomes readable text; charsets such
 //! as ISO-8859-2 and Windows-1250 are decoded by mail-parser.
 
+use std::sync::LazyLock;
+
 use mail_parser::{Address, HeaderValue, MessageParser, MimeHeaders, PartType};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -55,29 +57,14 @@ impl Default for ParseLimits {
     }
 }
 
+/// The content types of attached messages, in any case.
+static ATTACHED_MESSAGE: LazyLock<regex::bytes::Regex> =
+    LazyLock::new(|| regex::bytes::Regex::new(r"(?i-u)message/(?:rfc822|global)").expect("valid"));
+
 /// How many attached messages `raw` declares, counting every mention of
 /// their content types (ASCII case-insensitive), up to `limit + 1`.
 fn attached_messages(raw: &[u8], limit: usize) -> usize {
-    const NEEDLE: &[u8] = b"message/";
-    let mut found = 0;
-    let mut at = 0;
-    while let Some(i) = raw[at..]
-        .windows(NEEDLE.len())
-        .position(|w| w.eq_ignore_ascii_case(NEEDLE))
-    {
-        let rest = &raw[at + i + NEEDLE.len()..];
-        if rest.len() >= 6
-            && (rest[..6].eq_ignore_ascii_case(b"rfc822")
-                || rest[..6].eq_ignore_ascii_case(b"global"))
-        {
-            found += 1;
-            if found > limit {
-                break;
-            }
-        }
-        at += i + NEEDLE.len();
-    }
-    found
+    ATTACHED_MESSAGE.find_iter(raw).take(limit + 1).count()
 }
 
 /// An attachment as listed. Its bytes stay in the raw message and, when

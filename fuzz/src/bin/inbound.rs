@@ -105,5 +105,8 @@ fn main() {
     let target = std::sync::OnceLock::new();
     // A panic is the finding: nothing is used after one is caught.
     let target = AssertUnwindSafe(&target);
-    afl::fuzz!(|data: &[u8]| target.get_or_init(Target::new).run(data));
+    // Without afl.rs's panic hook: a panic that cocreate catches (mail-parser
+    // fails on some broken multipart structures; parse_within holds such a
+    // message) is handled, not a finding. One that escapes still aborts.
+    afl::fuzz_nohook!(|data: &[u8]| target.get_or_init(Target::new).run(data));
 }

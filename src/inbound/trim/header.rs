@@ -68,38 +68,30 @@ fn verbs() -> String {
     VERBS.join("|")
 }
 
-/// Opening word, then anything, then the verb at the end.
-static OPENER_THEN_VERB: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(&format!(
-        r"(?i)^(?:-{{2,}}\s*)?(?:{OPENERS})\b.{{0,300}}?(?:{})\s*:?\s*(?:-{{2,}})?$",
-        verbs()
-    ))
-    .expect("valid")
+// The regexes below are small on purpose: bounded repetitions of Unicode
+// classes (`.{0,300}`, `\p{L}{4,11}`) compile to automata large enough to
+// make each line cost tens of microseconds, and a Unicode `\b` keeps the
+// regex crate off its fast DFA (it backtracks instead), so lengths are
+// checked in code and words end at a space or a mark.
+
+/// The verb at the end, with an optional colon (and Outlook's dashes).
+static VERB_END: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(&format!(r"(?i)(?:{})\s*:?\s*(?:-{{2,}})?$", verbs())).expect("valid")
 });
 
-/// The verb inside, a name after it, a colon at the end.
-static VERB_THEN_NAME: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(&format!(r"(?i)\b(?:{})\s+[^:!?]{{1,120}}:$", verbs())).expect("valid")
-});
-
-/// An address, then at most a few words and the verb at the end.
-static ADDRESS_THEN_VERB: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(&format!(
-        r"(?i)@[^\s@]+\.[a-z]{{2,}}\S{{0,3}}.{{0,60}}(?:{})\s*:?$",
-        verbs()
-    ))
-    .expect("valid")
-});
-
-/// The verb and a colon at the end (with a date or time elsewhere).
-static VERB_AT_END: LazyLock<Regex> =
+/// The verb and a colon at the end.
+static VERB_COLON_END: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(&format!(r"(?i)(?:{})\s*:$", verbs())).expect("valid"));
+
+/// The verb followed by a space, anywhere (what comes after it is checked).
+static VERB_SPACE: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(&format!(r#"(?i)(?:^|[\s"'(,])(?:{})\s+"#, verbs())).expect("valid")
+});
 
 /// Languages whose headers name the sender without an address and end on
 /// the verb, with no opening word: "Arta Hoxha írta:".
-static NAME_THEN_VERB: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?i)^.{0,200}(?:írta|kirjoitti|написал\(а\)|написал|napisał\(a\))\s*:$")
-        .expect("valid")
+static NAME_VERB_END: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?i)(?:írta|kirjoitti|написал\(а\)|написал|napisał\(a\))\s*:$").expect("valid")
 });
 
 /// An address right before the colon that ends the line.
@@ -112,26 +104,19 @@ static ENDS_LIKE_HEADER: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(&format!(r"(?i)(?:(?:{})\s*:?|:)\s*(?:-{{2,}})?$", verbs())).expect("valid")
 });
 
-/// Whether a line could open a wrapped header: an opening word, a date or
-/// a weekday's short name ("Tue,", "вт,", "tir.").
-static OPENS_HEADER: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(&format!(
-        r"(?i)^(?:-{{2,}}\s*)?(?:(?:{OPENERS})\b|\d|\p{{L}}{{2,3}}[.,]\s|\p{{L}}{{4,11}},\s+\d)"
-    ))
-    .expect("valid")
+/// An opening word at the start.
+static OPENER: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(&format!(r"(?i)^(?:-{{2,}}\s*)?(?:{OPENERS})(?:[\s,.]|$)")).expect("valid")
 });
 
-/// An opening word at the start.
-static OPENER: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(&format!(r"(?i)^(?:-{{2,}}\s*)?(?:{OPENERS})\b")).expect("valid"));
-
-static TIME: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"\b\d{1,2}:\d{2}\b").expect("valid"));
+static TIME: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"(?-u:\b)[0-9]{1,2}:[0-9]{2}(?-u:\b)").expect("valid"));
 
 static ADDRESS: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"(?i)[^\s<>@]+@[^\s<>@]+\.[a-z]{2,}").expect("valid"));
 
 static DATE_OR_TIME: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"\b\d{1,2}[:.]\d{2}\b|\b(?:19|20)\d{2}\b|\b\d{1,2}[./-]\d{1,2}[./-]\d{2,4}\b")
+    Regex::new(r"(?-u:\b)(?:[0-9]{1,2}[:.][0-9]{2}|(?:19|20)[0-9]{2}|[0-9]{1,2}[./-][0-9]{1,2}[./-][0-9]{2,4})(?-u:\b)")
         .expect("valid")
 });
 
@@ -140,22 +125,70 @@ pub fn unquoted(line: &str) -> &str {
     line.trim_start_matches(['>', ' ', '\t'])
 }
 
+/// Whether a line could open a wrapped header: an opening word, a digit,
+/// or a weekday's name ("Tue,", "вт,", "tir.", "Вторник, 3").
+fn opens_header(text: &str) -> bool {
+    let t = text.trim_start_matches(['-', ' ']);
+    if OPENER.is_match(text) || t.starts_with(|c: char| c.is_ascii_digit()) {
+        return true;
+    }
+    let letters = t.chars().take_while(|c| c.is_alphabetic()).count();
+    let mut rest = t.chars().skip(letters);
+    match (rest.next(), rest.next(), rest.next()) {
+        (Some('.' | ','), Some(w), _) if (2..=3).contains(&letters) => w.is_whitespace(),
+        (Some(','), Some(w), Some(d)) if (4..=11).contains(&letters) => {
+            w.is_whitespace() && d.is_ascii_digit()
+        }
+        _ => false,
+    }
+}
+
+/// The characters of `text` from byte `from` to byte `to`.
+fn chars_between(text: &str, from: usize, to: usize) -> usize {
+    text.get(from..to).map_or(usize::MAX, |s| s.chars().count())
+}
+
 /// Whether `text` (one line, or several joined) is a quote header.
 fn is_header(text: &str, joined: bool) -> bool {
-    let has_address = ADDRESS.is_match(text);
+    if text.chars().count() > 400 {
+        return false;
+    }
+    let address_end = text
+        .contains('@')
+        .then(|| ADDRESS.find_iter(text).last().map(|m| m.end()))
+        .flatten();
+    let has_address = address_end.is_some();
     let has_date = DATE_OR_TIME.is_match(text);
     // Wrapped lines joined must name someone or a moment: prose seldom
     // runs over lines into "wrote:" with an address or a time in it.
     if joined && !has_address && !has_date {
         return false;
     }
-    OPENER_THEN_VERB.is_match(text)
-        || (has_address && ADDRESS_THEN_VERB.is_match(text))
-        || ((has_address || (OPENER.is_match(text) && TIME.is_match(text)))
-            && VERB_THEN_NAME.is_match(text))
-        || (has_date && ADDRESS_AT_END.is_match(text))
-        || (has_date && VERB_AT_END.is_match(text) && OPENS_HEADER.is_match(text))
-        || (!joined && NAME_THEN_VERB.is_match(text))
+    let verb_end = VERB_END.find(text);
+    // "On …, Name <addr> wrote:": an opening word and the verb at the end.
+    let opener_then_verb = verb_end.is_some() && OPENER.is_match(text);
+    // "Name <addr> schrieb:": the verb a few words after the address.
+    let address_then_verb = match (address_end, verb_end) {
+        (Some(a), Some(v)) => a <= v.start() && chars_between(text, a, v.start()) <= 63,
+        _ => false,
+    };
+    // "Op … schreef Name <addr>:": the verb inside, a name after it.
+    let verb_then_name = (has_address || (OPENER.is_match(text) && TIME.is_match(text)))
+        && text.ends_with(':')
+        && VERB_SPACE.find_iter(text).last().is_some_and(|v| {
+            let name = &text[v.end()..text.len() - 1];
+            (1..=120).contains(&name.chars().count()) && !name.contains([':', '!', '?'])
+        });
+    // "2026-03-03 17:21 GMT+01:00 Name <addr>:": a date, the address last.
+    let date_then_address = has_date && ADDRESS_AT_END.is_match(text);
+    // "2026. március 3. 10:00 Name írta:": a date, the verb last.
+    let date_then_verb = has_date && VERB_COLON_END.is_match(text) && opens_header(text);
+    opener_then_verb
+        || address_then_verb
+        || verb_then_name
+        || date_then_address
+        || date_then_verb
+        || (!joined && NAME_VERB_END.is_match(text))
 }
 
 /// Joins wrapped header lines into one, closing up the gaps clients leave
@@ -189,7 +222,7 @@ pub fn header_ending_at(lines: &[&str], end: usize) -> Option<usize> {
         if span
             .iter()
             .any(|l| unquoted(l).trim().is_empty() || unquoted(l).len() > 200)
-            || !OPENS_HEADER.is_match(unquoted(lines[start]))
+            || !opens_header(unquoted(lines[start]))
         {
             continue;
         }

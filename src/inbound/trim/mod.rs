@@ -86,8 +86,8 @@ fn is_own(line: &str) -> bool {
 /// quoted and their signature. Every line of `body` lands in exactly one of
 /// the three, in its order, as written (blank lines and indentation kept).
 pub fn trim(body: &str) -> Trimmed {
-    let text = body.replace("\r\n", "\n").replace('\r', "\n");
-    let lines: Vec<&str> = text.lines().collect();
+    // CRLF, LF or a lone CR (old Macs) end a line; no copy of the body.
+    let lines: Vec<&str> = body.lines().flat_map(|l| l.split('\r')).collect();
     let mut part = vec![Part::Reply; lines.len()];
 
     if let Some(q) = quote_start(&lines) {

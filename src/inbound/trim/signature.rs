@@ -61,9 +61,16 @@ const SIGN_OFFS: &[&str] = &[
     r"iphoneから送信",
 ];
 
-static PHONE_SIGNATURE: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(&format!(r"(?i)^\s*(?:{}).{{0,60}}$", SIGN_OFFS.join("|"))).expect("valid")
-});
+static SIGN_OFF: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(&format!(r"(?i)^\s*(?:{})", SIGN_OFFS.join("|"))).expect("valid"));
+
+/// A sign-off with at most a device's or app's name after it (checked in
+/// code: a bounded `.{0,60}` makes the regex many times slower).
+fn is_sign_off(line: &str) -> bool {
+    SIGN_OFF
+        .find(line)
+        .is_some_and(|m| line[m.end()..].chars().count() <= 60)
+}
 
 /// What follows a rule other than RFC 3676's `-- `: a signature is a few
 /// short lines right under it (a name, a role, an organisation), not a
@@ -122,11 +129,7 @@ pub fn split_signature<'a>(reply: &mut Vec<&'a str>) -> Vec<&'a str> {
         .rev()
         .take(2)
         .collect();
-    if let Some(&pos) = last_text
-        .iter()
-        .rev()
-        .find(|&&i| PHONE_SIGNATURE.is_match(reply[i]))
-    {
+    if let Some(&pos) = last_text.iter().rev().find(|&&i| is_sign_off(reply[i])) {
         return reply.split_off(pos);
     }
     Vec::new()
