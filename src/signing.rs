@@ -54,14 +54,17 @@ impl SigningKey {
 
     /// Whether `signature` is ours for `parts`, compared in constant time.
     pub fn verify(&self, purpose: &str, parts: &[&str], signature: &str) -> bool {
-        let expected = self.sign(purpose, parts);
-        expected.len() == signature.len()
-            && expected
-                .bytes()
-                .zip(signature.bytes())
-                .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-                == 0
+        same_secret(&self.sign(purpose, parts), signature)
     }
+}
+
+/// Whether two secrets are equal, compared in constant time.
+pub fn same_secret(a: &str, b: &str) -> bool {
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
 }
 
 /// SHA-256 of `bytes`, as hex: how a secret handed out (a link's token, a

@@ -24,6 +24,17 @@ use scraper::{Html, Node};
 /// prefix stays bounded however deeply hostile HTML nests.
 const MAX_DRAWN_DEPTH: usize = 8;
 
+/// An element's inline style without spaces, in lower case, so that
+/// `border-top: solid` and `BORDER-TOP:SOLID` read alike.
+fn style(e: &Element) -> Option<String> {
+    e.attr("style").map(|s| {
+        s.chars()
+            .filter(|c| !c.is_whitespace())
+            .collect::<String>()
+            .to_ascii_lowercase()
+    })
+}
+
 /// Elements whose content is the earlier message, quoted.
 fn is_quote(e: &Element) -> bool {
     e.name() == "blockquote"
@@ -64,14 +75,7 @@ fn starts_history(e: &Element) -> bool {
     // Outlook for Windows and Windows Mail: the header block of the
     // earlier message sits in a div with only a top border.
     e.name() == "div"
-        && e.attr("style").is_some_and(|s| {
-            let s: String = s
-                .chars()
-                .filter(|c| !c.is_whitespace())
-                .collect::<String>()
-                .to_ascii_lowercase();
-            s.contains("border:none") && s.contains("border-top:solid")
-        })
+        && style(e).is_some_and(|s| s.contains("border:none") && s.contains("border-top:solid"))
 }
 
 /// What a reader never sees.
@@ -80,14 +84,7 @@ fn is_hidden(e: &Element) -> bool {
         e.name(),
         "head" | "style" | "script" | "title" | "template" | "xml" | "noscript"
     ) || e.attr("hidden").is_some()
-        || e.attr("style").is_some_and(|s| {
-            let s: String = s
-                .chars()
-                .filter(|c| !c.is_whitespace())
-                .collect::<String>()
-                .to_ascii_lowercase();
-            s.contains("display:none") || s.contains("mso-hide:all")
-        })
+        || style(e).is_some_and(|s| s.contains("display:none") || s.contains("mso-hide:all"))
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]

@@ -12,7 +12,7 @@
 //! hex, which survives relays that fold the case of addresses.
 
 use crate::config::MailConfig;
-use crate::signing::SigningKey;
+use crate::signing::{SigningKey, same_secret};
 
 /// Hex digits of the signature kept in the address: 64 bits.
 const SIGNATURE_DIGITS: usize = 16;
@@ -107,12 +107,10 @@ impl BounceAddresses {
 
     /// Whether `token` was made by us for a message to `recipient`.
     pub fn verify(&self, token: &BounceToken, recipient: &str) -> bool {
-        let expected = self.signature(token.message_id, recipient);
-        expected
-            .bytes()
-            .zip(token.signature.bytes())
-            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-            == 0
+        same_secret(
+            &self.signature(token.message_id, recipient),
+            &token.signature,
+        )
     }
 }
 
