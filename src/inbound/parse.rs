@@ -237,12 +237,7 @@ fn parse_unguarded(raw: &[u8], limits: &ParseLimits) -> Result<Parsed, ParseErro
 
     let headers = message
         .headers_raw()
-        .map(|(n, v)| {
-            (
-                n.to_ascii_lowercase(),
-                v.split_whitespace().collect::<Vec<_>>().join(" "),
-            )
-        })
+        .map(|(n, v)| (n.to_ascii_lowercase(), one_line(v)))
         .collect();
 
     let attachments = message
@@ -312,6 +307,19 @@ fn body_text(message: &mail_parser::Message<'_>) -> String {
             .map(|b| b.into_owned())
             .unwrap_or_default(),
     }
+}
+
+/// A header value unfolded: its runs of whitespace (folding included) as
+/// one space, built in one string.
+fn one_line(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for word in value.split_whitespace() {
+        if !out.is_empty() {
+            out.push(' ');
+        }
+        out.push_str(word);
+    }
+    out
 }
 
 pub fn hex(bytes: &[u8]) -> String {

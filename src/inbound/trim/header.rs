@@ -122,7 +122,55 @@ static DATE_OR_TIME: LazyLock<Regex> = LazyLock::new(|| {
 
 /// `line` without the quote marks and spaces a reply adds in front.
 pub fn unquoted(line: &str) -> &str {
-    line.trim_start_matches(['>', ' ', '\t'])
+    // Bytes, not chars: all three marks are ASCII, and a line of a million
+    // `>` is read once at memory speed.
+    let marks = line
+        .bytes()
+        .take_while(|b| matches!(b, b'>' | b' ' | b'\t'))
+        .count();
+    &line[marks..]
+}
+
+/// The longest line a header is looked for in, quote marks included: a
+/// header is at most 400 characters, and no client quotes a line hundreds
+/// of levels deep.
+const MAX_HEADER_LINE_BYTES: usize = 4000;
+
+/// The last word of each verb ("shkruar" of "ka shkruar"), lower-cased: a
+/// line that ends in none of them (or a colon) cannot end a header, which
+/// is most lines, and is told without running a regex.
+static VERB_LAST_WORDS: LazyLock<Vec<String>> = LazyLock::new(|| {
+    VERBS
+        .iter()
+        .map(|v| {
+            let word = v.rsplit(r"\s+").next().unwrap_or(v);
+            word.replace(r"\(", "(").replace(r"\)", ")")
+        })
+        .collect()
+});
+
+/// Whether the line could end a header: a colon, or a verb, before
+/// Outlook's trailing dashes.
+fn could_end_header(line: &str) -> bool {
+    let t = line.trim_end().trim_end_matches('-').trim_end();
+    if t.ends_with(':') {
+        return true;
+    }
+    // The last letter first, without allocating: it rules out most lines.
+    let Some(last) = t.chars().next_back() else {
+        return false;
+    };
+    if !last
+        .to_lowercase()
+        .any(|c| VERB_LAST_WORDS.iter().any(|v| v.ends_with(c)))
+    {
+        return false;
+    }
+    let word = t.rsplit(char::is_whitespace).next().unwrap_or("");
+    word.len() <= 64 && {
+        let word = word.to_lowercase();
+        VERB_LAST_WORDS.iter().any(|v| word.ends_with(v.as_str()))
+    }
 }
 
 /// Whether a line could open a wrapped header: an opening word, a digit,
@@ -210,6 +258,9 @@ const MAX_HEADER_LINES: usize = 5;
 
 /// If a quote header ends on line `end`, the line it starts on.
 pub fn header_ending_at(lines: &[&str], end: usize) -> Option<usize> {
+    if lines[end].len() > MAX_HEADER_LINE_BYTES || !could_end_header(lines[end]) {
+        return None;
+    }
     let last = unquoted(lines[end]).trim_end();
     if last.is_empty() || last.len() > 400 || !ENDS_LIKE_HEADER.is_match(last) {
         return None;
@@ -256,6 +307,20 @@ static SENT_LINE: LazyLock<Regex> = LazyLock::new(|| {
     .expect("valid")
 });
 
+/// Whether `text` starts like a header field of Outlook's block: a word
+/// of a few letters, perhaps in bold (`*From:*`), and a colon.
+fn has_field_name(text: &str) -> bool {
+    text.bytes()
+        .take(MAX_FIELD_NAME_BYTES)
+        .position(|b| b == b':')
+        .is_some_and(|colon| colon > 0)
+}
+
+/// Where the colon must come by: the longest field name of FROM_LINE and
+/// SENT_LINE in UTF-8 with its bold marks (`*отправлено*` is 22 bytes) and
+/// a few spaces.
+const MAX_FIELD_NAME_BYTES: usize = 32;
+
 /// Where quoted history begins.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct QuoteStart {
@@ -284,11 +349,19 @@ pub fn quote_start(lines: &[&str]) -> Option<QuoteStart> {
                 header_only: true,
             });
         }
-        if ORIGINAL_MESSAGE.is_match(line) {
+        // Cheap checks first: most lines are prose, and each regex call
+        // costs more than the line.
+        let t = line.trim_start();
+        if t.starts_with("--") && ORIGINAL_MESSAGE.is_match(line) {
             return Some(block(i));
         }
         // Outlook: a From: line followed closely by Sent:/Date:/To:.
-        if FROM_LINE.is_match(line) && lines[i + 1..].iter().take(4).any(|l| SENT_LINE.is_match(l))
+        if has_field_name(t)
+            && FROM_LINE.is_match(line)
+            && lines[i + 1..]
+                .iter()
+                .take(4)
+                .any(|l| has_field_name(l.trim_start()) && SENT_LINE.is_match(l))
         {
             // Include the rule Outlook draws above the block, if any.
             let is_rule = |l: &str| {

@@ -82,12 +82,32 @@ fn is_own(line: &str) -> bool {
     !line.trim().is_empty() && !is_quote_line(line)
 }
 
+/// The lines of `body`: CRLF, LF or a lone CR (old Macs) ends one. Slices
+/// of the body, not copies.
+fn lines(body: &str) -> Vec<&str> {
+    let mut lines = Vec::with_capacity(body.len() / 40 + 1);
+    let mut rest = body;
+    while !rest.is_empty() {
+        let Some(end) = memchr::memchr2(b'\n', b'\r', rest.as_bytes()) else {
+            lines.push(rest);
+            break;
+        };
+        lines.push(&rest[..end]);
+        let ending = if rest[end..].starts_with("\r\n") {
+            2
+        } else {
+            1
+        };
+        rest = &rest[end + ending..];
+    }
+    lines
+}
+
 /// Splits a plain-text body into what the sender wrote, what their client
 /// quoted and their signature. Every line of `body` lands in exactly one of
 /// the three, in its order, as written (blank lines and indentation kept).
 pub fn trim(body: &str) -> Trimmed {
-    // CRLF, LF or a lone CR (old Macs) end a line; no copy of the body.
-    let lines: Vec<&str> = body.lines().flat_map(|l| l.split('\r')).collect();
+    let lines = lines(body);
     let mut part = vec![Part::Reply; lines.len()];
 
     if let Some(q) = quote_start(&lines) {
@@ -128,13 +148,13 @@ pub fn trim(body: &str) -> Trimmed {
     }
 
     let text_of = |which: Part| {
-        let kept: Vec<&str> = lines
-            .iter()
-            .zip(&part)
-            .filter(|(_, p)| **p == which)
-            .map(|(l, _)| *l)
-            .collect();
-        tidy(&kept)
+        tidy(
+            lines
+                .iter()
+                .zip(&part)
+                .filter(|(_, p)| **p == which)
+                .map(|(l, _)| *l),
+        )
     };
     Trimmed {
         reply_text: text_of(Part::Reply),
@@ -166,11 +186,12 @@ fn set_aside_quotes(lines: &[&str], part: &mut [Part]) {
             j += 1;
         }
         let answered = reply[end + 1..].iter().any(|&i| is_own(lines[i]));
-        let length = reply[k..=end]
+        let long = reply[k..=end]
             .iter()
             .filter(|&&i| !unquoted(lines[i]).trim().is_empty())
-            .count();
-        if !answered || length > ANSWERED_QUOTE_LINES {
+            .nth(ANSWERED_QUOTE_LINES)
+            .is_some();
+        if !answered || long {
             for &i in &reply[k..=end] {
                 part[i] = Part::Quoted;
             }
@@ -181,18 +202,21 @@ fn set_aside_quotes(lines: &[&str], part: &mut [Part]) {
 
 /// The lines as written, without the blank lines around them and the
 /// spaces at their ends.
-fn tidy(lines: &[&str]) -> String {
-    let first = lines.iter().position(|l| !l.trim().is_empty());
-    let last = lines.iter().rposition(|l| !l.trim().is_empty());
-    let (Some(first), Some(last)) = (first, last) else {
-        return String::new();
-    };
+fn tidy<'a>(lines: impl Iterator<Item = &'a str>) -> String {
     let mut out = String::new();
-    for l in &lines[first..=last] {
-        if !out.is_empty() {
-            out.push('\n');
+    // Blank lines are written only once a line with text follows them.
+    let mut blanks = 0;
+    for l in lines {
+        let l = l.trim_end();
+        if l.trim_start().is_empty() {
+            blanks += usize::from(!out.is_empty());
+            continue;
         }
-        out.push_str(l.trim_end());
+        if !out.is_empty() {
+            out.extend(std::iter::repeat_n('\n', blanks + 1));
+        }
+        blanks = 0;
+        out.push_str(l);
     }
     out
 }
