@@ -4,6 +4,7 @@
 //! ../shared/corpora (wrapped in a minimal message), taken in turn.
 //!
 //!     cargo bench --bench trimming
+//!     valgrind --tool=callgrind target/release/deps/trimming-* --count full 20
 //!
 //! It prints the median of RUNS runs in µs a message for parse + trim, and
 //! for parsing alone, the floor under it on the same messages in the same
@@ -41,7 +42,7 @@ fn files(dir: &Path, extension: &str) -> Vec<Vec<u8>> {
     paths.iter().map(|p| std::fs::read(p).unwrap()).collect()
 }
 
-fn messages() -> Vec<Vec<u8>> {
+fn distinct() -> Vec<Vec<u8>> {
     let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
     let mut distinct = files(&repo.join("tests/fixtures/inbound"), "eml");
     let fixtures = distinct.len();
@@ -63,7 +64,41 @@ fn messages() -> Vec<Vec<u8>> {
             ""
         }
     );
-    distinct.iter().cycle().take(MESSAGES).cloned().collect()
+    distinct
+}
+
+/// For counting instructions under valgrind, where time means nothing:
+/// `--count STEP PASSES [--replies]` runs one step (full, parse, trim or
+/// floor) PASSES times over the distinct messages and prints no timing.
+/// Run it with 0 passes too and subtract, to leave out start-up.
+fn count(args: &[String]) {
+    let step = args.first().map_or("full", String::as_str);
+    let passes: usize = args.get(1).and_then(|p| p.parse().ok()).unwrap_or(1);
+    let mut messages = distinct();
+    if args.iter().any(|a| a == "--replies") {
+        messages.retain(|m| m.len() <= REPLY_BYTES);
+    }
+    let bodies: Vec<String> = messages
+        .iter()
+        .map(|raw| parse(raw).map(|p| p.body).unwrap_or_default())
+        .collect();
+    let mut kept = 0;
+    for _ in 0..passes {
+        for (raw, body) in messages.iter().zip(&bodies) {
+            kept += match step {
+                "parse" => parse(raw).map_or(0, |p| p.body.len()),
+                "trim" => trim(body).reply_text.len(),
+                "floor" => MessageParser::default()
+                    .parse(raw)
+                    .map_or(0, |m| m.body_text(0).map_or(0, |b| b.len())),
+                _ => parse(raw).map_or(0, |p| trim(&p.body).reply_text.len()),
+            };
+        }
+    }
+    println!(
+        "{step}: {} messages, {passes} passes ({kept})",
+        messages.len()
+    );
 }
 
 /// µs a message for one pass of `work` over `messages`.
@@ -141,7 +176,11 @@ fn measure(title: &str, messages: &[Vec<u8>]) -> f64 {
 }
 
 fn main() {
-    let messages = messages();
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if let Some(at) = args.iter().position(|a| a == "--count") {
+        return count(&args[at + 1..]);
+    }
+    let messages: Vec<Vec<u8>> = distinct().into_iter().cycle().take(MESSAGES).collect();
     measure("every message", &messages);
     let replies: Vec<Vec<u8>> = messages
         .iter()
