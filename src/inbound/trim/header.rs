@@ -149,6 +149,18 @@ static VERB_LAST_WORDS: LazyLock<Vec<String>> = LazyLock::new(|| {
         .collect()
 });
 
+/// The last letters of those words, sorted, to rule a line out by its last
+/// character alone.
+static VERB_LAST_CHARS: LazyLock<Vec<char>> = LazyLock::new(|| {
+    let mut last: Vec<char> = VERB_LAST_WORDS
+        .iter()
+        .filter_map(|v| v.chars().next_back())
+        .collect();
+    last.sort_unstable();
+    last.dedup();
+    last
+});
+
 /// Whether the line could end a header: a colon, or a verb, before
 /// Outlook's trailing dashes.
 fn could_end_header(line: &str) -> bool {
@@ -162,7 +174,7 @@ fn could_end_header(line: &str) -> bool {
     };
     if !last
         .to_lowercase()
-        .any(|c| VERB_LAST_WORDS.iter().any(|v| v.ends_with(c)))
+        .any(|c| VERB_LAST_CHARS.binary_search(&c).is_ok())
     {
         return false;
     }
