@@ -17,6 +17,7 @@
 //!   Yandex, Mail.ru, Russian Gmail);
 //! - `<date> <time> <name> VERB:` with no address (Hungarian, Finnish).
 
+use std::cell::OnceCell;
 use std::sync::LazyLock;
 
 use regex::Regex;
@@ -179,6 +180,13 @@ fn could_end_header(line: &str) -> bool {
         return false;
     }
     let word = t.rsplit(char::is_whitespace).next().unwrap_or("");
+    if word.is_ascii() {
+        // Most lines: compared in place, without lower-casing a copy.
+        let word = word.as_bytes();
+        return VERB_LAST_WORDS.iter().any(|v| {
+            word.len() >= v.len() && word[word.len() - v.len()..].eq_ignore_ascii_case(v.as_bytes())
+        });
+    }
     word.len() <= 64 && {
         let word = word.to_lowercase();
         VERB_LAST_WORDS.iter().any(|v| word.ends_with(v.as_str()))
@@ -213,42 +221,55 @@ fn is_header(text: &str, joined: bool) -> bool {
     if text.chars().count() > 400 {
         return false;
     }
-    let address_end = text
-        .contains('@')
-        .then(|| ADDRESS.find_iter(text).last().map(|m| m.end()))
-        .flatten();
-    let has_address = address_end.is_some();
-    let has_date = DATE_OR_TIME.is_match(text);
+    // Each fact is found once, and only when a shape needs it: the common
+    // "On …, Name <addr> wrote:" is told by its first three.
+    let address_end = OnceCell::new();
+    let address_end = || {
+        *address_end.get_or_init(|| {
+            text.contains('@')
+                .then(|| ADDRESS.find_iter(text).last().map(|m| m.end()))
+                .flatten()
+        })
+    };
+    let has_date = OnceCell::new();
+    let has_date = || *has_date.get_or_init(|| DATE_OR_TIME.is_match(text));
+    let opener = OnceCell::new();
+    let opener = || *opener.get_or_init(|| OPENER.is_match(text));
     // Wrapped lines joined must name someone or a moment: prose seldom
     // runs over lines into "wrote:" with an address or a time in it.
-    if joined && !has_address && !has_date {
+    if joined && address_end().is_none() && !has_date() {
         return false;
     }
     let verb_end = VERB_END.find(text);
     // "On …, Name <addr> wrote:": an opening word and the verb at the end.
-    let opener_then_verb = verb_end.is_some() && OPENER.is_match(text);
+    if verb_end.is_some() && opener() {
+        return true;
+    }
     // "Name <addr> schrieb:": the verb a few words after the address.
-    let address_then_verb = match (address_end, verb_end) {
-        (Some(a), Some(v)) => a <= v.start() && chars_between(text, a, v.start()) <= 63,
-        _ => false,
-    };
+    if let (Some(a), Some(v)) = (address_end(), verb_end)
+        && a <= v.start()
+        && chars_between(text, a, v.start()) <= 63
+    {
+        return true;
+    }
     // "Op … schreef Name <addr>:": the verb inside, a name after it.
-    let verb_then_name = (has_address || (OPENER.is_match(text) && TIME.is_match(text)))
-        && text.ends_with(':')
+    if text.ends_with(':')
+        && (address_end().is_some() || (opener() && TIME.is_match(text)))
         && VERB_SPACE.find_iter(text).last().is_some_and(|v| {
             let name = &text[v.end()..text.len() - 1];
             (1..=120).contains(&name.chars().count()) && !name.contains([':', '!', '?'])
-        });
-    // "2026-03-03 17:21 GMT+01:00 Name <addr>:": a date, the address last.
-    let date_then_address = has_date && ADDRESS_AT_END.is_match(text);
+        })
+    {
+        return true;
+    }
+    // "2026-03-03 17:21 GMT+01:00 Name <addr>:": a date, the address last;
     // "2026. március 3. 10:00 Name írta:": a date, the verb last.
-    let date_then_verb = has_date && VERB_COLON_END.is_match(text) && opens_header(text);
-    opener_then_verb
-        || address_then_verb
-        || verb_then_name
-        || date_then_address
-        || date_then_verb
-        || (!joined && NAME_VERB_END.is_match(text))
+    if has_date()
+        && (ADDRESS_AT_END.is_match(text) || (VERB_COLON_END.is_match(text) && opens_header(text)))
+    {
+        return true;
+    }
+    !joined && NAME_VERB_END.is_match(text)
 }
 
 /// Joins wrapped header lines into one, closing up the gaps clients leave
@@ -322,10 +343,8 @@ static SENT_LINE: LazyLock<Regex> = LazyLock::new(|| {
 /// Whether `text` starts like a header field of Outlook's block: a word
 /// of a few letters, perhaps in bold (`*From:*`), and a colon.
 fn has_field_name(text: &str) -> bool {
-    text.bytes()
-        .take(MAX_FIELD_NAME_BYTES)
-        .position(|b| b == b':')
-        .is_some_and(|colon| colon > 0)
+    let head = &text.as_bytes()[..text.len().min(MAX_FIELD_NAME_BYTES)];
+    memchr::memchr(b':', head).is_some_and(|colon| colon > 0)
 }
 
 /// Where the colon must come by: the longest field name of FROM_LINE and
