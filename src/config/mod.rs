@@ -14,6 +14,7 @@ mod validate;
 
 use std::path::{Path, PathBuf};
 
+use crate::domain::one_line;
 use env::apply_env_overrides;
 pub use review::ReviewConfig;
 pub use schedules::{SchedulesConfig, WhenEmpty};
@@ -187,8 +188,4 @@ fn serde_problem(message: &str) -> String {
         return format!("is missing {rest}");
     }
     format!("is wrong: {message}")
-}
-
-fn one_line(s: &str) -> String {
-    s.split_whitespace().collect::<Vec<_>>().join(" ")
 }

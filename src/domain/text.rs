@@ -25,6 +25,19 @@ pub fn fold(text: &str) -> String {
     out
 }
 
+/// `text` on one line: every run of whitespace (line breaks and header
+/// folding included) as one space, without spaces at the ends.
+pub fn one_line(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for word in text.split_whitespace() {
+        if !out.is_empty() {
+            out.push(' ');
+        }
+        out.push_str(word);
+    }
+    out
+}
+
 /// The folded words of `text`, in order.
 pub fn fold_words(text: &str) -> Vec<String> {
     fold(text)
@@ -47,5 +60,14 @@ mod tests {
         assert_eq!(fold("  Të Drejtat e Njeriut "), "te drejtat e njeriut");
         assert_eq!(fold("E-MAIL"), "e mail");
         assert_eq!(fold_words("Arsim, rini; sport"), ["arsim", "rini", "sport"]);
+    }
+
+    #[test]
+    fn one_line_joins_every_run_of_whitespace_with_one_space() {
+        assert_eq!(
+            one_line("  Propozim\r\n\tpër  buxhetin \n"),
+            "Propozim për buxhetin"
+        );
+        assert_eq!(one_line(" \r\n "), "");
     }
 }

@@ -8,7 +8,7 @@ use mail_parser::{Address, HeaderValue, MessageParser, MimeHeaders, PartType};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use crate::domain::EmailAddress;
+use crate::domain::{EmailAddress, one_line};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ParseError {
@@ -307,19 +307,6 @@ fn body_text(message: &mail_parser::Message<'_>) -> String {
             .map(|b| b.into_owned())
             .unwrap_or_default(),
     }
-}
-
-/// A header value unfolded: its runs of whitespace (folding included) as
-/// one space, built in one string.
-fn one_line(value: &str) -> String {
-    let mut out = String::with_capacity(value.len());
-    for word in value.split_whitespace() {
-        if !out.is_empty() {
-            out.push(' ');
-        }
-        out.push_str(word);
-    }
-    out
 }
 
 pub fn hex(bytes: &[u8]) -> String {

@@ -224,8 +224,5 @@ fn refused_us(e: &lettre::transport::smtp::Error) -> SendError {
 }
 
 fn one_line(e: &dyn std::fmt::Display) -> String {
-    e.to_string()
-        .split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ")
+    crate::domain::one_line(&e.to_string())
 }

@@ -181,7 +181,7 @@ impl Submitted {
 
     /// The sender's name on one line.
     pub fn one_line_name(&self) -> String {
-        self.name.split_whitespace().collect::<Vec<_>>().join(" ")
+        crate::domain::one_line(&self.name)
     }
 }
 

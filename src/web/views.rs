@@ -136,7 +136,7 @@ pub struct Button {
 pub fn paragraphs(text: &str) -> Vec<String> {
     text.replace("\r\n", "\n")
         .split("\n\n")
-        .map(|p| p.split_whitespace().collect::<Vec<_>>().join(" "))
+        .map(crate::domain::one_line)
         .filter(|p| !p.is_empty())
         .collect()
 }
