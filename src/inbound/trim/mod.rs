@@ -223,6 +223,17 @@ fn tidy<'a>(lines: impl Iterator<Item = &'a str>) -> String {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn lines_end_at_crlf_lf_or_a_lone_cr() {
+        assert_eq!(
+            lines("a\r\nb\nc\rd\r\n\r\ne"),
+            ["a", "b", "c", "d", "", "e"]
+        );
+        assert_eq!(lines("a\n"), ["a"]);
+        assert!(lines("").is_empty());
+    }
+
     use super::*;
 
     /// Every phone or app sign-off, in every language of the table, goes to
