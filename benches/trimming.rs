@@ -30,7 +30,7 @@ const MESSAGES: usize = 10_000;
 const RUNS: usize = 7;
 const TARGET_MICROS: f64 = 10.0;
 
-fn files(dir: &Path, extension: &str) -> Vec<Vec<u8>> {
+fn files(dir: &Path, extension: &str) -> Vec<(String, Vec<u8>)> {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return Vec::new();
     };
@@ -39,19 +39,26 @@ fn files(dir: &Path, extension: &str) -> Vec<Vec<u8>> {
         .filter(|p| p.extension().is_some_and(|x| x == extension))
         .collect();
     paths.sort();
-    paths.iter().map(|p| std::fs::read(p).unwrap()).collect()
+    paths
+        .iter()
+        .map(|p| {
+            let name = p.file_name().unwrap().to_string_lossy().into_owned();
+            (name, std::fs::read(p).unwrap())
+        })
+        .collect()
 }
 
-fn distinct() -> Vec<Vec<u8>> {
+/// Every distinct message, named by its file.
+fn distinct() -> Vec<(String, Vec<u8>)> {
     let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
     let mut distinct = files(&repo.join("tests/fixtures/inbound"), "eml");
     let fixtures = distinct.len();
     let corpora = repo.join("../shared/corpora/reply-bodies");
     for set in ["crisp-email-reply-parser", "github-email_reply_parser"] {
-        for body in files(&corpora.join(set), "txt") {
+        for (name, body) in files(&corpora.join(set), "txt") {
             let mut raw = b"From: a@cso.example.org\r\nTo: consult@ogp.office.example\r\nSubject: Re: test\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n".to_vec();
             raw.extend_from_slice(&body);
-            distinct.push(raw);
+            distinct.push((name, raw));
         }
     }
     println!(
@@ -76,7 +83,7 @@ fn distinct() -> Vec<Vec<u8>> {
 fn count(args: &[String]) {
     let step = args.first().map_or("full", String::as_str);
     let passes: usize = args.get(1).and_then(|p| p.parse().ok()).unwrap_or(1);
-    let mut messages = distinct();
+    let mut messages: Vec<Vec<u8>> = distinct().into_iter().map(|(_, m)| m).collect();
     if args.iter().any(|a| a == "--replies") {
         messages.retain(|m| m.len() <= REPLY_BYTES);
     }
@@ -188,12 +195,56 @@ fn measure(title: &str, messages: &[Vec<u8>]) -> f64 {
     f
 }
 
+/// `--each`: where the time goes, message by message: parse + trim and
+/// the floor for each distinct message (median of 31 runs), the messages
+/// costing most above their floor first, with their share of the whole
+/// mix's cost above the floor.
+fn each() {
+    let timed = |raw: &[u8], work: fn(&[u8]) -> usize| {
+        let runs = (0..31)
+            .map(|_| {
+                let start = Instant::now();
+                std::hint::black_box(work(raw));
+                start.elapsed().as_secs_f64() * 1e6
+            })
+            .collect();
+        median(runs)
+    };
+    let mut rows: Vec<(String, usize, f64, f64)> = distinct()
+        .into_iter()
+        .map(|(name, raw)| {
+            let (full, floor) = (timed(&raw, parse_and_trim), timed(&raw, floor));
+            (name, raw.len(), full, floor)
+        })
+        .collect();
+    let above: f64 = rows.iter().map(|r| (r.2 - r.3).max(0.0)).sum();
+    rows.sort_by(|a, b| (b.2 - b.3).total_cmp(&(a.2 - a.3)));
+    println!("µs above the floor, share of the mix's, parse + trim, floor, bytes, message");
+    for (name, bytes, full, floor) in rows.iter().take(20) {
+        println!(
+            "{:9.2} {:5.1}% {:9.2} {:9.2} {bytes:8} {name}",
+            full - floor,
+            100.0 * (full - floor) / above,
+            full,
+            floor
+        );
+    }
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if let Some(at) = args.iter().position(|a| a == "--count") {
         return count(&args[at + 1..]);
     }
-    let messages: Vec<Vec<u8>> = distinct().into_iter().cycle().take(MESSAGES).collect();
+    if args.iter().any(|a| a == "--each") {
+        return each();
+    }
+    let messages: Vec<Vec<u8>> = distinct()
+        .into_iter()
+        .map(|(_, m)| m)
+        .cycle()
+        .take(MESSAGES)
+        .collect();
     measure("every message", &messages);
     let replies: Vec<Vec<u8>> = messages
         .iter()

@@ -12,8 +12,8 @@ mod signature;
 
 use serde::Serialize;
 
+use header::blank_unquoted;
 pub use header::quote_start;
-use header::unquoted;
 use signature::split_signature;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -188,7 +188,7 @@ fn set_aside_quotes(lines: &[&str], part: &mut [Part]) {
         let answered = reply[end + 1..].iter().any(|&i| is_own(lines[i]));
         let long = reply[k..=end]
             .iter()
-            .filter(|&&i| !unquoted(lines[i]).trim().is_empty())
+            .filter(|&&i| !blank_unquoted(lines[i]))
             .nth(ANSWERED_QUOTE_LINES)
             .is_some();
         if !answered || long {
@@ -202,8 +202,9 @@ fn set_aside_quotes(lines: &[&str], part: &mut [Part]) {
 
 /// The lines as written, without the blank lines around them and the
 /// spaces at their ends.
-fn tidy<'a>(lines: impl Iterator<Item = &'a str>) -> String {
-    let mut out = String::new();
+fn tidy<'a>(lines: impl Iterator<Item = &'a str> + Clone) -> String {
+    // Sized once: growing by doubling would copy a long body several times.
+    let mut out = String::with_capacity(lines.clone().map(|l| l.len() + 1).sum());
     // Blank lines are written only once a line with text follows them.
     let mut blanks = 0;
     for l in lines {
