@@ -299,7 +299,11 @@ enum RegistryCommand {
         /// Also write every skipped row and note to this CSV file.
         #[arg(long, value_name = "FILE.csv")]
         report: Option<PathBuf>,
-        /// Print the summary as JSON.
+        /// Also write each organisation added, updated (each field's old and
+        /// new value) or inactivated to this CSV file.
+        #[arg(long, value_name = "FILE.csv")]
+        changes: Option<PathBuf>,
+        /// Print the summary as JSON, each change included.
         #[arg(long)]
         json: bool,
     },
@@ -439,6 +443,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
                 encoding,
                 allow_mass_inactivation,
                 report,
+                changes,
                 json,
             } => {
                 let options = ImportOptions {
@@ -450,16 +455,13 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
                     dry_run,
                     encoding,
                     allow_mass_inactivation,
+                    list_changes: dry_run || json || changes.is_some(),
                 };
-                commands::registry::import(
-                    store,
-                    &file,
-                    &options,
-                    report.as_deref(),
-                    json,
-                    &mut out,
-                )
-                .await?;
+                let files = commands::registry::ReportFiles {
+                    problems: report.as_deref(),
+                    changes: changes.as_deref(),
+                };
+                commands::registry::import(store, &file, &options, files, json, &mut out).await?;
             }
             RegistryCommand::List { inactive } => {
                 commands::registry::list(store, inactive, &mut out).await?;

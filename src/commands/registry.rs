@@ -11,25 +11,39 @@ use crate::config::Config;
 use crate::domain::RegistrationNumber;
 use crate::registry::Cso;
 use crate::registry::csv_file::RowProblem;
-use crate::registry::import::{self, ImportOptions, ImportSummary};
+use crate::registry::import::{self, ChangeKind, ImportOptions, ImportSummary, RegistryChange};
 use crate::registry::relevance::{Assessment, Matcher, Relevance, RelevanceOverride};
 use crate::store::Store;
 
 /// Problems printed on the terminal; the rest go to --report.
 const SHOWN_PROBLEMS: usize = 20;
 
+/// Where an import writes its lists besides the terminal.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ReportFiles<'a> {
+    /// Every skipped row and note (`--report`).
+    pub problems: Option<&'a Path>,
+    /// Every organisation added, updated or inactivated (`--changes`).
+    pub changes: Option<&'a Path>,
+}
+
 pub async fn import(
     store: &dyn Store,
     path: &Path,
     options: &ImportOptions,
-    report: Option<&Path>,
+    files: ReportFiles<'_>,
     json: bool,
     out: &mut impl Write,
 ) -> anyhow::Result<ImportSummary> {
     let summary = import::import_file(store, path, options).await?;
+    let report = files.problems;
     if let Some(report) = report {
         write_report(report, &summary)
             .with_context(|| format!("cannot write the report {}", report.display()))?;
+    }
+    if let Some(file) = files.changes {
+        write_changes(file, summary.changes.as_deref().unwrap_or_default())
+            .with_context(|| format!("cannot write the list of changes {}", file.display()))?;
     }
     if json {
         serde_json::to_writer_pretty(&mut *out, &summary)?;
@@ -46,6 +60,13 @@ pub async fn import(
         path.display(),
         summary.encoding
     )?;
+    if let Some(other) = summary.other_encoding {
+        writeln!(
+            out,
+            "The file is not UTF-8: it was read as {} by the letters it uses; if names look wrong (č as è, ć as æ), run again with --encoding {other}.",
+            summary.encoding
+        )?;
+    }
     print_rows(out, "Skipped rows", &summary.problems, report)?;
     print_rows(out, "Imported with a note", &summary.warnings, report)?;
     writeln!(
@@ -58,9 +79,77 @@ pub async fn import(
         thousands(summary.skipped),
     )?;
     if summary.dry_run {
+        print_changes(
+            out,
+            summary.changes.as_deref().unwrap_or_default(),
+            files.changes,
+        )?;
         writeln!(out, "Dry run: nothing was written.")?;
     }
     Ok(summary)
+}
+
+/// A dry run's changes on the terminal, the first of them; `--changes`
+/// lists them all.
+fn print_changes(
+    out: &mut impl Write,
+    changes: &[RegistryChange],
+    file: Option<&Path>,
+) -> std::io::Result<()> {
+    if changes.is_empty() {
+        return Ok(());
+    }
+    writeln!(out, "Would change:")?;
+    for c in changes.iter().take(SHOWN_PROBLEMS) {
+        let what = match c.change {
+            ChangeKind::Added => "add".to_string(),
+            ChangeKind::Inactivated => "mark inactive".to_string(),
+            ChangeKind::Updated => c
+                .fields
+                .iter()
+                .map(|f| format!("{} '{}' → '{}'", f.field, f.old, f.new))
+                .collect::<Vec<_>>()
+                .join("; "),
+        };
+        writeln!(out, "  {} {}: {what}", c.registration_no, c.name)?;
+    }
+    if changes.len() > SHOWN_PROBLEMS {
+        let more = thousands(changes.len() - SHOWN_PROBLEMS);
+        match file {
+            Some(f) => writeln!(out, "  … and {more} more, all listed in {}", f.display())?,
+            None => writeln!(
+                out,
+                "  … and {more} more (add --changes FILE.csv to list them all)"
+            )?,
+        }
+    }
+    Ok(())
+}
+
+/// One line per field changed; an added or inactivated organisation is one
+/// line with the field left empty.
+fn write_changes(path: &Path, changes: &[RegistryChange]) -> anyhow::Result<()> {
+    let mut w = csv::Writer::from_path(path)?;
+    w.write_record(["registration_no", "name", "change", "field", "old", "new"])?;
+    for c in changes {
+        let base = [
+            c.registration_no.as_str(),
+            c.name.as_str(),
+            c.change.as_str(),
+        ];
+        if c.fields.is_empty() {
+            w.write_record(base.iter().copied().chain(["", "", ""]))?;
+        }
+        for f in &c.fields {
+            w.write_record(
+                base.iter()
+                    .copied()
+                    .chain([f.field, f.old.as_str(), f.new.as_str()]),
+            )?;
+        }
+    }
+    w.flush()?;
+    Ok(())
 }
 
 fn print_rows(

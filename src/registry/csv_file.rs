@@ -65,6 +65,9 @@ pub struct RegistryFile {
     /// the registry, so a full import must not mark it inactive.
     pub skipped_registration_nos: Vec<RegistrationNumber>,
     pub encoding: &'static str,
+    /// Set when the encoding was a guess between two single-byte ones (no
+    /// byte-order mark, not UTF-8, none named): the other one, to suggest.
+    pub other_encoding: Option<&'static str>,
     pub delimiter: char,
 }
 
@@ -80,8 +83,14 @@ pub fn read(bytes: &[u8], encoding: Option<&str>) -> Result<RegistryFile, CsvFil
     if bytes.starts_with(b"PK\x03\x04") || bytes.starts_with(b"\xD0\xCF\x11\xE0") {
         return Err(CsvFileError::Spreadsheet);
     }
-    let (text, encoding) = decode(bytes, encoding)?;
-    parse(&text, encoding.name())
+    let (text, chosen) = decode(bytes, encoding)?;
+    let mut file = parse(&text, chosen.name())?;
+    if encoding.is_none() && chosen == encoding_rs::WINDOWS_1250 {
+        file.other_encoding = Some(encoding_rs::WINDOWS_1252.name());
+    } else if encoding.is_none() && chosen == encoding_rs::WINDOWS_1252 {
+        file.other_encoding = Some(encoding_rs::WINDOWS_1250.name());
+    }
+    Ok(file)
 }
 
 fn decode<'a>(
@@ -98,11 +107,14 @@ fn decode<'a>(
     } else if std::str::from_utf8(bytes).is_ok() {
         (encoding_rs::UTF_8, bytes)
     } else {
-        // Not UTF-8: a legacy Excel export. chardetng tells Central European
-        // (Windows-1250) from Western (Windows-1252) by the letters used.
+        // Not UTF-8: a legacy Excel export. chardetng finds the script;
+        // between Central European and Western, the letters decide.
         let mut detector = chardetng::EncodingDetector::new();
         detector.feed(bytes, true);
-        (detector.guess(None, false), bytes)
+        (
+            central_or_western(bytes, detector.guess(None, false)),
+            bytes,
+        )
     };
     // NUL bytes outside UTF-16 mean a binary file, whatever it decodes as.
     if body.contains(&0) && encoding != encoding_rs::UTF_16LE && encoding != encoding_rs::UTF_16BE {
@@ -118,6 +130,50 @@ fn decode<'a>(
         return Err(CsvFileError::Unreadable);
     }
     Ok((text, encoding))
+}
+
+/// Letters outside ASCII of Albanian and of the neighbouring languages
+/// written in Latin script (Bosnian, Croatian, Montenegrin, Serbian,
+/// Slovenian, Macedonian in Latin).
+const REGIONAL_LETTERS: &str = "ëçčćđšžËÇČĆĐŠŽ";
+
+/// Windows-1250 (Central European: Excel on Albanian Windows) or -1252
+/// (Western), where the guess is one of them. Albanian's own ë and ç are
+/// the same bytes in both; the neighbours' č, ć and đ are not, and read as
+/// è, æ and ð in the wrong one. A general detector weighs a few such
+/// letters in a long Albanian file too lightly and picks Western; here
+/// each byte counts for the encoding that reads it as a letter of the
+/// region and against the one that reads it as a foreign letter. A tie
+/// keeps the detector's guess.
+fn central_or_western(bytes: &[u8], guess: &'static Encoding) -> &'static Encoding {
+    use encoding_rs::{WINDOWS_1250, WINDOWS_1252};
+    if guess != WINDOWS_1250 && guess != WINDOWS_1252 {
+        return guess;
+    }
+    let score = |encoding: &'static Encoding| -> i64 {
+        let mut weight = [0i64; 128];
+        for (b, w) in (0x80..=0xFFu8).zip(weight.iter_mut()) {
+            let byte = [b];
+            let (text, unmappable) = encoding.decode_without_bom_handling(&byte);
+            *w = match text.chars().next() {
+                _ if unmappable => -1,
+                Some(c) if REGIONAL_LETTERS.contains(c) => 1,
+                Some(c) if c.is_alphabetic() => -1,
+                _ => 0,
+            };
+        }
+        bytes
+            .iter()
+            .filter(|&&b| b >= 0x80)
+            .map(|&b| weight[usize::from(b - 0x80)])
+            .sum()
+    };
+    let (central, western) = (score(WINDOWS_1250), score(WINDOWS_1252));
+    match central.cmp(&western) {
+        std::cmp::Ordering::Greater => WINDOWS_1250,
+        std::cmp::Ordering::Less => WINDOWS_1252,
+        std::cmp::Ordering::Equal => guess,
+    }
 }
 
 fn is_stray_control(c: char) -> bool {
@@ -160,6 +216,46 @@ fn sniff_delimiter(text: &str) -> u8 {
         .0
 }
 
+/// Line numbers as an editor shows them, from a record's byte offset. The
+/// csv crate's own count was one low after a CRLF header and left out
+/// blank lines; here CRLF, LF and a lone CR each end one line.
+struct Lines<'a> {
+    text: &'a [u8],
+    at: usize,
+    line: u64,
+}
+
+impl<'a> Lines<'a> {
+    fn new(text: &'a str) -> Self {
+        Self {
+            text: text.as_bytes(),
+            at: 0,
+            line: 1,
+        }
+    }
+
+    /// The line of a record starting at byte `offset`; offsets are asked in
+    /// order. The csv crate starts a record after blank lines at the first
+    /// of them: the record is on the first line with something on it.
+    fn at(&mut self, offset: u64) -> u64 {
+        let mut end = (offset as usize).min(self.text.len());
+        while matches!(self.text.get(end), Some(b'\n' | b'\r')) {
+            end += 1;
+        }
+        if end > self.at {
+            let ends = memchr::memchr2_iter(b'\n', b'\r', &self.text[self.at..end])
+                .filter(|&i| {
+                    let i = self.at + i;
+                    self.text[i] == b'\n' || self.text.get(i + 1) != Some(&b'\n')
+                })
+                .count();
+            self.line += ends as u64;
+            self.at = end;
+        }
+        self.line
+    }
+}
+
 fn parse(text: &str, encoding: &'static str) -> Result<RegistryFile, CsvFileError> {
     let delimiter = sniff_delimiter(text);
     let mut reader = csv::ReaderBuilder::new()
@@ -200,15 +296,17 @@ fn parse(text: &str, encoding: &'static str) -> Result<RegistryFile, CsvFileErro
         warnings: Vec::new(),
         skipped_registration_nos: Vec::new(),
         encoding,
+        other_encoding: None,
         delimiter: delimiter as char,
     };
+    let mut lines = Lines::new(text);
     let mut first_line: HashMap<RegistrationNumber, u64> = HashMap::new();
     let mut any_rows = false;
     for (n, result) in records.enumerate() {
         let record = match result {
             Ok(r) => r,
             Err(e) => {
-                let line = e.position().map_or(0, |p| p.line());
+                let line = e.position().map_or(0, |p| lines.at(p.byte()));
                 file.problems.push(RowProblem {
                     line,
                     registration_no: None,
@@ -224,7 +322,7 @@ fn parse(text: &str, encoding: &'static str) -> Result<RegistryFile, CsvFileErro
             continue;
         }
         any_rows = true;
-        let line = record.position().map_or(0, |p| p.line());
+        let line = record.position().map_or(0, |p| lines.at(p.byte()));
         match parse_row(&record, &columns, header_len) {
             Ok((row, warnings)) => {
                 if let Some(first) = first_line.get(&row.registration_no) {
@@ -434,6 +532,66 @@ mod tests {
                 ),
             ]
         );
+    }
+
+    /// Excel writes CRLF: a problem's line is the line the POC sees in an
+    /// editor, whatever ends the lines.
+    #[test]
+    fn line_numbers_are_the_same_whatever_ends_the_lines() {
+        let rows = [
+            "reg no,name,email",
+            "A1,One,one@x.al",
+            "A2,,two@x.al",
+            "",
+            "A3,Three,x",
+            "A4,\"Four\nLines\",",
+            "A5,,five@x.al",
+        ];
+        let lines = |ending: &str| {
+            let text = rows.join(ending) + ending;
+            let file = read(text.as_bytes(), None).unwrap();
+            file.problems.iter().map(|p| p.line).collect::<Vec<_>>()
+        };
+        assert_eq!(lines("\n"), [3, 5, 6, 8]);
+        assert_eq!(lines("\r\n"), [3, 5, 6, 8]);
+    }
+
+    /// Albanian's own letters (ë, ç) are the same bytes in Windows-1250 and
+    /// -1252; the letters of the neighbouring languages (č, ć, đ) are not,
+    /// and read as è, æ, ð in the wrong one. Each file is told by them.
+    #[test]
+    fn windows_1250_is_told_from_1252_by_the_letters_used() {
+        // An Albanian registry with one organisation of the Montenegrin
+        // minority among many: a handful of letters decide.
+        let mut central = String::from("reg no;name;email;city\r\n");
+        for i in 0..40 {
+            central +=
+                &format!("A{i};Shoqata për të drejtat e fëmijëve në Korçë {i};s{i}@x.al;Korçë\r\n");
+        }
+        central += "M1;Udruženje Crnogoraca Kovačević i Ćorović;m@x.me;Tuzi\r\n";
+        let (bytes, _, _) = encoding_rs::WINDOWS_1250.encode(&central);
+        let file = read(&bytes, None).unwrap();
+        assert_eq!(file.encoding, "windows-1250");
+        assert_eq!(file.other_encoding, Some("windows-1252"));
+        assert_eq!(
+            file.rows[40].name,
+            "Udruženje Crnogoraca Kovačević i Ćorović"
+        );
+        assert_eq!(
+            file.rows[0].name,
+            "Shoqata për të drejtat e fëmijëve në Korçë 0"
+        );
+
+        // Letters that are foreign in either reading leave the detector's
+        // guess standing.
+        let western = "reg no;name;email;city\r\n\
+                       A1;Fundación Señora da Conceição;a@x.es;São Paulo\r\n\
+                       A2;Shoqata Çelësi;b@x.al;Korçë\r\n";
+        let (bytes, _, _) = encoding_rs::WINDOWS_1252.encode(western);
+        let file = read(&bytes, None).unwrap();
+        assert_eq!(file.encoding, "windows-1252");
+        assert_eq!(file.rows[0].name, "Fundación Señora da Conceição");
+        assert_eq!(file.rows[1].name, "Shoqata Çelësi");
     }
 
     #[test]

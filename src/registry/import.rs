@@ -49,6 +49,9 @@ pub struct ImportOptions {
     /// A full import that would inactivate more than half of the active
     /// organisations is almost always the wrong file; this lets it through.
     pub allow_mass_inactivation: bool,
+    /// List each organisation added, updated (with each field's old and new
+    /// value) or inactivated in the summary, not only the counts.
+    pub list_changes: bool,
 }
 
 impl Default for ImportOptions {
@@ -58,6 +61,7 @@ impl Default for ImportOptions {
             dry_run: false,
             encoding: None,
             allow_mass_inactivation: false,
+            list_changes: false,
         }
     }
 }
@@ -67,6 +71,9 @@ impl Default for ImportOptions {
 pub struct ImportSummary {
     pub dry_run: bool,
     pub encoding: &'static str,
+    /// When the encoding was told by the letters used: the other candidate.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub other_encoding: Option<&'static str>,
     pub delimiter: char,
     pub added: usize,
     pub updated: usize,
@@ -75,6 +82,80 @@ pub struct ImportSummary {
     pub skipped: usize,
     pub problems: Vec<RowProblem>,
     pub warnings: Vec<RowWarning>,
+    /// Each change, when asked for ([`ImportOptions::list_changes`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub changes: Option<Vec<RegistryChange>>,
+}
+
+/// One organisation an import adds, updates or marks inactive.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct RegistryChange {
+    pub change: ChangeKind,
+    pub registration_no: String,
+    pub name: String,
+    /// For an update: each field that changed.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub fields: Vec<FieldChange>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChangeKind {
+    Added,
+    Updated,
+    Inactivated,
+}
+
+impl ChangeKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Added => "added",
+            Self::Updated => "updated",
+            Self::Inactivated => "inactivated",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct FieldChange {
+    pub field: &'static str,
+    pub old: String,
+    pub new: String,
+}
+
+/// The fields of `new` that differ from `old`, as the POC would read them.
+fn field_changes(old: &Cso, new: &CsoRecord) -> Vec<FieldChange> {
+    let emails = |r: &CsoRecord| {
+        r.emails
+            .iter()
+            .map(|e| e.as_str())
+            .collect::<Vec<_>>()
+            .join("; ")
+    };
+    let shown = |r: &CsoRecord| {
+        [
+            ("name", r.name.clone()),
+            ("emails", emails(r)),
+            ("phone", r.phone.clone().unwrap_or_default()),
+            ("city", r.city.clone().unwrap_or_default()),
+            ("fields_of_activity", r.fields_of_activity.join(", ")),
+            ("language", r.language.to_string()),
+        ]
+    };
+    let mut fields: Vec<FieldChange> = shown(&old.record)
+        .into_iter()
+        .zip(shown(new))
+        .filter(|((_, a), (_, b))| a != b)
+        .map(|((field, old), (_, new))| FieldChange { field, old, new })
+        .collect();
+    if !old.active {
+        fields.push(FieldChange {
+            field: "active",
+            old: "no".into(),
+            new: "yes".into(),
+        });
+    }
+    fields
 }
 
 /// Imports the registry file at `path`.
@@ -121,7 +202,7 @@ pub async fn import_bytes(
             source,
         })?;
     let existing = store.csos().await?;
-    let (mut changes, unchanged) = plan(
+    let (mut changes, unchanged, listed) = plan(
         file.rows,
         &file.skipped_registration_nos,
         existing,
@@ -133,6 +214,7 @@ pub async fn import_bytes(
     let summary = ImportSummary {
         dry_run: options.dry_run,
         encoding: file.encoding,
+        other_encoding: file.other_encoding,
         delimiter: file.delimiter,
         added: changes.added.len(),
         updated: changes.updated.len(),
@@ -141,6 +223,7 @@ pub async fn import_bytes(
         skipped: file.problems.len(),
         problems: file.problems,
         warnings: file.warnings,
+        changes: listed,
     };
     let changed = summary.added + summary.updated + summary.inactivated > 0;
     if !options.dry_run && changed {
@@ -158,7 +241,7 @@ fn plan(
     existing: Vec<Cso>,
     name: &str,
     options: &ImportOptions,
-) -> Result<(RegistryChanges, usize), ImportError> {
+) -> Result<(RegistryChanges, usize, Option<Vec<RegistryChange>>), ImportError> {
     let mut by_reg: HashMap<RegistrationNumber, Cso> = existing
         .into_iter()
         .map(|c| (c.record.registration_no.clone(), c))
@@ -167,23 +250,45 @@ fn plan(
 
     let mut changes = RegistryChanges::default();
     let mut unchanged = 0;
+    let mut listed = options.list_changes.then(Vec::new);
+    let mut list = |change, record: &CsoRecord, fields| {
+        if let Some(listed) = listed.as_mut() {
+            listed.push(RegistryChange {
+                change,
+                registration_no: record.registration_no.to_string(),
+                name: record.name.clone(),
+                fields,
+            });
+        }
+    };
     for row in rows {
         match by_reg.remove(&row.registration_no) {
-            None => changes.added.push(row),
+            None => {
+                list(ChangeKind::Added, &row, Vec::new());
+                changes.added.push(row);
+            }
             Some(cso) if cso.active && cso.record == row => unchanged += 1,
-            Some(cso) => changes.updated.push((cso.id, row)),
+            Some(cso) => {
+                if options.list_changes {
+                    list(ChangeKind::Updated, &row, field_changes(&cso, &row));
+                }
+                changes.updated.push((cso.id, row));
+            }
         }
     }
 
     if options.mode == ImportMode::Full {
         // A row that was skipped still names a registered organisation.
         let still_registered: HashSet<&RegistrationNumber> = skipped.iter().collect();
-        changes.inactivated = by_reg
+        let mut leaving: Vec<&Cso> = by_reg
             .values()
             .filter(|c| c.active && !still_registered.contains(&c.record.registration_no))
-            .map(|c| c.id)
             .collect();
-        changes.inactivated.sort_unstable();
+        leaving.sort_unstable_by_key(|c| c.id);
+        for c in &leaving {
+            list(ChangeKind::Inactivated, &c.record, Vec::new());
+        }
+        changes.inactivated = leaving.iter().map(|c| c.id).collect();
         let would = changes.inactivated.len();
         if !options.allow_mass_inactivation && active_before >= 10 && would * 2 > active_before {
             return Err(ImportError::MassInactivation {
@@ -203,5 +308,5 @@ fn plan(
         inactivated: changes.inactivated.len() as u64,
         skipped: 0,
     };
-    Ok((changes, unchanged))
+    Ok((changes, unchanged, listed))
 }

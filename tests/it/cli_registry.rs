@@ -296,9 +296,19 @@ fn a_dry_run_reports_everything_and_writes_nothing() {
         &db,
         &["registry", "import", "--dry-run", file.to_str().unwrap()],
     );
-    assert!(stdout(&out).ends_with(
-        "Added 12, updated 0, unchanged 0, inactivated 0, skipped 0.\nDry run: nothing was written.\n"
-    ));
+    let shown = stdout(&out);
+    assert!(
+        shown.contains(
+            "Added 12, updated 0, unchanged 0, inactivated 0, skipped 0.\nWould change:\n  REG-000001 Shoqata Nr. 1 për Transparencë: add\n"
+        ),
+        "{shown}"
+    );
+    assert!(
+        shown.ends_with(
+            "REG-000012 Shoqata Nr. 12 për Transparencë: add\nDry run: nothing was written.\n"
+        ),
+        "{shown}"
+    );
     assert_eq!(
         active_count(dir.path(), &db),
         "0 active organisations, 0 inactive."
@@ -477,4 +487,162 @@ fn an_import_killed_midway_leaves_all_or_nothing() {
             "killed after {delay_ms} ms: {count}"
         );
     }
+}
+
+/// Excel saves CSV with CRLF line ends: a skipped row's line, on the
+/// terminal and in --report, is the line the POC finds in an editor.
+#[test]
+fn line_numbers_in_an_excel_file_with_crlf_are_the_lines_an_editor_shows() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = TestDb::sqlite();
+    let file = write(
+        dir.path(),
+        "excel.csv",
+        "NIPT;Emri;Email\r\nA1;Shoqata Një;nje@x.al\r\nA2;;dy@x.al\r\n\r\nA4;Shoqata Katër;kater-x.al\r\n",
+    );
+    let report = dir.path().join("report.csv");
+    let out = cocreate(
+        dir.path(),
+        &db,
+        &[
+            "registry",
+            "import",
+            file.to_str().unwrap(),
+            "--report",
+            report.to_str().unwrap(),
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let shown = stdout(&out);
+    assert!(shown.contains("  line 3 (A2): has no name\n"), "{shown}");
+    assert!(
+        shown.contains("  line 5 (A4): has no valid email address"),
+        "{shown}"
+    );
+    let report = std::fs::read_to_string(report).unwrap();
+    let lines: Vec<&str> = report
+        .lines()
+        .map(|l| l.split(',').next().unwrap())
+        .collect();
+    assert_eq!(lines, ["line", "3", "5"], "{report}");
+}
+
+/// An Albanian registry saved by Excel on Albanian Windows is Windows-1250;
+/// a few organisations with č and ć must not come out with è and æ, and
+/// the POC is told which encoding was chosen and how to choose the other.
+#[test]
+fn a_windows_1250_file_is_not_read_as_1252_and_the_choice_is_said() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = TestDb::sqlite();
+    let mut text = String::from("Nr. i regjistrimit;Emërtimi;E-mail;Qyteti\r\n");
+    for i in 0..30 {
+        text += &format!("L{i};Shoqata për Mbrojtjen e Fëmijëve {i};s{i}@x.al;Korçë\r\n");
+    }
+    text += "M1;Udruženje Kovačević i Ćorović;m@x.me;Tuzi\r\n";
+    let (bytes, _, _) = encoding_rs::WINDOWS_1250.encode(&text);
+    let file = write(dir.path(), "excel.csv", &bytes);
+    let out = cocreate(
+        dir.path(),
+        &db,
+        &["registry", "import", file.to_str().unwrap()],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains(
+            "(windows-1250, separated by ';').\nThe file is not UTF-8: it was read as windows-1250 by the letters it uses; if names look wrong (č as è, ć as æ), run again with --encoding windows-1252.\n"
+        ),
+        "{}",
+        stdout(&out)
+    );
+    let list = stdout(&cocreate(dir.path(), &db, &["registry", "list"]));
+    assert!(list.contains("Udruženje Kovačević i Ćorović"), "{list}");
+    assert!(
+        list.contains("Shoqata për Mbrojtjen e Fëmijëve 7"),
+        "{list}"
+    );
+}
+
+/// Before the real import, the POC sees who would be added, what would
+/// change for whom (old → new) and who would be marked inactive: on the
+/// terminal, in --changes and in --json.
+#[test]
+fn a_dry_run_lists_each_change_with_old_and_new_values() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = TestDb::sqlite();
+    let first = write(
+        dir.path(),
+        "first.csv",
+        "NIPT,Emri,Email,Qyteti\nA1,Shoqata Një,nje@x.al,Tiranë\nA2,Shoqata Dy,dy@x.al,Durrës\nA3,Shoqata Tre,tre@x.al,Vlorë\n",
+    );
+    let out = cocreate(
+        dir.path(),
+        &db,
+        &["registry", "import", first.to_str().unwrap()],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let second = write(
+        dir.path(),
+        "second.csv",
+        "NIPT,Emri,Email,Qyteti\nA1,Shoqata Një,nje@x.al,Tiranë\nA2,Shoqata e Dytë,dy@x.al,Shkodër\nA4,Shoqata Katër,kater@x.al,Fier\n",
+    );
+    let changes = dir.path().join("changes.csv");
+    let out = cocreate(
+        dir.path(),
+        &db,
+        &[
+            "registry",
+            "import",
+            "--dry-run",
+            second.to_str().unwrap(),
+            "--changes",
+            changes.to_str().unwrap(),
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).ends_with(
+            "Added 1, updated 1, unchanged 1, inactivated 1, skipped 0.\n\
+             Would change:\n  \
+             A2 Shoqata e Dytë: name 'Shoqata Dy' → 'Shoqata e Dytë'; city 'Durrës' → 'Shkodër'\n  \
+             A4 Shoqata Katër: add\n  \
+             A3 Shoqata Tre: mark inactive\n\
+             Dry run: nothing was written.\n"
+        ),
+        "{}",
+        stdout(&out)
+    );
+    assert_eq!(
+        std::fs::read_to_string(&changes).unwrap(),
+        "registration_no,name,change,field,old,new\n\
+         A2,Shoqata e Dytë,updated,name,Shoqata Dy,Shoqata e Dytë\n\
+         A2,Shoqata e Dytë,updated,city,Durrës,Shkodër\n\
+         A4,Shoqata Katër,added,,,\n\
+         A3,Shoqata Tre,inactivated,,,\n"
+    );
+    let json = cocreate(
+        dir.path(),
+        &db,
+        &[
+            "registry",
+            "import",
+            "--dry-run",
+            "--json",
+            second.to_str().unwrap(),
+        ],
+    );
+    let summary: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(
+        summary["changes"][0],
+        serde_json::json!({
+            "change": "updated", "registration_no": "A2", "name": "Shoqata e Dytë",
+            "fields": [
+                {"field": "name", "old": "Shoqata Dy", "new": "Shoqata e Dytë"},
+                {"field": "city", "old": "Durrës", "new": "Shkodër"}
+            ]
+        })
+    );
+    assert_eq!(summary["changes"][2]["change"], "inactivated");
+    // Nothing was written: the first file's names are still there.
+    let list = stdout(&cocreate(dir.path(), &db, &["registry", "list"]));
+    assert!(list.contains("Shoqata Dy"), "{list}");
 }
