@@ -418,7 +418,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
     let ingest = matches!(command, Command::Mail(MailCommand::Ingest { .. }));
     let app = match command {
         Command::Config(ConfigCommand::Check) => {
-            return Ok(commands::config::check(&config, &mut out)?);
+            return commands::config::check(&config, &mut out).await;
         }
         Command::Serve { demo } => {
             cocreate::telemetry::init(&config.log);

@@ -46,6 +46,9 @@ pub async fn run(config: Config, demo_mode: bool) -> Result<(), ServeError> {
     let source = config.source.to_string();
     let app = App::open(config).await?;
     tracing::info!(%database, config = %source, "store open, migrations applied");
+    for (what, how) in app.config.summary() {
+        tracing::info!(setting = what, "{how}");
+    }
     // The pages are rendered once here: a broken template stops serve now.
     let router = web::router(app.clone()).await?;
     if demo_mode {

@@ -4,20 +4,14 @@ use std::io::Write;
 
 use crate::config::Config;
 
-/// Prints what the checked config contains, so the POC sees it was read as meant.
-pub fn check(config: &Config, out: &mut impl Write) -> std::io::Result<()> {
+/// Prints what the checked config turns on, so the POC sees it was read as
+/// meant, then whether the database opens. A database that cannot be
+/// opened is an error after everything else has been shown.
+pub async fn check(config: &Config, out: &mut impl Write) -> anyhow::Result<()> {
     writeln!(out, "{} is valid.", config.source)?;
-    writeln!(out, "  listen:   {}", config.server.listen)?;
-    writeln!(
-        out,
-        "  database: {}",
-        crate::store::redact(&config.database.url)
-    )?;
-    writeln!(
-        out,
-        "  office:   {} <{}>, time zone {}",
-        config.office.name.en, config.office.email, config.office.time_zone
-    )?;
+    for (what, how) in config.summary() {
+        writeln!(out, "  {:<19} {how}", format!("{what}:"))?;
+    }
     writeln!(out, "  policy areas: {}", config.policy_areas.len())?;
     for area in &config.policy_areas {
         writeln!(
@@ -31,5 +25,8 @@ pub fn check(config: &Config, out: &mut impl Write) -> std::io::Result<()> {
             area.indirect_keywords.len()
         )?;
     }
+    out.flush()?;
+    let state = crate::store::check(&config.database).await?;
+    writeln!(out, "The database {state}.")?;
     Ok(())
 }

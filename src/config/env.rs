@@ -8,12 +8,12 @@ use super::*;
 /// Applies COCREATE_SECTION_KEY=value to the tree. Known keys are those of the
 /// built-in default and of the file itself, so an override can set a key the
 /// file leaves out. Values take the type the default has there.
-/// Returns the dotted keys that were overridden.
+/// Returns the dotted keys that were overridden, each with its variable.
 pub(super) fn apply_env_overrides(
     tree: &mut toml::Table,
     env: &[(String, String)],
-) -> Result<HashSet<String>, ConfigError> {
-    let mut overridden = HashSet::new();
+) -> Result<Overridden, ConfigError> {
+    let mut overridden = Overridden::default();
     let default: toml::Table = EMBEDDED_DEFAULT
         .parse()
         .expect("the built-in config is valid TOML");
@@ -42,9 +42,28 @@ pub(super) fn apply_env_overrides(
             problem,
         })?;
         set_path(tree, path, parsed);
-        overridden.insert(path.join("."));
+        overridden.0.insert(path.join("."), var.clone());
     }
     Ok(overridden)
+}
+
+/// The settings a COCREATE_* variable set: dotted key → variable name.
+#[derive(Debug, Default)]
+pub(super) struct Overridden(std::collections::HashMap<String, String>);
+
+impl Overridden {
+    pub(super) fn contains(&self, key: &str) -> bool {
+        self.0.contains_key(key)
+    }
+
+    /// Where a bad value of `key` came from: its variable if one set it,
+    /// otherwise `file` (the config file or the built-in default).
+    pub(super) fn origin(&self, key: &str, file: &str) -> String {
+        match self.0.get(key) {
+            Some(var) => format!("environment variable {var}"),
+            None => file.to_string(),
+        }
+    }
 }
 
 fn flatten_keys(

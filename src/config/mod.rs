@@ -10,6 +10,7 @@ mod env;
 mod review;
 mod schedules;
 mod sections;
+mod summary;
 mod validate;
 
 use std::path::{Path, PathBuf};
@@ -19,6 +20,7 @@ use env::apply_env_overrides;
 pub use review::ReviewConfig;
 pub use schedules::{SchedulesConfig, WhenEmpty};
 pub use sections::*;
+pub use summary::redact;
 use validate::RawConfig;
 
 /// The documented default, compiled in so the binary works from any folder.
@@ -135,7 +137,7 @@ impl Config {
             serde_path_to_error::deserialize(toml::Value::Table(tree)).map_err(|e| {
                 let key = e.path().to_string();
                 ConfigError::Invalid {
-                    origin: origin.clone(),
+                    origin: overridden.origin(&key, &origin),
                     problem: serde_problem(&e.into_inner().to_string()),
                     key: if key == "." {
                         "(top level)".into()

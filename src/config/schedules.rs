@@ -71,6 +71,20 @@ pub enum WhenEmpty {
     Nothing,
 }
 
+impl SchedulesConfig {
+    /// Each scheduled job by name, with its schedule (None: off), in the
+    /// order `schedule list` shows them.
+    pub fn jobs(&self) -> [(&'static str, Option<&Schedule>); 5] {
+        [
+            ("consultations", self.consultations.as_ref()),
+            ("deadline_reminders", self.deadline_reminders.as_ref()),
+            ("lfp_digest", self.lfp_digest.as_ref()),
+            ("response_reminders", self.response_reminders.as_ref()),
+            ("pen_summary", self.pen_summary.as_ref()),
+        ]
+    }
+}
+
 impl Default for SchedulesConfig {
     fn default() -> Self {
         Self {

@@ -5,6 +5,7 @@ use std::collections::HashSet;
 
 use serde::Deserialize;
 
+use super::env::Overridden;
 use super::*;
 use crate::domain::{Bilingual, EmailAddress, Keyword, Language};
 
@@ -77,13 +78,14 @@ struct RawThematicGroup {
 
 impl RawConfig {
     pub(super) fn validate(
-        self,
+        mut self,
         source: ConfigSource,
-        overridden: &HashSet<String>,
+        overridden: &Overridden,
     ) -> Result<Config, ConfigError> {
+        self.resolve_paths(&source, overridden);
         let origin = source.to_string();
         let invalid = |key: &str, problem: String| ConfigError::Invalid {
-            origin: origin.clone(),
+            origin: overridden.origin(key, &origin),
             key: key.to_string(),
             problem,
         };
@@ -315,6 +317,90 @@ impl RawConfig {
             policy_areas,
         })
     }
+}
+
+impl RawConfig {
+    /// Makes every relative path absolute. A path written in the config
+    /// file is relative to the file's folder, so the same file means the
+    /// same files whichever folder cocreate is started from; the built-in
+    /// default reads as config/cocreate.toml in the current folder, the
+    /// file it is a copy of. A path from a COCREATE_* variable is relative
+    /// to the current folder, as a path typed in a shell is.
+    fn resolve_paths(&mut self, source: &ConfigSource, overridden: &Overridden) {
+        let cwd = std::env::current_dir().unwrap_or_default();
+        let file = match source {
+            ConfigSource::File(p) => cwd.join(p),
+            ConfigSource::Embedded => cwd.join(DEFAULT_PATH),
+        };
+        let folder = file.parent().map_or_else(|| cwd.clone(), Path::to_path_buf);
+        let resolve = |key: &str, path: &Path| -> PathBuf {
+            let base = if overridden.contains(key) {
+                &cwd
+            } else {
+                &folder
+            };
+            normalise(&base.join(path))
+        };
+        let path = |key: &str, p: &mut PathBuf| {
+            if !p.as_os_str().is_empty() {
+                *p = resolve(key, p);
+            }
+        };
+        let text = |key: &str, p: &mut String| {
+            if !p.is_empty() {
+                *p = resolve(key, Path::new(p.as_str())).display().to_string();
+            }
+        };
+        if let Some(p) = self.mail.templates_dir.as_mut() {
+            path("mail.templates_dir", p);
+        }
+        text("mail.dkim_key_file", &mut self.mail.dkim_key_file);
+        path("outbox.file_dir", &mut self.outbox.file_dir);
+        if let Some(p) = self.inbound.maildir.as_mut() {
+            path("inbound.maildir", p);
+        }
+        if let Some(p) = self.inbound.imap_ca_file.as_mut() {
+            path("inbound.imap_ca_file", p);
+        }
+        path("inbound.attachments_dir", &mut self.inbound.attachments_dir);
+        if let Some(file) = sqlite_file(&self.database.url) {
+            let query = self
+                .database
+                .url
+                .find('?')
+                .map_or("", |q| &self.database.url[q..]);
+            let resolved = resolve("database.url", Path::new(file));
+            self.database.url = format!("sqlite:{}{query}", resolved.display());
+        }
+    }
+}
+
+/// The file of a `sqlite:` URL (`sqlite:PATH`, `sqlite://PATH`), without
+/// its options; None for an in-memory database or another backend.
+fn sqlite_file(url: &str) -> Option<&str> {
+    let rest = url.strip_prefix("sqlite:")?;
+    let rest = rest.strip_prefix("//").unwrap_or(rest);
+    let file = rest.split('?').next().unwrap_or(rest);
+    (!file.is_empty() && file != ":memory:").then_some(file)
+}
+
+/// `path` without `.` and `..` (read as the folder above), so that
+/// `config/../data` prints as `data`.
+fn normalise(path: &Path) -> PathBuf {
+    use std::path::Component;
+    let mut out = PathBuf::new();
+    for c in path.components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                if !out.pop() {
+                    out.push(c);
+                }
+            }
+            other => out.push(other),
+        }
+    }
+    out
 }
 
 fn non_empty(

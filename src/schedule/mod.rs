@@ -58,31 +58,23 @@ pub struct Scheduled {
 
 /// Every job, in the order they run, with its schedule from the config.
 pub fn all(app: &App) -> Vec<Scheduled> {
-    let s = &app.config.schedules;
-    let job = |name, schedule: &Option<Schedule>, job: Box<dyn Job>| Scheduled {
-        name,
-        schedule: schedule.clone(),
-        job,
-    };
-    vec![
-        job(
-            "consultations",
-            &s.consultations,
-            Box::new(jobs::Consultations),
-        ),
-        job(
-            "deadline_reminders",
-            &s.deadline_reminders,
-            Box::new(jobs::DeadlineReminders),
-        ),
-        job("lfp_digest", &s.lfp_digest, Box::new(jobs::LfpDigests)),
-        job(
-            "response_reminders",
-            &s.response_reminders,
-            Box::new(jobs::ResponseReminders),
-        ),
-        job("pen_summary", &s.pen_summary, Box::new(jobs::PenSummary)),
-    ]
+    app.config
+        .schedules
+        .jobs()
+        .into_iter()
+        .map(|(name, schedule)| Scheduled {
+            name,
+            schedule: schedule.cloned(),
+            job: match name {
+                "consultations" => Box::new(jobs::Consultations) as Box<dyn Job>,
+                "deadline_reminders" => Box::new(jobs::DeadlineReminders),
+                "lfp_digest" => Box::new(jobs::LfpDigests),
+                "response_reminders" => Box::new(jobs::ResponseReminders),
+                "pen_summary" => Box::new(jobs::PenSummary),
+                other => unreachable!("SchedulesConfig::jobs names no job {other}"),
+            },
+        })
+        .collect()
 }
 
 /// After a failed run (the store unreachable), the job tries again this

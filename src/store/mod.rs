@@ -541,21 +541,34 @@ pub async fn open(config: &DatabaseConfig) -> Result<Arc<dyn Store>, StoreError>
     }
 }
 
-/// The URL without any password, for messages and logs.
-pub fn redact(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_string();
-    };
-    let end = rest.find(['/', '?']).unwrap_or(rest.len());
-    let (authority, tail) = rest.split_at(end);
-    match authority.rsplit_once('@') {
-        Some((userinfo, host)) if userinfo.contains(':') => {
-            let user = userinfo.split(':').next().unwrap_or("");
-            format!("{scheme}://{user}:***@{host}{tail}")
-        }
-        _ => url.to_string(),
+/// Whether the database the config names can be opened, without changing
+/// it: an existing SQLite file is opened read-only, a missing one's folder
+/// must take a file, a PostgreSQL server must answer. Says how its schema
+/// stands against this version's migrations.
+pub async fn check(config: &DatabaseConfig) -> Result<String, StoreError> {
+    let url = config.url.as_str();
+    if url.starts_with("sqlite:") {
+        SqliteStore::check(url).await
+    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        PostgresStore::check(url, config.password().as_deref()).await
+    } else {
+        Err(StoreError::UnknownBackend)
     }
 }
+
+/// How a database's applied migrations compare with this version's.
+fn schema_state(applied: Option<i64>, known: usize) -> String {
+    match applied {
+        None => "opens; empty: its tables are created at start".into(),
+        Some(n) if n as usize >= known => "opens; its schema is up to date".into(),
+        Some(n) => format!(
+            "opens; {} schema change(s) are applied at start",
+            known - n as usize
+        ),
+    }
+}
+
+pub use crate::config::redact;
 
 #[cfg(test)]
 mod tests {

@@ -30,13 +30,153 @@ fn the_shipped_file_works_as_it_is() {
         text.starts_with("config/cocreate.toml is valid.\n"),
         "{text}"
     );
-    assert!(text.contains("  listen:   127.0.0.1:8080\n"));
-    assert!(text.contains("  policy areas: 5\n"));
+    for line in [
+        "  listen:             127.0.0.1:8080, public address http://127.0.0.1:8080\n",
+        "  outbox:             file: each message written to ",
+        "  imap:               off\n",
+        "  lmtp:               off\n",
+        "  webhook:            off (COCREATE_WEBHOOK_SECRET is not set)\n",
+        "  lfp_digest:         \"0 8 * * Mon\" in Europe/Tirane\n",
+        "  policy areas: 5\n",
+    ] {
+        assert!(text.contains(line), "{line} in {text}");
+    }
+    // The shipped file's paths are relative to its folder: data/ beside
+    // config/, wherever cocreate is started from.
+    let data = repo.join("data");
+    assert!(
+        text.contains(&format!(
+            "  database:           sqlite:{}\n",
+            data.join("cocreate.db").display()
+        )),
+        "{text}"
+    );
 
     // Without a config folder, the same defaults are built in.
     let elsewhere = tempfile::tempdir().unwrap();
     let out = check(elsewhere.path(), &[], &[]);
     assert!(stdout(&out).starts_with("the built-in default config is valid.\n"));
+    assert!(
+        stdout(&out).contains(&format!(
+            "sqlite:{}\n",
+            elsewhere.path().join("data/cocreate.db").display()
+        )),
+        "the built-in default reads as config/cocreate.toml in the current folder: {}",
+        stdout(&out)
+    );
+}
+
+/// A string setting from the environment that is wrong is blamed on its
+/// variable, as numbers are, not on the file.
+#[test]
+fn a_bad_value_from_the_environment_names_its_variable() {
+    let dir = tempfile::tempdir().unwrap();
+    for (var, value, expected) in [
+        (
+            "COCREATE_OUTBOX_TRANSPORT",
+            "smpt",
+            "error: environment variable COCREATE_OUTBOX_TRANSPORT: `outbox.transport` is wrong: unknown variant `smpt`, expected `file` or `smtp`\n",
+        ),
+        (
+            "COCREATE_LOG_LEVEL",
+            "loud",
+            "error: environment variable COCREATE_LOG_LEVEL: `log.level` must be one of error, warn, info, debug, trace, not 'loud'\n",
+        ),
+    ] {
+        let out = check(dir.path(), &[], &[(var, value)]);
+        assert_eq!(out.status.code(), Some(78));
+        assert_eq!(stderr(&out), expected);
+    }
+    let out = check(
+        dir.path(),
+        &[],
+        &[("COCREATE_SCHEDULES_LFP_DIGEST", "0 8 * * funday")],
+    );
+    assert!(
+        stderr(&out).starts_with(
+            "error: environment variable COCREATE_SCHEDULES_LFP_DIGEST: `schedules.lfp_digest` is wrong: '0 8 * * funday' is not a schedule"
+        ),
+        "{}",
+        stderr(&out)
+    );
+}
+
+/// A relative path in a config file is relative to the file's folder, so
+/// the same file opens the same database from any folder.
+#[test]
+fn a_relative_database_path_is_relative_to_the_config_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let conf = dir.path().join("etc");
+    std::fs::create_dir(&conf).unwrap();
+    let text = shipped().replace(
+        "url = \"sqlite:../data/cocreate.db\"",
+        "url = \"sqlite:db/cocreate.db\"",
+    );
+    let file = write(&conf, "cocreate.toml", &text);
+    let elsewhere = dir.path().join("elsewhere");
+    std::fs::create_dir(&elsewhere).unwrap();
+    let out = check(&elsewhere, &["--config", file.to_str().unwrap()], &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let db = conf.join("db/cocreate.db");
+    assert!(
+        stdout(&out).contains(&format!("  database:           sqlite:{}\n", db.display())),
+        "{}",
+        stdout(&out)
+    );
+    assert!(stdout(&out).ends_with("The database does not exist yet: it is created at start.\n"));
+    let import = Command::new(env!("CARGO_BIN_EXE_cocreate"))
+        .current_dir(&elsewhere)
+        .env_remove("COCREATE_CONFIG")
+        .args(["--config", file.to_str().unwrap(), "registry", "list"])
+        .output()
+        .unwrap();
+    assert!(import.status.success(), "{}", stderr(&import));
+    assert!(db.is_file(), "the database is beside the config file");
+    assert!(!elsewhere.join("db").exists(), "not in the current folder");
+    let out = check(&elsewhere, &["--config", file.to_str().unwrap()], &[]);
+    assert!(
+        stdout(&out).ends_with("The database opens; its schema is up to date.\n"),
+        "{}",
+        stdout(&out)
+    );
+}
+
+/// `config check` opens the database: one that cannot be is an error in
+/// one sentence after the settings are shown.
+#[test]
+fn config_check_says_when_the_database_cannot_be_opened() {
+    let dir = tempfile::tempdir().unwrap();
+    let blocker = write(dir.path(), "not-a-folder", "x");
+    let url = format!("sqlite:{}/cocreate.db", blocker.display());
+    let out = check(dir.path(), &[], &[("COCREATE_DATABASE_URL", url.as_str())]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stdout(&out).contains("  policy areas: 5\n"));
+    assert!(
+        stderr(&out).starts_with(&format!(
+            "error: cannot create the folder {} for the database: ",
+            blocker.display()
+        )),
+        "{}",
+        stderr(&out)
+    );
+    // Nothing listens on port 9 of this machine.
+    let out = check(
+        dir.path(),
+        &[],
+        &[(
+            "COCREATE_DATABASE_URL",
+            "postgres://cocreate@127.0.0.1:9/cocreate",
+        )],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).starts_with(
+            "error: cannot open the database postgres://cocreate@127.0.0.1:9/cocreate: "
+        ),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(stderr(&out).lines().count(), 1, "{}", stderr(&out));
 }
 
 #[test]
@@ -53,12 +193,23 @@ fn environment_variables_override_single_settings() {
             ),
         ],
     );
-    assert!(out.status.success(), "{}", stderr(&out));
     let text = stdout(&out);
-    assert!(text.contains("  listen:   0.0.0.0:9999\n"), "{text}");
     assert!(
-        text.contains("  database: postgres://cocreate:***@db.internal/cocreate\n"),
+        text.contains("  listen:             0.0.0.0:9999, "),
+        "{text}"
+    );
+    assert!(
+        text.contains("  database:           postgres://cocreate:***@db.internal/cocreate\n"),
         "a password from the environment is accepted and never printed: {text}"
+    );
+    // That server does not exist: the check says so, password hidden.
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).starts_with(
+            "error: cannot open the database postgres://cocreate:***@db.internal/cocreate: "
+        ),
+        "{}",
+        stderr(&out)
     );
 }
 
@@ -81,7 +232,7 @@ fn each_mistake_is_one_sentence_with_exit_status_78() {
             "`server.listne` is not a setting (expected one of `listen`, `public_url`, `max_connections`, `header_timeout_seconds`, `request_timeout_seconds`, `shutdown_grace_seconds`)".into(),
         ),
         (
-            file.replace("url = \"sqlite:data/cocreate.db\"", "url = \"postgres://u:pw@h/db\""),
+            file.replace("url = \"sqlite:../data/cocreate.db\"", "url = \"postgres://u:pw@h/db\""),
             vec![],
             "`database.url` contains a password; put it in the environment variable named by database.password_env instead".into(),
         ),
@@ -167,4 +318,49 @@ fn help_explains_every_command_without_the_source() {
     for word in ["--dry-run", "--partial", "Windows-1250", "marked inactive"] {
         assert!(text.contains(word), "{word} missing from:\n{text}");
     }
+}
+
+/// On PostgreSQL, `config check` reads how far the schema is without
+/// changing it: a new database is empty until the first start.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs PostgreSQL (COCREATE_TEST_POSTGRES_URL)"]
+async fn config_check_reads_a_postgres_schema_without_changing_it() {
+    let db = crate::common::TestDb::postgres().await.unwrap_or_else(|| {
+        panic!(
+            "{} must name a PostgreSQL server",
+            crate::common::POSTGRES_ENV
+        )
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let url = db.url.clone();
+    let run = move |args: &[&str]| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_cocreate"));
+        cmd.current_dir(dir.path())
+            .env_remove("COCREATE_CONFIG")
+            .env("COCREATE_DATABASE_URL", &url)
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let checked = tokio::task::spawn_blocking(move || {
+        let before = run(&["config", "check"]);
+        let list = run(&["registry", "list"]);
+        let after = run(&["config", "check"]);
+        (before, list, after)
+    })
+    .await
+    .unwrap();
+    let (before, list, after) = checked;
+    assert!(before.status.success(), "{}", stderr(&before));
+    assert!(
+        stdout(&before).ends_with("The database opens; empty: its tables are created at start.\n"),
+        "{}",
+        stdout(&before)
+    );
+    assert!(list.status.success(), "{}", stderr(&list));
+    assert!(
+        stdout(&after).ends_with("The database opens; its schema is up to date.\n"),
+        "{}",
+        stdout(&after)
+    );
 }

@@ -128,7 +128,49 @@ impl Dialect for Postgres {
     }
 }
 
+/// The error of a failed connection, the URL's password hidden.
+fn open_error(url: &str) -> impl Fn(sqlx::Error) -> StoreError + '_ {
+    move |source| StoreError::Open {
+        target: redact(url),
+        source,
+    }
+}
+
+/// The connection options of `url`; `password`, from the environment,
+/// takes precedence over one in the URL.
+fn connect_options(url: &str, password: Option<&str>) -> Result<PgConnectOptions, StoreError> {
+    let options = PgConnectOptions::from_str(url).map_err(open_error(url))?;
+    Ok(match password {
+        Some(password) => options.password(password),
+        None => options,
+    })
+}
+
 impl SqlStore<Postgres> {
+    /// See [`crate::store::check`].
+    pub async fn check(url: &str, password: Option<&str>) -> Result<String, StoreError> {
+        let pool = PgPoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(std::time::Duration::from_secs(10))
+            .connect_with(connect_options(url, password)?)
+            .await
+            .map_err(open_error(url))?;
+        let table: Option<String> =
+            sqlx::query_scalar("SELECT to_regclass('_sqlx_migrations')::text")
+                .fetch_one(&pool)
+                .await?;
+        let applied = match table {
+            Some(_) => Some(
+                sqlx::query_scalar("SELECT COUNT(*) FROM _sqlx_migrations WHERE success")
+                    .fetch_one(&pool)
+                    .await?,
+            ),
+            None => None,
+        };
+        let known = sqlx::migrate!("migrations/postgres").migrations.len();
+        Ok(super::super::schema_state(applied, known))
+    }
+
     /// Connects to the database named by a `postgres://` URL and applies
     /// migrations/postgres. `password`, from the environment, takes precedence
     /// over one in the URL.
@@ -137,14 +179,8 @@ impl SqlStore<Postgres> {
         password: Option<&str>,
         max_connections: u32,
     ) -> Result<Self, StoreError> {
-        let open_err = |source| StoreError::Open {
-            target: redact(url),
-            source,
-        };
-        let mut options = PgConnectOptions::from_str(url).map_err(open_err)?;
-        if let Some(password) = password {
-            options = options.password(password);
-        }
+        let open_err = open_error(url);
+        let options = connect_options(url, password)?;
         let pool = PgPoolOptions::new()
             .max_connections(max_connections)
             .acquire_timeout(std::time::Duration::from_secs(10))

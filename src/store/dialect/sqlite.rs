@@ -7,13 +7,14 @@
 //! for the lock up to the busy timeout. Reads use their own pool and, in WAL
 //! mode, never wait for the writer.
 
+use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{QueryBuilder, Transaction, TransactionManager};
+use sqlx::{ConnectOptions, QueryBuilder, Transaction, TransactionManager};
 
 use super::Dialect;
 use crate::store::StoreError;
@@ -145,6 +146,48 @@ impl Dialect for Sqlite {
 }
 
 impl SqlStore<Sqlite> {
+    /// See [`crate::store::check`].
+    pub async fn check(url: &str) -> Result<String, StoreError> {
+        let open_err = |source| StoreError::Open {
+            target: url.to_string(),
+            source,
+        };
+        let options = SqliteConnectOptions::from_str(url).map_err(open_err)?;
+        let file = options.get_filename().to_path_buf();
+        if !file.exists() {
+            // The folder it would go in must take a file, or be creatable.
+            let mut folder = file.parent().unwrap_or(Path::new(".")).to_path_buf();
+            while !folder.as_os_str().is_empty() && !folder.exists() {
+                folder = folder.parent().unwrap_or(Path::new("")).to_path_buf();
+            }
+            let probe = folder.join(format!(".cocreate-check-{}", std::process::id()));
+            std::fs::write(&probe, b"")
+                .and_then(|()| std::fs::remove_file(&probe))
+                .map_err(|source| StoreError::Folder {
+                    path: folder.display().to_string(),
+                    source,
+                })?;
+            return Ok("does not exist yet: it is created at start".into());
+        }
+        let mut conn = options.read_only(true).connect().await.map_err(open_err)?;
+        let tables: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM sqlite_master WHERE name = '_sqlx_migrations'",
+        )
+        .fetch_one(&mut conn)
+        .await?;
+        let applied = if tables > 0 {
+            Some(
+                sqlx::query_scalar("SELECT COUNT(*) FROM _sqlx_migrations WHERE success")
+                    .fetch_one(&mut conn)
+                    .await?,
+            )
+        } else {
+            None
+        };
+        let known = sqlx::migrate!("migrations/sqlite").migrations.len();
+        Ok(super::super::schema_state(applied, known))
+    }
+
     /// Opens (creating if needed) the database file named by a `sqlite:` URL
     /// and applies migrations/sqlite.
     pub async fn open(url: &str) -> Result<Self, StoreError> {
