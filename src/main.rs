@@ -19,6 +19,7 @@ use cocreate::commands;
 use cocreate::commands::consultation::SpecFlags;
 use cocreate::config::{Config, ConfigError};
 use cocreate::registry::import::{ImportMode, ImportOptions};
+use cocreate::store::records::RetryScope;
 
 /// cocreate takes civil society's proposals for an Open Government
 /// Partnership action plan by email and web form, and keeps the record of how
@@ -253,12 +254,21 @@ enum OutreachCommand {
 
 #[derive(Subcommand)]
 enum OutboxCommand {
-    /// Counts by state and the last failures.
+    /// Counts by state, deferred messages with their last error and next
+    /// attempt, and the last failures.
     Status,
     /// Deliver everything due now, once (`serve` does this continuously).
     Flush,
     /// Put failed messages back in the queue.
-    Retry,
+    Retry {
+        /// Also try deferred messages now, not at their next attempt.
+        #[arg(long)]
+        now: bool,
+        /// Also retry messages whose address was refused for good (after
+        /// the refusal was found to be wrong).
+        #[arg(long)]
+        refused: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -613,9 +623,15 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             writeln!(out)?;
         }
         Command::Outbox(cmd) => match cmd {
-            OutboxCommand::Status => commands::outbox::status(store, &mut out).await?,
+            OutboxCommand::Status => commands::outbox::status(store, config, &mut out).await?,
             OutboxCommand::Flush => commands::outbox::flush(&app, &mut out).await?,
-            OutboxCommand::Retry => commands::outbox::retry(store, &mut out).await?,
+            OutboxCommand::Retry { now, refused } => {
+                let scope = RetryScope {
+                    deferred_now: now,
+                    refused,
+                };
+                commands::outbox::retry(store, scope, &mut out).await?
+            }
         },
         Command::Schedule(cmd) => match cmd {
             ScheduleCommand::List => commands::schedule::list(&app, &mut out).await?,

@@ -1,13 +1,24 @@
 //! `cocreate outbox …`.
 
-use super::thousands;
-use crate::app::App;
-use crate::outbound::outbox::Worker;
-use crate::store::Store;
 use std::io::Write;
 
-pub async fn status(store: &dyn Store, out: &mut impl Write) -> anyhow::Result<()> {
+use super::{count, printable, thousands};
+use crate::app::App;
+use crate::config::Config;
+use crate::outbound::outbox::Worker;
+use crate::store::Store;
+use crate::store::records::RetryScope;
+
+/// Messages listed per section of `outbox status`.
+const LISTED: u32 = 20;
+
+pub async fn status(
+    store: &dyn Store,
+    config: &Config,
+    out: &mut impl Write,
+) -> anyhow::Result<()> {
     let c = store.outbox_counts().await?;
+    let deferred = store.deferred(LISTED).await?;
     writeln!(
         out,
         "Queued {}, sending {}, sent {}, failed {}.",
@@ -23,27 +34,72 @@ pub async fn status(store: &dyn Store, out: &mut impl Write) -> anyhow::Result<(
             thousands(c.cancelled as usize)
         )?;
     }
+    let local = |t: chrono::DateTime<chrono::Utc>| {
+        t.with_timezone(&config.office.time_zone)
+            .format("%Y-%m-%d %H:%M")
+            .to_string()
+    };
     if let Some(r) = store.relay_refusal().await? {
         writeln!(
             out,
             "Delivery is paused: the relay has refused cocreate since {} ({}); next try at {}. \
              Nothing is lost: the messages wait in the queue.",
-            r.since.format("%Y-%m-%d %H:%M:%S UTC"),
-            r.reason,
-            r.next_try_at.format("%Y-%m-%d %H:%M:%S UTC"),
+            local(r.since),
+            printable(&r.reason),
+            local(r.next_try_at),
         )?;
     }
-    let failures = store.outbox_failures(20).await?;
-    if !failures.is_empty() {
+    if !deferred.is_empty() {
         writeln!(
             out,
-            "Last failures (retry them with `cocreate outbox retry`):"
+            "Deferred after a failed attempt (tried again by themselves; `cocreate outbox retry --now` tries them now), times in {}:",
+            config.office.time_zone
         )?;
-        for f in failures {
+        for d in &deferred {
             writeln!(
                 out,
-                "  #{} {} to {} after {} attempts: {}",
-                f.id, f.kind, f.recipient, f.attempts, f.last_error
+                "  #{} {} to {}, {} so far, next at {}: {}",
+                d.id,
+                d.kind,
+                d.recipient,
+                count(d.attempts as usize, "attempt"),
+                local(d.next_attempt_at),
+                printable(&d.last_error)
+            )?;
+        }
+    }
+    let failures = store.outbox_failures(LISTED).await?;
+    let (refused, other): (Vec<_>, Vec<_>) = failures.into_iter().partition(|f| f.refused);
+    if !refused.is_empty() {
+        writeln!(
+            out,
+            "Failed, the address refused for good (correct it in the registry; retrying cannot help):"
+        )?;
+        for f in refused {
+            writeln!(
+                out,
+                "  #{} {} to {}: {}",
+                f.id,
+                f.kind,
+                f.recipient,
+                printable(&f.last_error)
+            )?;
+        }
+    }
+    if !other.is_empty() {
+        writeln!(
+            out,
+            "Failed (put them back in the queue with `cocreate outbox retry`):"
+        )?;
+        for f in other {
+            writeln!(
+                out,
+                "  #{} {} to {} after {}: {}",
+                f.id,
+                f.kind,
+                f.recipient,
+                count(f.attempts as usize, "attempt"),
+                printable(&f.last_error)
             )?;
         }
     }
@@ -64,12 +120,30 @@ pub async fn flush(app: &App, out: &mut impl Write) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub async fn retry(store: &dyn Store, out: &mut impl Write) -> anyhow::Result<()> {
-    let n = store.retry_failed().await?;
-    writeln!(
-        out,
-        "Put {} failed messages back in the queue.",
-        thousands(n as usize)
-    )?;
+pub async fn retry(
+    store: &dyn Store,
+    scope: RetryScope,
+    out: &mut impl Write,
+) -> anyhow::Result<()> {
+    let r = store.retry(scope).await?;
+    let mut said = format!(
+        "Put {} back in the queue",
+        count(r.failed as usize, "failed message")
+    );
+    if scope.deferred_now {
+        said += &format!(
+            ", and made {} due now",
+            count(r.deferred as usize, "deferred message")
+        );
+    }
+    said.push('.');
+    writeln!(out, "{said}")?;
+    if r.refused_left > 0 {
+        writeln!(
+            out,
+            "Left as they are: {} to addresses refused for good (correct them in the registry, or add --refused to try them anyway).",
+            count(r.refused_left as usize, "message")
+        )?;
+    }
     Ok(())
 }

@@ -82,9 +82,57 @@ impl EmailKind {
     }
 
     /// Acknowledgements of what a CSO sent: capped per address and hour,
-    /// and never held behind bulk mail.
+    /// and never held behind bulk mail (see [`Lane`]).
     pub fn is_acknowledgement(self) -> bool {
         matches!(self, Self::Receipt | Self::FollowUp)
+    }
+
+    /// The outbox lane: answers to what someone just did go in their own
+    /// lane, ahead of and unpaced by the bulk mail.
+    pub fn lane(self) -> Lane {
+        match self {
+            Self::Receipt | Self::FollowUp | Self::Confirmation | Self::SignIn => Lane::Replies,
+            Self::Invitation
+            | Self::DeadlineExtended
+            | Self::DeadlineReminder
+            | Self::MeetingChanged
+            | Self::ConsultationClosed
+            | Self::LfpDigest
+            | Self::ResponseReminder
+            | Self::PenSummary
+            | Self::Outcome
+            | Self::Correction => Lane::Bulk,
+        }
+    }
+}
+
+/// The outbox's two lanes. A person waiting for an answer (a receipt, a
+/// confirmation link, a sign-in link) must not wait behind thousands of
+/// invitations paced at the relay's rate: replies are claimed by their own
+/// sender, first, and not paced by `outbox.rate_per_second`, which is for
+/// the bulk mail that providers throttle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Lane {
+    Replies,
+    Bulk,
+}
+
+impl Lane {
+    pub const ALL: [Lane; 2] = [Lane::Replies, Lane::Bulk];
+
+    /// Its number in the outbox's `lane` column (lower is first).
+    pub fn number(self) -> i64 {
+        match self {
+            Self::Replies => 0,
+            Self::Bulk => 1,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Replies => "replies",
+            Self::Bulk => "bulk",
+        }
     }
 }
 

@@ -19,7 +19,7 @@ mod working_days;
 
 pub use bilingual::Bilingual;
 pub use email::{EmailAddress, EmailAddressError};
-pub use email_kind::{EmailFor, EmailKind};
+pub use email_kind::{EmailFor, EmailKind, Lane};
 pub use keyword::{Keyword, KeywordError};
 pub use language::{Language, LanguageError};
 pub use receipt_no::{ReceiptNo, ReceiptNoError};

@@ -12,6 +12,7 @@ use super::transport::{SendError, Transport};
 use super::verp::BounceAddresses;
 use crate::app::App;
 use crate::config::OutboxConfig;
+use crate::domain::Lane;
 use crate::store::{Store, StoreError};
 
 pub use crate::store::records::{
@@ -32,7 +33,8 @@ pub enum OutboxError {
 }
 
 /// Delivers due messages: claims a batch, sends up to `concurrency` at a
-/// time at no more than `rate_per_second`, and records each outcome.
+/// time, and records each outcome; in two lanes ([`Lane`]) that run side by
+/// side, replies unpaced and bulk mail at no more than `rate_per_second`.
 pub struct Worker {
     store: Arc<dyn Store>,
     transport: Arc<Transport>,
@@ -70,13 +72,20 @@ impl Worker {
         })
     }
 
-    /// Delivers everything due now, batch after batch, and returns when
-    /// nothing is due.
+    /// Delivers everything due now, batch after batch, replies first, and
+    /// returns when nothing is due.
     pub async fn flush(&self) -> Result<PassSummary, OutboxError> {
         let never = CancellationToken::new();
         let mut total = PassSummary::default();
         loop {
-            let pass = self.pass(&never).await?;
+            let mut pass = self.pass(&never, Lane::Replies).await?;
+            if pass.relay_refused.is_none() {
+                let bulk = self.pass(&never, Lane::Bulk).await?;
+                pass.sent += bulk.sent;
+                pass.retried += bulk.retried;
+                pass.failed += bulk.failed;
+                pass.relay_refused = bulk.relay_refused;
+            }
             total.sent += pass.sent;
             total.retried += pass.retried;
             total.failed += pass.failed;
@@ -100,13 +109,21 @@ impl Worker {
         }
     }
 
-    /// Runs until `stop` resolves, polling for due messages every second
-    /// when idle.
+    /// Runs both lanes until `stop` resolves.
+    pub async fn run(&self, stop: CancellationToken) {
+        tokio::join!(
+            self.run_lane(Lane::Replies, stop.clone()),
+            self.run_lane(Lane::Bulk, stop)
+        );
+    }
+
+    /// Runs one lane until `stop` resolves, polling for due messages every
+    /// second when idle.
     ///
     /// When the relay refuses cocreate itself, delivery pauses with backoff
     /// (the outbox's retry settings) and the refusal is recorded once, not
     /// per message; the first pass that sends again clears it.
-    pub async fn run(&self, stop: CancellationToken) {
+    async fn run_lane(&self, lane: Lane, stop: CancellationToken) {
         let mut refusals: u32 = 0;
         let mut since = self.store.clock().now();
         // A refusal may be on record from before this start (an `outbox
@@ -116,7 +133,7 @@ impl Worker {
             if stop.is_cancelled() {
                 return;
             }
-            match self.pass(&stop).await {
+            match self.pass(&stop, lane).await {
                 Ok(PassSummary {
                     relay_refused: Some(reason),
                     ..
@@ -126,7 +143,7 @@ impl Worker {
                     let now = self.store.clock().now();
                     if refusals == 1 {
                         since = now;
-                        tracing::error!(%reason, "the relay refuses cocreate; delivery paused until it accepts again");
+                        tracing::error!(%reason, lane = lane.as_str(), "the relay refuses cocreate; delivery paused until it accepts again");
                     }
                     let refusal = RelayRefusal {
                         reason,
@@ -147,6 +164,7 @@ impl Worker {
                     if refusals > 0 {
                         tracing::info!(
                             sent = p.sent,
+                            lane = lane.as_str(),
                             "the relay accepts cocreate again; delivery resumed"
                         );
                     }
@@ -162,6 +180,7 @@ impl Worker {
                         sent = p.sent,
                         retried = p.retried,
                         failed = p.failed,
+                        lane = lane.as_str(),
                         "outbox pass"
                     );
                     continue;
@@ -176,13 +195,13 @@ impl Worker {
         }
     }
 
-    /// One batch: claim, send, record.
+    /// One batch of `lane`: claim, send, record.
     ///
     /// Each send holds one of `concurrency` permits until its outcome is
     /// committed, and outcomes that finish together are committed together.
-    /// So at any moment at most `concurrency` messages can have been accepted
-    /// by the relay without being marked sent: the most a crash can make us
-    /// send twice.
+    /// So at any moment at most `concurrency` messages of a lane can have
+    /// been accepted by the relay without being marked sent: the most a
+    /// crash can make us send twice.
     ///
     /// A message is only handed over while the claim is ours for longer
     /// than the send may take: the claim is renewed once less than half its
@@ -192,14 +211,21 @@ impl Worker {
     ///
     /// When `stop` turns true, no further message is handed over: those in
     /// flight finish and are recorded, the rest go back to the queue.
-    pub async fn pass(&self, stop: &CancellationToken) -> Result<PassSummary, OutboxError> {
+    pub async fn pass(
+        &self,
+        stop: &CancellationToken,
+        lane: Lane,
+    ) -> Result<PassSummary, OutboxError> {
         let concurrency = self.config.concurrency.max(1) as usize;
+        let rate = match lane {
+            Lane::Replies => 0,
+            Lane::Bulk => self.config.rate_per_second,
+        };
         // Enough per claim that the pause between passes is rare; the rate
         // limit bounds it too, so that a claim is rarely renewed.
         let mut batch = (concurrency * 250) as u64;
-        if self.config.rate_per_second > 0 {
-            let in_half_lease =
-                u64::from(self.config.rate_per_second) * self.config.claim_seconds / 2;
+        if rate > 0 {
+            let in_half_lease = u64::from(rate) * self.config.claim_seconds / 2;
             batch = batch.min(in_half_lease.max(1));
         }
         let batch = batch as u32;
@@ -208,7 +234,7 @@ impl Worker {
         let Claim {
             token,
             messages: claimed,
-        } = self.store.claim_due_messages(batch, lease).await?;
+        } = self.store.claim_due(batch, lease, Some(lane)).await?;
         if claimed.is_empty() {
             return Ok(PassSummary::default());
         }
@@ -223,7 +249,7 @@ impl Worker {
         let refused = std::sync::atomic::AtomicBool::new(false);
 
         let dispatch = async {
-            let mut pacer = Pacer::new(self.config.rate_per_second);
+            let mut pacer = Pacer::new(rate);
             let mut unsent = Vec::new();
             let mut claimed = claimed.into_iter();
             for m in claimed.by_ref() {

@@ -157,9 +157,20 @@ pub trait OutboxStore: Send + Sync {
     /// Idempotency keys already in the outbox that start with `prefix`.
     async fn queued_keys(&self, prefix: &str) -> Result<HashSet<String>, StoreError>;
 
-    /// Claims up to `limit` due messages for `lease`; no other claimer gets
-    /// them until the lease runs out.
-    async fn claim_due_messages(&self, limit: u32, lease: Duration) -> Result<Claim, StoreError>;
+    /// Claims up to `limit` due messages of either lane for `lease`,
+    /// replies first; no other claimer gets them until the lease runs out.
+    async fn claim_due_messages(&self, limit: u32, lease: Duration) -> Result<Claim, StoreError> {
+        self.claim_due(limit, lease, None).await
+    }
+
+    /// Claims up to `limit` due messages of `lane` (of both, replies first,
+    /// for None) for `lease`.
+    async fn claim_due(
+        &self,
+        limit: u32,
+        lease: Duration,
+        lane: Option<crate::domain::Lane>,
+    ) -> Result<Claim, StoreError>;
 
     /// Extends the claim `token` by `lease` from now, for the messages it
     /// still holds (those not yet recorded); returns their ids. A message
@@ -188,8 +199,9 @@ pub trait OutboxStore: Send + Sync {
     /// The recipient of outbox message `id`, if there is one.
     async fn outbox_recipient(&self, id: i64) -> Result<Option<String>, StoreError>;
 
-    /// Puts failed messages back in the queue; returns how many.
-    async fn retry_failed(&self) -> Result<u64, StoreError>;
+    /// Puts failed messages back in the queue (and, as `scope` says,
+    /// failures to refused addresses, and deferred messages due now).
+    async fn retry(&self, scope: RetryScope) -> Result<Retried, StoreError>;
 
     async fn reply_key(&self, key: &ReplyKey) -> Result<Option<ReplyKeyRecord>, StoreError>;
 

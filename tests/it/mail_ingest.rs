@@ -108,7 +108,7 @@ pub(crate) fn receipts(dir: &Path) -> Vec<Vec<u8>> {
         .collect()
 }
 
-fn reply(key: &str, id: &str, message_id: &str, body: &str) -> Vec<u8> {
+pub(crate) fn reply(key: &str, id: &str, message_id: &str, body: &str) -> Vec<u8> {
     format!(
         "Received: from mx.cso.example.org\r\nFrom: Arta <buxheti@cso.example.org>\r\nTo: consult+{key}@ogp.office.example\r\nSubject: Re: Ftesë për konsultim\r\nMessage-ID: <{message_id}>\r\nIn-Reply-To: <{id}>\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n{body}\r\n\r\nMë 3 dhj 2026, Zyra <consult+{key}@ogp.office.example> shkroi:\r\n> Ftesë\r\n"
     )

@@ -21,6 +21,7 @@ mod mail_ingest;
 mod mail_inspect;
 mod mail_loop;
 mod outbox_crash;
+mod outbox_lanes;
 mod outbox_slow_relay;
 mod outreach_smtp;
 mod review;

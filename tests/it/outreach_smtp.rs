@@ -254,7 +254,8 @@ fn a_451_is_retried_and_a_550_is_final_without_touching_anyone_else() {
          A2,Shoqata Dy,later@cso.example.org,Buxhet\n\
          A3,Shoqata Tre,reject@cso.example.org,Buxhet\n",
     );
-    let fast = [("COCREATE_OUTBOX_RETRY_BASE_SECONDS", "1")];
+    // Retries an hour apart: the deferred message waits for `retry --now`.
+    let fast = [("COCREATE_OUTBOX_RETRY_BASE_SECONDS", "3600")];
     run(
         dir.path(),
         &db,
@@ -295,13 +296,43 @@ fn a_451_is_retried_and_a_550_is_final_without_touching_anyone_else() {
         status.starts_with("Queued 1, sending 0, sent 1, failed 1.\n"),
         "{status}"
     );
+    // The deferred message with its last error and next attempt; the
+    // refused address without a suggestion to retry it.
+    let deferred = status
+        .lines()
+        .find(|l| l.contains("invitation to later@cso.example.org"))
+        .unwrap_or_else(|| panic!("{status}"));
     assert!(
-        status.contains("invitation to reject@cso.example.org after 1 attempts: the recipient was refused: permanent error (550): 5.1.1 <reject@cso.example.org>: mailbox unavailable"),
+        deferred.contains(", 1 attempt so far, next at ")
+            && deferred.ends_with(
+                ": transient error (451): 4.7.1 <later@cso.example.org>: greylisted, try again later"
+            ),
         "{status}"
     );
+    assert!(
+        status.contains("Deferred after a failed attempt (tried again by themselves; `cocreate outbox retry --now` tries them now), times in Europe/Tirane:\n"),
+        "{status}"
+    );
+    assert!(
+        status.contains("Failed, the address refused for good (correct it in the registry; retrying cannot help):\n  #"),
+        "{status}"
+    );
+    assert!(
+        status.contains(" invitation to reject@cso.example.org: the recipient was refused: permanent error (550): 5.1.1 <reject@cso.example.org>: mailbox unavailable\n"),
+        "{status}"
+    );
+    assert!(!status.contains("outbox retry`):"), "{status}");
 
-    // The retry waits about a second (base 1 s, with jitter), then succeeds.
-    std::thread::sleep(std::time::Duration::from_millis(1400));
+    // Not due for an hour; `retry --now` makes it due, and leaves the
+    // refused address alone.
+    let idle = run(dir.path(), &db, &sink, &fast, &["outbox", "flush"]);
+    assert_eq!(stdout(&idle), "Sent 0, deferred 0 for a retry, failed 0.\n");
+    let retry = run(dir.path(), &db, &sink, &fast, &["outbox", "retry", "--now"]);
+    assert_eq!(
+        stdout(&retry),
+        "Put 0 failed messages back in the queue, and made 1 deferred message due now.\n\
+         Left as they are: 1 message to addresses refused for good (correct them in the registry, or add --refused to try them anyway).\n"
+    );
     let second = run(dir.path(), &db, &sink, &fast, &["outbox", "flush"]);
     assert_eq!(
         stdout(&second),
@@ -475,11 +506,13 @@ fn only_a_refusal_at_rcpt_marks_an_address_a_refused_message_fails_alone() {
     );
     let status = stdout(&run(dir.path(), &db, &sink, &[], &["outbox", "status"]));
     assert!(
-        status.contains("to reject@cso.example.org after 1 attempts: the recipient was refused: permanent error (550): 5.1.1"),
+        status.contains(
+            "to reject@cso.example.org: the recipient was refused: permanent error (550): 5.1.1"
+        ),
         "{status}"
     );
     assert!(
-        status.contains("to toobig@cso.example.org after 1 attempts: the message was refused: permanent error (552): 5.3.4 message size exceeds"),
+        status.contains("to toobig@cso.example.org after 1 attempt: the message was refused: permanent error (552): 5.3.4 message size exceeds"),
         "{status}"
     );
     assert_eq!(bounced(dir.path(), &db, &sink), ["reject@cso.example.org"]);

@@ -20,6 +20,7 @@ use cocreate::registry::relevance::{Relevance, RelevanceOverride};
 use cocreate::registry::{CsoRecord, ImportLogEntry, RegistryChanges};
 use cocreate::store::Store;
 use cocreate::store::StoreError;
+use cocreate::store::records::RetryScope;
 
 macro_rules! conformance {
     ($($case:ident),* $(,)?) => {$(
@@ -667,7 +668,18 @@ async fn outcomes_are_recorded_and_hard_bounces_mark_the_address(db: &TestDb) {
     assert_eq!(statuses[0].address, "bad@x.al");
     assert!(statuses[0].bounced_at.is_some());
 
-    assert_eq!(store.retry_failed().await.unwrap(), 1);
+    // A refused address is left alone unless asked for.
+    assert!(failures[0].refused);
+    let left = store.retry(RetryScope::default()).await.unwrap();
+    assert_eq!((left.failed, left.refused_left), (0, 1));
+    let retried = store
+        .retry(RetryScope {
+            refused: true,
+            ..RetryScope::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!((retried.failed, retried.refused_left), (1, 0));
     let again = store
         .claim_due_messages(10, std::time::Duration::from_secs(600))
         .await

@@ -14,7 +14,7 @@ pub use inbound::{
 };
 pub use outbox::{
     Claim, Delivery, NewMessage, OutboxCounts, OutboxFailure, OutboxMessage, RelayRefusal,
-    ReplyKeyRecord,
+    ReplyKeyRecord, Retried, RetryScope,
 };
 pub use registry::{
     AddressStatus, Cso, CsoRecord, ImportLogEntry, ImportRecord, RegistryChanges, RelevanceOverride,

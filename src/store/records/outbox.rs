@@ -93,6 +93,29 @@ pub struct OutboxFailure {
     pub recipient: String,
     pub attempts: u32,
     pub last_error: String,
+    /// The recipient's address was refused for good: retrying cannot help
+    /// until the address is corrected.
+    pub refused: bool,
+}
+
+/// What `outbox retry` is to put back in the queue.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RetryScope {
+    /// Deferred messages are made due now, not at their next attempt.
+    pub deferred_now: bool,
+    /// Failures to addresses refused for good are retried too.
+    pub refused: bool,
+}
+
+/// What `outbox retry` did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Retried {
+    /// Failed messages put back in the queue.
+    pub failed: u64,
+    /// Deferred messages made due now.
+    pub deferred: u64,
+    /// Failures to refused addresses left as they are.
+    pub refused_left: u64,
 }
 
 /// The relay refusing cocreate itself (a wrong password, TLS it will not

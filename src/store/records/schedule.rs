@@ -75,6 +75,7 @@ pub struct ReplyCount {
 /// A message deferred after a failed attempt, waiting to be tried again.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Deferred {
+    pub id: i64,
     pub kind: String,
     pub recipient: String,
     pub attempts: u32,

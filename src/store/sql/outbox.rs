@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use sqlx::{Database, Encode, Executor, FromRow, IntoArguments, Pool, Type};
 
 use super::*;
-use crate::domain::{EmailAddress, ReplyKey};
+use crate::domain::{EmailAddress, Lane, ReplyKey};
 use crate::store::records::*;
 use crate::store::{OutboxStore, StoreError};
 
@@ -42,14 +42,17 @@ impl From<ClaimedRow> for OutboxMessage {
 
 /// The claim statement; `lock` is what the backend adds to the inner SELECT
 /// so that concurrent claimers skip each other's rows.
+/// Claims due messages of the lanes numbered $5 to $6, the lower lane
+/// first, then in the order they were queued.
 pub(super) fn claim_sql(lock: &str) -> String {
     format!(
         "UPDATE outbox SET state = 'sending', claimed_until = $1, claim_token = $4, \
          attempts = attempts + 1 \
          WHERE id IN (SELECT id FROM outbox \
-                      WHERE (state = 'queued' AND next_attempt_at <= $2) \
-                         OR (state = 'sending' AND claimed_until < $2) \
-                      ORDER BY id LIMIT $3 {lock}) \
+                      WHERE lane BETWEEN $5 AND $6 \
+                        AND ((state = 'queued' AND next_attempt_at <= $2) \
+                         OR (state = 'sending' AND claimed_until < $2)) \
+                      ORDER BY lane, id LIMIT $3 {lock}) \
          RETURNING id, idempotency_key, kind, recipient, envelope_from, message, attempts"
     )
 }
@@ -73,6 +76,7 @@ pub struct FailureRow {
     recipient: String,
     attempts: i64,
     last_error: Option<String>,
+    refused: bool,
 }
 
 #[derive(FromRow)]
@@ -126,13 +130,13 @@ where
         let mut new = 0;
         for chunk in messages.chunks(OUTBOX_ROWS_PER_INSERT) {
             let sql = format!(
-                "INSERT INTO outbox (idempotency_key, kind, recipient, envelope_from, consultation_id, \
-                 cso_id, message, state, attempts, next_attempt_at, created_at) VALUES {} \
-                 ON CONFLICT (idempotency_key) DO NOTHING RETURNING idempotency_key",
-                placeholders::<D>(chunk.len(), 9, |p| {
+                "INSERT INTO outbox (idempotency_key, kind, lane, recipient, envelope_from, \
+                 consultation_id, cso_id, message, state, attempts, next_attempt_at, created_at) \
+                 VALUES {} ON CONFLICT (idempotency_key) DO NOTHING RETURNING idempotency_key",
+                placeholders::<D>(chunk.len(), 10, |p| {
                     format!(
-                        "({}, {}, {}, {}, {}, {}, {}, 'queued', 0, {}, {})",
-                        p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], p[8]
+                        "({}, {}, {}, {}, {}, {}, {}, {}, 'queued', 0, {}, {})",
+                        p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], p[8], p[9]
                     )
                 })
             );
@@ -141,6 +145,7 @@ where
                 insert = insert
                     .bind(m.idempotency_key.as_str())
                     .bind(m.kind.as_str())
+                    .bind(m.kind.lane().number())
                     .bind(m.recipient.as_str())
                     .bind(m.envelope_from.as_str())
                     .bind(m.consultation_id)
@@ -243,6 +248,7 @@ where
     for<'q> &'q str: Encode<'q, D::DB> + Type<D::DB>,
     for<'q> <D::DB as Database>::Arguments<'q>: IntoArguments<'q, D::DB>,
     for<'q> DateTime<Utc>: Encode<'q, D::DB> + Type<D::DB>,
+    for<'q> bool: Encode<'q, D::DB> + Type<D::DB>,
     for<'q> Option<&'q str>: Encode<'q, D::DB> + Type<D::DB>,
     for<'q> Option<i64>: Encode<'q, D::DB> + Type<D::DB>,
     for<'q> String: Encode<'q, D::DB> + Type<D::DB>,
@@ -338,16 +344,19 @@ where
                 .bind(token)
                 .execute(&mut *conn)
                 .await?,
-                Delivery::Failed { error, .. } => sqlx::query::<D::DB>(
-                    "UPDATE outbox SET state = 'failed', last_error = $1, claimed_until = NULL, \
-                     claim_token = NULL \
+                Delivery::Failed { error, hard_bounce } => {
+                    sqlx::query::<D::DB>(
+                        "UPDATE outbox SET state = 'failed', last_error = $1, refused = $4, \
+                     claimed_until = NULL, claim_token = NULL \
                      WHERE id = $2 AND state = 'sending' AND claim_token = $3",
-                )
-                .bind(error.as_str())
-                .bind(id)
-                .bind(token)
-                .execute(&mut *conn)
-                .await?,
+                    )
+                    .bind(error.as_str())
+                    .bind(id)
+                    .bind(token)
+                    .bind(*hard_bounce)
+                    .execute(&mut *conn)
+                    .await?
+                }
             };
         if D::rows_affected(&done) == 0 {
             return Ok(false);
@@ -371,18 +380,40 @@ where
         Ok(true)
     }
 
-    pub(super) async fn retry_failed_in(
+    pub(super) async fn retry_in(
         conn: &mut <D::DB as Database>::Connection,
         now: DateTime<Utc>,
-    ) -> Result<u64, StoreError> {
-        let rows: Vec<(i64,)> = sqlx::query_as::<D::DB, (i64,)>(
-            "UPDATE outbox SET state = 'queued', attempts = 0, next_attempt_at = $1 \
-             WHERE state = 'failed' RETURNING id",
+        scope: RetryScope,
+    ) -> Result<Retried, StoreError> {
+        let failed: Vec<(i64,)> = sqlx::query_as::<D::DB, (i64,)>(
+            "UPDATE outbox SET state = 'queued', attempts = 0, next_attempt_at = $1, refused = FALSE \
+             WHERE state = 'failed' AND (NOT refused OR $2) RETURNING id",
         )
         .bind(now)
-        .fetch_all(conn)
+        .bind(scope.refused)
+        .fetch_all(&mut *conn)
         .await?;
-        Ok(rows.len() as u64)
+        let deferred: Vec<(i64,)> = if scope.deferred_now {
+            sqlx::query_as::<D::DB, (i64,)>(
+                "UPDATE outbox SET next_attempt_at = $1 \
+                 WHERE state = 'queued' AND attempts > 0 AND next_attempt_at > $1 RETURNING id",
+            )
+            .bind(now)
+            .fetch_all(&mut *conn)
+            .await?
+        } else {
+            Vec::new()
+        };
+        let (refused_left,): (i64,) = sqlx::query_as::<D::DB, (i64,)>(
+            "SELECT COUNT(*) FROM outbox WHERE state = 'failed' AND refused",
+        )
+        .fetch_one(&mut *conn)
+        .await?;
+        Ok(Retried {
+            failed: failed.len() as u64,
+            deferred: deferred.len() as u64,
+            refused_left: u64::try_from(refused_left).unwrap_or(0),
+        })
     }
 
     pub(super) async fn set_relay_refusal_in(
@@ -430,6 +461,7 @@ where
     for<'q> &'q str: Encode<'q, D::DB> + Type<D::DB>,
     for<'q> <D::DB as Database>::Arguments<'q>: IntoArguments<'q, D::DB>,
     for<'q> DateTime<Utc>: Encode<'q, D::DB> + Type<D::DB>,
+    for<'q> bool: Encode<'q, D::DB> + Type<D::DB>,
     for<'q> Option<&'q str>: Encode<'q, D::DB> + Type<D::DB>,
     for<'q> Option<i64>: Encode<'q, D::DB> + Type<D::DB>,
     for<'q> String: Encode<'q, D::DB> + Type<D::DB>,
@@ -494,7 +526,7 @@ where
         let rows: Vec<FailureRow> = fetch_all(
             pool,
             &format!(
-                "SELECT id, kind, recipient, attempts, last_error FROM outbox \
+                "SELECT id, kind, recipient, attempts, last_error, refused FROM outbox \
                  WHERE state = 'failed' ORDER BY id DESC LIMIT {limit}"
             ),
         )
@@ -507,6 +539,7 @@ where
                 recipient: r.recipient,
                 attempts: u32::try_from(r.attempts).unwrap_or(u32::MAX),
                 last_error: r.last_error.unwrap_or_default(),
+                refused: r.refused,
             })
             .collect())
     }
@@ -536,13 +569,17 @@ where
         Ok(queued)
     }
 
-    #[tracing::instrument(
-        name = "store",
-        level = "debug",
-        skip_all,
-        fields(call = "claim_due_messages")
-    )]
-    async fn claim_due_messages(&self, limit: u32, lease: Duration) -> Result<Claim, StoreError> {
+    #[tracing::instrument(name = "store", level = "debug", skip_all, fields(call = "claim_due"))]
+    async fn claim_due(
+        &self,
+        limit: u32,
+        lease: Duration,
+        lane: Option<Lane>,
+    ) -> Result<Claim, StoreError> {
+        let (first, last) = match lane {
+            Some(l) => (l.number(), l.number()),
+            None => (Lane::Replies.number(), Lane::Bulk.number()),
+        };
         let now = self.now();
         let until = now + chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::MAX);
         let token = Claim::new_token();
@@ -552,6 +589,8 @@ where
             .bind(now)
             .bind(i64::from(limit))
             .bind(token.as_str())
+            .bind(first)
+            .bind(last)
             .fetch_all(&mut *tx)
             .await?;
         tx.commit().await?;
@@ -623,17 +662,12 @@ where
         Ok(())
     }
 
-    #[tracing::instrument(
-        name = "store",
-        level = "debug",
-        skip_all,
-        fields(call = "retry_failed")
-    )]
-    async fn retry_failed(&self) -> Result<u64, StoreError> {
+    #[tracing::instrument(name = "store", level = "debug", skip_all, fields(call = "retry"))]
+    async fn retry(&self, scope: RetryScope) -> Result<Retried, StoreError> {
         let mut tx = self.begin().await?;
-        let n = Self::retry_failed_in(&mut tx, self.now()).await?;
+        let retried = Self::retry_in(&mut tx, self.now(), scope).await?;
         tx.commit().await?;
-        Ok(n)
+        Ok(retried)
     }
 
     #[tracing::instrument(

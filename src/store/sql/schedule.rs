@@ -47,6 +47,7 @@ impl From<EntryRow> for DigestEntry {
 
 #[derive(FromRow)]
 pub struct DeferredRow {
+    id: i64,
     kind: String,
     recipient: String,
     attempts: i64,
@@ -420,7 +421,7 @@ where
 
     async fn deferred(&self, limit: u32) -> Result<Vec<Deferred>, StoreError> {
         let rows: Vec<DeferredRow> = sqlx::query_as::<D::DB, DeferredRow>(
-            "SELECT kind, recipient, attempts, last_error, next_attempt_at FROM outbox \
+            "SELECT id, kind, recipient, attempts, last_error, next_attempt_at FROM outbox \
              WHERE state = 'queued' AND attempts > 0 ORDER BY next_attempt_at LIMIT $1",
         )
         .bind(i64::from(limit))
@@ -429,6 +430,7 @@ where
         Ok(rows
             .into_iter()
             .map(|r| Deferred {
+                id: r.id,
                 kind: r.kind,
                 recipient: r.recipient,
                 attempts: u32::try_from(r.attempts).unwrap_or(u32::MAX),
