@@ -18,6 +18,7 @@ use cocreate::app::App;
 use cocreate::commands;
 use cocreate::commands::consultation::SpecFlags;
 use cocreate::config::{Config, ConfigError};
+use cocreate::domain::Bilingual;
 use cocreate::registry::import::{ImportMode, ImportOptions};
 use cocreate::store::records::RetryScope;
 
@@ -222,10 +223,14 @@ enum ConsultationCommand {
     /// Close an open consultation; mail about it still queued is cancelled.
     Close {
         reference: String,
-        /// Why it closes before its announced deadline: needed then, and
-        /// sent to every invited CSO.
-        #[arg(long)]
+        /// Why it closes before its announced deadline, in Albanian: needed
+        /// then, and sent to every invited CSO.
+        #[arg(long, value_name = "TEXT")]
         reason: Option<String>,
+        /// The reason in English, for CSOs that read English (without it
+        /// they get the Albanian text).
+        #[arg(long, value_name = "TEXT", requires = "reason")]
+        reason_en: Option<String>,
     },
     /// Move an open consultation's deadline later; the invited CSOs are told.
     Extend {
@@ -233,9 +238,13 @@ enum ConsultationCommand {
         /// The new last day, YYYY-MM-DD.
         #[arg(long, value_name = "DATE")]
         until: chrono::NaiveDate,
-        /// Why: recorded and sent to the CSOs.
-        #[arg(long)]
+        /// Why, in Albanian: recorded and sent to the CSOs.
+        #[arg(long, value_name = "TEXT")]
         reason: String,
+        /// The reason in English, for CSOs that read English (without it
+        /// they get the Albanian text).
+        #[arg(long, value_name = "TEXT")]
+        reason_en: Option<String>,
     },
 }
 
@@ -539,14 +548,21 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
                 ConsultationCommand::Open { reference } => {
                     c::open(&app, &reference, &mut out).await?;
                 }
-                ConsultationCommand::Close { reference, reason } => {
-                    c::close(&app, &reference, reason.as_deref(), &mut out).await?;
+                ConsultationCommand::Close {
+                    reference,
+                    reason,
+                    reason_en,
+                } => {
+                    let reason = reason.map(|r| Bilingual::sq_and_maybe_en(r, reason_en));
+                    c::close(&app, &reference, reason.as_ref(), &mut out).await?;
                 }
                 ConsultationCommand::Extend {
                     reference,
                     until,
                     reason,
+                    reason_en,
                 } => {
+                    let reason = Bilingual::sq_and_maybe_en(reason, reason_en);
                     c::extend(&app, &reference, until, &reason, &mut out).await?;
                 }
             }

@@ -1,5 +1,6 @@
 //! `cocreate consultation …` and `cocreate outreach …`.
 
+use crate::domain::Bilingual;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -45,9 +46,13 @@ pub struct SpecFlags {
     /// Closing deadline (the last day), YYYY-MM-DD.
     #[arg(long, value_name = "DATE")]
     pub closes: Option<NaiveDate>,
-    /// Why the period is shorter than the legal minimum (recorded).
+    /// Why the period is shorter than the legal minimum, in Albanian
+    /// (recorded).
     #[arg(long, value_name = "TEXT")]
     pub short_period_reason: Option<String>,
+    /// The same reason in English.
+    #[arg(long, value_name = "TEXT", requires = "short_period_reason")]
+    pub short_period_reason_en: Option<String>,
     /// Meeting start, local time: YYYY-MM-DDTHH:MM (seconds optional).
     #[arg(long, value_name = "DATETIME", value_parser = local_date_time)]
     pub meeting_at: Option<chrono::NaiveDateTime>,
@@ -110,7 +115,9 @@ impl SpecFlags {
                 presentation: self.presentation,
             }),
             drafts: None,
-            short_period_reason: self.short_period_reason,
+            short_period_reason: self
+                .short_period_reason
+                .map(|r| Bilingual::sq_and_maybe_en(r, self.short_period_reason_en)),
         };
         Ok((base.overlay(flags), dir))
     }
@@ -141,7 +148,8 @@ pub async fn create(
     if let Some(reason) = &spec.short_period_reason {
         writeln!(
             out,
-            "Shorter than the legal minimum; the reason is recorded: {reason}"
+            "Shorter than the legal minimum; the reason is recorded: {}",
+            one_line_in_both(reason)
         )?;
     }
     writeln!(
@@ -261,7 +269,11 @@ pub async fn show(
         calendar.period_length(s.opens_on, s.closes_on)
     )?;
     if let Some(r) = &s.short_period_reason {
-        writeln!(out, "Shorter than the legal minimum because: {r}")?;
+        writeln!(
+            out,
+            "Shorter than the legal minimum because: {}",
+            one_line_in_both(r)
+        )?;
     }
     for e in store
         .deadline_extensions()
@@ -273,7 +285,9 @@ pub async fn show(
             writeln!(
                 out,
                 "Closed early on {}, before its announced deadline {}: {}",
-                e.new, e.previous, e.reason
+                e.new,
+                e.previous,
+                one_line_in_both(&e.reason)
             )?;
         } else {
             writeln!(
@@ -282,7 +296,7 @@ pub async fn show(
                 e.at.format("%Y-%m-%d"),
                 e.previous,
                 e.new,
-                e.reason
+                one_line_in_both(&e.reason)
             )?;
         }
     }
@@ -307,7 +321,18 @@ pub async fn show(
         )?;
     }
     for d in &s.drafts {
-        writeln!(out, "Draft commitment {}: {}", d.number, d.title)?;
+        writeln!(
+            out,
+            "\nDraft commitment {}: {}",
+            d.number,
+            one_line_in_both(&d.title)
+        )?;
+        if d.text.is_one() {
+            writeln!(out, "{}", indented(&d.text.sq))?;
+        } else {
+            writeln!(out, "  (sq)\n{}", indented(&d.text.sq))?;
+            writeln!(out, "  (en)\n{}", indented(&d.text.en))?;
+        }
     }
     writeln!(
         out,
@@ -315,6 +340,25 @@ pub async fn show(
         s.description_sq, s.description_en
     )?;
     Ok(())
+}
+
+/// A text given in both languages, on one line: once when they are the
+/// same, otherwise the Albanian with the English after it.
+fn one_line_in_both(text: &Bilingual<String>) -> String {
+    let one = |t: &str| t.split_whitespace().collect::<Vec<_>>().join(" ");
+    if text.is_one() {
+        one(&text.sq)
+    } else {
+        format!("{} (en: {})", one(&text.sq), one(&text.en))
+    }
+}
+
+/// Each line of `text` indented under its heading.
+fn indented(text: &str) -> String {
+    text.lines()
+        .map(|l| format!("    {l}"))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 pub async fn open(app: &App, reference: &str, out: &mut impl Write) -> anyhow::Result<()> {
@@ -337,7 +381,7 @@ pub async fn open(app: &App, reference: &str, out: &mut impl Write) -> anyhow::R
 pub async fn close(
     app: &App,
     reference: &str,
-    reason: Option<&str>,
+    reason: Option<&Bilingual<String>>,
     out: &mut impl Write,
 ) -> anyhow::Result<()> {
     let c = find(app.store.as_ref(), reference).await?;
@@ -364,13 +408,12 @@ pub async fn extend(
     app: &App,
     reference: &str,
     until: NaiveDate,
-    reason: &str,
+    reason: &Bilingual<String>,
     out: &mut impl Write,
 ) -> anyhow::Result<()> {
     let (store, config) = (app.store.as_ref(), app.config.as_ref());
     let c = find(store, reference).await?;
-    let reason = reason.trim();
-    if reason.is_empty() {
+    if reason.sq.trim().is_empty() {
         bail!(
             "give the reason for the extension with --reason; it is recorded and sent to the CSOs"
         );
@@ -407,7 +450,7 @@ pub async fn extend(
                 consultation_id: c.id,
                 previous: c.spec.closes_on,
                 new: until,
-                reason: reason.to_string(),
+                reason: reason.clone(),
                 at: app.now(),
             },
             &spec,

@@ -6,6 +6,7 @@
 //! a crash never leaves a moved meeting untold or a closed consultation
 //! with invitations still leaving.
 
+use crate::domain::Bilingual;
 use chrono::{DateTime, NaiveDate, Utc};
 
 use super::{Consultation, ConsultationSpec, ConsultationState, DeadlineExtension};
@@ -95,14 +96,14 @@ pub async fn open(app: &App, c: &Consultation) -> Result<Opened, LifecycleError>
 pub async fn close(
     app: &App,
     c: &Consultation,
-    reason: Option<&str>,
+    reason: Option<&Bilingual<String>>,
 ) -> Result<Closed, LifecycleError> {
     if c.state != ConsultationState::Open {
         return Err(transition(c, ConsultationState::Closed));
     }
     let now = app.now();
     let today = app.config.office.date_at(now);
-    let reason = reason.map(str::trim).filter(|r| !r.is_empty());
+    let reason = reason.filter(|r| !r.sq.trim().is_empty());
     let early = today < c.spec.closes_on;
     let sender = app.sender();
     let (spec, change, notices, why) = if early {
@@ -118,10 +119,13 @@ pub async fn close(
             consultation_id: c.id,
             previous: c.spec.closes_on,
             new: spec.closes_on,
-            reason: reason.to_string(),
+            reason: reason.clone(),
             at: now,
         };
-        let why = format!("cancelled: the consultation closed early on {today}: {reason}");
+        let why = format!(
+            "cancelled: the consultation closed early on {today}: {}",
+            reason.en
+        );
         (spec, Some(change), notices, why)
     } else {
         let why = format!(

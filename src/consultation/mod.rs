@@ -71,7 +71,7 @@ pub struct ConsultationSpec {
     pub meeting: Option<Meeting>,
     pub drafts: Vec<DraftCommitment>,
     /// Why the period is shorter than the legal minimum, when it is.
-    pub short_period_reason: Option<String>,
+    pub short_period_reason: Option<Bilingual<String>>,
 }
 
 impl ConsultationSpec {
@@ -105,8 +105,10 @@ pub struct Meeting {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DraftCommitment {
     pub number: u32,
-    pub title: String,
-    pub text: String,
+    /// Each CSO reads it in its language; one text (as stored before
+    /// drafts had two) serves both.
+    pub title: Bilingual<String>,
+    pub text: Bilingual<String>,
 }
 
 /// A consultation as stored.
@@ -133,6 +135,7 @@ pub struct DeadlineExtension {
     pub consultation_id: i64,
     pub previous: NaiveDate,
     pub new: NaiveDate,
-    pub reason: String,
+    /// Told to each invited CSO in its language.
+    pub reason: Bilingual<String>,
     pub at: DateTime<Utc>,
 }

@@ -14,9 +14,12 @@
 //! link = "https://meet.example/ogp-fiscal"
 //! presentation = "fiscal.pdf"
 //! [[drafts]]
-//! title = "Budget data published monthly"
-//! text = "…"
+//! title = { sq = "Të dhënat e buxhetit çdo muaj", en = "Budget data published monthly" }
+//! text = { sq = "…", en = "…" }
 //! ```
+//!
+//! A draft's title and text, and the reason for a short period, are one
+//! text (read in both languages) or `{ sq = "…", en = "…" }`.
 //!
 //! Flags on the command line fill in or replace any of these.
 
@@ -27,7 +30,7 @@ use serde::Deserialize;
 
 use super::{ConsultationSpec, DraftCommitment, Meeting};
 use crate::config::Config;
-use crate::domain::WorkingCalendar;
+use crate::domain::{Bilingual, WorkingCalendar};
 
 /// Largest presentation attached to invitations: it goes to every CSO.
 pub const MAX_PRESENTATION_BYTES: u64 = 10 * 1024 * 1024;
@@ -117,8 +120,8 @@ pub struct MeetingInput {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DraftInput {
-    pub title: String,
-    pub text: String,
+    pub title: Bilingual<String>,
+    pub text: Bilingual<String>,
 }
 
 /// Everything optional: a file, flags, or the stored consultation being
@@ -139,7 +142,7 @@ pub struct SpecInput {
     pub description: TextInput,
     pub meeting: Option<MeetingInput>,
     pub drafts: Option<Vec<DraftInput>>,
-    pub short_period_reason: Option<String>,
+    pub short_period_reason: Option<Bilingual<String>>,
 }
 
 /// A value that must be one line (a title, the place, the link): any
@@ -341,9 +344,8 @@ impl SpecInput {
         let max = config.calendar.maximum_working_days;
         let short_period_reason = self
             .short_period_reason
-            .map(|r| r.trim().to_string())
-            .filter(|r| !r.is_empty())
-            .map(|r| multi_line(r, "short_period_reason"))
+            .filter(|r| !r.sq.trim().is_empty())
+            .map(|r| r.try_map(|t, _| multi_line(t.trim().to_string(), "short_period_reason")))
             .transpose()?;
         if days < min && short_period_reason.is_none() {
             return Err(invalid(format!(
@@ -417,18 +419,26 @@ impl SpecInput {
             .enumerate()
             .map(|(i, d)| {
                 let n = i as u32 + 1;
-                let title = d.title.trim().to_string();
-                let text = d.text.trim().to_string();
-                if title.is_empty() || text.is_empty() {
+                let title = d.title.try_map(|t, lang| {
+                    let t = t.trim().to_string();
+                    one_line(&t, &format!("drafts[{n}].title.{lang}"))?;
+                    Ok(t)
+                })?;
+                let text = d.text.try_map(|t, lang| {
+                    multi_line(t.trim().to_string(), &format!("drafts[{n}].text.{lang}"))
+                })?;
+                if [&title.sq, &title.en, &text.sq, &text.en]
+                    .iter()
+                    .any(|t| t.is_empty())
+                {
                     return Err(invalid(format!(
                         "draft commitment {n} needs a title and a text"
                     )));
                 }
-                one_line(&title, &format!("drafts[{n}].title"))?;
                 Ok(DraftCommitment {
                     number: n,
                     title,
-                    text: multi_line(text, &format!("drafts[{n}].text"))?,
+                    text,
                 })
             })
             .collect::<Result<_, _>>()?;

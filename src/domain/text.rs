@@ -38,6 +38,44 @@ pub fn one_line(text: &str) -> String {
     out
 }
 
+/// The lines of one paragraph of prose as a reader should see them: lines
+/// the writer's editor wrapped are joined with a space (a line break in the
+/// middle of a sentence is not one the reader should see), while a list
+/// item ("- ", "* ", "• ", "1. ", "a) ") starts its own line.
+pub fn prose_lines(paragraph: &str) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for line in paragraph.lines().map(str::trim).filter(|l| !l.is_empty()) {
+        match out.last_mut() {
+            Some(last) if !is_list_item(line) => {
+                last.push(' ');
+                last.push_str(&one_line(line));
+            }
+            _ => out.push(one_line(line)),
+        }
+    }
+    out
+}
+
+/// Whether a line starts a list item: a bullet, or a number or letter
+/// followed by `.` or `)`, then a space.
+fn is_list_item(line: &str) -> bool {
+    if ["- ", "* ", "• ", "– ", "— "]
+        .iter()
+        .any(|b| line.starts_with(b))
+    {
+        return true;
+    }
+    let marker_end = line
+        .char_indices()
+        .find(|(_, c)| !c.is_ascii_alphanumeric())
+        .map_or(line.len(), |(i, _)| i);
+    let marker = &line[..marker_end];
+    let rest = &line[marker_end..];
+    (1..=3).contains(&marker.len())
+        && (marker.chars().all(|c| c.is_ascii_digit()) || marker.len() == 1)
+        && (rest.starts_with(". ") || rest.starts_with(") "))
+}
+
 /// The folded words of `text`, in order.
 pub fn fold_words(text: &str) -> Vec<String> {
     fold(text)
@@ -50,6 +88,31 @@ pub fn fold_words(text: &str) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn wrapped_lines_join_and_list_items_keep_their_lines() {
+        assert_eq!(
+            prose_lines("Na tregoni çfarë të dhënash\nbuxhetore ju nevojiten,\n  dhe pse."),
+            ["Na tregoni çfarë të dhënash buxhetore ju nevojiten, dhe pse."]
+        );
+        assert_eq!(
+            prose_lines(
+                "We ask for:\n- monthly data\n  in CSV\n- contracts\n2. a register\nb) a portal"
+            ),
+            [
+                "We ask for:",
+                "- monthly data in CSV",
+                "- contracts",
+                "2. a register",
+                "b) a portal"
+            ]
+        );
+        // A sentence ending in a year or a word and a full stop is prose.
+        assert_eq!(
+            prose_lines("The law of 2014.\nIt applies."),
+            ["The law of 2014. It applies."]
+        );
+    }
 
     #[test]
     fn folds_albanian_diacritics_case_and_punctuation() {

@@ -193,7 +193,7 @@ impl Intake<'_> {
                 .and_then(|n| spec.drafts.iter().find(|d| d.number == n))
                 .map(|d| email::DraftRef {
                     number: d.number,
-                    title: &d.title,
+                    title: d.title.get(a.lang),
                 }),
             attachments: a
                 .attachments

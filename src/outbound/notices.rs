@@ -8,6 +8,7 @@
 //! daemon or a restart queues nothing twice, while a new change (a later
 //! deadline, the meeting moved again) is news and goes out.
 
+use crate::domain::Bilingual;
 use std::collections::{HashMap, HashSet};
 
 use chrono::NaiveDate;
@@ -126,7 +127,7 @@ pub async fn extension_notices(
     sender: &Sender<'_>,
     consultation: &Consultation,
     new_spec: &ConsultationSpec,
-    reason: &str,
+    reason: &Bilingual<String>,
 ) -> Result<Vec<NewMessage>, OutreachError> {
     let invited = invited(store, consultation, false).await?;
     sender.notices(
@@ -144,7 +145,7 @@ pub async fn extension_notices(
             Context::DeadlineExtended(DeadlineExtended {
                 mail,
                 previous_deadline: format_date(lang, consultation.spec.closes_on),
-                reason,
+                reason: reason.get(lang),
             })
         },
     )
@@ -296,7 +297,7 @@ pub async fn closed_notices(
     sender: &Sender<'_>,
     consultation: &Consultation,
     new_spec: &ConsultationSpec,
-    reason: &str,
+    reason: &Bilingual<String>,
 ) -> Result<Vec<NewMessage>, OutreachError> {
     let invited = invited(store, consultation, true).await?;
     sender.notices(
@@ -313,7 +314,7 @@ pub async fn closed_notices(
             Context::ConsultationClosed(ConsultationClosed {
                 mail,
                 announced_deadline: format_date(lang, consultation.spec.closes_on),
-                reason,
+                reason: reason.get(lang),
             })
         },
     )

@@ -264,8 +264,8 @@ impl Sender<'_> {
                 .iter()
                 .map(|d| DraftView {
                     number: d.number,
-                    title: &d.title,
-                    text: &d.text,
+                    title: d.title.get(lang),
+                    text: d.text.get(lang),
                     reply_address: self.draft_reply_address(key, d.number),
                 })
                 .collect(),

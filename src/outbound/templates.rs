@@ -158,6 +158,7 @@ impl Templates {
         let mut html = Handlebars::new();
         html.set_strict_mode(true);
         html.register_helper("paragraphs", Box::new(paragraphs));
+        html.register_helper("as_written", Box::new(as_written));
 
         for (path, builtin) in EMBEDDED {
             let source = match override_dir.map(|d| d.join("email").join(path)) {
@@ -274,8 +275,10 @@ fn tidy_text(text: &str) -> String {
     out.trim_end().to_string() + "\n"
 }
 
-/// `{{paragraphs text}}`: escapes text and turns blank-line-separated
-/// paragraphs into <p> and single line breaks into <br>.
+/// `{{paragraphs text}}`, for the office's own prose (a description, a
+/// draft): escaped, blank-line-separated paragraphs in <p>, lines the
+/// writer's editor wrapped joined again, list items on lines of their own
+/// ([`crate::domain::prose_lines`]).
 fn paragraphs(
     h: &handlebars::Helper<'_>,
     _: &Handlebars<'_>,
@@ -283,12 +286,38 @@ fn paragraphs(
     _: &mut handlebars::RenderContext<'_, '_>,
     out: &mut dyn handlebars::Output,
 ) -> handlebars::HelperResult {
+    write_paragraphs(h, "paragraphs", out, crate::domain::prose_lines)
+}
+
+/// `{{as_written text}}`, for what a person wrote (the proposal a receipt
+/// quotes back): every line break kept, as they typed it.
+fn as_written(
+    h: &handlebars::Helper<'_>,
+    _: &Handlebars<'_>,
+    _: &handlebars::Context,
+    _: &mut handlebars::RenderContext<'_, '_>,
+    out: &mut dyn handlebars::Output,
+) -> handlebars::HelperResult {
+    write_paragraphs(h, "as_written", out, |p| {
+        p.lines().map(str::to_string).collect()
+    })
+}
+
+fn write_paragraphs(
+    h: &handlebars::Helper<'_>,
+    name: &'static str,
+    out: &mut dyn handlebars::Output,
+    lines: impl Fn(&str) -> Vec<String>,
+) -> handlebars::HelperResult {
     let value = h
         .param(0)
-        .ok_or_else(|| handlebars::RenderErrorReason::ParamNotFoundForIndex("paragraphs", 0))?;
-    let text = value.value().as_str().unwrap_or("");
+        .ok_or_else(|| handlebars::RenderErrorReason::ParamNotFoundForIndex(name, 0))?;
+    let text = value.value().as_str().unwrap_or("").replace("\r\n", "\n");
     for para in text.split("\n\n").map(str::trim).filter(|p| !p.is_empty()) {
-        let escaped: Vec<String> = para.lines().map(handlebars::html_escape).collect();
+        let escaped: Vec<String> = lines(para)
+            .iter()
+            .map(|l| handlebars::html_escape(l))
+            .collect();
         out.write("<p style=\"margin:0 0 16px;\">")?;
         out.write(&escaped.join("<br>"))?;
         out.write("</p>\n")?;
@@ -325,7 +354,7 @@ mod tests {
                 .contains("Dear Tom &amp; Jerry &lt;script&gt;alert(1)&lt;/script&gt;,")
         );
         assert!(!r.html.contains("<script>"));
-        assert!(r.html.contains("Line one<br>line &lt;two&gt;</p>"));
+        assert!(r.html.contains("Line one line &lt;two&gt;</p>"));
         assert!(
             r.text
                 .contains("Just reply to this email with your proposal.")
@@ -393,6 +422,35 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// The office's description, wrapped by its editor, reads as prose in
+    /// the HTML part: no line break in the middle of a sentence; its list
+    /// keeps its lines. What a CSO wrote keeps every line break.
+    #[test]
+    fn prose_flows_and_what_a_person_wrote_keeps_its_lines() {
+        let t = Templates::load(None).unwrap();
+        let mut ctx = example_context(EmailKind::Invitation, Language::Sq);
+        invitation(&mut ctx).consultation.description = "Na tregoni çfarë të dhënash\nbuxhetore ju nevojiten.\n\nPër shembull:\n- shpenzimet\n- prokurimet";
+        let html = t.render(Language::Sq, &ctx).unwrap().html;
+        assert!(
+            html.contains(">Na tregoni çfarë të dhënash buxhetore ju nevojiten.</p>"),
+            "{html}"
+        );
+        assert!(
+            html.contains(">Për shembull:<br>- shpenzimet<br>- prokurimet</p>"),
+            "{html}"
+        );
+
+        let mut ctx = example_context(EmailKind::Receipt, Language::En);
+        if let Context::Receipt(r) = &mut ctx {
+            r.received_text = "Our proposal:\nopen data\nevery month";
+        }
+        let html = t.render(Language::En, &ctx).unwrap().html;
+        assert!(
+            html.contains(">Our proposal:<br>open data<br>every month</p>"),
+            "{html}"
+        );
     }
 
     #[test]

@@ -115,7 +115,7 @@ impl WebState {
                     "{} {}. {}\n{}\n\n",
                     w("draft_comments"),
                     d.number,
-                    d.title,
+                    d.title.get(lang),
                     comment.trim_end()
                 ));
             }

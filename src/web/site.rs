@@ -431,8 +431,8 @@ impl WebState {
                 .iter()
                 .map(|d| DraftText {
                     number: d.number,
-                    title: d.title.clone(),
-                    paragraphs: paragraphs(&d.text),
+                    title: d.title.get(lang).clone(),
+                    paragraphs: paragraphs(d.text.get(lang)),
                 })
                 .collect(),
             cso: target.cso().map(|c| c.record.name.clone()),
@@ -469,7 +469,7 @@ impl WebState {
                         false,
                         typed.drafts.get(&d.number).map_or("", String::as_str),
                     );
-                    f.label = format!("{}. {}", d.number, d.title);
+                    f.label = format!("{}. {}", d.number, d.title.get(lang));
                     f.rows = 3;
                     f
                 })

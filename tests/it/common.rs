@@ -593,3 +593,12 @@ text = "The ministry publishes budget execution monthly as open data."
         ),
     )
 }
+
+/// The first To address of a parsed message.
+pub fn first_to(m: &mail_parser::Message<'_>) -> String {
+    m.to()
+        .and_then(|to| to.first())
+        .and_then(|a| a.address())
+        .unwrap_or_default()
+        .to_string()
+}

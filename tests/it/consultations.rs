@@ -301,14 +301,7 @@ fn the_unsubscribe_link_shows_a_button_and_a_post_stops_invitations() {
         .iter()
         .map(|raw| {
             let m = mail_parser::MessageParser::default().parse(raw).unwrap();
-            let to = m
-                .to()
-                .unwrap()
-                .first()
-                .unwrap()
-                .address()
-                .unwrap()
-                .to_string();
+            let to = common::first_to(&m);
             let url = m
                 .header_raw("List-Unsubscribe")
                 .unwrap()
@@ -467,4 +460,112 @@ fn the_rate_limit_holds_and_a_stop_mid_batch_is_prompt_and_loses_nothing() {
     );
     ok(dir.path(), &db, &["outbox", "flush"]);
     assert_eq!(eml_files(dir.path()).len(), 40);
+}
+
+/// Draft commitments and the reason for an extension in Albanian and
+/// English: each CSO reads them in its own language (an English CSO used
+/// to get the Albanian draft), and `consultation show` prints the drafts.
+#[test]
+fn drafts_and_reasons_reach_each_cso_in_its_language() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = TestDb::sqlite();
+    setup(dir.path(), &db);
+    let spec = write(
+        dir.path(),
+        "OGP-LANG.toml",
+        r#"reference = "OGP-LANG"
+policy_area = "FISCAL"
+opens = 2026-12-01
+closes = 2027-01-11
+title = { sq = "Buxheti i hapur në bashki", en = "Open municipal budgets" }
+description.sq = "Na tregoni çfarë të dhënash buxhetore ju nevojiten."
+description.en = "Tell us which budget data you need."
+
+[[drafts]]
+title = { sq = "Të dhënat e buxhetit çdo muaj", en = "Budget data every month" }
+text = { sq = "Ministria publikon zbatimin e buxhetit\ncdo muaj si të dhëna të hapura.", en = "The ministry publishes budget execution\nmonthly as open data." }
+
+[[drafts]]
+title = "Open contracts"
+text = "One text, read in both languages."
+"#,
+    );
+    ok(
+        dir.path(),
+        &db,
+        &["consultation", "create", "--file", spec.to_str().unwrap()],
+    );
+    ok(dir.path(), &db, &["consultation", "open", "OGP-LANG"]);
+    ok(dir.path(), &db, &["outreach", "send", "OGP-LANG"]);
+    ok(
+        dir.path(),
+        &db,
+        &[
+            "consultation",
+            "extend",
+            "OGP-LANG",
+            "--until",
+            "2027-01-25",
+            "--reason",
+            "Shumë OSHC kërkuan më shumë kohë",
+            "--reason-en",
+            "Many CSOs asked for more time",
+        ],
+    );
+    ok(dir.path(), &db, &["outbox", "flush"]);
+    let parsed: Vec<(String, String, String)> = eml_files(dir.path())
+        .iter()
+        .map(|m| {
+            let p = mail_parser::MessageParser::default().parse(m).unwrap();
+            (
+                common::first_to(&p),
+                p.subject().unwrap_or("").to_string(),
+                p.body_text(0).unwrap_or_default().into_owned(),
+            )
+        })
+        .collect();
+    let mail = |to: &str, subject: &str| -> String {
+        parsed
+            .iter()
+            .find(|(t, s, _)| t == to && s.starts_with(subject))
+            .map(|(_, _, body)| body.clone())
+            .unwrap_or_else(|| panic!("no '{subject}' to {to}"))
+    };
+    let sq = mail("buxheti@cso.example.org", "Ftesë");
+    assert!(sq.contains("Të dhënat e buxhetit çdo muaj"), "{sq}");
+    assert!(
+        sq.contains("Ministria publikon zbatimin e buxhetit"),
+        "{sq}"
+    );
+    assert!(!sq.contains("Budget data every month"), "{sq}");
+    let en = mail("watch@cso.example.org", "Invitation to consultation");
+    assert!(en.contains("Budget data every month"), "{en}");
+    assert!(
+        en.contains("The ministry publishes budget execution"),
+        "{en}"
+    );
+    assert!(!en.contains("Të dhënat e buxhetit"), "{en}");
+    assert!(
+        sq.contains("One text, read in both languages.")
+            && en.contains("One text, read in both languages.")
+    );
+    assert!(
+        mail("buxheti@cso.example.org", "Afati u zgjat")
+            .contains("Arsyeja: Shumë OSHC kërkuan më shumë kohë")
+    );
+    assert!(
+        mail("watch@cso.example.org", "Deadline extended")
+            .contains("Reason: Many CSOs asked for more time")
+    );
+
+    let shown = ok(dir.path(), &db, &["consultation", "show", "OGP-LANG"]);
+    for line in [
+        "Draft commitment 1: Të dhënat e buxhetit çdo muaj (en: Budget data every month)\n",
+        "  (sq)\n    Ministria publikon zbatimin e buxhetit\n    cdo muaj si të dhëna të hapura.\n",
+        "  (en)\n    The ministry publishes budget execution\n    monthly as open data.\n",
+        "Draft commitment 2: Open contracts\n    One text, read in both languages.\n",
+        "from 2027-01-11 to 2027-01-25: Shumë OSHC kërkuan më shumë kohë (en: Many CSOs asked for more time)\n",
+    ] {
+        assert!(shown.contains(line), "{line} in {shown}");
+    }
 }

@@ -9,6 +9,7 @@ use std::collections::HashMap;
 use crate::common::{TestDb, registry_csv};
 use chrono::Utc;
 use cocreate::consultation::{ConsultationSpec, ConsultationState, DeadlineExtension};
+use cocreate::domain::Bilingual;
 use cocreate::domain::{EmailAddress, Language, RegistrationNumber};
 use cocreate::domain::{EmailKind, ReceiptNo, ReplyKey};
 use cocreate::intake::types::{
@@ -498,7 +499,10 @@ async fn consultations_round_trip_and_references_are_unique(db: &TestDb) {
                 consultation_id: id,
                 previous: s.closes_on,
                 new: later.closes_on,
-                reason: "More time after the meeting".into(),
+                reason: Bilingual::new(
+                    "Më shumë kohë pas takimit".into(),
+                    "More time after the meeting".into(),
+                ),
                 at: Utc::now(),
             },
             &later,
@@ -516,7 +520,8 @@ async fn consultations_round_trip_and_references_are_unique(db: &TestDb) {
     assert_eq!(got[0].spec.closes_on, later.closes_on);
     let ext = store.deadline_extensions().await.unwrap();
     assert_eq!(ext.len(), 1);
-    assert_eq!(ext[0].reason, "More time after the meeting");
+    assert_eq!(ext[0].reason.sq, "Më shumë kohë pas takimit");
+    assert_eq!(ext[0].reason.en, "More time after the meeting");
 }
 
 async fn enqueueing_the_same_key_twice_queues_once_with_one_reply_key(db: &TestDb) {

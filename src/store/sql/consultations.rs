@@ -1,5 +1,6 @@
 //! Consultations, deadline extensions, and the watermarks of scheduled jobs.
 
+use crate::domain::Bilingual;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::{Database, Encode, Executor, FromRow, IntoArguments, Pool, Type};
@@ -57,6 +58,7 @@ pub struct ExtensionRow {
     previous: chrono::NaiveDate,
     new: chrono::NaiveDate,
     reason: String,
+    reason_en: Option<String>,
     at: DateTime<Utc>,
 }
 
@@ -154,13 +156,14 @@ where
         ext: &DeadlineExtension,
     ) -> Result<(), StoreError> {
         sqlx::query::<D::DB>(
-            "INSERT INTO deadline_extensions (consultation_id, previous, new, reason, at) \
-             VALUES ($1, $2, $3, $4, $5)",
+            "INSERT INTO deadline_extensions (consultation_id, previous, new, reason, reason_en, at) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
         )
         .bind(ext.consultation_id)
         .bind(ext.previous)
         .bind(ext.new)
-        .bind(ext.reason.as_str())
+        .bind(ext.reason.sq.as_str())
+        .bind((!ext.reason.is_one()).then_some(ext.reason.en.as_str()))
         .bind(ext.at)
         .execute(conn)
         .await?;
@@ -172,7 +175,7 @@ where
     ) -> Result<Vec<DeadlineExtension>, StoreError> {
         let rows: Vec<ExtensionRow> = fetch_all(
             pool,
-            "SELECT consultation_id, previous, new, reason, at FROM deadline_extensions ORDER BY id",
+            "SELECT consultation_id, previous, new, reason, reason_en, at FROM deadline_extensions ORDER BY id",
         )
         .await?;
         Ok(rows
@@ -181,7 +184,7 @@ where
                 consultation_id: r.consultation_id,
                 previous: r.previous,
                 new: r.new,
-                reason: r.reason,
+                reason: Bilingual::sq_and_maybe_en(r.reason, r.reason_en),
                 at: r.at,
             })
             .collect())
