@@ -163,6 +163,17 @@ enum MailCommand {
         /// Take in the messages of the configured IMAP mailbox not yet taken.
         #[arg(long, conflicts_with_all = ["files", "maildir"])]
         imap: bool,
+        /// One JSON object a line, for scripts, instead of sentences.
+        #[arg(long)]
+        json: bool,
+    },
+    /// One stored message (#N in `mail pen list` and the logs): where it
+    /// came from, what became of it and why, and what it says.
+    Show {
+        id: i64,
+        /// Print the message exactly as it arrived, nothing else.
+        #[arg(long)]
+        raw: bool,
     },
     /// The proposals received, with filters; `show RECEIPT_NO` for one.
     Proposals(commands::review::ProposalsArgs),
@@ -180,6 +191,9 @@ enum MailCommand {
         /// Every message in the holding pen.
         #[arg(long)]
         held: bool,
+        /// One JSON object a line, for scripts, instead of sentences.
+        #[arg(long)]
+        json: bool,
     },
     /// Show, as JSON, how cocreate reads one message: its classification,
     /// where it would be threaded and why, and what the sender wrote apart
@@ -579,16 +593,20 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             files,
             maildir,
             imap,
+            json,
         }) => {
             if imap {
                 return commands::mail::ingest_imap(&app, &mut out).await;
             }
-            return commands::mail::ingest(&app, &files, maildir.as_deref(), &mut out).await;
+            return commands::mail::ingest(&app, &files, maildir.as_deref(), json, &mut out).await;
+        }
+        Command::Mail(MailCommand::Show { id, raw }) => {
+            commands::mail::show(store, config, id, raw, &mut out).await?;
         }
         Command::Mail(MailCommand::Pen(cmd)) => match cmd {
             PenCommand::List => commands::mail::pen_list(store, &mut out).await?,
             PenCommand::Show { id } => {
-                commands::mail::pen_show(store, config, id, &mut out).await?;
+                commands::mail::show(store, config, id, false, &mut out).await?;
             }
             PenCommand::Assign {
                 id,
@@ -614,8 +632,8 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
                 commands::mail::pen_summary(&app, send, &mut out).await?;
             }
         },
-        Command::Mail(MailCommand::Reprocess { ids, held }) => {
-            commands::mail::reprocess(&app, &ids, held, &mut out).await?;
+        Command::Mail(MailCommand::Reprocess { ids, held, json }) => {
+            commands::mail::reprocess(&app, &ids, held, json, &mut out).await?;
         }
         Command::Mail(MailCommand::Proposals(args)) => {
             commands::review::proposals(&app, args, &mut out).await?;

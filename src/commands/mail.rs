@@ -3,7 +3,7 @@
 use std::io::{Read, Write};
 use std::path::PathBuf;
 
-use super::thousands;
+use super::{printable, thousands};
 use crate::app::App;
 use crate::config::Config;
 use crate::intake::Outcome;
@@ -25,10 +25,37 @@ pub struct Refused(pub String);
 /// Everything that can fail before a message is stored is a temporary
 /// failure to the MTA, which keeps the message (the App was opened with
 /// that in mind).
+/// One message's outcome: a line a person reads ("NAME: proposal …"), or
+/// with `json` one JSON object a line (`{"message": NAME, "outcome": …}`).
+fn report(out: &mut impl Write, json: bool, name: &str, outcome: &Outcome) -> std::io::Result<()> {
+    if json {
+        let mut line = outcome.to_json();
+        line["message"] = name.into();
+        writeln!(out, "{line}")
+    } else {
+        writeln!(out, "{name}: {outcome}")
+    }
+}
+
+/// A message that could not be taken in or processed, reported like an
+/// outcome.
+fn report_failure(out: &mut impl Write, json: bool, name: &str, what: &str) -> std::io::Result<()> {
+    if json {
+        writeln!(
+            out,
+            "{}",
+            serde_json::json!({ "message": name, "outcome": "failed", "error": what })
+        )
+    } else {
+        writeln!(out, "{name}: {what}")
+    }
+}
+
 pub async fn ingest(
     app: &App,
     files: &[PathBuf],
     maildir: Option<&std::path::Path>,
+    json: bool,
     out: &mut impl Write,
 ) -> anyhow::Result<()> {
     let config = app.config.as_ref();
@@ -41,7 +68,10 @@ pub async fn ingest(
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_default();
-            writeln!(out, "{name}: {}", outcome.describe())?;
+            report(out, json, &name, &outcome)?;
+        }
+        if json {
+            return Ok(());
         }
         let refused = if sweep.refused > 0 {
             format!(
@@ -88,7 +118,7 @@ pub async fn ingest(
     let source = if files.is_empty() { "stdin" } else { "file" };
     for (name, raw) in inputs {
         if raw.is_empty() {
-            writeln!(out, "{name}: empty, nothing stored")?;
+            report_failure(out, json, &name, "empty, nothing stored")?;
             continue;
         }
         let outcome = match intake.accept(&raw, source).await {
@@ -98,39 +128,12 @@ pub async fn ingest(
             }
             Err(e) => {
                 // Stored, but not processed: `serve` processes it again.
-                writeln!(
-                    out,
-                    "{name}: stored; processing failed and will be retried: {e}"
-                )?;
+                let what = format!("stored; processing failed and will be retried: {e}");
+                report_failure(out, json, &name, &what)?;
                 continue;
             }
         };
-        match outcome {
-            Outcome::Proposal {
-                receipt_no,
-                receipt,
-                ..
-            } => writeln!(
-                out,
-                "{name}: proposal {receipt_no}{}",
-                if receipt {
-                    ", receipt queued"
-                } else {
-                    ", receipt held back by the loop guard"
-                }
-            )?,
-            Outcome::FollowUp { receipt_no, .. } => {
-                writeln!(out, "{name}: added to proposal {receipt_no}")?
-            }
-            Outcome::Duplicate { id } => writeln!(
-                out,
-                "{name}: already received (message {id}), nothing done again"
-            )?,
-            Outcome::Ignored { classification, .. } => {
-                writeln!(out, "{name}: kept as {classification}, no receipt")?
-            }
-            Outcome::Held { reason, .. } => writeln!(out, "{name}: in the holding pen: {reason}")?,
-        }
+        report(out, json, &name, &outcome)?;
     }
     Ok(())
 }
@@ -171,15 +174,22 @@ pub async fn pen_list(store: &dyn Store, out: &mut impl Write) -> anyhow::Result
     Ok(())
 }
 
-pub async fn pen_show(
+/// One stored message: where it came from, what became of it and why, and
+/// how cocreate reads it; with `raw`, the message exactly as it arrived.
+pub async fn show(
     store: &dyn Store,
     config: &Config,
     id: i64,
+    raw_only: bool,
     out: &mut impl Write,
 ) -> anyhow::Result<()> {
     let Some((m, raw)) = store.inbound_raw(id).await? else {
         anyhow::bail!("there is no stored message #{id}");
     };
+    if raw_only {
+        out.write_all(&raw)?;
+        return Ok(());
+    }
     writeln!(
         out,
         "#{} received {} by {} ({})",
@@ -195,12 +205,18 @@ pub async fn pen_show(
     writeln!(
         out,
         "From: {}",
-        inspection.from.as_deref().unwrap_or("(none)")
+        inspection
+            .from
+            .as_deref()
+            .unwrap_or("(none that can be read)")
     )?;
+    if let Some(message_id) = &inspection.message_id {
+        writeln!(out, "Message-ID: {}", printable(message_id))?;
+    }
     writeln!(
         out,
         "Subject: {}",
-        inspection.subject.as_deref().unwrap_or("")
+        printable(inspection.subject.as_deref().unwrap_or(""))
     )?;
     for a in &inspection.attachments {
         writeln!(
@@ -209,7 +225,7 @@ pub async fn pen_show(
             a.name, a.content_type, a.size
         )?;
     }
-    writeln!(out, "\n{}", inspection.reply_text)?;
+    writeln!(out, "\n{}", printable(&inspection.reply_text))?;
     Ok(())
 }
 
@@ -261,7 +277,7 @@ pub async fn pen_assign(
         Outcome::Held { reason, .. } => {
             writeln!(out, "Message #{id} stays in the holding pen: {reason}")?
         }
-        other => writeln!(out, "Message #{id}: {}", other.describe())?,
+        other => writeln!(out, "Message #{id}: {other}")?,
     }
     Ok(())
 }
@@ -347,6 +363,7 @@ pub async fn reprocess(
     app: &App,
     ids: &[i64],
     held: bool,
+    json: bool,
     out: &mut impl Write,
 ) -> anyhow::Result<()> {
     let store = app.store.as_ref();
@@ -369,23 +386,24 @@ pub async fn reprocess(
     let mut failed = 0;
     let total = targets.len();
     for id in targets {
+        let name = format!("#{id}");
         let raw = match store.inbound_raw(id).await {
             Ok(Some((_, raw))) => raw,
             Ok(None) => {
-                writeln!(out, "#{id}: no such message")?;
+                report_failure(out, json, &name, "no such message")?;
                 failed += 1;
                 continue;
             }
             Err(e) => {
-                writeln!(out, "#{id}: could not be read: {e}")?;
+                report_failure(out, json, &name, &format!("could not be read: {e}"))?;
                 failed += 1;
                 continue;
             }
         };
         match intake.process(id, &raw).await {
-            Ok(outcome) => writeln!(out, "#{id}: {}", outcome.describe())?,
+            Ok(outcome) => report(out, json, &name, &outcome)?,
             Err(e) => {
-                writeln!(out, "#{id}: could not be processed: {e}")?;
+                report_failure(out, json, &name, &format!("could not be processed: {e}"))?;
                 failed += 1;
             }
         }

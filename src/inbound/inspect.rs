@@ -6,7 +6,7 @@ use serde::Serialize;
 
 pub use super::authenticity::Authentication;
 use super::classify::{Classification, automated};
-use super::parse::{AttachmentInfo, parse_within};
+use super::parse::{AttachmentInfo, ParseError, parse_within, readable};
 use super::route::{Route, route};
 use super::trim::trim;
 use crate::config::Config;
@@ -36,16 +36,23 @@ pub async fn inspect(
     let parsed = match parse_within(raw, &config.inbound.parse_limits()) {
         Ok(p) => p,
         Err(e) => {
+            // A sender that cannot be read leaves the rest readable: the
+            // POC decides from what was written.
+            let partial = matches!(e, ParseError::NoSender | ParseError::BadSender(_))
+                .then(|| readable(raw, &config.inbound.parse_limits()))
+                .flatten()
+                .unwrap_or_default();
+            let trimmed = trim(&partial.body);
             return Ok(Inspection {
-                message_id: None,
+                message_id: partial.message_id,
                 from: None,
-                subject: None,
+                subject: partial.subject,
                 classification: Classification::Unmatched,
                 reason: format!("{e}; it goes to the holding pen"),
                 route: None,
-                reply_text: String::new(),
-                quoted_text: String::new(),
-                signature: String::new(),
+                reply_text: trimmed.reply_text,
+                quoted_text: trimmed.quoted_text,
+                signature: trimmed.signature,
                 attachments: Vec::new(),
                 authentication: Authentication::default(),
             });

@@ -260,7 +260,7 @@ async fn accept(ctx: &App, message: &[u8], peer: SocketAddr) -> String {
     let intake = ctx.intake();
     match intake.accept(message, "lmtp").await {
         Ok(outcome) => {
-            tracing::info!(%peer, outcome = %outcome.describe(), "LMTP message taken in");
+            tracing::info!(%peer, outcome = %outcome, "LMTP message taken in");
             "250 2.0.0 Stored\r\n".into()
         }
         Err(IntakeError::NotStored(e)) => {

@@ -14,6 +14,8 @@ pub enum ParseError {
     Unparseable,
     #[error("the message has no sender address (From)")]
     NoSender,
+    #[error("the sender in From ('{0}') is not an email address")]
+    BadSender(String),
     #[error(
         "the message holds more than {limit} attached messages (message/rfc822), more than cocreate reads; it is kept as it arrived"
     )]
@@ -229,7 +231,14 @@ fn parse_unguarded(raw: &[u8], limits: &ParseLimits) -> Result<Parsed, ParseErro
         None if super::classify::is_delivery_report(&message) => {
             EmailAddress::parse(super::classify::MAIL_SYSTEM).map_err(|_| ParseError::NoSender)?
         }
-        None => return Err(ParseError::NoSender),
+        None => {
+            return Err(match message.header_raw("From").map(one_line) {
+                Some(written) if !written.is_empty() => {
+                    ParseError::BadSender(written.chars().take(200).collect())
+                }
+                _ => ParseError::NoSender,
+            });
+        }
     };
     let from_name = from_addr
         .and_then(|f| f.name())
@@ -298,6 +307,34 @@ fn parse_unguarded(raw: &[u8], limits: &ParseLimits) -> Result<Parsed, ParseErro
         headers,
         raw: raw.to_vec(),
     })
+}
+
+/// What can still be read of a message refused for its sender: the POC
+/// sees its Message-ID, subject and text in the holding pen.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Readable {
+    pub message_id: Option<String>,
+    pub subject: Option<String>,
+    pub body: String,
+}
+
+/// The readable parts of `raw`, read as [`parse_within`] reads them but
+/// without asking for a sender; None when it cannot be read at all (or is
+/// beyond `limits`).
+pub fn readable(raw: &[u8], limits: &ParseLimits) -> Option<Readable> {
+    if attached_messages(raw, limits.attached_messages) > limits.attached_messages {
+        return None;
+    }
+    std::panic::catch_unwind(|| {
+        let message = MessageParser::default().parse(raw)?;
+        (message.parts.len() <= limits.parts).then(|| Readable {
+            message_id: message.message_id().map(str::to_owned),
+            subject: message.subject().map(|s| s.trim().to_string()),
+            body: body_text(&message),
+        })
+    })
+    .ok()
+    .flatten()
 }
 
 /// The message's text: its plain-text body, or its HTML body as text with

@@ -102,10 +102,35 @@ impl Outcome {
             Outcome::Held { reason, .. } => json!({ "outcome": "held", "reason": reason }),
         }
     }
+}
 
-    /// The same on one line, for logs and the command line.
-    pub fn describe(&self) -> String {
-        self.to_json().to_string()
+/// What became of the message, as a person reads it on the command line
+/// and in logs ("proposal OGP-2026-FISCAL-0001, receipt queued").
+impl std::fmt::Display for Outcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Outcome::Proposal {
+                receipt_no,
+                receipt,
+                ..
+            } => write!(
+                f,
+                "proposal {receipt_no}{}",
+                if *receipt {
+                    ", receipt queued"
+                } else {
+                    ", receipt held back by the loop guard"
+                }
+            ),
+            Outcome::FollowUp { receipt_no, .. } => write!(f, "added to proposal {receipt_no}"),
+            Outcome::Duplicate { id } => {
+                write!(f, "already received (message {id}), nothing done again")
+            }
+            Outcome::Ignored { classification, .. } => {
+                write!(f, "kept as {classification}, no receipt")
+            }
+            Outcome::Held { reason, .. } => write!(f, "in the holding pen: {reason}"),
+        }
     }
 }
 
@@ -221,13 +246,28 @@ impl Intake<'_> {
             .zip(keys)
             .map(|(((raw, source), r), dedupe_key)| {
                 let p = r.as_ref().ok().map(|r| &r.parsed);
+                // Held for its sender: its Message-ID and subject still
+                // show in the holding pen.
+                let unsent = match r {
+                    Err(ParseError::NoSender | ParseError::BadSender(_)) => {
+                        crate::inbound::parse::readable(
+                            raw,
+                            &self.app.config.inbound.parse_limits(),
+                        )
+                    }
+                    _ => None,
+                };
                 NewInbound {
                     dedupe_key,
                     source,
                     raw,
-                    message_id: p.and_then(|p| p.message_id.clone()),
+                    message_id: p
+                        .and_then(|p| p.message_id.clone())
+                        .or_else(|| unsent.as_ref().and_then(|u| u.message_id.clone())),
                     from_address: p.map(|p| p.from.to_string()),
-                    subject: p.map(|p| p.subject.clone()),
+                    subject: p
+                        .map(|p| p.subject.clone())
+                        .or_else(|| unsent.and_then(|u| u.subject)),
                 }
             })
             .collect();

@@ -278,19 +278,23 @@ fn the_loop_guard_counts_what_one_batch_decides() {
     let twice = reply(&key, &id, "twice@cso.example.org", "Një herë.");
     write("c1.eml", &twice);
     write("c2.eml", &twice);
+    // For scripts: one JSON object a line, named by the file.
     let out = ok(
         dir.path(),
         &db,
-        &["mail", "ingest", "--maildir", inbox.to_str().unwrap()],
+        &[
+            "mail",
+            "ingest",
+            "--json",
+            "--maildir",
+            inbox.to_str().unwrap(),
+        ],
         None,
     );
-    assert!(
-        out.ends_with("Took in 16 messages; 0 left in new/.\n"),
-        "{out}"
-    );
+    assert_eq!(out.lines().count(), 16, "{out}");
     let line = |name: &str| {
         out.lines()
-            .find(|l| l.starts_with(&format!("{name}: ")))
+            .find(|l| l.contains(&format!("\"message\":\"{name}\"")))
             .unwrap_or_else(|| panic!("no line for {name} in {out}"))
             .to_string()
     };
@@ -482,10 +486,10 @@ fn forty_thousand_nested_messages_are_held_and_the_replies_behind_them_taken_in(
         "{out}"
     );
     assert!(
-        out.contains(r#"0-nested.eml: {"outcome":"held","reason":"the message holds more than 100 attached messages (message/rfc822)"#),
+        out.contains("0-nested.eml: in the holding pen: the message holds more than 100 attached messages (message/rfc822)"),
         "{out}"
     );
-    assert_eq!(out.matches(r#""outcome":"proposal""#).count(), 3, "{out}");
+    assert_eq!(out.matches(": proposal ").count(), 3, "{out}");
     // Through the pipe as well: stored, held, exit 0.
     let piped = ingest(dir.path(), &db, &nested.replace("<nested@", "<nested2@"));
     assert!(
@@ -528,8 +532,8 @@ fn a_flood_of_references_does_not_silence_its_batch(db: &TestDb) {
         out.ends_with("Took in 10 messages; 0 left in new/.\n"),
         "{out}"
     );
-    assert_eq!(out.matches(r#""outcome":"proposal""#).count(), 9, "{out}");
-    assert!(out.contains(r#"0-flood.eml: {"outcome":"held""#), "{out}");
+    assert_eq!(out.matches(": proposal ").count(), 9, "{out}");
+    assert!(out.contains("0-flood.eml: in the holding pen: "), "{out}");
     let pen = ok(dir.path(), db, &["mail", "pen", "list"], None);
     assert!(pen.contains("someone@elsewhere.example.org"), "{pen}");
 }
@@ -1038,7 +1042,19 @@ fn the_holding_pen_lists_assigns_and_discards() {
     );
     // Reprocessing the assigned message changes nothing.
     let again = ok(dir.path(), &db, &["mail", "reprocess", &ids[0]], None);
-    assert!(again.contains("\"outcome\":\"proposal\""), "{again}");
+    assert!(
+        again.starts_with(&format!("#{}: proposal ", ids[0])),
+        "{again}"
+    );
+    let json = ok(
+        dir.path(),
+        &db,
+        &["mail", "reprocess", "--json", &ids[0]],
+        None,
+    );
+    let line: serde_json::Value = serde_json::from_str(json.trim()).unwrap();
+    assert_eq!(line["message"], format!("#{}", ids[0]));
+    assert_eq!(line["outcome"], "proposal");
     assert_eq!(
         ok(dir.path(), &db, &["mail", "pen", "list"], None),
         "The holding pen is empty.\n"
@@ -1700,4 +1716,48 @@ fn a_comment_sent_to_a_drafts_address_is_recorded_against_it() {
         1,
         "{texts:#?}"
     );
+}
+
+/// A From that is not an address holds the message, but what else it says
+/// still shows: its Message-ID, subject and text, in `mail show` and
+/// `mail inspect`; `mail show --raw` prints it as it arrived.
+#[test]
+fn a_message_with_an_unreadable_sender_still_shows_what_it_says() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = TestDb::sqlite();
+    let raw = "From: Arta Hoxha <arta at cso.example.org>\r\nTo: consult@ogp.office.example\r\nSubject: Propozim për buxhetin\r\nMessage-ID: <unread1@cso.example.org>\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nPropozojmë publikimin mujor të buxhetit.\r\n";
+    let taken = ok(dir.path(), &db, &["mail", "ingest"], Some(raw.as_bytes()));
+    assert_eq!(
+        taken,
+        "standard input: in the holding pen: the sender in From ('Arta Hoxha <arta at cso.example.org>') is not an email address\n"
+    );
+    let pen = ok(dir.path(), &db, &["mail", "pen", "list"], None);
+    assert!(pen.contains("\"Propozim për buxhetin\""), "{pen}");
+    let shown = ok(dir.path(), &db, &["mail", "show", "1"], None);
+    for line in [
+        "From: (none that can be read)\n",
+        "Message-ID: unread1@cso.example.org\n",
+        "Subject: Propozim për buxhetin\n",
+        "\nPropozojmë publikimin mujor të buxhetit.\n",
+    ] {
+        assert!(shown.contains(line), "{line} in {shown}");
+    }
+    assert_eq!(
+        ok(dir.path(), &db, &["mail", "show", "1", "--raw"], None),
+        raw
+    );
+    let inspected = ok(
+        dir.path(),
+        &db,
+        &["mail", "inspect", "-"],
+        Some(raw.as_bytes()),
+    );
+    let json: serde_json::Value = serde_json::from_str(&inspected).unwrap();
+    assert_eq!(json["message_id"], "unread1@cso.example.org");
+    assert_eq!(json["subject"], "Propozim për buxhetin");
+    assert_eq!(
+        json["reply_text"],
+        "Propozojmë publikimin mujor të buxhetit."
+    );
+    assert_eq!(json["from"], serde_json::Value::Null);
 }

@@ -157,7 +157,7 @@ pub async fn assign(
             lang,
             format!("it stays in the holding pen: {reason}"),
         ),
-        Ok(other) => told(&state, lang, false, other.describe()),
+        Ok(other) => told(&state, lang, false, other.to_string()),
         Err(e) => state.failed(lang, &e),
     }
 }
