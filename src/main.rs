@@ -115,11 +115,16 @@ enum PenCommand {
     /// What waits, with the reason.
     List,
     /// One message: sender, subject, attachments and what was written.
-    Show { id: i64 },
+    Show {
+        /// The message's number (#N in `mail pen list` and the logs).
+        id: i64,
+    },
     /// Make it a proposal of this CSO (or of a sender outside the registry)
     /// in this consultation; the receipt goes out.
     Assign {
+        /// The message's number (#N in `mail pen list` and the logs).
         id: i64,
+        /// The consultation's reference, e.g. OGP-2026-FISCAL.
         #[arg(long, value_name = "REFERENCE")]
         consultation: String,
         /// The CSO's registration number.
@@ -135,13 +140,16 @@ enum PenCommand {
     },
     /// Set it aside (it is kept, with the reason).
     Discard {
+        /// The message's number (#N in `mail pen list` and the logs).
         id: i64,
+        /// Why: kept with the message.
         #[arg(long)]
         reason: String,
     },
     /// The POC's daily summary of what waits: shown, or with --send queued
     /// now (`serve` queues it on the schedules.pen_summary schedule).
     Summary {
+        /// Queue it for the POC now instead of showing it here.
         #[arg(long)]
         send: bool,
     },
@@ -170,6 +178,7 @@ enum MailCommand {
     /// One stored message (#N in `mail pen list` and the logs): where it
     /// came from, what became of it and why, and what it says.
     Show {
+        /// The message's number (#N in `mail pen list` and the logs).
         id: i64,
         /// Print the message exactly as it arrived, nothing else.
         #[arg(long)]
@@ -229,13 +238,20 @@ enum ConsultationCommand {
     /// List all consultations.
     List,
     /// Show one consultation in full.
-    Show { reference: String },
+    Show {
+        /// The consultation's reference, e.g. OGP-2026-FISCAL.
+        reference: String,
+    },
     /// Open a draft: now if its opening date has come (then send the
     /// invitations with `outreach send`), otherwise on that date, when the
     /// schedule opens it and sends the invitations itself.
-    Open { reference: String },
+    Open {
+        /// The consultation's reference, e.g. OGP-2026-FISCAL.
+        reference: String,
+    },
     /// Close an open consultation; mail about it still queued is cancelled.
     Close {
+        /// The consultation's reference, e.g. OGP-2026-FISCAL.
         reference: String,
         /// Why it closes before its announced deadline, in Albanian: needed
         /// then, and sent to every invited CSO.
@@ -248,6 +264,7 @@ enum ConsultationCommand {
     },
     /// Move an open consultation's deadline later; the invited CSOs are told.
     Extend {
+        /// The consultation's reference, e.g. OGP-2026-FISCAL.
         reference: String,
         /// The new last day, YYYY-MM-DD.
         #[arg(long, value_name = "DATE")]
@@ -266,13 +283,18 @@ enum ConsultationCommand {
 enum OutreachCommand {
     /// List exactly who will be invited and why, and who is left out and why.
     Preview {
+        /// The consultation's reference, e.g. OGP-2026-FISCAL.
         reference: String,
+        /// Print JSON instead of lines for a person.
         #[arg(long)]
         json: bool,
     },
     /// Queue one personal invitation per relevant CSO address not yet
     /// invited. Safe to run again: no one is invited twice.
-    Send { reference: String },
+    Send {
+        /// The consultation's reference, e.g. OGP-2026-FISCAL.
+        reference: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -364,6 +386,7 @@ enum RegistryCommand {
     Addresses,
     /// Let an address that opted out or bounced receive consultation mail again.
     Restore {
+        /// The email address.
         address: String,
         /// Why: kept with the address.
         #[arg(long)]
@@ -388,7 +411,9 @@ enum RelevanceCommand {
     },
     /// Remove an override: keywords decide again.
     Clear {
+        /// The organisation's registration number.
         registration_no: String,
+        /// Policy area code, e.g. ANTICOR.
         policy_area: String,
     },
     /// List all overrides.
@@ -403,7 +428,15 @@ fn main() -> ExitCode {
             "error: cocreate hit an internal error ({info}); please report this message"
         );
     }));
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        // --help, --version, and a bare `cocreate mail` (which shows help).
+        Err(e) if !e.use_stderr() => e.exit(),
+        Err(e) if e.kind() == clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+            e.exit()
+        }
+        Err(e) => return fail(&usage_error(&e), ExitCode::from(64)),
+    };
     let config = match Config::load(cli.config.as_deref()) {
         Ok(c) => c,
         Err(e) => return fail(&e, exit_code_for_config(&e)),
@@ -426,6 +459,39 @@ fn main() -> ExitCode {
         }
         Err(e) => fail(&e, ExitCode::FAILURE),
     }
+}
+
+/// A mistake on the command line in one sentence, like every other error:
+/// clap's own message, its tip if it has one, and which --help to read.
+/// Exit status 64, EX_USAGE from sysexits.h.
+fn usage_error(e: &clap::Error) -> String {
+    let rendered = e.render().to_string();
+    // The message runs to the first blank line ("the following required
+    // arguments were not provided:" names them on the lines below).
+    let first = rendered
+        .lines()
+        .map(str::trim)
+        .take_while(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ");
+    let first = first.trim_start_matches("error:").trim();
+    let tip = rendered
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("tip:"))
+        .map(|t| format!("; {}", t.trim()))
+        .unwrap_or_default();
+    let command = rendered
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Usage:"))
+        .map(|u| {
+            u.split_whitespace()
+                .take_while(|w| !w.starts_with(['[', '<', '-']))
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .filter(|c| !c.is_empty())
+        .unwrap_or_else(|| "cocreate".into());
+    format!("{first}{tip} (see `{command} --help`)")
 }
 
 fn exit_code_for_config(_: &ConfigError) -> ExitCode {
@@ -689,5 +755,33 @@ mod tests {
     fn the_command_line_is_well_formed() {
         use clap::CommandFactory;
         super::Cli::command().debug_assert();
+    }
+
+    /// `--help` explains every command, argument and flag: a POC at a
+    /// terminal has nothing else to go by.
+    #[test]
+    fn every_command_argument_and_flag_has_a_description() {
+        use clap::CommandFactory;
+        fn walk(cmd: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            for arg in cmd.get_arguments() {
+                let id = arg.get_id().as_str();
+                if matches!(id, "help" | "version") || arg.is_hide_set() {
+                    continue;
+                }
+                if arg.get_help().is_none() && arg.get_long_help().is_none() {
+                    missing.push(format!("{path} {id}"));
+                }
+            }
+            for sub in cmd.get_subcommands() {
+                let sub_path = format!("{path} {}", sub.get_name());
+                if sub.get_about().is_none() && sub.get_long_about().is_none() {
+                    missing.push(sub_path.clone());
+                }
+                walk(sub, &sub_path, missing);
+            }
+        }
+        let mut missing = Vec::new();
+        walk(&super::Cli::command(), "cocreate", &mut missing);
+        assert!(missing.is_empty(), "no description: {missing:#?}");
     }
 }

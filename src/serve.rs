@@ -133,7 +133,6 @@ pub async fn run(config: Config, demo_mode: bool) -> Result<(), ServeError> {
         let Some(schedule) = s.schedule else {
             continue;
         };
-        tracing::info!(job = s.name, schedule = schedule.as_str(), "scheduled");
         tasks.spawn(crate::schedule::run(
             app.clone(),
             s.name,

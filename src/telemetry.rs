@@ -15,8 +15,12 @@ pub fn init(log: &LogConfig) {
         LogFormat::Text => false,
         LogFormat::Auto => !std::io::stderr().is_terminal(),
     };
+    // Colour only for a person at a terminal: in a file or a journal the
+    // escape codes are noise (and NO_COLOR turns them off anywhere).
+    let colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(colour)
         .with_writer(|| CappedLines(std::io::stderr()));
     // try_init: a second call (tests) keeps the first subscriber.
     let _ = if json {

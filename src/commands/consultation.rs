@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use anyhow::bail;
 use chrono::NaiveDate;
 
-use super::thousands;
+use super::{count, thousands};
 use crate::app::App;
 use crate::config::Config;
 use crate::consultation::lifecycle::{self, Opened};
@@ -32,12 +32,16 @@ pub struct SpecFlags {
     /// Thematic group code within the policy area.
     #[arg(long)]
     pub thematic_group: Option<String>,
+    /// The title in Albanian.
     #[arg(long)]
     pub title_sq: Option<String>,
+    /// The title in English.
     #[arg(long)]
     pub title_en: Option<String>,
+    /// The description in Albanian (blank lines separate paragraphs).
     #[arg(long)]
     pub description_sq: Option<String>,
+    /// The description in English.
     #[arg(long)]
     pub description_en: Option<String>,
     /// Opening date, YYYY-MM-DD.
@@ -56,10 +60,13 @@ pub struct SpecFlags {
     /// Meeting start, local time: YYYY-MM-DDTHH:MM (seconds optional).
     #[arg(long, value_name = "DATETIME", value_parser = local_date_time)]
     pub meeting_at: Option<chrono::NaiveDateTime>,
+    /// How long the meeting lasts, in minutes (default 120).
     #[arg(long, value_name = "MINUTES")]
     pub meeting_minutes: Option<u32>,
+    /// Where the meeting is held.
     #[arg(long, value_name = "TEXT")]
     pub meeting_place: Option<String>,
+    /// The meeting's online link (https://…).
     #[arg(long, value_name = "URL")]
     pub meeting_link: Option<String>,
     /// A presentation to attach to the invitations (at most 10 MB).
@@ -138,10 +145,13 @@ pub async fn create(
     store.insert_consultation(&spec).await?;
     writeln!(
         out,
-        "Created consultation {} as a draft: {} working days, {} to {}.",
+        "Created consultation {} as a draft: {}, {} to {}.",
         spec.reference,
-        WorkingCalendar::new(config.calendar.holidays.clone())
-            .period_length(spec.opens_on, spec.closes_on),
+        count(
+            WorkingCalendar::new(config.calendar.holidays.clone())
+                .period_length(spec.opens_on, spec.closes_on) as usize,
+            "working day"
+        ),
         spec.opens_on,
         spec.closes_on
     )?;
@@ -207,8 +217,8 @@ pub async fn edit(
         };
         writeln!(
             out,
-            "The meeting {what}; {} invited CSO addresses will be told, with a calendar file that {file}.",
-            thousands(told as usize)
+            "The meeting {what}; {} will be told, with a calendar file that {file}.",
+            count(told as usize, "invited CSO address")
         )?;
     }
     Ok(())
@@ -390,15 +400,16 @@ pub async fn close(
     if closed.notified > 0 {
         writeln!(
             out,
-            "{} invited CSO addresses will be told it closed early, and why.",
-            thousands(closed.notified as usize)
+            "{} will be told it closed early, and why.",
+            count(closed.notified as usize, "invited CSO address")
         )?;
     }
     if closed.cancelled > 0 {
         writeln!(
             out,
-            "{} messages about it that had not left yet are cancelled (`cocreate outbox status`).",
-            thousands(closed.cancelled as usize)
+            "{} about it that had not left yet {} cancelled (`cocreate outbox status`).",
+            count(closed.cancelled as usize, "message"),
+            if closed.cancelled == 1 { "is" } else { "are" }
         )?;
     }
     Ok(())
@@ -459,10 +470,11 @@ pub async fn extend(
         .await?;
     writeln!(
         out,
-        "Deadline of {} moved from {} to {until} ({days} working days); {} CSO addresses will be told.",
+        "Deadline of {} moved from {} to {until} ({}); {} will be told.",
         c.spec.reference,
         c.spec.closes_on,
-        thousands(queued as usize)
+        count(days as usize, "working day"),
+        count(queued as usize, "CSO address")
     )?;
     Ok(())
 }
@@ -488,11 +500,16 @@ pub async fn preview(
         .collect();
     writeln!(
         out,
-        "{} ({}): {} addresses will be invited, {} already were.",
+        "{} ({}): {} will be invited, {} already {}.",
         plan.reference,
         plan.policy_area,
-        thousands(new.len()),
-        thousands(plan.recipients.len() - new.len())
+        count(new.len(), "address"),
+        thousands(plan.recipients.len() - new.len()),
+        if plan.recipients.len() - new.len() == 1 {
+            "was"
+        } else {
+            "were"
+        }
     )?;
     for r in &plan.recipients {
         writeln!(
@@ -538,10 +555,10 @@ pub async fn send(app: &App, reference: &str, out: &mut impl Write) -> anyhow::R
     let s = outreach::send(store, &app.sender(), &c).await?;
     writeln!(
         out,
-        "Queued {} invitations for {} ({} addresses already invited, {} left out). `cocreate serve` delivers them; `cocreate outbox status` shows progress.",
-        thousands(s.queued as usize),
+        "Queued {} for {} ({} already invited, {} left out). `cocreate serve` delivers them; `cocreate outbox status` shows progress.",
+        count(s.queued as usize, "invitation"),
         c.spec.reference,
-        thousands(s.already_invited),
+        count(s.already_invited, "address"),
         thousands(s.excluded)
     )?;
     Ok(())

@@ -409,7 +409,10 @@ pub async fn reprocess(
         }
     }
     if failed > 0 {
-        anyhow::bail!("{failed} of {total} messages could not be reprocessed (see above)");
+        anyhow::bail!(
+            "{failed} of {} could not be reprocessed (see above)",
+            super::count(total, "message")
+        );
     }
     Ok(())
 }

@@ -10,27 +10,7 @@ pub mod registry;
 pub mod review;
 pub mod schedule;
 
-/// 1,234,567 — counts in summaries are read by people.
-pub fn thousands(n: usize) -> String {
-    let digits = n.to_string();
-    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
-
-/// "1 message", "3 messages", "10,000 messages".
-pub fn count(n: usize, noun: &str) -> String {
-    if n == 1 {
-        format!("1 {noun}")
-    } else {
-        format!("{} {noun}s", thousands(n))
-    }
-}
+pub use crate::domain::{count, thousands};
 
 /// `text` as a terminal may show it: control characters (an escape
 /// sequence in a hostile email could retitle the window, hide text or
@@ -57,5 +37,9 @@ mod tests {
         assert_eq!(super::thousands(1_234_567), "1,234,567");
         assert_eq!(super::count(1, "message"), "1 message");
         assert_eq!(super::count(10_000, "message"), "10,000 messages");
+        assert_eq!(super::count(2, "CSO address"), "2 CSO addresses");
+        assert_eq!(super::count(1, "address"), "1 address");
+        assert_eq!(super::count(3, "reply"), "3 replies");
+        assert_eq!(super::count(3, "day"), "3 days");
     }
 }

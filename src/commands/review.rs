@@ -56,10 +56,12 @@ pub enum ProposalsCommand {
     /// signature folded), attachments, follow-ups, our receipts, and how it
     /// was considered.
     Show {
+        /// The proposal's receipt number, e.g. OGP-2026-FISCAL-0001.
         receipt_no: String,
         /// Also the quoted history and the signature.
         #[arg(long)]
         full: bool,
+        /// Print JSON instead of lines for a person.
         #[arg(long)]
         json: bool,
     },
@@ -70,6 +72,7 @@ pub enum AttachmentCommand {
     /// Write an attachment of a proposal's thread (numbered as `mail
     /// proposals show` lists them) to standard output or a file.
     Get {
+        /// The proposal's receipt number, e.g. OGP-2026-FISCAL-0001.
         receipt_no: String,
         /// Its number in the thread; the first when left out.
         number: Option<usize>,
@@ -103,8 +106,10 @@ pub enum DispositionCommand {
     },
     /// Every change to a disposition: who, when, before and after.
     Log {
+        /// The consultation's reference, e.g. OGP-2026-FISCAL.
         #[arg(long, value_name = "REFERENCE")]
         consultation: Option<String>,
+        /// Print JSON instead of lines for a person.
         #[arg(long)]
         json: bool,
     },
@@ -115,6 +120,7 @@ pub enum ReportCommand {
     /// The report of a consultation (or, without one, of the whole action
     /// plan) as CSV, XLSX or JSON, with every disposition recorded so far.
     Export {
+        /// The consultation's reference, e.g. OGP-2026-FISCAL.
         reference: Option<String>,
         /// csv, xlsx or json.
         #[arg(long, default_value = "csv")]
@@ -125,7 +131,10 @@ pub enum ReportCommand {
     },
     /// Publish a closed consultation's results: the public report shows
     /// them and each sender gets an outcome notice.
-    Publish { reference: String },
+    Publish {
+        /// The consultation's reference, e.g. OGP-2026-FISCAL.
+        reference: String,
+    },
 }
 
 fn parse_disposition(s: &str) -> Result<Disposition, String> {

@@ -117,8 +117,12 @@ pub async fn send(app: &App, code: &str, out: &mut impl Write) -> anyhow::Result
     match queued {
         Queued::Sent(n) => writeln!(
             out,
-            "Queued the digest of {} for {n} contact(s): {} new proposals, {} additions, {} waiting. `cocreate serve` delivers it.",
-            d.area, d.new_proposals, d.new_follow_ups, d.waiting
+            "Queued the digest of {} for {}: {}, {}, {} waiting. `cocreate serve` delivers it.",
+            d.area,
+            crate::domain::count(n, "contact"),
+            crate::domain::count(d.new_proposals as usize, "new proposal"),
+            crate::domain::count(d.new_follow_ups as usize, "addition"),
+            d.waiting
         )?,
         Queued::NothingNew => writeln!(
             out,

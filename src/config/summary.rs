@@ -97,8 +97,10 @@ impl Config {
         lines.push((
             "outbox",
             format!(
-                "{transport}; {} a second over {} connections, {} attempts",
-                outbox.rate_per_second, outbox.concurrency, outbox.max_attempts
+                "{transport}; bulk mail at {} a second, {} per lane, {} at most",
+                outbox.rate_per_second,
+                crate::domain::count(outbox.concurrency as usize, "connection"),
+                crate::domain::count(outbox.max_attempts as usize, "attempt")
             ),
         ));
         let inbound = &self.inbound;

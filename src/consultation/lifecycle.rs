@@ -184,7 +184,10 @@ impl std::fmt::Display for Tick {
         }
         let mut parts = Vec::new();
         for (r, s) in &self.opened {
-            parts.push(format!("opened {r} and queued {} invitations", s.queued));
+            parts.push(format!(
+                "opened {r} and queued {}",
+                crate::domain::count(s.queued as usize, "invitation")
+            ));
         }
         for (r, c) in &self.closed {
             parts.push(format!(

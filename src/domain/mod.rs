@@ -27,5 +27,5 @@ pub use registration_no::{RegistrationNumber, RegistrationNumberError};
 pub use relevance::{Relevance, RelevanceError};
 pub use reply_key::{ReplyKey, ReplyKeyError};
 pub use schedule::{Schedule, ScheduleError, optional_schedule};
-pub use text::{fold, fold_words, one_line, prose_lines};
+pub use text::{count, fold, fold_words, one_line, prose_lines, thousands};
 pub use working_days::WorkingCalendar;

@@ -38,6 +38,38 @@ pub fn one_line(text: &str) -> String {
     out
 }
 
+/// 1,234,567 — counts in summaries are read by people.
+pub fn thousands(n: usize) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// "1 message", "3 messages", "10,000 messages"; "1 address", "2
+/// addresses"; "1 reply", "2 replies". English only: each language's
+/// own forms are in its templates.
+pub fn count(n: usize, noun: &str) -> String {
+    if n == 1 {
+        return format!("1 {noun}");
+    }
+    let plural = if ["s", "x", "sh", "ch"].iter().any(|e| noun.ends_with(e)) {
+        format!("{noun}es")
+    } else if let Some(stem) = noun.strip_suffix('y')
+        && !stem.ends_with(['a', 'e', 'o', 'u'])
+    {
+        format!("{stem}ies")
+    } else {
+        format!("{noun}s")
+    };
+    format!("{} {plural}", thousands(n))
+}
+
 /// The lines of one paragraph of prose as a reader should see them: lines
 /// the writer's editor wrapped are joined with a space (a line break in the
 /// middle of a sentence is not one the reader should see), while a list

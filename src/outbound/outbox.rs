@@ -418,7 +418,10 @@ impl Worker {
             },
             Err(SendError::Transient(error)) if m.attempts >= self.config.max_attempts => {
                 Delivery::Failed {
-                    error: format!("gave up after {} attempts: {error}", m.attempts),
+                    error: format!(
+                        "gave up after {}: {error}",
+                        crate::domain::count(m.attempts as usize, "attempt")
+                    ),
                     hard_bounce: false,
                 }
             }

@@ -77,8 +77,11 @@ impl Job for DeadlineReminders {
             let queued = app.store.enqueue(&messages).await?;
             if queued > 0 {
                 done.push(format!(
-                    "{queued} reminders of {} ({days} days before {})",
-                    c.spec.reference, c.spec.closes_on
+                    "{} of {} ({} before {})",
+                    crate::domain::count(queued as usize, "reminder"),
+                    c.spec.reference,
+                    crate::domain::count(days as usize, "day"),
+                    c.spec.closes_on
                 ));
             }
         }

@@ -364,3 +364,63 @@ async fn config_check_reads_a_postgres_schema_without_changing_it() {
         stdout(&after)
     );
 }
+
+/// A mistake on the command line is one sentence, like every other error,
+/// naming the --help to read; exit status 64 (EX_USAGE).
+#[test]
+fn usage_errors_are_one_sentence() {
+    let dir = tempfile::tempdir().unwrap();
+    for (args, expected) in [
+        (
+            vec!["mail", "shwo", "1"],
+            "error: unrecognized subcommand 'shwo'; a similar subcommand exists: 'show' (see `cocreate mail --help`)\n",
+        ),
+        (
+            vec!["consultation", "extend", "OGP-X", "--until", "2027-01-01"],
+            "error: the following required arguments were not provided: --reason <TEXT> (see `cocreate consultation extend --help`)\n",
+        ),
+        (
+            vec!["registry", "import", "r.csv", "--jsno"],
+            "error: unexpected argument '--jsno' found; a similar argument exists: '--json' (see `cocreate registry import --help`)\n",
+        ),
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_cocreate"))
+            .current_dir(dir.path())
+            .args(&args)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(64), "{args:?}");
+        assert_eq!(stderr(&out), expected, "{args:?}");
+    }
+}
+
+/// `cocreate registry list | head -1`: the reader closing the pipe ends
+/// cocreate quietly, with no error and no "internal error".
+#[test]
+fn a_closed_pipe_ends_quietly() {
+    use std::io::{BufRead, BufReader};
+    let dir = tempfile::tempdir().unwrap();
+    let db = crate::common::TestDb::sqlite();
+    let registry = write(dir.path(), "r.csv", crate::common::registry_csv(1, 3_000));
+    let import = crate::common::cocreate(
+        dir.path(),
+        &db,
+        &["registry", "import", registry.to_str().unwrap()],
+    );
+    assert!(import.status.success(), "{}", stderr(&import));
+    let mut child = crate::common::command(dir.path(), &db)
+        .args(["registry", "list"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    assert!(first.starts_with("REG-000001"), "{first}");
+    // The reader is gone (dropped above) with ~300 KB still to write.
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{:?}", out.status);
+    assert_eq!(stderr(&out), "");
+}

@@ -401,7 +401,7 @@ fn the_unsubscribe_link_shows_a_button_and_a_post_stops_invitations() {
     );
     let preview = ok(dir.path(), &db, &["outreach", "preview", "OGP-NEXT"]);
     assert!(
-        preview.starts_with("OGP-NEXT (FISCAL): 1 addresses will be invited"),
+        preview.starts_with("OGP-NEXT (FISCAL): 1 address will be invited"),
         "{preview}"
     );
 }

@@ -132,3 +132,41 @@ async fn health_turns_503_when_the_database_goes_away() {
     let (status, _) = daemon.stop(libc::SIGTERM);
     assert!(status.success());
 }
+
+/// Text logs written to a file or a pipe carry no colour codes, and the
+/// start says which sources, listeners, transport and schedules are on.
+#[test]
+fn text_logs_to_a_file_have_no_colour_and_say_what_is_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = TestDb::sqlite();
+    let port = common::free_port();
+    let child = command(dir.path(), &db)
+        .env("COCREATE_LOG_FORMAT", "text")
+        .env("COCREATE_SERVER_LISTEN", format!("127.0.0.1:{port}"))
+        .args(["serve"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = std::time::Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(20),
+            "serve did not start"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let out = child.wait_with_output().unwrap();
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(!log.contains('\u{1b}'), "escape codes in {log}");
+    for line in [
+        "off setting=\"lmtp\"",
+        "off setting=\"imap\"",
+        "(nothing is sent); bulk mail at 20 a second",
+        "\"0 8 * * Mon\" in Europe/Tirane setting=\"lfp_digest\"",
+        "stopped cleanly",
+    ] {
+        assert!(log.contains(line), "{line} in {log}");
+    }
+}

@@ -220,7 +220,8 @@ where
                  reason = $1, processed_at = $2 WHERE id = $3",
             )
             .bind(format!(
-                "could not be processed after {attempts} attempts: {error}"
+                "could not be processed after {}: {error}",
+                crate::domain::count(attempts as usize, "attempt")
             ))
             .bind(self.now())
             .bind(id)
