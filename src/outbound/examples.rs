@@ -42,7 +42,7 @@ pub fn example_context(email: EmailKind, lang: Language) -> Context<'static> {
                 "Ministry of Finance and Economy",
             )),
             deadline: text("e hënë, 11 janar 2027", "Monday 11 January 2027").into(),
-            deadline_short: "11.01.2027".into(),
+            deadline_short: text("11.01.2027", "11 Jan 2027").into(),
             working_days: 28,
         },
         meeting: Some(MeetingView {
@@ -134,7 +134,7 @@ pub fn example_context(email: EmailKind, lang: Language) -> Context<'static> {
                 consultation: ConsultationView {
                     deadline: text("e enjte, 17 dhjetor 2026", "Thursday 17 December 2026")
                         .into(),
-                    deadline_short: "17.12.2026".into(),
+                    deadline_short: text("17.12.2026", "17 Dec 2026").into(),
                     ..mail.consultation
                 },
                 ..mail

@@ -415,7 +415,7 @@ fn line(e: &DigestEntry, to: &Reader, now: Option<DateTime<Utc>>) -> ProposalLin
     ProposalLine {
         receipt_no: e.receipt_no.clone(),
         from: e.cso_name.clone().unwrap_or_else(|| e.from_address.clone()),
-        date: e.at.with_timezone(&to.tz).format("%d.%m.%Y").to_string(),
+        date: super::outreach::short_date(to.lang, e.at.with_timezone(&to.tz).date_naive()),
         excerpt: excerpt(&e.text, EXCERPT_CHARS),
         follow_up: e.follow_up,
         late: e.late,

@@ -566,8 +566,17 @@ pub fn consultation_view<'s>(
         area_name: area.map(|a| a.name.get(lang).as_str()),
         lfp_name: area.map(|a| a.lfp.name.get(lang).as_str()),
         deadline: format_date(lang, spec.closes_on),
-        deadline_short: spec.closes_on.format("%d.%m.%Y").to_string(),
+        deadline_short: short_date(lang, spec.closes_on),
         working_days: calendar.period_length(spec.opens_on, spec.closes_on),
+    }
+}
+
+/// A date for a subject line: 11.01.2027 in Albanian, 11 Jan 2027 in
+/// English (where 11.01 could be read as the 1st of November).
+pub fn short_date(lang: Language, date: chrono::NaiveDate) -> String {
+    match lang {
+        Language::Sq => date.format("%d.%m.%Y").to_string(),
+        Language::En => date.format("%-d %b %Y").to_string(),
     }
 }
 

@@ -155,10 +155,14 @@ impl Templates {
         let mut text = Handlebars::new();
         text.set_strict_mode(true);
         text.register_escape_fn(no_escape);
+        text.register_helper("plural", Box::new(plural));
         let mut html = Handlebars::new();
         html.set_strict_mode(true);
+        html.register_helper("plural", Box::new(plural));
         html.register_helper("paragraphs", Box::new(paragraphs));
         html.register_helper("as_written", Box::new(as_written));
+        html.register_helper("nowrap", markup("nowrap", nowrap));
+        html.register_helper("breakable", markup("breakable", breakable));
 
         for (path, builtin) in EMBEDDED {
             let source = match override_dir.map(|d| d.join("email").join(path)) {
@@ -301,6 +305,67 @@ fn as_written(
     write_paragraphs(h, "as_written", out, |p| {
         p.lines().map(str::to_string).collect()
     })
+}
+
+// `{{plural n "day" "days"}}`: "1 day", "3 days", in each language's own
+// words (`{{plural n "dite" "ditësh"}}`).
+handlebars::handlebars_helper!(
+    plural: |n: u64, one: str, many: str| format!("{n} {}", if n == 1 { one } else { many })
+);
+
+/// The text of the helper's first parameter, HTML-escaped.
+fn escaped_param(
+    h: &handlebars::Helper<'_>,
+    name: &'static str,
+) -> Result<String, handlebars::RenderError> {
+    let value = h
+        .param(0)
+        .ok_or_else(|| handlebars::RenderErrorReason::ParamNotFoundForIndex(name, 0))?;
+    Ok(handlebars::html_escape(
+        value.value().as_str().unwrap_or(""),
+    ))
+}
+
+/// A helper that writes its parameter, HTML-escaped, shaped by `shape`
+/// (which adds markup around or inside it).
+fn markup(
+    name: &'static str,
+    shape: fn(&str) -> String,
+) -> Box<dyn handlebars::HelperDef + Send + Sync> {
+    Box::new(
+        move |h: &handlebars::Helper<'_>,
+              _: &Handlebars<'_>,
+              _: &handlebars::Context,
+              _: &mut handlebars::RenderContext<'_, '_>,
+              out: &mut dyn handlebars::Output|
+              -> handlebars::HelperResult {
+            out.write(&shape(&escaped_param(h, name)?))?;
+            Ok(())
+        },
+    )
+}
+
+/// `{{nowrap receipt_no}}`: never broken across lines (a phone would break
+/// OGP-2026-FISCAL-0001 at a hyphen, and the number is read and typed back).
+fn nowrap(text: &str) -> String {
+    format!("<span style=\"white-space:nowrap;\">{text}</span>")
+}
+
+/// `{{breakable address}}`: a long address may break only after its `+`
+/// and `.` and before its `@`, where a reader sees its parts, not in the
+/// middle of a word.
+fn breakable(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 32);
+    for c in text.chars() {
+        if c == '@' {
+            out.push_str("<wbr>");
+        }
+        out.push(c);
+        if matches!(c, '+' | '.') {
+            out.push_str("<wbr>");
+        }
+    }
+    out
 }
 
 fn write_paragraphs(

@@ -261,7 +261,7 @@ fn extending_the_deadline_is_recorded_and_tells_every_invited_cso() {
         if subject.starts_with("Deadline") {
             assert_eq!(
                 subject,
-                "Deadline extended: Open municipal budgets (until 25.01.2027)"
+                "Deadline extended: Open municipal budgets (until 25 Jan 2027)"
             );
             assert!(
                 body.contains("extended from Monday 11 January 2027 to Monday 25 January 2027."),
@@ -538,7 +538,7 @@ text = "One text, read in both languages."
         "{sq}"
     );
     assert!(!sq.contains("Budget data every month"), "{sq}");
-    let en = mail("watch@cso.example.org", "Invitation to consultation");
+    let en = mail("watch@cso.example.org", "Invitation to a consultation");
     assert!(en.contains("Budget data every month"), "{en}");
     assert!(
         en.contains("The ministry publishes budget execution"),

@@ -121,7 +121,7 @@ fn invitations_arrive_personal_in_each_language_with_headers_keys_and_calendar()
         } else {
             assert_eq!(
                 subject,
-                "Invitation to consultation: Open municipal budgets (deadline 11.01.2027)"
+                "Invitation to a consultation: Open municipal budgets (deadline 11 Jan 2027)"
             );
         }
 
@@ -232,7 +232,7 @@ fn invitations_arrive_personal_in_each_language_with_headers_keys_and_calendar()
         &["outreach", "send", "OGP-2026-FISCAL"],
     );
     assert!(
-        stdout(&newcomer).starts_with("Queued 1 invitations"),
+        stdout(&newcomer).starts_with("Queued 1 invitation for"),
         "{}",
         stdout(&newcomer)
     );

@@ -277,7 +277,7 @@ fn a_consultation_from_its_opening_day_to_the_lfps_reminder_to_answer() {
     let d = fiscal[0];
     assert!(
         d.subject
-            .starts_with("Përmbledhja javore: propozime të reja 2, shtesa 1"),
+            .starts_with("Përmbledhja javore: 2 propozime të reja, 1 shtesë"),
         "{}",
         d.subject
     );
@@ -615,7 +615,7 @@ fn the_meeting_and_the_deadline_move_and_the_consultation_closes_early() {
         ],
     );
     assert!(
-        closed.contains("1 messages about it that had not left yet are cancelled"),
+        closed.contains("1 message about it that had not left yet is cancelled"),
         "{closed}"
     );
     let status = office.at("2027-01-19T11:00:00+01:00", &["outbox", "status"]);
@@ -675,7 +675,7 @@ fn a_digest_run_cut_short_sends_the_rest_and_nothing_twice() {
         &["digest", "send", "--lfp", "anticor"],
     );
     assert!(
-        sent.starts_with("Queued the digest of ANTICOR for 1 contact(s)"),
+        sent.starts_with("Queued the digest of ANTICOR for 1 contact:"),
         "{sent}"
     );
     let run = office.at(
