@@ -56,6 +56,13 @@ impl Bilingual<String> {
     }
 }
 
+/// `(Albanian, English)`.
+impl From<(&str, &str)> for Bilingual<String> {
+    fn from((sq, en): (&str, &str)) -> Self {
+        Self::new(sq.to_string(), en.to_string())
+    }
+}
+
 /// One text that both languages read.
 impl From<&str> for Bilingual<String> {
     fn from(text: &str) -> Self {

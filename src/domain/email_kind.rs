@@ -81,6 +81,47 @@ impl EmailKind {
         }
     }
 
+    /// The kind as named in the outbox (`as_str`), if it is one.
+    pub fn from_outbox(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.as_str() == name)
+    }
+
+    /// What a person calls it, in `lang` (the POC's summary lists failed
+    /// and deferred mail by it).
+    pub fn label(self, lang: super::Language) -> &'static str {
+        use super::Language::{En, Sq};
+        match (self, lang) {
+            (Self::Invitation, Sq) => "ftesë",
+            (Self::Invitation, En) => "invitation",
+            (Self::DeadlineExtended, Sq) => "njoftim për zgjatjen e afatit",
+            (Self::DeadlineExtended, En) => "deadline extension notice",
+            (Self::DeadlineReminder, Sq) => "kujtesë për afatin",
+            (Self::DeadlineReminder, En) => "deadline reminder",
+            (Self::MeetingChanged, Sq) => "njoftim për takimin",
+            (Self::MeetingChanged, En) => "meeting notice",
+            (Self::ConsultationClosed, Sq) => "njoftim për mbylljen",
+            (Self::ConsultationClosed, En) => "early close notice",
+            (Self::LfpDigest, Sq) => "përmbledhje javore",
+            (Self::LfpDigest, En) => "weekly digest",
+            (Self::ResponseReminder, Sq) => "kujtesë për përgjigjen",
+            (Self::ResponseReminder, En) => "response reminder",
+            (Self::Receipt, Sq) => "konfirmim marrjeje",
+            (Self::Receipt, En) => "receipt",
+            (Self::FollowUp, Sq) => "konfirmim shtese",
+            (Self::FollowUp, En) => "receipt of an addition",
+            (Self::PenSummary, Sq) => "përmbledhje ditore",
+            (Self::PenSummary, En) => "daily summary",
+            (Self::Confirmation, Sq) => "lidhje konfirmimi",
+            (Self::Confirmation, En) => "confirmation link",
+            (Self::Outcome, Sq) => "njoftim për shqyrtimin",
+            (Self::Outcome, En) => "outcome notice",
+            (Self::Correction, Sq) => "korrigjim",
+            (Self::Correction, En) => "correction",
+            (Self::SignIn, Sq) => "lidhje hyrjeje",
+            (Self::SignIn, En) => "sign-in link",
+        }
+    }
+
     /// Acknowledgements of what a CSO sent: capped per address and hour,
     /// and never held behind bulk mail (see [`Lane`]).
     pub fn is_acknowledgement(self) -> bool {

@@ -30,6 +30,31 @@ pub enum ParseError {
     Fault,
 }
 
+impl ParseError {
+    /// The reason in Albanian, for the POC's Albanian summary and pages.
+    pub fn in_albanian(&self) -> String {
+        match self {
+            Self::Unparseable => "mesazhi nuk mund të lexohet si email".into(),
+            Self::NoSender => "mesazhi nuk ka adresë dërguesi (From)".into(),
+            Self::BadSender(written) => {
+                format!("dërguesi te From ('{written}') nuk është adresë emaili")
+            }
+            Self::TooManyNested { limit } => format!(
+                "mesazhi mban më shumë se {limit} mesazhe të bashkëngjitura (message/rfc822), më shumë nga sa lexon cocreate; ruhet ashtu si erdhi"
+            ),
+            Self::TooManyParts { limit } => format!(
+                "mesazhi ka më shumë se {limit} pjesë MIME, më shumë nga sa lexon cocreate; ruhet ashtu si erdhi"
+            ),
+            Self::Fault => "leximi i mesazhit dështoi brenda cocreate (një defekt te lexuesi i postës); ruhet ashtu si erdhi".into(),
+        }
+    }
+
+    /// The reason in both languages.
+    pub fn why(&self) -> crate::domain::Bilingual<String> {
+        crate::domain::Bilingual::new(self.in_albanian(), self.to_string())
+    }
+}
+
 /// How much of a message's structure is read (`inbound.max_attached_messages`
 /// and `inbound.max_mime_parts`).
 ///

@@ -116,6 +116,11 @@ pub async fn gather(app: &App, now: DateTime<Utc>) -> Result<Report, PenError> {
     })
 }
 
+/// An outbox kind as the summary's reader calls it.
+fn kind_label(kind: &str, lang: crate::domain::Language) -> String {
+    EmailKind::from_outbox(kind).map_or_else(|| kind.to_string(), |k| k.label(lang).to_string())
+}
+
 /// The summary's email for `date`, or None when there is nothing to report.
 pub fn compose(
     app: &App,
@@ -152,7 +157,7 @@ pub fn compose(
                 source: &m.source,
                 from: m.from_address.as_deref().unwrap_or("?"),
                 subject: m.subject.as_deref().unwrap_or(""),
-                reason: m.reason.as_deref().unwrap_or(""),
+                reason: m.reason_in(lang),
             })
             .collect(),
         more: held.len().saturating_sub(LISTED),
@@ -161,7 +166,7 @@ pub fn compose(
             .failures
             .iter()
             .map(|f| OutboxLine {
-                kind: f.kind.clone(),
+                kind: kind_label(&f.kind, lang),
                 recipient: f.recipient.clone(),
                 attempts: f.attempts,
                 error: f.last_error.clone(),
@@ -172,7 +177,7 @@ pub fn compose(
             .deferred
             .iter()
             .map(|d| OutboxLine {
-                kind: d.kind.clone(),
+                kind: kind_label(&d.kind, lang),
                 recipient: d.recipient.clone(),
                 attempts: d.attempts,
                 error: d.last_error.clone(),
@@ -253,6 +258,7 @@ mod tests {
                 state: InboundState::Held,
                 classification: Some("unmatched".into()),
                 reason: Some("no reply key".into()),
+                reason_sq: Some("pa çelës përgjigjeje".into()),
             })
             .collect()
     }

@@ -10,7 +10,7 @@ use serde::Serialize;
 use super::parse::Parsed;
 use crate::config::Config;
 use crate::consultation::{Consultation, ConsultationState};
-use crate::domain::ReplyKey;
+use crate::domain::{Bilingual, ReplyKey};
 use crate::intake::types::IntakeLookups;
 use crate::registry::relevance::{Matcher, Relevance};
 use crate::store::{Store, StoreError};
@@ -49,10 +49,23 @@ pub struct Route {
     /// The consultation's deadline had passed.
     pub late: bool,
     pub reason: String,
+    /// The reason in Albanian, where the message goes to the holding pen.
+    #[serde(skip)]
+    pub reason_sq: Option<String>,
 }
 
 impl Route {
-    fn unmatched(reason: impl Into<String>) -> Self {
+    /// Why it cannot be threaded, in both languages.
+    pub fn why(&self) -> Bilingual<String> {
+        Bilingual::new(
+            self.reason_sq
+                .clone()
+                .unwrap_or_else(|| self.reason.clone()),
+            self.reason.clone(),
+        )
+    }
+
+    fn unmatched(sq: String, en: String) -> Self {
         Self {
             method: None,
             consultation: None,
@@ -65,7 +78,8 @@ impl Route {
             draft: None,
             other_sender: false,
             late: false,
-            reason: reason.into(),
+            reason: en,
+            reason_sq: Some(sq),
         }
     }
 }
@@ -170,9 +184,10 @@ pub fn web_visitor(
     now: DateTime<Utc>,
 ) -> Route {
     let Some(c) = consultations.iter().find(|c| c.spec.reference == reference) else {
-        return Route::unmatched(format!(
-            "sent through the web form to {reference}, which no consultation is"
-        ));
+        return Route::unmatched(
+            format!("dërguar përmes formularit te {reference}, që nuk është asnjë konsultim"),
+            format!("sent through the web form to {reference}, which no consultation is"),
+        );
     };
     let today = config.office.date_at(now);
     Route {
@@ -188,6 +203,7 @@ pub fn web_visitor(
         other_sender: false,
         late: c.late_on(today),
         reason: "sent through the web form by someone not in the registry".into(),
+        reason_sq: None,
     }
 }
 
@@ -204,10 +220,16 @@ pub async fn route_among(
     let today = config.office.date_at(store.clock().now());
     let late = |c: &Consultation| c.late_on(today);
     if answers_lfp_mail(p, config) {
-        return Ok(Route::unmatched(format!(
-            "a reply to cocreate's digest or reminder to an LFP, not a proposal; {} should write to the Point of Contact at {}",
-            p.from, config.office.email
-        )));
+        return Ok(Route::unmatched(
+            format!(
+                "përgjigje ndaj përmbledhjes ose kujtesës që cocreate i dërgon institucionit drejtues (LFP), jo propozim; {} duhet t'i shkruajë Pikës së Kontaktit në {}",
+                p.from, config.office.email
+            ),
+            format!(
+                "a reply to cocreate's digest or reminder to an LFP, not a proposal; {} should write to the Point of Contact at {}",
+                p.from, config.office.email
+            ),
+        ));
     }
 
     let by_key = [
@@ -260,6 +282,7 @@ pub async fn route_among(
                     }
                     (None, false) => "reply key in References/In-Reply-To".into(),
                 },
+                reason_sq: None,
             });
         }
     }
@@ -291,6 +314,7 @@ pub async fn route_among(
             other_sender,
             late: late(c),
             reason: format!("receipt number {receipt} in the subject"),
+            reason_sq: None,
         });
     }
 
@@ -298,10 +322,16 @@ pub async fn route_among(
     let csos = store.csos_with_address(&p.from).await?;
     let senders: Vec<_> = csos.iter().filter(|c| c.active).collect();
     if senders.is_empty() {
-        return Ok(Route::unmatched(format!(
-            "no reply key, and {} is not a registered CSO address",
-            p.from
-        )));
+        return Ok(Route::unmatched(
+            format!(
+                "pa çelës përgjigjeje, dhe {} nuk është adresë e një OShC-je të regjistruar",
+                p.from
+            ),
+            format!(
+                "no reply key, and {} is not a registered CSO address",
+                p.from
+            ),
+        ));
     }
     let overrides = store.relevance_overrides().await?;
     let open: Vec<&Consultation> = consultations
@@ -339,15 +369,29 @@ pub async fn route_among(
             other_sender: false,
             late: late(c),
             reason: "no reply key; the sender's only open consultation".into(),
+            reason_sq: None,
         }),
-        [] => Ok(Route::unmatched(format!(
-            "no reply key, and {} has no open consultation in its policy areas",
-            p.from
-        ))),
-        many => Ok(Route::unmatched(format!(
-            "no reply key, and {} could belong to {} open consultations",
-            p.from,
-            many.len()
-        ))),
+        [] => Ok(Route::unmatched(
+            format!(
+                "pa çelës përgjigjeje, dhe {} nuk ka konsultim të hapur në fushat e veta",
+                p.from
+            ),
+            format!(
+                "no reply key, and {} has no open consultation in its policy areas",
+                p.from
+            ),
+        )),
+        many => Ok(Route::unmatched(
+            format!(
+                "pa çelës përgjigjeje, dhe {} mund t'i përkasë njërit prej {} konsultimeve të hapura",
+                p.from,
+                many.len()
+            ),
+            format!(
+                "no reply key, and {} could belong to {} open consultations",
+                p.from,
+                many.len()
+            ),
+        )),
     }
 }

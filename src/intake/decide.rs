@@ -6,7 +6,18 @@ use super::decision::{Batch, Decision, Reading, hold};
 use super::types::{InboundState, IntakeWrite, NewFollowUp, NewProposal};
 use super::*;
 use crate::consultation::Consultation;
-use crate::domain::ReceiptNo;
+use crate::domain::{Bilingual, ReceiptNo};
+
+/// Why a message with nothing but quoted text waits for the POC.
+pub(super) const EMPTY_APART_FROM_QUOTES: (&str, &str) = (
+    "mesazhi është bosh përveç tekstit të cituar",
+    "the message is empty apart from quoted text",
+);
+
+/// A reason in Albanian and English.
+fn both(sq: String, en: String) -> Bilingual<String> {
+    Bilingual::new(sq, en)
+}
 use crate::domain::{EmailAddress, EmailFor};
 use crate::inbound::authenticity::Authentication;
 use crate::inbound::bounce;
@@ -147,7 +158,9 @@ impl Intake<'_> {
                 id,
                 state: InboundState::Processed,
                 classification: c.clone(),
-                reason: why,
+                // Machine mail is kept, not waiting for anyone: its reason
+                // is for the record, in English.
+                reason: why.as_str().into(),
             });
             return Ok(Decision {
                 outcome: Outcome::Ignored {
@@ -174,8 +187,13 @@ impl Intake<'_> {
                 self.app.now(),
             );
         }
-        let (Some((consultation, cso)), true) = (r.found, r.method.is_some()) else {
-            return Ok(hold(id, r.reason));
+        let found = if r.method.is_some() {
+            r.found.take()
+        } else {
+            None
+        };
+        let Some((consultation, cso)) = found else {
+            return Ok(hold(id, r.why()));
         };
         // A responder that ignores every auto-reply convention still gives
         // itself away by sending the same words each time: the second
@@ -190,17 +208,19 @@ impl Intake<'_> {
             {
                 return Ok(hold(
                     id,
-                    format!("{from} sent these exact words before; an automatic reply?"),
+                    both(
+                        format!(
+                            "{from} i ka dërguar të njëjtat fjalë më parë; përgjigje automatike?"
+                        ),
+                        format!("{from} sent these exact words before; an automatic reply?"),
+                    ),
                 ));
             }
         }
         if trimmed.reply_text.trim().is_empty()
             && !parsed.attachments.iter().any(|a| a.is_document())
         {
-            return Ok(hold(
-                id,
-                "the message is empty apart from quoted text".into(),
-            ));
+            return Ok(hold(id, EMPTY_APART_FROM_QUOTES.into()));
         }
         let auth = self.authentication(parsed);
         let decision = match r.follow_up_of {
@@ -224,9 +244,15 @@ impl Intake<'_> {
                 if by_address_only && auth.failed() {
                     return Ok(hold(
                         id,
-                        format!(
-                            "no reply key, and the message failed authentication ({}): {from} may not have written it",
-                            auth.describe()
+                        both(
+                            format!(
+                                "pa çelës përgjigjeje, dhe mesazhi nuk kaloi vërtetimin ({}): mund të mos e ketë shkruar {from}",
+                                auth.describe()
+                            ),
+                            format!(
+                                "no reply key, and the message failed authentication ({}): {from} may not have written it",
+                                auth.describe()
+                            ),
                         ),
                     ));
                 }
@@ -366,7 +392,12 @@ impl Intake<'_> {
         let Some(proposal) = self.app.store.proposal_by_receipt(&receipt).await? else {
             return Ok(hold(
                 id,
-                format!("a reply to receipt {receipt_no}, which no proposal has"),
+                both(
+                    format!(
+                        "përgjigje ndaj numrit të pritjes {receipt_no}, që s'e ka asnjë propozim"
+                    ),
+                    format!("a reply to receipt {receipt_no}, which no proposal has"),
+                ),
             ));
         };
         let from = parsed.from.to_string();
@@ -379,9 +410,15 @@ impl Intake<'_> {
         if stranger && auth.failed() {
             return Ok(hold(
                 id,
-                format!(
-                    "an addition to {receipt_no} from {from}, who is neither the CSO nor the proposal's sender, and the message failed authentication ({})",
-                    auth.describe()
+                both(
+                    format!(
+                        "shtesë për {receipt_no} nga {from}, që nuk është as OShC-ja as dërguesi i propozimit, dhe mesazhi nuk kaloi vërtetimin ({})",
+                        auth.describe()
+                    ),
+                    format!(
+                        "an addition to {receipt_no} from {from}, who is neither the CSO nor the proposal's sender, and the message failed authentication ({})",
+                        auth.describe()
+                    ),
                 ),
             ));
         }

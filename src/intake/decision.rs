@@ -7,6 +7,7 @@ use super::types::{Applied, InboundState, IntakeLookups, IntakeWrite};
 use super::*;
 use crate::config::{Config, InboundConfig};
 use crate::consultation::Consultation;
+use crate::domain::Bilingual;
 use crate::inbound::attachments;
 use crate::inbound::parse::{ParseError, Parsed, parse_within};
 use crate::inbound::route::keys_of;
@@ -167,11 +168,11 @@ pub(super) fn on_every_core<T: Send>(items: &mut [T], f: impl Fn(&mut T) + Sync)
 }
 
 /// The holding pen, with the reason, for the POC.
-pub(super) fn hold(id: i64, reason: String) -> Decision {
+pub(super) fn hold(id: i64, reason: Bilingual<String>) -> Decision {
     Decision::only(
         Outcome::Held {
             id,
-            reason: reason.clone(),
+            reason: reason.en.clone(),
         },
         IntakeWrite::Outcome {
             id,

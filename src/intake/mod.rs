@@ -447,7 +447,7 @@ impl Intake<'_> {
                         .instrument(tracing::info_span!("message", id))
                         .await
                 }
-                Err(e) => Ok(hold(id, e.to_string())),
+                Err(e) => Ok(hold(id, e.why())),
             });
         }
         self.finish_all(&mut decided);
@@ -497,7 +497,7 @@ impl Intake<'_> {
             .ok_or_else(|| StoreError::NotFound(format!("message {id}")))?;
         let parsed = match parse(&raw) {
             Ok(p) => p,
-            Err(e) => return self.record(hold(id, e.to_string())).await,
+            Err(e) => return self.record(hold(id, e.why())).await,
         };
         let mut batch = Batch::load(
             self.app.store.as_ref(),
@@ -534,10 +534,7 @@ impl Intake<'_> {
             && !parsed.attachments.iter().any(|a| a.is_document())
         {
             return self
-                .record(hold(
-                    id,
-                    "the message is empty apart from quoted text".into(),
-                ))
+                .record(hold(id, decide::EMPTY_APART_FROM_QUOTES.into()))
                 .await;
         }
         let decision = self

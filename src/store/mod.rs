@@ -284,7 +284,7 @@ pub trait InboundStore: Send + Sync {
             id,
             state,
             classification: classification.to_string(),
-            reason: reason.to_string(),
+            reason: reason.into(),
         }])
         .await?;
         Ok(())

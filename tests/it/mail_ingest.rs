@@ -1761,3 +1761,56 @@ fn a_message_with_an_unreadable_sender_still_shows_what_it_says() {
     );
     assert_eq!(json["from"], serde_json::Value::Null);
 }
+
+/// The POC's summary is in one language throughout: in Albanian, the
+/// reasons messages wait are Albanian too (they were English).
+#[test]
+fn the_albanian_pen_summary_gives_its_reasons_in_albanian() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = TestDb::sqlite();
+    for (n, from) in [
+        "Arta Hoxha <arta at cso.example.org>",
+        "stranger@elsewhere.example.org",
+    ]
+    .iter()
+    .enumerate()
+    {
+        let raw = format!(
+            "From: {from}\r\nTo: consult@ogp.office.example\r\nSubject: Propozim {n}\r\nMessage-ID: <sq{n}@elsewhere.example.org>\r\n\r\nPropozojmë diçka.\r\n"
+        );
+        ok(dir.path(), &db, &["mail", "ingest"], Some(raw.as_bytes()));
+    }
+    let summary = |lang: &str| {
+        let out = common::command(dir.path(), &db)
+            .env("COCREATE_SCHEDULES_PEN_SUMMARY_LANGUAGE", lang)
+            .args(["mail", "pen", "summary"])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+        stdout(&out)
+    };
+    let sq = summary("sq");
+    for reason in [
+        "dërguesi te From ('Arta Hoxha <arta at cso.example.org>') nuk është adresë emaili",
+        "pa çelës përgjigjeje, dhe stranger@elsewhere.example.org nuk është adresë e një OShC-je të regjistruar",
+    ] {
+        assert!(sq.contains(reason), "{reason} in {sq}");
+    }
+    assert!(
+        !sq.contains("is not"),
+        "English in the Albanian summary: {sq}"
+    );
+    let en = summary("en");
+    assert!(
+        en.contains(
+            "the sender in From ('Arta Hoxha <arta at cso.example.org>') is not an email address"
+        ),
+        "{en}"
+    );
+    assert!(
+        en.contains(
+            "no reply key, and stranger@elsewhere.example.org is not a registered CSO address"
+        ),
+        "{en}"
+    );
+}

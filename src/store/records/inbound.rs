@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use super::outbox::{NewMessage, ReplyKeyRecord};
 use super::registry::Cso;
-use crate::domain::ReplyKey;
+use crate::domain::{Bilingual, ReplyKey};
 
 /// A message as it arrived, before anything is made of it.
 #[derive(Debug, Clone)]
@@ -122,6 +122,20 @@ pub struct InboundSummary {
     pub state: InboundState,
     pub classification: Option<String>,
     pub reason: Option<String>,
+    /// The reason in Albanian (the English one where it has none).
+    pub reason_sq: Option<String>,
+}
+
+impl InboundSummary {
+    /// Why it is where it is, in `lang`.
+    pub fn reason_in(&self, lang: crate::domain::Language) -> &str {
+        match lang {
+            crate::domain::Language::Sq => self.reason_sq.as_deref(),
+            crate::domain::Language::En => self.reason.as_deref(),
+        }
+        .or(self.reason.as_deref())
+        .unwrap_or("")
+    }
 }
 
 /// An addition to an earlier proposal: a reply to its receipt.
@@ -161,7 +175,8 @@ pub enum IntakeWrite {
         id: i64,
         state: InboundState,
         classification: String,
-        reason: String,
+        /// Why, for the POC: in Albanian and English.
+        reason: Bilingual<String>,
     },
     Bounce {
         address: String,

@@ -45,6 +45,7 @@ pub struct InboundRow {
     state: String,
     classification: Option<String>,
     reason: Option<String>,
+    reason_sq: Option<String>,
     raw: Vec<u8>,
 }
 
@@ -61,6 +62,7 @@ impl InboundRow {
                 subject: self.subject,
                 state,
                 classification: self.classification,
+                reason_sq: self.reason_sq.or_else(|| self.reason.clone()),
                 reason: self.reason,
             },
             self.raw,
@@ -69,7 +71,7 @@ impl InboundRow {
 }
 
 const INBOUND_COLUMNS: &str =
-    "id, received_at, source, from_address, subject, state, classification, reason";
+    "id, received_at, source, from_address, subject, state, classification, reason, reason_sq";
 
 #[derive(FromRow)]
 pub struct ProposalRefRow {
@@ -217,7 +219,7 @@ where
         if held {
             sqlx::query::<D::DB>(
                 "UPDATE inbound_messages SET state = 'held', classification = 'unprocessable', \
-                 reason = $1, processed_at = $2 WHERE id = $3",
+                 reason = $1, reason_sq = $4, processed_at = $2 WHERE id = $3",
             )
             .bind(format!(
                 "could not be processed after {}: {error}",
@@ -225,6 +227,14 @@ where
             ))
             .bind(self.now())
             .bind(id)
+            .bind(format!(
+                "nuk u përpunua dot pas {attempts} {}: {error}",
+                if attempts == 1 {
+                    "përpjekjeje"
+                } else {
+                    "përpjekjesh"
+                }
+            ))
             .execute(&mut *tx)
             .await?;
         } else {

@@ -24,7 +24,7 @@ const INBOUND_ROWS_PER_INSERT: usize = 256;
 /// Proposals per INSERT: 16 parameters each.
 const PROPOSAL_ROWS_PER_INSERT: usize = 256;
 
-/// Messages whose state one UPDATE sets: 4 parameters each.
+/// Messages whose state one UPDATE sets: 5 parameters each.
 const OUTCOME_ROWS_PER_UPDATE: usize = 512;
 
 /// Writes inside the caller's transaction, and reads several methods share.
@@ -203,7 +203,8 @@ where
         now: DateTime<Utc>,
     ) -> Result<Vec<Applied>, StoreError> {
         let mut applied = vec![Applied::Done; writes.len()];
-        let mut outcomes: Vec<(i64, &str, &str, String)> = Vec::new();
+        // (message, state, classification, reason, its Albanian if not the same)
+        let mut outcomes: Vec<(i64, &str, &str, String, Option<String>)> = Vec::new();
         let mut acknowledgements: Vec<NewMessage> = Vec::new();
         let mut proposals: Vec<(usize, &NewProposal, &[NewMessage])> = Vec::new();
         for (i, w) in writes.iter().enumerate() {
@@ -213,7 +214,13 @@ where
                     state,
                     classification,
                     reason,
-                } => outcomes.push((*id, state.as_str(), classification, reason.clone())),
+                } => outcomes.push((
+                    *id,
+                    state.as_str(),
+                    classification,
+                    reason.en.clone(),
+                    (!reason.is_one()).then(|| reason.sq.clone()),
+                )),
                 IntakeWrite::Bounce {
                     address,
                     hard,
@@ -277,6 +284,7 @@ where
                         InboundState::Processed.as_str(),
                         "proposal",
                         format!("proposal {}", p.receipt_no),
+                        None,
                     ));
                     applied[*i] = Applied::Proposal {
                         receipt_no: p.receipt_no.clone(),
@@ -302,29 +310,31 @@ where
         for chunk in outcomes.chunks(OUTCOME_ROWS_PER_UPDATE) {
             let sql = format!(
                 "UPDATE inbound_messages SET state = v.column2, classification = v.column3, reason = v.column4, \
-                 processed_at = {} FROM (VALUES {}) AS v WHERE inbound_messages.id = v.column1",
+                 reason_sq = v.column5, processed_at = {} FROM (VALUES {}) AS v WHERE inbound_messages.id = v.column1",
                 D::param(1),
                 (0..chunk.len())
                     .map(|r| {
-                        let b = 2 + r * 4;
+                        let b = 2 + r * 5;
                         format!(
-                            "({}, {}, {}, {})",
+                            "({}, {}, {}, {}, {})",
                             D::param(b),
                             D::param(b + 1),
                             D::param(b + 2),
-                            D::param(b + 3)
+                            D::param(b + 3),
+                            D::param(b + 4)
                         )
                     })
                     .collect::<Vec<_>>()
                     .join(", ")
             );
             let mut update = sqlx::query::<D::DB>(&sql).bind(now);
-            for (id, state, classification, reason) in chunk {
+            for (id, state, classification, reason, reason_sq) in chunk {
                 update = update
                     .bind(*id)
                     .bind(*state)
                     .bind(*classification)
-                    .bind(reason.as_str());
+                    .bind(reason.as_str())
+                    .bind(reason_sq.as_deref());
             }
             update.execute(&mut *conn).await?;
         }

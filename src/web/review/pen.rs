@@ -51,7 +51,7 @@ pub async fn list(State(state): State<WebState>, by: SignedIn) -> Response {
                 .to_string(),
             from: m.from_address.clone().unwrap_or_default(),
             subject: m.subject.clone().unwrap_or_default(),
-            reason: m.reason.clone().unwrap_or_default(),
+            reason: m.reason_in(lang).to_string(),
             excerpt,
             assign_action: format!("/review/pen/{}/assign?lang={}", m.id, lang.code()),
             discard_action: format!("/review/pen/{}/discard?lang={}", m.id, lang.code()),
