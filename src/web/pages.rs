@@ -319,6 +319,31 @@ impl Pages {
 mod tests {
     use super::*;
 
+    /// "1 day left", not "1 days left", in either language.
+    #[test]
+    fn one_day_left_reads_as_one_day() {
+        let pages = Pages::load(None).unwrap();
+        for (lang, one, many) in [
+            (Language::En, "1 day left", "12 days left"),
+            (Language::Sq, "1 ditë e mbetur", "12 ditë të mbetura"),
+        ] {
+            let mut content = super::super::views::example(Page::Index, lang, &pages);
+            let render = |content: &serde_json::Value| {
+                pages
+                    .render(
+                        Page::Index,
+                        lang,
+                        &super::super::views::example_chrome(),
+                        content,
+                    )
+                    .unwrap()
+            };
+            assert!(render(&content).contains(many), "{lang:?}");
+            content["areas"][0]["consultations"][0]["days_left"] = 1.into();
+            assert!(render(&content).contains(one), "{lang:?}");
+        }
+    }
+
     #[test]
     fn the_built_in_pages_load_and_a_broken_override_stops_loading() {
         Pages::load(None).expect("the built-in pages load");

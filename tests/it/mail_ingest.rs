@@ -1442,7 +1442,10 @@ fn serve_sends_the_poc_one_holding_pen_summary_a_day() {
         "{shown}"
     );
     assert!(shown.contains("Subjekti: Pyetje <urgjente>"), "{shown}");
-    assert!(shown.contains("is not a registered CSO address"), "{shown}");
+    assert!(
+        shown.contains("nuk është adresë e një OShC-je të regjistruar"),
+        "{shown}"
+    );
 
     let env = [
         (
