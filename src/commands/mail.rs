@@ -167,8 +167,8 @@ pub async fn pen_list(store: &dyn Store, out: &mut impl Write) -> anyhow::Result
             m.id,
             m.received_at.format("%Y-%m-%d %H:%M"),
             m.from_address.as_deref().unwrap_or("(no sender)"),
-            m.subject.as_deref().unwrap_or(""),
-            m.reason.as_deref().unwrap_or("")
+            printable(m.subject.as_deref().unwrap_or("")),
+            printable(m.reason.as_deref().unwrap_or(""))
         )?;
     }
     Ok(())
@@ -187,7 +187,15 @@ pub async fn show(
         anyhow::bail!("there is no stored message #{id}");
     };
     if raw_only {
-        out.write_all(&raw)?;
+        // Byte for byte into a file or a pipe; on a terminal, control
+        // characters are shown, not obeyed (a hostile message's escape
+        // sequences could rewrite the screen).
+        if std::io::IsTerminal::is_terminal(&std::io::stdout()) {
+            let text = String::from_utf8_lossy(&raw).replace("\r\n", "\n");
+            write!(out, "{}", printable(&text))?;
+        } else {
+            out.write_all(&raw)?;
+        }
         return Ok(());
     }
     writeln!(

@@ -28,14 +28,24 @@ pub fn fold(text: &str) -> String {
 /// `text` on one line: every run of whitespace (line breaks and header
 /// folding included) as one space, without spaces at the ends.
 pub fn one_line(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for word in text.split_whitespace() {
-        if !out.is_empty() {
-            out.push(' ');
+    fn join<'a>(words: impl Iterator<Item = &'a str>, capacity: usize) -> String {
+        let mut out = String::with_capacity(capacity);
+        for word in words {
+            if !out.is_empty() {
+                out.push(' ');
+            }
+            out.push_str(word);
         }
-        out.push_str(word);
+        out
     }
-    out
+    // Every header value of every message comes through here: ASCII text
+    // is split byte by byte rather than decoded char by char. (Vertical
+    // tab is whitespace to `char` but not to the ASCII split.)
+    if text.is_ascii() && !text.contains('\x0b') {
+        join(text.split_ascii_whitespace(), text.len())
+    } else {
+        join(text.split_whitespace(), text.len())
+    }
 }
 
 /// 1,234,567 — counts in summaries are read by people.
@@ -120,6 +130,22 @@ pub fn fold_words(text: &str) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn one_line_unfolds_every_kind_of_whitespace() {
+        for (text, line) in [
+            (
+                "Re: Propozim\r\n\tpër buxhetin",
+                "Re: Propozim për buxhetin",
+            ),
+            ("  a \x0b b\x0c c\r\nd  ", "a b c d"),
+            ("a\u{a0}b\u{3000}c", "a b c"),
+            ("", ""),
+            ("plain", "plain"),
+        ] {
+            assert_eq!(one_line(text), line, "{text:?}");
+        }
+    }
 
     #[test]
     fn wrapped_lines_join_and_list_items_keep_their_lines() {
