@@ -408,19 +408,26 @@ fn a_closed_pipe_ends_quietly() {
         &["registry", "import", registry.to_str().unwrap()],
     );
     assert!(import.status.success(), "{}", stderr(&import));
-    let mut child = crate::common::command(dir.path(), &db)
-        .args(["registry", "list"])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut first = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut first)
-        .unwrap();
-    assert!(first.starts_with("REG-000001"), "{first}");
-    // The reader is gone (dropped above) with ~300 KB still to write.
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "{:?}", out.status);
-    assert_eq!(stderr(&out), "");
+    // Lines for a person, and JSON (which failed with "error: Broken pipe
+    // (os error 32)": serde_json wraps the io error).
+    for (args, first_line) in [
+        (["registry", "list"].as_slice(), "REG-000001"),
+        (["registry", "match", "--json"].as_slice(), "["),
+    ] {
+        let mut child = crate::common::command(dir.path(), &db)
+            .args(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut first = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut first)
+            .unwrap();
+        assert!(first.starts_with(first_line), "{args:?}: {first}");
+        // The reader is gone (dropped above) with ~300 KB still to write.
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "{args:?}: {:?}", out.status);
+        assert_eq!(stderr(&out), "", "{args:?}");
+    }
 }
