@@ -270,6 +270,13 @@ fn is_header(text: &str, joined: bool) -> bool {
     {
         return true;
     }
+    // The shapes left each need the verb at the end (VERB_COLON_END and
+    // NAME_VERB_END only match where VERB_END does) or an address: a line
+    // with neither, like the "On Thursday:" of a long thread, is not a
+    // header, and their regexes are not run.
+    if verb_end.is_none() && !text.contains('@') {
+        return false;
+    }
     // "2026-03-03 17:21 GMT+01:00 Name <addr>:": a date, the address last;
     // "2026. március 3. 10:00 Name írta:": a date, the verb last.
     if has_date()
