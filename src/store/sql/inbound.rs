@@ -5,7 +5,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::{Database, Encode, Executor, FromRow, IntoArguments, Pool, Type};
 
-use super::outbox::ReplyKeyRow;
+use super::queue::ReplyKeyRow;
 use super::registry::CsoRow;
 use super::*;
 use crate::domain::{ReceiptNo, ReplyKey};

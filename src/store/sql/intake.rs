@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use sqlx::{Database, Encode, Executor, FromRow, IntoArguments, Pool, Type};
 
 use super::inbound::*;
-use super::outbox::ReplyKeyRow;
+use super::queue::ReplyKeyRow;
 use super::registry::CsoRow;
 use super::*;
 use crate::domain::ReplyKey;

@@ -13,6 +13,7 @@ mod consultations;
 mod inbound;
 mod intake;
 mod outbox;
+mod queue;
 pub(super) mod registry;
 mod review;
 mod schedule;
