@@ -159,8 +159,8 @@ impl Templates {
         let mut html = Handlebars::new();
         html.set_strict_mode(true);
         html.register_helper("plural", Box::new(plural));
-        html.register_helper("paragraphs", Box::new(paragraphs));
-        html.register_helper("as_written", Box::new(as_written));
+        html.register_helper("paragraphs", markup("paragraphs", paragraphs));
+        html.register_helper("as_written", markup("as_written", as_written));
         html.register_helper("nowrap", markup("nowrap", nowrap));
         html.register_helper("breakable", markup("breakable", breakable));
 
@@ -280,31 +280,30 @@ fn tidy_text(text: &str) -> String {
 }
 
 /// `{{paragraphs text}}`, for the office's own prose (a description, a
-/// draft): escaped, blank-line-separated paragraphs in <p>, lines the
-/// writer's editor wrapped joined again, list items on lines of their own
+/// draft): blank-line-separated paragraphs in <p>, lines the writer's editor
+/// wrapped joined again, list items on lines of their own
 /// ([`crate::domain::prose_lines`]).
-fn paragraphs(
-    h: &handlebars::Helper<'_>,
-    _: &Handlebars<'_>,
-    _: &handlebars::Context,
-    _: &mut handlebars::RenderContext<'_, '_>,
-    out: &mut dyn handlebars::Output,
-) -> handlebars::HelperResult {
-    write_paragraphs(h, "paragraphs", out, crate::domain::prose_lines)
+fn paragraphs(escaped: &str) -> String {
+    html_paragraphs(escaped, crate::domain::prose_lines)
 }
 
 /// `{{as_written text}}`, for what a person wrote (the proposal a receipt
 /// quotes back): every line break kept, as they typed it.
-fn as_written(
-    h: &handlebars::Helper<'_>,
-    _: &Handlebars<'_>,
-    _: &handlebars::Context,
-    _: &mut handlebars::RenderContext<'_, '_>,
-    out: &mut dyn handlebars::Output,
-) -> handlebars::HelperResult {
-    write_paragraphs(h, "as_written", out, |p| {
-        p.lines().map(str::to_string).collect()
-    })
+fn as_written(escaped: &str) -> String {
+    html_paragraphs(escaped, |p| p.lines().map(str::to_string).collect())
+}
+
+/// Escaped text as <p> paragraphs (split at blank lines), each paragraph's
+/// `lines` joined with <br>.
+fn html_paragraphs(escaped: &str, lines: impl Fn(&str) -> Vec<String>) -> String {
+    let text = escaped.replace("\r\n", "\n");
+    let mut out = String::with_capacity(text.len() + 64);
+    for para in text.split("\n\n").map(str::trim).filter(|p| !p.is_empty()) {
+        out.push_str("<p style=\"margin:0 0 16px;\">");
+        out.push_str(&lines(para).join("<br>"));
+        out.push_str("</p>\n");
+    }
+    out
 }
 
 // `{{plural n "day" "days"}}`: "1 day", "3 days", in each language's own
@@ -327,7 +326,8 @@ fn escaped_param(
 }
 
 /// A helper that writes its parameter, HTML-escaped, shaped by `shape`
-/// (which adds markup around or inside it).
+/// (which adds markup around or inside it: escaping first leaves line
+/// breaks, spaces and list marks as they were).
 fn markup(
     name: &'static str,
     shape: fn(&str) -> String,
@@ -366,28 +366,6 @@ fn breakable(text: &str) -> String {
         }
     }
     out
-}
-
-fn write_paragraphs(
-    h: &handlebars::Helper<'_>,
-    name: &'static str,
-    out: &mut dyn handlebars::Output,
-    lines: impl Fn(&str) -> Vec<String>,
-) -> handlebars::HelperResult {
-    let value = h
-        .param(0)
-        .ok_or_else(|| handlebars::RenderErrorReason::ParamNotFoundForIndex(name, 0))?;
-    let text = value.value().as_str().unwrap_or("").replace("\r\n", "\n");
-    for para in text.split("\n\n").map(str::trim).filter(|p| !p.is_empty()) {
-        let escaped: Vec<String> = lines(para)
-            .iter()
-            .map(|l| handlebars::html_escape(l))
-            .collect();
-        out.write("<p style=\"margin:0 0 16px;\">")?;
-        out.write(&escaped.join("<br>"))?;
-        out.write("</p>\n")?;
-    }
-    Ok(())
 }
 
 /// The invitation part of an example context, for tests that change it.
