@@ -8,12 +8,6 @@ use std::path::Path;
 
 use crate::common::*;
 
-pub fn ok(dir: &Path, db: &TestDb, args: &[&str]) -> String {
-    let out = cocreate(dir, db, args);
-    assert!(out.status.success(), "{args:?}: {}", stderr(&out));
-    stdout(&out)
-}
-
 fn refused(dir: &Path, db: &TestDb, args: &[&str]) -> String {
     let out = cocreate(dir, db, args);
     assert!(

@@ -15,8 +15,9 @@ use std::time::{Duration, Instant};
 use fantoccini::{Client, ClientBuilder, Locator};
 use hyper_util::client::legacy::connect::HttpConnector;
 
+use crate::common::ok;
 use crate::common::*;
-use crate::web_form::{ok_out, proposals_in, setup};
+use crate::web_form::{proposals_in, setup};
 
 const PHONE: (u32, u32) = (360, 740);
 const DESKTOP: (u32, u32) = (1280, 900);
@@ -354,7 +355,7 @@ async fn a_phone_user_fills_in_the_form_fixes_a_mistake_and_gets_a_receipt() {
     let visitor_receipt = text_of(&client, "p.receipt").await;
     assert!(visitor_receipt.starts_with("OGP-"), "{visitor_receipt}");
     wait_for(&sink, &visitor_receipt).await;
-    let listing = ok_out(dir.path(), &db, &["mail", "proposals"]);
+    let listing = ok(dir.path(), &db, &["mail", "proposals"]);
     assert_eq!(proposals_in(&listing), 2, "{listing}");
     assert!(listing.contains("not in the registry"), "{listing}");
 
@@ -370,7 +371,7 @@ async fn a_phone_user_fills_in_the_form_fixes_a_mistake_and_gets_a_receipt() {
         .unwrap();
     assert!(text_of(&client, "h1").await.contains("not recognised"));
     accessible(&client, &axe, "an unknown link").await;
-    ok_out(
+    ok(
         dir.path(),
         &db,
         &[

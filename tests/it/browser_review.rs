@@ -11,8 +11,9 @@ use std::time::Duration;
 
 use fantoccini::{Client, Locator};
 
-use crate::accountability::{four_proposals, ok};
+use crate::accountability::four_proposals;
 use crate::browser::{accessible, axe, browser, click, fill, shots, shots_dir, text_of, wait_for};
+use crate::common::ok;
 use crate::common::*;
 
 /// Asks for a sign-in link for `address` and follows the one emailed.

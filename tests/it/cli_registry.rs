@@ -3,7 +3,7 @@
 
 use crate::common;
 
-use crate::common::{TestDb, cocreate, registry_csv, stderr, stdout, write};
+use crate::common::{TestDb, cocreate, ok, registry_csv, stderr, stdout, write};
 
 fn active_count(dir: &std::path::Path, db: &TestDb) -> String {
     let out = cocreate(dir, db, &["registry", "list"]);
@@ -501,7 +501,7 @@ fn line_numbers_in_an_excel_file_with_crlf_are_the_lines_an_editor_shows() {
         "NIPT;Emri;Email\r\nA1;Shoqata Një;nje@x.al\r\nA2;;dy@x.al\r\n\r\nA4;Shoqata Katër;kater-x.al\r\n",
     );
     let report = dir.path().join("report.csv");
-    let out = cocreate(
+    let out = ok(
         dir.path(),
         &db,
         &[
@@ -512,8 +512,7 @@ fn line_numbers_in_an_excel_file_with_crlf_are_the_lines_an_editor_shows() {
             report.to_str().unwrap(),
         ],
     );
-    assert!(out.status.success(), "{}", stderr(&out));
-    let shown = stdout(&out);
+    let shown = out;
     assert!(shown.contains("  line 3 (A2): has no name\n"), "{shown}");
     assert!(
         shown.contains("  line 5 (A4): has no valid email address"),
@@ -541,18 +540,17 @@ fn a_windows_1250_file_is_not_read_as_1252_and_the_choice_is_said() {
     text += "M1;Udruženje Kovačević i Ćorović;m@x.me;Tuzi\r\n";
     let (bytes, _, _) = encoding_rs::WINDOWS_1250.encode(&text);
     let file = write(dir.path(), "excel.csv", &bytes);
-    let out = cocreate(
+    let out = ok(
         dir.path(),
         &db,
         &["registry", "import", file.to_str().unwrap()],
     );
-    assert!(out.status.success(), "{}", stderr(&out));
     assert!(
-        stdout(&out).contains(
+        out.contains(
             "(windows-1250, separated by ';').\nThe file is not UTF-8: it was read as windows-1250 by the letters it uses; if names look wrong (č as è, ć as æ), run again with --encoding windows-1252.\n"
         ),
         "{}",
-        stdout(&out)
+        out
     );
     let list = stdout(&cocreate(dir.path(), &db, &["registry", "list"]));
     assert!(list.contains("Udruženje Kovačević i Ćorović"), "{list}");
@@ -574,19 +572,18 @@ fn a_dry_run_lists_each_change_with_old_and_new_values() {
         "first.csv",
         "NIPT,Emri,Email,Qyteti\nA1,Shoqata Një,nje@x.al,Tiranë\nA2,Shoqata Dy,dy@x.al,Durrës\nA3,Shoqata Tre,tre@x.al,Vlorë\n",
     );
-    let out = cocreate(
+    ok(
         dir.path(),
         &db,
         &["registry", "import", first.to_str().unwrap()],
     );
-    assert!(out.status.success(), "{}", stderr(&out));
     let second = write(
         dir.path(),
         "second.csv",
         "NIPT,Emri,Email,Qyteti\nA1,Shoqata Një,nje@x.al,Tiranë\nA2,Shoqata e Dytë,dy@x.al,Shkodër\nA4,Shoqata Katër,kater@x.al,Fier\n",
     );
     let changes = dir.path().join("changes.csv");
-    let out = cocreate(
+    let out = ok(
         dir.path(),
         &db,
         &[
@@ -598,9 +595,8 @@ fn a_dry_run_lists_each_change_with_old_and_new_values() {
             changes.to_str().unwrap(),
         ],
     );
-    assert!(out.status.success(), "{}", stderr(&out));
     assert!(
-        stdout(&out).ends_with(
+        out.ends_with(
             "Added 1, updated 1, unchanged 1, inactivated 1, skipped 0.\n\
              Would change:\n  \
              A2 Shoqata e Dytë: name 'Shoqata Dy' → 'Shoqata e Dytë'; city 'Durrës' → 'Shkodër'\n  \
@@ -609,7 +605,7 @@ fn a_dry_run_lists_each_change_with_old_and_new_values() {
              Dry run: nothing was written.\n"
         ),
         "{}",
-        stdout(&out)
+        out
     );
     assert_eq!(
         std::fs::read_to_string(&changes).unwrap(),

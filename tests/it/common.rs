@@ -131,6 +131,13 @@ pub fn cocreate(dir: &Path, db: &TestDb, args: &[&str]) -> Output {
     command(dir, db).args(args).output().expect("run cocreate")
 }
 
+/// Runs cocreate, asserts it succeeded, and returns what it printed.
+pub fn ok(dir: &Path, db: &TestDb, args: &[&str]) -> String {
+    let out = cocreate(dir, db, args);
+    assert!(out.status.success(), "{args:?}: {}", stderr(&out));
+    stdout(&out)
+}
+
 pub fn command(dir: &Path, db: &TestDb) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_cocreate"));
     cmd.current_dir(dir)

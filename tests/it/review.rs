@@ -7,7 +7,8 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use crate::accountability::{PLAN_PDF, four_proposals, held_id, ingest, message, ok};
+use crate::accountability::{PLAN_PDF, four_proposals, held_id, ingest, message};
+use crate::common::ok;
 use crate::common::*;
 
 const FORM: (&str, &str) = ("Content-Type", "application/x-www-form-urlencoded");

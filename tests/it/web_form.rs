@@ -299,7 +299,7 @@ fn through_the_personal_link(db: &TestDb) {
         !text.contains("etc/passwd") && !text.contains(".."),
         "{text}"
     );
-    let listing = ok_out(dir.path(), db, &["mail", "proposals"]);
+    let listing = ok(dir.path(), db, &["mail", "proposals"]);
     assert_eq!(proposals_in(&listing), 1, "one proposal: {listing}");
 
     // The personal link visited again shows what was sent.
@@ -331,10 +331,7 @@ fn through_the_personal_link(db: &TestDb) {
     assert_eq!(location(&head), added);
     let (_, page) = daemon.get(&format!("{path}?lang=en"));
     assert!(page.contains("1 additions"), "{page}");
-    assert_eq!(
-        proposals_in(&ok_out(dir.path(), db, &["mail", "proposals"])),
-        1
-    );
+    assert_eq!(proposals_in(&ok(dir.path(), db, &["mail", "proposals"])), 1);
     // Not to a receipt number that is not this CSO's.
     let mut other = addition;
     other[3] = ("receipt_no", "OGP-AAAA-BBBB");
@@ -389,12 +386,6 @@ pub fn proposals_in(listing: &str) -> usize {
         .lines()
         .filter(|l| l.starts_with("OGP-") && l.contains(" OGP-WEB "))
         .count()
-}
-
-pub fn ok_out(dir: &Path, db: &TestDb, args: &[&str]) -> String {
-    let out = cocreate(dir, db, args);
-    assert!(out.status.success(), "{args:?}: {}", stderr(&out));
-    stdout(&out)
 }
 
 #[test]
@@ -488,12 +479,12 @@ fn hostile_and_abusive_posts_are_refused_and_nothing_is_recorded() {
     assert!(page.contains("nuk njihet"), "{page}");
     assert_eq!(daemon.get("/c/NO-SUCH").0, 404);
     assert_eq!(daemon.get("/no/such/page").0, 404);
-    let listing = ok_out(dir.path(), &db, &["mail", "proposals"]);
+    let listing = ok(dir.path(), &db, &["mail", "proposals"]);
     assert_eq!(proposals_in(&listing), 0, "nothing was recorded: {listing}");
 
     // A consultation closed early says when it closed (the suite's day),
     // not the deadline it had announced.
-    ok_out(
+    ok(
         dir.path(),
         &db,
         &[
@@ -555,7 +546,7 @@ fn a_visitor_confirms_by_the_emailed_link_and_the_proposal_is_marked() {
         .collect();
     assert!(token.len() >= 40, "{mail}");
     assert!(
-        proposals_in(&ok_out(dir.path(), &db, &["mail", "proposals"])) == 0,
+        proposals_in(&ok(dir.path(), &db, &["mail", "proposals"])) == 0,
         "nothing before the click"
     );
 
@@ -573,7 +564,7 @@ fn a_visitor_confirms_by_the_emailed_link_and_the_proposal_is_marked() {
     // A second click: the same receipt, not a second proposal.
     let (_, _, again) = daemon.exchange("POST", &format!("/confirm/{token}?lang=en"), &[], b"");
     assert!(again.contains(&receipt_no), "{again}");
-    let listing = ok_out(dir.path(), &db, &["mail", "proposals"]);
+    let listing = ok(dir.path(), &db, &["mail", "proposals"]);
     assert_eq!(proposals_in(&listing), 1, "{listing}");
     let receipts = wait_for_mail(dir.path(), &receipt_no, 1);
     assert!(
@@ -622,7 +613,7 @@ fn a_form_left_open_too_long_comes_back_with_what_was_typed() {
     // The page carries a new token to send it again with; nothing was recorded.
     assert_ne!(token_in(&page), token);
     assert_eq!(
-        proposals_in(&ok_out(dir.path(), &db, &["mail", "proposals"])),
+        proposals_in(&ok(dir.path(), &db, &["mail", "proposals"])),
         0
     );
 }
