@@ -147,6 +147,7 @@ pub async fn outcome_notices(
                 id_prefix: "outcome",
                 consultation_id: Some(consultation.id),
                 cso_id: first.cso_id,
+                in_reply_to: None,
             };
             let key = EmailFor::Outcome {
                 consultation_id: consultation.id,
@@ -209,6 +210,7 @@ pub async fn tell_corrections(app: &App) -> Result<usize, AccountabilityError> {
                     id_prefix: if first { "outcome" } else { "correction" },
                     consultation_id: Some(c.id),
                     cso_id: p.cso_id,
+                    in_reply_to: None,
                 };
                 let key = if first {
                     EmailFor::Outcome {

@@ -41,10 +41,13 @@ pub enum EmailKind {
     Correction,
     /// The sign-in link an LFP contact or POC staff member asked for.
     SignIn,
+    /// To an LFP contact whose reply to a digest or reminder reached
+    /// cocreate: it is not a proposal, and where to write instead.
+    NotAProposal,
 }
 
 impl EmailKind {
-    pub const ALL: [EmailKind; 14] = [
+    pub const ALL: [EmailKind; 15] = [
         Self::Invitation,
         Self::DeadlineExtended,
         Self::DeadlineReminder,
@@ -59,6 +62,7 @@ impl EmailKind {
         Self::Outcome,
         Self::Correction,
         Self::SignIn,
+        Self::NotAProposal,
     ];
 
     /// Its folder under templates/email/ and its kind in the outbox.
@@ -78,6 +82,7 @@ impl EmailKind {
             Self::Outcome => "outcome",
             Self::Correction => "correction",
             Self::SignIn => "sign_in",
+            Self::NotAProposal => "not_a_proposal",
         }
     }
 
@@ -119,20 +124,26 @@ impl EmailKind {
             (Self::Correction, En) => "correction",
             (Self::SignIn, Sq) => "lidhje hyrjeje",
             (Self::SignIn, En) => "sign-in link",
+            (Self::NotAProposal, Sq) => "njoftim se nuk është propozim",
+            (Self::NotAProposal, En) => "not-a-proposal note",
         }
     }
 
-    /// Acknowledgements of what a CSO sent: capped per address and hour,
-    /// and never held behind bulk mail (see [`Lane`]).
+    /// Answers to a message that came in: capped per address and hour by
+    /// the loop guard, and never held behind bulk mail (see [`Lane`]).
     pub fn is_acknowledgement(self) -> bool {
-        matches!(self, Self::Receipt | Self::FollowUp)
+        matches!(self, Self::Receipt | Self::FollowUp | Self::NotAProposal)
     }
 
     /// The outbox lane: answers to what someone just did go in their own
     /// lane, ahead of and unpaced by the bulk mail.
     pub fn lane(self) -> Lane {
         match self {
-            Self::Receipt | Self::FollowUp | Self::Confirmation | Self::SignIn => Lane::Replies,
+            Self::Receipt
+            | Self::FollowUp
+            | Self::NotAProposal
+            | Self::Confirmation
+            | Self::SignIn => Lane::Replies,
             Self::Invitation
             | Self::DeadlineExtended
             | Self::DeadlineReminder
@@ -265,6 +276,10 @@ pub enum EmailFor<'a> {
         /// The hash of the link's token: one email per link.
         token_hash: &'a str,
     },
+    /// One note per message that answered mail to an LFP.
+    NotAProposal {
+        inbound_message_id: i64,
+    },
 }
 
 impl EmailFor<'_> {
@@ -284,6 +299,7 @@ impl EmailFor<'_> {
             Self::Outcome { .. } => EmailKind::Outcome,
             Self::Correction { .. } => EmailKind::Correction,
             Self::SignIn { .. } => EmailKind::SignIn,
+            Self::NotAProposal { .. } => EmailKind::NotAProposal,
         }
     }
 
@@ -365,6 +381,7 @@ impl EmailFor<'_> {
                 address,
             } => format!("{kind}:{consultation_id}:{sender}:{address}"),
             Self::Correction { log_id, address } => format!("{kind}:{log_id}:{address}"),
+            Self::NotAProposal { inbound_message_id } => format!("{kind}:{inbound_message_id}"),
         }
     }
 

@@ -144,7 +144,7 @@ fn reference_keys(p: &Parsed, config: &Config) -> Vec<ReplyKey> {
 /// Whether the message answers one of cocreate's messages to an LFP (its
 /// Message-ID starts with `lfp.`): such a reply is never a proposal, even
 /// from an address that is also in the registry.
-fn answers_lfp_mail(p: &Parsed, config: &Config) -> bool {
+pub fn answers_lfp_mail(p: &Parsed, config: &Config) -> bool {
     let suffix = format!("@{}", config.mail.domain.to_ascii_lowercase());
     p.in_reply_to
         .iter()

@@ -23,8 +23,9 @@ use crate::inbound::authenticity::Authentication;
 use crate::inbound::bounce;
 use crate::inbound::classify::{Classification, automated};
 use crate::inbound::parse::Parsed;
-use crate::inbound::route::{RouteMethod, route_among, web_visitor};
+use crate::inbound::route::{RouteMethod, answers_lfp_mail, route_among, web_visitor};
 use crate::inbound::trim::Trimmed;
+use crate::outbound::lfp;
 use crate::outbound::verp::BounceAddresses;
 use crate::registry::Cso;
 use crate::store::StoreError;
@@ -116,6 +117,31 @@ impl Intake<'_> {
         Ok(writes)
     }
 
+    /// The note to an LFP contact who answered cocreate's mail to their
+    /// LFP: not a proposal, and where to write. Only to a contact the
+    /// config names, when the message passed authentication and the loop
+    /// guard allows one more answer to that address this hour.
+    fn not_a_proposal(
+        &self,
+        id: i64,
+        parsed: &Parsed,
+        batch: &mut Batch,
+    ) -> Result<Option<IntakeWrite>, IntakeError> {
+        if self.authentication(parsed).failed()
+            || !self.may_acknowledge(parsed.from.as_str(), batch)
+        {
+            return Ok(None);
+        }
+        let answer = lfp::Answer {
+            inbound_message_id: id,
+            from: &parsed.from,
+            subject: &parsed.subject,
+            message_id: parsed.message_id.as_deref(),
+            received: self.app.now(),
+        };
+        Ok(lfp::not_a_proposal(self.app, &answer)?.map(IntakeWrite::Notice))
+    }
+
     /// What one parsed, stored message is and what to write for it.
     pub(super) async fn decide(
         &self,
@@ -193,7 +219,11 @@ impl Intake<'_> {
             None
         };
         let Some((consultation, cso)) = found else {
-            return Ok(hold(id, r.why()));
+            let mut held = hold(id, r.why());
+            if answers_lfp_mail(parsed, &self.app.config) {
+                held.writes.extend(self.not_a_proposal(id, parsed, batch)?);
+            }
+            return Ok(held);
         };
         // A responder that ignores every auto-reply convention still gives
         // itself away by sending the same words each time: the second

@@ -52,6 +52,8 @@ pub enum IntakeError {
     Template(#[from] TemplateError),
     #[error(transparent)]
     Message(#[from] MessageError),
+    #[error(transparent)]
+    LfpMail(#[from] crate::outbound::lfp::LfpMailError),
 }
 
 /// What became of one message.

@@ -327,6 +327,20 @@ pub struct SignIn<'a> {
     pub minutes: u64,
 }
 
+/// To an LFP contact whose reply to a digest or reminder reached
+/// cocreate instead of the Point of Contact.
+#[derive(Debug, Clone, Serialize)]
+pub struct NotAProposal<'a> {
+    pub office: Office<'a>,
+    /// The subject of their message, as they wrote it (`subject` is the
+    /// note's own).
+    pub their_subject: String,
+    /// When it arrived, in words.
+    pub received: String,
+    /// The review pages, where proposals are answered.
+    pub review_url: String,
+}
+
 /// An email's context, tied to its kind: a kind cannot be rendered with
 /// another kind's fields.
 #[derive(Debug, Clone)]
@@ -345,6 +359,7 @@ pub enum Context<'a> {
     Outcome(OutcomeNotice<'a>),
     Correction(OutcomeNotice<'a>),
     SignIn(SignIn<'a>),
+    NotAProposal(NotAProposal<'a>),
 }
 
 impl Context<'_> {
@@ -364,6 +379,7 @@ impl Context<'_> {
             Self::Outcome(_) => EmailKind::Outcome,
             Self::Correction(_) => EmailKind::Correction,
             Self::SignIn(_) => EmailKind::SignIn,
+            Self::NotAProposal(_) => EmailKind::NotAProposal,
         }
     }
 
@@ -382,6 +398,7 @@ impl Context<'_> {
             Self::Confirmation(c) => serde_json::to_value(c),
             Self::Outcome(c) | Self::Correction(c) => serde_json::to_value(c),
             Self::SignIn(c) => serde_json::to_value(c),
+            Self::NotAProposal(c) => serde_json::to_value(c),
         };
         // Only strings, numbers, options and vectors: this cannot fail.
         value.unwrap_or(Value::Null)
@@ -402,7 +419,8 @@ impl Context<'_> {
             | Self::ResponseReminder(_)
             | Self::Outcome(_)
             | Self::Correction(_)
-            | Self::SignIn(_) => None,
+            | Self::SignIn(_)
+            | Self::NotAProposal(_) => None,
         }
     }
 }

@@ -5,8 +5,9 @@
 use super::email::{
     Acknowledgement, AttachmentLine, CampaignLine, ClosingLine, Confirmation, ConsultationClosed,
     ConsultationMail, ConsultationView, Context, DeadlineExtended, DeadlineReminder,
-    DigestConsultation, DraftView, HeldLine, LfpDigest, MeetingChanged, MeetingView, Named, Office,
-    OutboxLine, OutcomeLine, OutcomeNotice, PenSummary, ProposalLine, ResponseReminder, SignIn,
+    DigestConsultation, DraftView, HeldLine, LfpDigest, MeetingChanged, MeetingView, Named,
+    NotAProposal, Office, OutboxLine, OutcomeLine, OutcomeNotice, PenSummary, ProposalLine,
+    ResponseReminder, SignIn,
 };
 use crate::domain::{Bilingual, EmailKind, Language};
 
@@ -370,6 +371,16 @@ pub fn example_context(email: EmailKind, lang: Language) -> Context<'static> {
             },
             link: "https://ogp.office.example/review/sign-in/0123456789abcdef".into(),
             minutes: 15,
+        }),
+        EmailKind::NotAProposal => Context::NotAProposal(NotAProposal {
+            office: mail.office,
+            their_subject: text(
+                "Re: Përmbledhja javore: 2 propozime të reja",
+                "Re: Weekly digest: 2 new proposals",
+            )
+            .into(),
+            received: text("7 dhjetor 2026, ora 09:14", "7 December 2026 at 09:14").into(),
+            review_url: "https://ogp.office.example/review".into(),
         }),
     }
 }

@@ -17,12 +17,12 @@ use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 
 use super::email::{
-    CampaignLine, ClosingLine, Context, DigestConsultation, LfpDigest, Named, ProposalLine,
-    ResponseReminder,
+    CampaignLine, ClosingLine, Context, DigestConsultation, LfpDigest, Named, NotAProposal,
+    ProposalLine, ResponseReminder,
 };
 use super::message::MessageError;
 use super::outbox::NewMessage;
-use super::outreach::{format_date, format_time};
+use super::outreach::{format_date, format_day, format_time};
 use super::templates::{Rendered, TemplateError};
 use crate::app::App;
 use crate::config::{PolicyArea, WhenEmpty};
@@ -390,9 +390,84 @@ fn message_to(
             id_prefix: &prefix,
             consultation_id: None,
             cso_id: None,
+            in_reply_to: None,
         },
         key,
     )?)
+}
+
+/// Characters of the subject of their message that the note repeats.
+const NOTE_SUBJECT_CHARS: usize = 200;
+
+/// The message an LFP contact sent in answer to cocreate's mail to their
+/// LFP, as the note about it needs it.
+pub struct Answer<'a> {
+    pub inbound_message_id: i64,
+    pub from: &'a crate::domain::EmailAddress,
+    pub subject: &'a str,
+    pub message_id: Option<&'a str>,
+    pub received: DateTime<Utc>,
+}
+
+/// The note to an LFP contact whose reply to a digest or reminder reached
+/// cocreate instead of the Point of Contact (the Reply-To it ignored): it
+/// was kept for the POC, not taken as a proposal, and where to write. In
+/// the LFP's language. None when the sender is not an LFP contact: nobody
+/// else is sent such mail, and a note to anyone else would be backscatter.
+pub fn not_a_proposal(app: &App, answer: &Answer<'_>) -> Result<Option<NewMessage>, LfpMailError> {
+    let Some(area) = app
+        .config
+        .policy_areas
+        .iter()
+        .find(|a| a.lfp.emails.contains(answer.from))
+    else {
+        return Ok(None);
+    };
+    let lang = area.lfp.language;
+    let received = answer.received.with_timezone(&app.config.office.time_zone);
+    let at = received.format("%H:%M");
+    let subject: String = answer.subject.chars().take(NOTE_SUBJECT_CHARS).collect();
+    let context = Context::NotAProposal(NotAProposal {
+        office: super::office::office(app, lang),
+        their_subject: if subject.trim().is_empty() {
+            match lang {
+                crate::domain::Language::Sq => "(pa subjekt)".into(),
+                crate::domain::Language::En => "(no subject)".into(),
+            }
+        } else {
+            subject
+        },
+        received: match lang {
+            crate::domain::Language::Sq => {
+                format!("{}, ora {at}", format_day(lang, received.date_naive()))
+            }
+            crate::domain::Language::En => {
+                format!("{} at {at}", format_day(lang, received.date_naive()))
+            }
+        },
+        review_url: format!(
+            "{}/review",
+            app.config.server.public_url.trim_end_matches('/')
+        ),
+    });
+    let rendered = app.templates.render(lang, &context)?;
+    let prefix = format!("{MESSAGE_ID_PREFIX}{}", area.code.to_ascii_lowercase());
+    Ok(Some(super::office::message(
+        app,
+        lang,
+        &rendered,
+        &super::office::To {
+            name: area.lfp.name.get(lang),
+            address: answer.from,
+            id_prefix: &prefix,
+            consultation_id: None,
+            cso_id: None,
+            in_reply_to: answer.message_id,
+        },
+        EmailFor::NotAProposal {
+            inbound_message_id: answer.inbound_message_id,
+        },
+    )?))
 }
 
 /// The waiting proposals a digest or reminder lists, and how many more

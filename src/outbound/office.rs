@@ -28,6 +28,8 @@ pub struct To<'a> {
     pub id_prefix: &'a str,
     pub consultation_id: Option<i64>,
     pub cso_id: Option<i64>,
+    /// The Message-ID of the message this answers, if it answers one.
+    pub in_reply_to: Option<&'a str>,
 }
 
 /// One rendered message from the office in `lang`, keyed by `key`.
@@ -53,8 +55,12 @@ pub fn message(
             to: to.address,
             reply_to: Some(config.office.email.as_str()),
             message_id: &message_id,
-            in_reply_to: None,
-            auto_submitted: "auto-generated",
+            in_reply_to: to.in_reply_to,
+            auto_submitted: if to.in_reply_to.is_some() {
+                "auto-replied"
+            } else {
+                "auto-generated"
+            },
             rendered,
             list: None,
             attachments: &[],

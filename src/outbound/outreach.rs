@@ -590,6 +590,15 @@ pub fn meeting_view(spec: &ConsultationSpec, lang: Language) -> Option<MeetingVi
     })
 }
 
+/// "7 dhjetor 2026", "7 December 2026": a date without its weekday.
+pub fn format_day(lang: Language, d: NaiveDate) -> String {
+    let months = match lang {
+        Language::Sq => &MONTHS_SQ,
+        Language::En => &MONTHS_EN,
+    };
+    format!("{} {} {}", d.day(), months[d.month0() as usize], d.year())
+}
+
 pub fn format_date(lang: Language, d: NaiveDate) -> String {
     let m = d.month0() as usize;
     match lang {

@@ -120,6 +120,12 @@ const EMBEDDED: &[(&str, &str)] = embedded!(
     "sign_in/text.en.hbs",
     "sign_in/html.sq.hbs",
     "sign_in/html.en.hbs",
+    "not_a_proposal/subject.sq.hbs",
+    "not_a_proposal/subject.en.hbs",
+    "not_a_proposal/text.sq.hbs",
+    "not_a_proposal/text.en.hbs",
+    "not_a_proposal/html.sq.hbs",
+    "not_a_proposal/html.en.hbs",
 );
 
 #[derive(Debug, thiserror::Error)]

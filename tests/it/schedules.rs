@@ -16,6 +16,8 @@ use crate::common::{self, CLOCK_OFFSET_ENV, TestDb, offset_to, stderr, stdout, w
 struct Office {
     dir: tempfile::TempDir,
     db: TestDb,
+    /// COCREATE_* settings every later command runs with.
+    settings: std::cell::RefCell<Vec<(String, String)>>,
 }
 
 impl Office {
@@ -23,7 +25,15 @@ impl Office {
         Self {
             dir: tempfile::tempdir().unwrap(),
             db,
+            settings: Default::default(),
         }
+    }
+
+    /// From now on, cocreate runs with `variable` set to `value`.
+    fn set(&self, variable: &str, value: &str) {
+        self.settings
+            .borrow_mut()
+            .push((variable.to_string(), value.to_string()));
     }
 
     fn path(&self) -> &Path {
@@ -34,7 +44,8 @@ impl Office {
     /// .eml files.
     fn run_at(&self, when: &str, args: &[&str], stdin: Option<&[u8]>) -> Output {
         let mut cmd = common::command(self.path(), &self.db);
-        cmd.env("COCREATE_OUTBOX_FILE_DIR", self.path().join("outbox"))
+        cmd.envs(self.settings.borrow().iter().cloned())
+            .env("COCREATE_OUTBOX_FILE_DIR", self.path().join("outbox"))
             .env(CLOCK_OFFSET_ENV, offset_to(when).to_string())
             .args(args)
             .stdin(if stdin.is_some() {
@@ -95,6 +106,7 @@ impl Office {
 
 /// A delivered message, the parts the tests read.
 struct Mail {
+    from: String,
     to: String,
     reply_to: String,
     subject: String,
@@ -115,6 +127,7 @@ impl Mail {
                 .to_string()
         };
         Self {
+            from: address(m.from()),
             to: address(m.to()),
             reply_to: address(m.reply_to()),
             subject: m.subject().unwrap_or_default().to_string(),
@@ -444,6 +457,15 @@ fn a_consultation_from_its_opening_day_to_the_lfps_reminder_to_answer() {
     );
 
     // Ten working days after the close, the LFP is reminded of what waits.
+    // A public holiday (here Wednesday 20 January, added to the shipped
+    // list) is not a working day: the tenth is Tuesday 26, not Monday 25.
+    let shipped = cocreate::config::Config::embedded()
+        .unwrap()
+        .calendar
+        .holidays;
+    let mut holidays: Vec<String> = shipped.iter().map(ToString::to_string).collect();
+    holidays.push("2027-01-20".into());
+    office.set("COCREATE_CALENDAR_HOLIDAYS", &holidays.join(","));
     office.at("2027-01-22T09:01:00+01:00", &["schedule", "run"]);
     assert!(
         office
@@ -451,7 +473,14 @@ fn a_consultation_from_its_opening_day_to_the_lfps_reminder_to_answer() {
             .is_empty()
     );
     office.at("2027-01-25T09:01:00+01:00", &["schedule", "run"]);
-    let reminders = office.delivered("2027-01-25T09:02:00+01:00", "response_reminder");
+    assert!(
+        office
+            .delivered("2027-01-25T09:02:00+01:00", "response_reminder")
+            .is_empty(),
+        "the holiday is not a working day"
+    );
+    office.at("2027-01-26T09:01:00+01:00", &["schedule", "run"]);
+    let reminders = office.delivered("2027-01-26T09:02:00+01:00", "response_reminder");
     let lfp = to(&reminders, LFP);
     assert_eq!(lfp.len(), 1);
     assert!(
@@ -879,4 +908,143 @@ fn a_digest_of_two_thousand_proposals_stays_within_its_caps() {
     assert_eq!(listed, 25, "{digest}");
     assert!(digest.contains("… dhe 1975 të tjera"), "{digest}");
     assert!(digest.len() < 20_000, "a digest of {} bytes", digest.len());
+}
+
+/// An LFP contact answers the weekly digest by writing to cocreate's own
+/// address (their mail program ignored Reply-To): the answer waits in the
+/// holding pen, is no proposal, and the contact is told once, in their
+/// LFP's language, where to write. Someone the digest was forwarded to is
+/// not written to: cocreate never mailed them.
+#[test]
+fn an_answer_to_the_digest_is_held_and_its_sender_told_where_to_write() {
+    let office = Office::new(TestDb::sqlite());
+    let r = "OGP-ANSWER";
+    setup(&office, "2026-12-01T09:00:00+01:00", r);
+    office.at("2026-12-01T09:01:00+01:00", &["consultation", "open", r]);
+    office.at(
+        "2026-12-07T08:00:00+01:00",
+        &["digest", "send", "--lfp", "FISCAL"],
+    );
+    let digests = office.delivered("2026-12-07T08:01:00+01:00", "lfp_digest");
+    let digest = to(&digests, LFP)[0];
+    let answer = |from: &str, id: &str| {
+        format!(
+            "From: {from}\r\nTo: {}\r\nSubject: Re: {}\r\nMessage-ID: <{id}@financa.example>\r\nIn-Reply-To: {}\r\nReferences: {}\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nFaleminderit. A mund të na dërgoni edhe propozimet e vitit të kaluar?\r\n",
+            digest.from, digest.subject, digest.message_id, digest.message_id
+        )
+    };
+    let ingested = office.run_at(
+        "2026-12-07T09:14:00+01:00",
+        &["mail", "ingest"],
+        Some(answer(LFP, "answer-1").as_bytes()),
+    );
+    assert!(ingested.status.success(), "{}", stderr(&ingested));
+    let said = stdout(&ingested);
+    assert!(
+        said.contains("in the holding pen")
+            && said.contains("a reply to cocreate's digest or reminder to an LFP"),
+        "{said}"
+    );
+    let forwarded = office.run_at(
+        "2026-12-07T09:20:00+01:00",
+        &["mail", "ingest"],
+        Some(answer("kolegu@financa.example", "answer-2").as_bytes()),
+    );
+    assert!(
+        stdout(&forwarded).contains("in the holding pen"),
+        "{}",
+        stdout(&forwarded)
+    );
+
+    let notes = office.delivered("2026-12-07T09:21:00+01:00", "not_a_proposal");
+    assert_eq!(notes.len(), 1, "one note, to the LFP contact only");
+    let note = &notes[0];
+    assert_eq!(note.to, LFP);
+    assert_eq!(
+        note.subject,
+        "Nuk u regjistrua si propozim: ju lutemi shkruajini ogp-poc@office.example"
+    );
+    assert_eq!(note.reply_to, "ogp-poc@office.example");
+    for want in [
+        format!(
+            "Mesazhi juaj \"Re: {}\", i marrë më 7 dhjetor 2026, ora 09:14, erdhi",
+            digest.subject
+        ),
+        "Pikës së Kontaktit: ogp-poc@office.example".to_string(),
+        "/review".to_string(),
+    ] {
+        assert!(note.text.contains(&want), "{want} is not in\n{}", note.text);
+    }
+    assert!(note.html.contains("mailto:ogp-poc@office.example"));
+
+    let proposals = office.at(
+        "2026-12-07T09:22:00+01:00",
+        &["mail", "proposals", "--json"],
+    );
+    assert_eq!(proposals.trim(), "[]", "no proposal: {proposals}");
+    let pen = office.at("2026-12-07T09:22:00+01:00", &["mail", "pen", "list"]);
+    assert!(
+        pen.contains(LFP) && pen.contains("kolegu@financa.example"),
+        "both wait for the POC:\n{pen}"
+    );
+}
+
+/// Monday's digest stays at 08:00 office time on both sides of each change
+/// of clocks in Tirana (summer time from 28 March 2027, winter time from 31
+/// October 2027), and a job set in the hour the clocks skip or repeat runs
+/// once that night: in spring as the skipped hour ends, in autumn the first
+/// time the hour comes.
+#[test]
+fn schedules_keep_office_time_across_both_changes_of_clock() {
+    let ran = |said: &str, job: &str| !said.starts_with(&format!("{job}: not due"));
+    for (first, week_before, early, on_time, next) in [
+        // Winter to summer: 08:00 is 07:00 UTC on 22 March, 06:00 on the 29th.
+        (
+            "2027-03-20T12:00:00+01:00",
+            "2027-03-22T08:00:30+01:00",
+            "2027-03-29T07:59:00+02:00",
+            "2027-03-29T08:00:30+02:00",
+            "next at 2027-03-29 08:00",
+        ),
+        // Summer to winter: 06:00 UTC on 25 October, 07:00 on 1 November.
+        (
+            "2027-10-23T12:00:00+02:00",
+            "2027-10-25T08:00:30+02:00",
+            "2027-11-01T07:59:00+01:00",
+            "2027-11-01T08:00:30+01:00",
+            "next at 2027-11-01 08:00",
+        ),
+    ] {
+        let office = Office::new(TestDb::sqlite());
+        let digest = |when: &str| office.at(when, &["schedule", "run", "lfp_digest"]);
+        digest(first);
+        let said = digest(week_before);
+        assert!(ran(&said, "lfp_digest"), "{said}");
+        let said = digest(early);
+        assert!(said.contains(next), "a minute early: {said}");
+        let said = digest(on_time);
+        assert!(ran(&said, "lfp_digest"), "{said}");
+    }
+
+    let office = Office::new(TestDb::sqlite());
+    office.set("COCREATE_SCHEDULES_PEN_SUMMARY", "30 2 * * *");
+    let run = |when: &str| office.at(when, &["schedule", "run", "pen_summary"]);
+    // 02:30 does not exist on 28 March 2027 (02:00 becomes 03:00): the job
+    // runs once as the gap ends, then on the 29th as usual.
+    run("2027-03-27T12:00:00+01:00");
+    let said = run("2027-03-28T01:59:00+01:00");
+    assert!(said.contains("next at 2027-03-28 03:00"), "{said}");
+    let said = run("2027-03-28T03:00:30+02:00");
+    assert!(ran(&said, "pen_summary"), "{said}");
+    let said = run("2027-03-28T03:30:00+02:00");
+    assert!(said.contains("next at 2027-03-29 02:30"), "{said}");
+    // 02:30 comes twice on 31 October 2027 (03:00 becomes 02:00): once.
+    run("2027-10-30T12:00:00+02:00");
+    let said = run("2027-10-31T02:30:30+02:00");
+    assert!(ran(&said, "pen_summary"), "{said}");
+    let said = run("2027-10-31T02:31:00+01:00");
+    assert!(
+        said.contains("next at 2027-11-01 02:30"),
+        "once, not twice: {said}"
+    );
 }

@@ -195,6 +195,9 @@ pub enum IntakeWrite {
         follow_up: NewFollowUp,
         confirmations: Vec<NewMessage>,
     },
+    /// A note to the sender of a message that is not a proposal, saying
+    /// where to write instead.
+    Notice(NewMessage),
 }
 
 /// What one [`IntakeWrite`] did.

@@ -27,6 +27,17 @@ const PROPOSAL_ROWS_PER_INSERT: usize = 256;
 /// Messages whose state one UPDATE sets: 5 parameters each.
 const OUTCOME_ROWS_PER_UPDATE: usize = 512;
 
+/// The outbox kinds the loop guard counts, quoted for SQL: every answer
+/// to a message that came in.
+fn acknowledgement_kinds() -> String {
+    crate::domain::EmailKind::ALL
+        .into_iter()
+        .filter(|k| k.is_acknowledgement())
+        .map(|k| format!("'{k}'"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// Writes inside the caller's transaction, and reads several methods share.
 impl<D: Dialect> SqlStore<D>
 where
@@ -79,8 +90,9 @@ where
         for senders in senders.chunks(LIST_CHUNK) {
             let list = numbered(2, senders.len());
             let sql = format!(
-                "SELECT recipient, COUNT(*) FROM outbox WHERE created_at >= $1 AND kind IN ('receipt', 'follow_up') \
-                 AND recipient IN ({list}) GROUP BY recipient"
+                "SELECT recipient, COUNT(*) FROM outbox WHERE created_at >= $1 AND kind IN ({}) \
+                 AND recipient IN ({list}) GROUP BY recipient",
+                acknowledgement_kinds()
             );
             let mut q = sqlx::query_as::<D::DB, (String, i64)>(&sql).bind(acknowledged_since);
             for a in senders {
@@ -226,6 +238,7 @@ where
                     hard,
                     reason,
                 } => Self::record_bounce_in(&mut *conn, address, *hard, reason, now).await?,
+                IntakeWrite::Notice(message) => acknowledgements.push(message.clone()),
                 IntakeWrite::Proposal { proposal, receipts } => {
                     proposals.push((i, proposal, receipts.as_slice()))
                 }

@@ -164,6 +164,7 @@ async fn try_send_link(app: &App, address: &str, lang: Language) -> anyhow::Resu
             id_prefix: "sign-in",
             consultation_id: None,
             cso_id: None,
+            in_reply_to: None,
         },
         EmailFor::SignIn {
             token_hash: &token_hash,
