@@ -7,6 +7,9 @@
 //!     cargo bench --bench lfp_digest
 //!     COCREATE_TEST_POSTGRES_URL=postgres://postgres@127.0.0.1:5432/test cargo bench --bench lfp_digest
 //!
+//! `BENCH_KEEP_DATABASE=1` keeps the PostgreSQL database afterwards, to
+//! look at the queries' plans.
+//!
 //! The store is filled directly with SQL (the figure is the digests', not
 //! intake's): 20 policy areas, one open consultation each, 100,000
 //! proposals spread over them and over three weeks, 10,000 additions. Before
@@ -50,7 +53,11 @@ fn main() {
         let url = rt.block_on(support::postgres_database(&admin, &name, true));
         let (digests, floor) = measure(&rt, dir.path(), &config, &url, true);
         report("PostgreSQL", &digests, &floor);
-        rt.block_on(support::postgres_database(&admin, &name, false));
+        if std::env::var_os("BENCH_KEEP_DATABASE").is_some() {
+            println!("kept for EXPLAIN: {url}");
+        } else {
+            rt.block_on(support::postgres_database(&admin, &name, false));
+        }
     } else {
         println!("PostgreSQL: not run (set COCREATE_TEST_POSTGRES_URL)");
     }
@@ -145,7 +152,8 @@ async fn exec(url: &str, statements: &[String]) {
     if url.starts_with("postgres") {
         let mut c = sqlx::PgConnection::connect(url).await.unwrap();
         for sql in statements {
-            sqlx::query(sql).execute(&mut c).await.unwrap();
+            // The simple protocol: VACUUM runs outside a transaction.
+            sqlx::raw_sql(sql).execute(&mut c).await.unwrap();
         }
     } else {
         let mut c = sqlx::SqliteConnection::connect(url).await.unwrap();
@@ -246,8 +254,9 @@ async fn fill(url: &str, postgres: bool) {
     }
     if postgres {
         // As autovacuum would have by now on a server that took these in
-        // over three weeks.
-        statements.push("ANALYZE".to_string());
+        // over three weeks: analysed, and vacuumed after so many inserts,
+        // which sets the visibility map the counts' index-only scans read.
+        statements.push("VACUUM ANALYZE".to_string());
     }
     exec(url, &statements).await;
 }
