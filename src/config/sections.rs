@@ -383,6 +383,23 @@ pub struct DatabaseConfig {
     pub password_env: Option<String>,
     #[serde(default = "default_max_connections")]
     pub max_connections: u32,
+    /// SQLite's page cache per connection, in MiB (its own default is
+    /// 2 MiB: a store of tens of thousands of organisations and proposals
+    /// then reads its indexes from the file on every batch).
+    #[serde(default = "default_sqlite_cache_mib")]
+    pub sqlite_cache_mib: u32,
+    /// How much of the SQLite file is read through memory mapping, in MiB
+    /// (0: none; reads then copy each page through the kernel).
+    #[serde(default = "default_sqlite_mmap_mib")]
+    pub sqlite_mmap_mib: u32,
+}
+
+fn default_sqlite_cache_mib() -> u32 {
+    64
+}
+
+fn default_sqlite_mmap_mib() -> u32 {
+    256
 }
 
 fn default_receipts_per_hour() -> u32 {
@@ -394,6 +411,14 @@ fn default_max_connections() -> u32 {
 }
 
 impl DatabaseConfig {
+    /// SQLite's cache and memory map as the config sets them.
+    pub fn sqlite_memory(&self) -> crate::store::SqliteMemory {
+        crate::store::SqliteMemory {
+            cache_mib: self.sqlite_cache_mib,
+            mmap_mib: self.sqlite_mmap_mib,
+        }
+    }
+
     /// The password from the environment variable the file names, if set.
     pub fn password(&self) -> Option<String> {
         let var = self.password_env.as_deref()?;

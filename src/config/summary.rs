@@ -45,7 +45,23 @@ impl Config {
                     self.server.listen, self.server.public_url
                 ),
             ),
-            ("database", redact(&self.database.url)),
+            (
+                "database",
+                if self.database.url.starts_with("sqlite:") {
+                    format!(
+                        "{}, cache {} MiB and memory map {} MiB a connection",
+                        redact(&self.database.url),
+                        self.database.sqlite_cache_mib,
+                        self.database.sqlite_mmap_mib
+                    )
+                } else {
+                    format!(
+                        "{}, {} connections",
+                        redact(&self.database.url),
+                        self.database.max_connections
+                    )
+                },
+            ),
             (
                 "office",
                 format!(

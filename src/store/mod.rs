@@ -24,6 +24,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
+pub use dialect::SqliteMemory;
 pub use sql::SqlStore;
 
 /// The embedded default: one SQLite file.
@@ -543,7 +544,9 @@ pub trait Store:
 pub async fn open(config: &DatabaseConfig) -> Result<Arc<dyn Store>, StoreError> {
     let url = config.url.as_str();
     if url.starts_with("sqlite:") {
-        Ok(Arc::new(SqliteStore::open(url).await?))
+        Ok(Arc::new(
+            SqliteStore::open_with(url, config.sqlite_memory()).await?,
+        ))
     } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
         Ok(Arc::new(
             PostgresStore::open(url, config.password().as_deref(), config.max_connections).await?,

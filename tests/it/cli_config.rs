@@ -46,7 +46,7 @@ fn the_shipped_file_works_as_it_is() {
     let data = repo.join("data");
     assert!(
         text.contains(&format!(
-            "  database:           sqlite:{}\n",
+            "  database:           sqlite:{}, cache 64 MiB and memory map 256 MiB a connection\n",
             data.join("cocreate.db").display()
         )),
         "{text}"
@@ -58,7 +58,7 @@ fn the_shipped_file_works_as_it_is() {
     assert!(stdout(&out).starts_with("the built-in default config is valid.\n"));
     assert!(
         stdout(&out).contains(&format!(
-            "sqlite:{}\n",
+            "sqlite:{}, cache",
             elsewhere.path().join("data/cocreate.db").display()
         )),
         "the built-in default reads as config/cocreate.toml in the current folder: {}",
@@ -119,7 +119,10 @@ fn a_relative_database_path_is_relative_to_the_config_file() {
     assert!(out.status.success(), "{}", stderr(&out));
     let db = conf.join("db/cocreate.db");
     assert!(
-        stdout(&out).contains(&format!("  database:           sqlite:{}\n", db.display())),
+        stdout(&out).contains(&format!(
+            "  database:           sqlite:{}, cache 64 MiB and memory map 256 MiB a connection\n",
+            db.display()
+        )),
         "{}",
         stdout(&out)
     );
@@ -199,7 +202,9 @@ fn environment_variables_override_single_settings() {
         "{text}"
     );
     assert!(
-        text.contains("  database:           postgres://cocreate:***@db.internal/cocreate\n"),
+        text.contains(
+            "  database:           postgres://cocreate:***@db.internal/cocreate, 8 connections\n"
+        ),
         "a password from the environment is accepted and never printed: {text}"
     );
     // That server does not exist: the check says so, password hidden.

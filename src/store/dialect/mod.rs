@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use sqlx::{Database, Transaction};
 
 pub use postgres::Postgres;
-pub use sqlite::Sqlite;
+pub use sqlite::{Sqlite, SqliteMemory};
 
 use super::StoreError;
 use super::records::RegistryChanges;

@@ -17,6 +17,24 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{ConnectOptions, QueryBuilder, Transaction, TransactionManager};
 
 use super::Dialect;
+
+/// How much memory each SQLite connection may use to keep the file's pages
+/// at hand: the page cache, and the part of the file read through a memory
+/// map.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SqliteMemory {
+    pub cache_mib: u32,
+    pub mmap_mib: u32,
+}
+
+impl Default for SqliteMemory {
+    fn default() -> Self {
+        Self {
+            cache_mib: 64,
+            mmap_mib: 256,
+        }
+    }
+}
 use crate::store::StoreError;
 use crate::store::records::{CsoRecord, RegistryChanges};
 use crate::store::sql::SqlStore;
@@ -189,8 +207,14 @@ impl SqlStore<Sqlite> {
     }
 
     /// Opens (creating if needed) the database file named by a `sqlite:` URL
-    /// and applies migrations/sqlite.
+    /// and applies migrations/sqlite, with the default cache and memory map.
     pub async fn open(url: &str) -> Result<Self, StoreError> {
+        Self::open_with(url, SqliteMemory::default()).await
+    }
+
+    /// [`Self::open`] with `memory` for each connection's cache and memory
+    /// map.
+    pub async fn open_with(url: &str, memory: SqliteMemory) -> Result<Self, StoreError> {
         let open_err = |source| StoreError::Open {
             target: url.to_string(),
             source,
@@ -205,7 +229,16 @@ impl SqlStore<Sqlite> {
             // Intake writes in batches, so this costs one sync per batch.
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(30));
+            .busy_timeout(Duration::from_secs(30))
+            // A negative cache_size is in KiB rather than pages.
+            .pragma(
+                "cache_size",
+                format!("-{}", u64::from(memory.cache_mib) * 1024),
+            )
+            .pragma(
+                "mmap_size",
+                (u64::from(memory.mmap_mib) * 1024 * 1024).to_string(),
+            );
         if let Some(parent) = options.get_filename().parent()
             && !parent.as_os_str().is_empty()
         {
@@ -241,5 +274,36 @@ impl SqlStore<Sqlite> {
             .await
             .map_err(open_err)?;
         Ok(Self::new(read, write))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::SqliteStore;
+
+    /// Both pools' connections, readers and the writer, get the cache and
+    /// memory map asked for.
+    #[tokio::test]
+    async fn every_connection_gets_the_cache_and_memory_map_asked_for() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite:{}", dir.path().join("memory.db").display());
+        let memory = SqliteMemory {
+            cache_mib: 16,
+            mmap_mib: 32,
+        };
+        let store = SqliteStore::open_with(&url, memory).await.unwrap();
+        for pool in [&store.read, &store.write] {
+            let (cache,): (i64,) = sqlx::query_as("PRAGMA cache_size")
+                .fetch_one(pool)
+                .await
+                .unwrap();
+            assert_eq!(cache, -16 * 1024);
+            let (mmap,): (i64,) = sqlx::query_as("PRAGMA mmap_size")
+                .fetch_one(pool)
+                .await
+                .unwrap();
+            assert_eq!(mmap, 32 * 1024 * 1024);
+        }
     }
 }
