@@ -123,7 +123,7 @@ fn one_run(run: usize, overlapped: bool) -> (Run, &'static str) {
         .unwrap()
     };
     let start_daemon = || {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_cocreate"));
+        let mut cmd = support::cocreate();
         cmd.current_dir(dir.path())
             .arg("serve")
             .stdout(Stdio::null())

@@ -306,7 +306,7 @@ fn run(backend: &str, url: String, ceiling_port: u16, rt: &tokio::runtime::Runti
     let keys = rt.block_on(keys(&any_url));
     assert_eq!(keys.len(), CSOS);
 
-    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_cocreate"));
+    let mut cmd = support::cocreate();
     cmd.current_dir(dir.path())
         .arg("serve")
         .stdout(std::process::Stdio::null())

@@ -383,9 +383,8 @@ pub struct DatabaseConfig {
     pub password_env: Option<String>,
     #[serde(default = "default_max_connections")]
     pub max_connections: u32,
-    /// SQLite's page cache per connection, in MiB (its own default is
-    /// 2 MiB: a store of tens of thousands of organisations and proposals
-    /// then reads its indexes from the file on every batch).
+    /// SQLite's page cache per connection, in MiB (SQLite's own default
+    /// is 2 MiB).
     #[serde(default = "default_sqlite_cache_mib")]
     pub sqlite_cache_mib: u32,
     /// How much of the SQLite file is read through memory mapping, in MiB
@@ -395,11 +394,11 @@ pub struct DatabaseConfig {
 }
 
 fn default_sqlite_cache_mib() -> u32 {
-    64
+    crate::store::SqliteMemory::default().cache_mib
 }
 
 fn default_sqlite_mmap_mib() -> u32 {
-    256
+    crate::store::SqliteMemory::default().mmap_mib
 }
 
 fn default_receipts_per_hour() -> u32 {

@@ -46,7 +46,7 @@ fn the_shipped_file_works_as_it_is() {
     let data = repo.join("data");
     assert!(
         text.contains(&format!(
-            "  database:           sqlite:{}, cache 64 MiB and memory map 256 MiB a connection\n",
+            "  database:           sqlite:{}, cache 16 MiB and memory map 0 MiB a connection\n",
             data.join("cocreate.db").display()
         )),
         "{text}"
@@ -120,7 +120,7 @@ fn a_relative_database_path_is_relative_to_the_config_file() {
     let db = conf.join("db/cocreate.db");
     assert!(
         stdout(&out).contains(&format!(
-            "  database:           sqlite:{}, cache 64 MiB and memory map 256 MiB a connection\n",
+            "  database:           sqlite:{}, cache 16 MiB and memory map 0 MiB a connection\n",
             db.display()
         )),
         "{}",

@@ -87,8 +87,8 @@ impl TestDb {
             url: self.url.clone(),
             password_env: None,
             max_connections: 8,
-            sqlite_cache_mib: 64,
-            sqlite_mmap_mib: 256,
+            sqlite_cache_mib: 16,
+            sqlite_mmap_mib: 0,
         }
     }
 
