@@ -74,24 +74,23 @@ const FUNCTIONS: [(u64, u64); SIGNATURE_LEN] = {
 };
 
 /// The functions' `a`s and `b`s apart, for [`minima`].
-const MULTIPLIERS: [u64; SIGNATURE_LEN] = {
+const MULTIPLIERS: [u64; SIGNATURE_LEN] = half(false);
+const ADDENDS: [u64; SIGNATURE_LEN] = half(true);
+
+/// Every function's `a` (or, with `addends`, its `b`).
+const fn half(addends: bool) -> [u64; SIGNATURE_LEN] {
     let mut m = [0; SIGNATURE_LEN];
     let mut i = 0;
     while i < SIGNATURE_LEN {
-        m[i] = FUNCTIONS[i].0;
+        m[i] = if addends {
+            FUNCTIONS[i].1
+        } else {
+            FUNCTIONS[i].0
+        };
         i += 1;
     }
     m
-};
-const ADDENDS: [u64; SIGNATURE_LEN] = {
-    let mut m = [0; SIGNATURE_LEN];
-    let mut i = 0;
-    while i < SIGNATURE_LEN {
-        m[i] = FUNCTIONS[i].1;
-        i += 1;
-    }
-    m
-};
+}
 
 /// Groups of near-identical texts, each group's ids in the order given,
 /// groups ordered by their first member; texts alike with no other are in
