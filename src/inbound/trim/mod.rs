@@ -73,13 +73,24 @@ enum Part {
     Signature,
 }
 
-fn is_quote_line(line: &str) -> bool {
-    line.trim_start().starts_with('>')
+/// What a line is, told once per line: the steps below ask it many times.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Blank,
+    /// Marked with `>`.
+    Quote,
+    /// Written by the sender: not blank, not quoted.
+    Own,
 }
 
-/// A line the sender wrote: not blank, not quoted.
-fn is_own(line: &str) -> bool {
-    !line.trim().is_empty() && !is_quote_line(line)
+impl Kind {
+    fn of(line: &str) -> Self {
+        match line.trim_start().as_bytes().first() {
+            None => Kind::Blank,
+            Some(b'>') => Kind::Quote,
+            Some(_) => Kind::Own,
+        }
+    }
 }
 
 /// The lines of `body`: CRLF, LF or a lone CR (old Macs) ends one. Slices
@@ -108,11 +119,12 @@ fn lines(body: &str) -> Vec<&str> {
 /// the three, in its order, as written (blank lines and indentation kept).
 pub fn trim(body: &str) -> Trimmed {
     let lines = lines(body);
+    let kinds: Vec<Kind> = lines.iter().map(|l| Kind::of(l)).collect();
     let mut part = vec![Part::Reply; lines.len()];
 
     if let Some(q) = quote_start(&lines) {
-        let own_before = lines[..q.start].iter().any(|l| is_own(l));
-        let quoted_after = lines[q.end + 1..].iter().any(|l| is_quote_line(l));
+        let own_before = kinds[..q.start].contains(&Kind::Own);
+        let quoted_after = kinds[q.end + 1..].contains(&Kind::Quote);
         if own_before || !q.header_only || !quoted_after {
             // Top-posting, an Outlook block, or a header over text quoted
             // without marks: all from the header on is history.
@@ -126,19 +138,19 @@ pub fn trim(body: &str) -> Trimmed {
     // The signature first, among the sender's own lines, so that a quote
     // above it does not read as answered by it.
     let own_at: Vec<usize> = (0..lines.len())
-        .filter(|&i| part[i] == Part::Reply && !is_quote_line(lines[i]))
+        .filter(|&i| part[i] == Part::Reply && kinds[i] != Kind::Quote)
         .collect();
     let mut own: Vec<&str> = own_at.iter().map(|&i| lines[i]).collect();
     split_signature(&mut own);
     for &i in &own_at[own.len()..] {
         part[i] = Part::Signature;
     }
-    set_aside_quotes(&lines, &mut part);
+    set_aside_quotes(&lines, &kinds, &mut part);
 
-    if !lines
+    if !kinds
         .iter()
         .zip(&part)
-        .any(|(l, p)| *p == Part::Reply && is_own(l))
+        .any(|(k, p)| *p == Part::Reply && *k == Kind::Own)
     {
         // Nothing but a quote (or typed inside one): keep it all rather
         // than leave an empty proposal.
@@ -166,26 +178,29 @@ pub fn trim(body: &str) -> Trimmed {
 /// Among the lines still counted as the reply, a run of `>` lines is
 /// history unless the sender answers it right after and it is short
 /// (inline answering: the question stays with its answer).
-fn set_aside_quotes(lines: &[&str], part: &mut [Part]) {
+fn set_aside_quotes(lines: &[&str], kinds: &[Kind], part: &mut [Part]) {
     let reply: Vec<usize> = (0..lines.len())
         .filter(|&i| part[i] == Part::Reply)
         .collect();
+    // Where the sender's last own line is, among those: a run of quotes
+    // before it is answered.
+    let last_own = reply.iter().rposition(|&i| kinds[i] == Kind::Own);
     let mut k = 0;
     while k < reply.len() {
-        if !is_quote_line(lines[reply[k]]) {
+        if kinds[reply[k]] != Kind::Quote {
             k += 1;
             continue;
         }
         // The run: quote lines and the blank lines between them.
         let mut end = k;
         let mut j = k;
-        while j < reply.len() && !is_own(lines[reply[j]]) {
-            if is_quote_line(lines[reply[j]]) {
+        while j < reply.len() && kinds[reply[j]] != Kind::Own {
+            if kinds[reply[j]] == Kind::Quote {
                 end = j;
             }
             j += 1;
         }
-        let answered = reply[end + 1..].iter().any(|&i| is_own(lines[i]));
+        let answered = last_own.is_some_and(|o| o > end);
         let long = reply[k..=end]
             .iter()
             .filter(|&&i| !blank_unquoted(lines[i]))
