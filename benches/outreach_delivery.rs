@@ -10,65 +10,15 @@
 //! aiosmtpd relay of the tests. Prints medians of RUNS runs, and each
 //! process's peak resident memory (wait4).
 
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 mod support;
-use support::{free_port, median};
+use support::{median, start_sink};
 
 const INVITATIONS: usize = 10_000;
 const RUNS: usize = 3;
 const TARGET_PER_SEC: f64 = 2_000.0;
-
-struct Sink {
-    name: &'static str,
-    port: u16,
-    child: std::process::Child,
-}
-
-impl Drop for Sink {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start_sink(dir: &std::path::Path) -> Sink {
-    let port = free_port();
-    let smtp_sink = std::path::Path::new("/usr/sbin/smtp-sink");
-    let (name, child) = if smtp_sink.exists() {
-        // -u: drop root after binding; backlog 256.
-        let child = Command::new(smtp_sink)
-            .args(["-u", "nobody", &format!("127.0.0.1:{port}"), "256"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start smtp-sink");
-        ("postfix smtp-sink", child)
-    } else {
-        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support/smtp_sink.py");
-        let child = Command::new("/usr/bin/python3")
-            .args([
-                script,
-                &port.to_string(),
-                dir.join("sink").to_str().unwrap(),
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start the aiosmtpd sink");
-        ("aiosmtpd", child)
-    };
-    let start = Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            start.elapsed() < Duration::from_secs(10),
-            "{name} did not start"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    Sink { name, port, child }
-}
 
 struct Run {
     queue_seconds: f64,

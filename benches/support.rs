@@ -3,7 +3,7 @@
 
 use std::io::Read;
 use std::process::{Child, Command, Stdio};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// A finished process: whether it succeeded, its output, wall time, and its
 /// own peak resident set size from wait4(2).
@@ -146,4 +146,57 @@ text = "The ministry publishes budget execution monthly as open data."
     )
     .unwrap();
     spec
+}
+
+/// A local SMTP server that accepts and drops every message: Postfix's
+/// smtp-sink when installed (Debian postfix), else the aiosmtpd relay of
+/// the tests. Stopped when dropped.
+pub struct Sink {
+    pub name: &'static str,
+    pub port: u16,
+    child: std::process::Child,
+}
+
+impl Drop for Sink {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn start_sink(dir: &std::path::Path) -> Sink {
+    let port = free_port();
+    let smtp_sink = std::path::Path::new("/usr/sbin/smtp-sink");
+    let (name, child) = if smtp_sink.exists() {
+        // -u: drop root after binding; backlog 256.
+        let child = Command::new(smtp_sink)
+            .args(["-u", "nobody", &format!("127.0.0.1:{port}"), "256"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start smtp-sink");
+        ("postfix smtp-sink", child)
+    } else {
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support/smtp_sink.py");
+        let child = Command::new("/usr/bin/python3")
+            .args([
+                script,
+                &port.to_string(),
+                dir.join("sink").to_str().unwrap(),
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start the aiosmtpd sink");
+        ("aiosmtpd", child)
+    };
+    let start = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "{name} did not start"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Sink { name, port, child }
 }
