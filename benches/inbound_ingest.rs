@@ -11,6 +11,12 @@
 //! HTML-only Windows-1250, some with a PDF, some out-of-office replies and
 //! some from strangers. Medians of RUNS runs; peak memory and CPU time
 //! from wait4.
+//!
+//! On SQLite each run also measures the ceiling for the same work's
+//! storage: the same raw files read and written into a bare SQLite table
+//! (a unique key and the bytes) with the same durability (WAL,
+//! synchronous=FULL) and batch size (256 messages a transaction), and
+//! prints cocreate's ratio to it.
 
 use std::path::Path;
 
@@ -32,12 +38,36 @@ fn runs() -> usize {
 
 fn main() {
     let mut sqlite = Vec::new();
+    let mut ceilings = Vec::new();
     for _ in 0..runs() {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite:{}", dir.path().join("bench.db").display());
         sqlite.push(run(dir.path(), &url));
+        ceilings.push(ceiling(dir.path()));
     }
     report("SQLite", &sqlite, 2_000.0);
+    let rates: Vec<f64> = sqlite.iter().map(|(s, _, _)| REPLIES as f64 / s).collect();
+    let ceiling_rates: Vec<f64> = ceilings.iter().map(|s| REPLIES as f64 / s).collect();
+    let ratios: Vec<f64> = rates
+        .iter()
+        .zip(&ceiling_rates)
+        .map(|(r, c)| r / c)
+        .collect();
+    println!(
+        "SQLite ceiling (the same raw bytes into a bare table, WAL, synchronous=FULL, {BATCH} a transaction): median {:.0} messages/s (runs {}); cocreate's ratio to it, run by run: {} (median {:.3})",
+        median(ceiling_rates.clone()),
+        ceiling_rates
+            .iter()
+            .map(|r| format!("{r:.0}"))
+            .collect::<Vec<_>>()
+            .join(" "),
+        ratios
+            .iter()
+            .map(|r| format!("{r:.3}"))
+            .collect::<Vec<_>>()
+            .join(" "),
+        median(ratios.clone())
+    );
 
     if let Ok(admin) = std::env::var("COCREATE_TEST_POSTGRES_URL") {
         let rt = tokio::runtime::Runtime::new().unwrap();
@@ -53,6 +83,57 @@ fn main() {
     } else {
         println!("PostgreSQL: not run (set COCREATE_TEST_POSTGRES_URL)");
     }
+}
+
+/// Messages a transaction, as cocreate's intake batches them
+/// (`intake::BATCH_MESSAGES`).
+const BATCH: usize = 256;
+
+/// Seconds to read the run's raw files (moved to cur/ by cocreate) and
+/// write them into a fresh SQLite table with cocreate's durability and
+/// batch size: the floor under storing what came in.
+fn ceiling(dir: &Path) -> f64 {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let mut files: Vec<_> = std::fs::read_dir(dir.join("inbox/cur"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    assert_eq!(files.len(), REPLIES);
+    let url = format!("sqlite:{}", dir.join("ceiling.db").display());
+    rt.block_on(async {
+        use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
+        use std::str::FromStr;
+        let options = SqliteConnectOptions::from_str(&url)
+            .unwrap()
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full);
+        let mut conn = sqlx::SqliteConnection::connect_with(&options)
+            .await
+            .unwrap();
+        sqlx::query(
+            "CREATE TABLE m (id INTEGER PRIMARY KEY, key TEXT NOT NULL UNIQUE, raw BLOB NOT NULL)",
+        )
+        .execute(&mut conn)
+        .await
+        .unwrap();
+        let start = std::time::Instant::now();
+        for (n, chunk) in files.chunks(BATCH).enumerate() {
+            let mut tx = conn.begin().await.unwrap();
+            for (i, path) in chunk.iter().enumerate() {
+                let raw = std::fs::read(path).unwrap();
+                sqlx::query("INSERT INTO m (key, raw) VALUES ($1, $2)")
+                    .bind(format!("{n}-{i}"))
+                    .bind(raw)
+                    .execute(&mut *tx)
+                    .await
+                    .unwrap();
+            }
+            tx.commit().await.unwrap();
+        }
+        start.elapsed().as_secs_f64()
+    })
 }
 
 fn report(backend: &str, runs: &[(f64, i64, f64)], target: f64) {
