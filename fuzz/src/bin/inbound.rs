@@ -19,6 +19,8 @@ async fn store(dir: &std::path::Path) -> Arc<dyn Store> {
         url: format!("sqlite:{}", dir.join("fuzz.db").display()),
         password_env: None,
         max_connections: 2,
+        sqlite_cache_mib: store::SqliteMemory::default().cache_mib,
+        sqlite_mmap_mib: store::SqliteMemory::default().mmap_mib,
     })
     .await
     .expect("a store in a temporary folder");
