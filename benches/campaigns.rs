@@ -32,10 +32,7 @@ const RUNS: usize = 5;
 const TARGET_SECONDS: f64 = 2.0;
 
 fn runs() -> usize {
-    std::env::var("BENCH_RUNS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(RUNS)
+    support::runs(RUNS)
 }
 
 /// Phrases by slot of a sentence, `|` between them: opener, subject, modal,

@@ -30,10 +30,7 @@ const REPLIES: usize = 10_000;
 const RUNS: usize = 3;
 
 fn runs() -> usize {
-    std::env::var("BENCH_RUNS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(RUNS)
+    support::runs(RUNS)
 }
 
 fn main() {

@@ -34,10 +34,7 @@ const MONDAY: &str = "2026-12-21T08:01:00+01:00";
 const WATERMARK: &str = "2026-12-11T00:00:00+00:00";
 
 fn runs() -> usize {
-    std::env::var("BENCH_RUNS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(RUNS)
+    support::runs(RUNS)
 }
 
 fn main() {

@@ -24,10 +24,7 @@ const RUNS: usize = 1;
 const TARGET_SECONDS: f64 = 10.0;
 
 fn runs() -> usize {
-    std::env::var("BENCH_RUNS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(RUNS)
+    support::runs(RUNS)
 }
 
 fn main() {

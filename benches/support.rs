@@ -200,3 +200,12 @@ pub fn start_sink(dir: &std::path::Path) -> Sink {
     }
     Sink { name, port, child }
 }
+
+/// Runs per measurement: `BENCH_RUNS` if set (a quick look, or more for a
+/// steadier median), else `default`.
+pub fn runs(default: usize) -> usize {
+    std::env::var("BENCH_RUNS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
