@@ -156,6 +156,8 @@ pub async fn run(
                     tracing::info!(job = name, "the schedule fires no more");
                     return;
                 };
+                let tz = app.config.office.time_zone;
+                tracing::info!(job = name, next = %next.with_timezone(&tz).to_rfc3339(), "next run");
                 let wait = (next - app.now()).to_std().unwrap_or_default();
                 if sleep_or_stop(wait, &stop).await {
                     return;

@@ -792,9 +792,10 @@ async fn two_daemons_on_one_postgresql_send_each_digest_and_reminder_once() {
         "two1",
         "Publish the budget monthly.",
     );
-    for (when, after, job, kind, per_address) in [
+    for (when, fires, after, job, kind, per_address) in [
         (
             "2026-12-07T07:59:57+01:00",
+            "2026-12-07T08:00:00+01:00",
             "2026-12-07T08:05:00+01:00",
             "lfp_digest",
             "lfp_digest",
@@ -802,6 +803,7 @@ async fn two_daemons_on_one_postgresql_send_each_digest_and_reminder_once() {
         ),
         (
             "2027-01-04T08:59:57+01:00",
+            "2027-01-04T09:00:00+01:00",
             "2027-01-04T09:05:00+01:00",
             "deadline_reminders",
             "deadline_reminder",
@@ -818,16 +820,23 @@ async fn two_daemons_on_one_postgresql_send_each_digest_and_reminder_once() {
         let first = common::Daemon::start_with(office.path(), &office.db, &env, &[]);
         let second = common::Daemon::start_with(office.path(), &office.db, &env, &[]);
         let start = std::time::Instant::now();
+        // Each daemon either runs the job, or finds it already run by the
+        // other (which read the watermark first) and waits for the run
+        // after: both are right, and which happens depends on how fast each
+        // started. Waiting for the fire time is not enough.
         let ran = |d: &mut common::Daemon| {
-            d.log_so_far()
-                .iter()
-                .any(|l| l.contains(&format!("\"job\":\"{job}\"")) && l.contains("catch_up"))
+            d.log_so_far().iter().any(|l| {
+                l.contains(&format!("\"job\":\"{job}\""))
+                    && (l.contains("catch_up") || l.contains("\"next\":") && !l.contains(fires))
+            })
         };
         let (mut first, mut second) = (first, second);
         while !(ran(&mut first) && ran(&mut second)) {
             assert!(
                 start.elapsed() < std::time::Duration::from_secs(30),
-                "the {job} job did not run in both daemons"
+                "the {job} job did not run in both daemons:\n{}\n---\n{}",
+                first.log_so_far().join("\n"),
+                second.log_so_far().join("\n")
             );
             tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         }
