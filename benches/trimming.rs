@@ -5,6 +5,7 @@
 //!
 //!     cargo bench --bench trimming
 //!     valgrind --tool=callgrind target/release/deps/trimming-* --count full 20
+//!     perf record -g target/release/deps/trimming-* --one email_21.txt 20000
 //!
 //! It prints the median of RUNS runs in µs a message for parse + trim, and
 //! for parsing alone, the floor under it on the same messages in the same
@@ -89,7 +90,7 @@ fn count(args: &[String]) {
     }
     let bodies: Vec<String> = messages
         .iter()
-        .map(|raw| parse(raw).map(|p| p.body).unwrap_or_default())
+        .map(|raw| parse(raw).map(|p| p.body.into_owned()).unwrap_or_default())
         .collect();
     let mut kept = 0;
     for _ in 0..passes + 1 {
@@ -155,7 +156,7 @@ fn measure(title: &str, messages: &[Vec<u8>]) -> f64 {
     );
     let bodies: Vec<String> = messages
         .iter()
-        .filter_map(|raw| parse(raw).ok().map(|p| p.body))
+        .filter_map(|raw| parse(raw).ok().map(|p| p.body.into_owned()))
         .collect();
     let (mut full, mut floors) = (Vec::new(), Vec::new());
     let (mut parsing, mut trimming) = (Vec::new(), Vec::new());
@@ -231,10 +232,32 @@ fn each() {
     }
 }
 
+/// `--one NAME PASSES [STEP]`: one step (full, the default, parse or
+/// floor) on the one message named NAME (as `--each` names it), PASSES
+/// times, for `perf record` or `perf stat` on that message.
+fn one(args: &[String]) {
+    let name = args.first().map_or("", String::as_str);
+    let passes: usize = args.get(1).and_then(|p| p.parse().ok()).unwrap_or(1000);
+    let step = args.get(2).map_or("full", String::as_str);
+    let Some((_, raw)) = distinct().into_iter().find(|(n, _)| n == name) else {
+        panic!("no message named {name:?}");
+    };
+    let work = match step {
+        "parse" => parse_only,
+        "floor" => floor,
+        _ => parse_and_trim,
+    };
+    let kept: usize = (0..passes).map(|_| work(&raw)).sum();
+    println!("{name}: {step}, {passes} passes ({kept})");
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if let Some(at) = args.iter().position(|a| a == "--count") {
         return count(&args[at + 1..]);
+    }
+    if let Some(at) = args.iter().position(|a| a == "--one") {
+        return one(&args[at + 1..]);
     }
     if args.iter().any(|a| a == "--each") {
         return each();

@@ -47,7 +47,7 @@ impl Authentication {
     }
 
     /// The results that count for `p` (see the module's documentation).
-    pub fn of(p: &Parsed, trusted_authserv_id: Option<&str>) -> Self {
+    pub fn of(p: &Parsed<'_>, trusted_authserv_id: Option<&str>) -> Self {
         let mut headers = p
             .headers
             .iter()

@@ -64,7 +64,7 @@ pub fn quoted_keys(raw: &[u8], mail: &MailConfig) -> Vec<ReplyKey> {
 
 /// The failed recipients a delivery report names. Who sent it is not
 /// checked here: see [`quoted_keys`].
-pub fn failures(raw: &[u8], parsed: &Parsed) -> Vec<Failure> {
+pub fn failures(raw: &[u8], parsed: &Parsed<'_>) -> Vec<Failure> {
     let text = String::from_utf8_lossy(raw);
     let mut out = Vec::new();
     // RFC 3464 reports: one block per recipient.

@@ -93,7 +93,7 @@ pub fn is_delivery_report(message: &mail_parser::Message<'_>) -> bool {
 
 /// If the message was written by a machine (or by cocreate), what kind and
 /// why; None for mail from a person.
-pub fn automated(p: &Parsed, mail: &MailConfig) -> Option<(Classification, String)> {
+pub fn automated(p: &Parsed<'_>, mail: &MailConfig) -> Option<(Classification, String)> {
     let h = |name: &str| p.header(name).map(str::to_ascii_lowercase);
     let from = p.from.as_str().to_ascii_lowercase();
     let local = from.split('@').next().unwrap_or("");

@@ -2,6 +2,8 @@
 //! inbound path needs. HTML-only mail becomes readable text; charsets such
 //! as ISO-8859-2 and Windows-1250 are decoded by mail-parser.
 
+use std::borrow::Cow;
+
 use mail_parser::{Address, HeaderValue, MessageParser, MimeHeaders, PartType};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -139,8 +141,11 @@ impl AttachmentInfo {
     }
 }
 
+/// A message as read: what it says, borrowed from the bytes it came in
+/// where it can be (a plain UTF-8 body is not copied: a long one would be
+/// copied megabytes at a time).
 #[derive(Debug, Clone, Serialize)]
-pub struct Parsed {
+pub struct Parsed<'a> {
     pub message_id: Option<String>,
     pub from: EmailAddress,
     pub from_name: Option<String>,
@@ -149,17 +154,17 @@ pub struct Parsed {
     pub in_reply_to: Vec<String>,
     pub references: Vec<String>,
     pub subject: String,
-    pub body: String,
+    pub body: Cow<'a, str>,
     pub attachments: Vec<AttachmentInfo>,
     /// Every header, name lower-cased, value as text.
     #[serde(skip)]
     pub headers: Vec<(String, String)>,
     /// The message as it arrived.
     #[serde(skip)]
-    pub raw: Vec<u8>,
+    pub raw: &'a [u8],
 }
 
-impl Parsed {
+impl Parsed<'_> {
     /// The first value of a header, by lower-case name.
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers
@@ -215,14 +220,14 @@ pub fn safe_file_name(raw: &str, index: usize) -> String {
 }
 
 /// Reads `raw` within the default limits.
-pub fn parse(raw: &[u8]) -> Result<Parsed, ParseError> {
+pub fn parse(raw: &[u8]) -> Result<Parsed<'_>, ParseError> {
     parse_within(raw, &ParseLimits::default())
 }
 
 /// Reads `raw` within `limits`. A panic inside the parser is caught and
 /// becomes this message's failure ([`ParseError::Fault`]), never the
 /// process's.
-pub fn parse_within(raw: &[u8], limits: &ParseLimits) -> Result<Parsed, ParseError> {
+pub fn parse_within<'a>(raw: &'a [u8], limits: &ParseLimits) -> Result<Parsed<'a>, ParseError> {
     std::panic::catch_unwind(|| parse_unguarded(raw, limits)).unwrap_or_else(|_| {
         tracing::error!(
             bytes = raw.len(),
@@ -232,7 +237,7 @@ pub fn parse_within(raw: &[u8], limits: &ParseLimits) -> Result<Parsed, ParseErr
     })
 }
 
-fn parse_unguarded(raw: &[u8], limits: &ParseLimits) -> Result<Parsed, ParseError> {
+fn parse_unguarded<'a>(raw: &'a [u8], limits: &ParseLimits) -> Result<Parsed<'a>, ParseError> {
     let limit = limits.attached_messages;
     if attached_messages(raw, limit) > limit {
         return Err(ParseError::TooManyNested { limit });
@@ -327,10 +332,10 @@ fn parse_unguarded(raw: &[u8], limits: &ParseLimits) -> Result<Parsed, ParseErro
         in_reply_to: ids(message.in_reply_to()),
         references: ids(message.references()),
         subject: message.subject().unwrap_or("").trim().to_string(),
-        body: body_text(&message),
         attachments,
         headers,
-        raw: raw.to_vec(),
+        raw,
+        body: body_text(message),
     })
 }
 
@@ -355,27 +360,27 @@ pub fn readable(raw: &[u8], limits: &ParseLimits) -> Option<Readable> {
         (message.parts.len() <= limits.parts).then(|| Readable {
             message_id: message.message_id().map(str::to_owned),
             subject: message.subject().map(|s| s.trim().to_string()),
-            body: body_text(&message),
+            body: body_text(message).into_owned(),
         })
     })
     .ok()
     .flatten()
 }
 
-/// The message's text: its plain-text body, or its HTML body as text with
-/// the quoted history marked by the HTML's structure ([`super::html`]).
-fn body_text(message: &mail_parser::Message<'_>) -> String {
-    let part = message
-        .text_body
-        .first()
-        .and_then(|&i| message.parts.get(i as usize));
-    match part.map(|p| &p.body) {
-        Some(PartType::Html(html)) if let Some(text) = super::html::to_text(html) => text,
-        Some(PartType::Text(text)) => text.to_string(),
+/// The message's text: its plain-text body (taken from the message, so
+/// still borrowed from the raw bytes when it needed no decoding), or its
+/// HTML body as text with the quoted history marked by the HTML's
+/// structure ([`super::html`]).
+fn body_text(mut message: mail_parser::Message<'_>) -> Cow<'_, str> {
+    let at = message.text_body.first().map(|&i| i as usize);
+    let part = at.and_then(|i| message.parts.get_mut(i));
+    match part.map(|p| &mut p.body) {
+        Some(PartType::Html(html)) if let Some(text) = super::html::to_text(html) => text.into(),
+        Some(PartType::Text(text)) => std::mem::take(text),
         // Too deep to build a tree of: flattened as it comes.
         _ => message
             .body_text(0)
-            .map(|b| b.into_owned())
+            .map(|b| Cow::Owned(b.into_owned()))
             .unwrap_or_default(),
     }
 }
@@ -409,7 +414,8 @@ mod tests {
             })
         );
         // A forwarded thread within the limit parses, and is dropped safely.
-        let p = parse(&nested(MAX_ATTACHED_MESSAGES)).unwrap();
+        let within = nested(MAX_ATTACHED_MESSAGES);
+        let p = parse(&within).unwrap();
         assert_eq!(p.from.as_str(), "a@cso.example.org");
         assert!(matches!(
             parse(&nested(MAX_ATTACHED_MESSAGES + 1)),

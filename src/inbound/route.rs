@@ -96,7 +96,7 @@ const REFERENCES_LAST: usize = 10;
 /// Reply keys in our plus-addresses: `consult+KEY@domain`, or
 /// `consult+KEY-dN@domain` for a comment on the government's draft
 /// commitment number N.
-fn recipient_keys(p: &Parsed, config: &Config) -> Vec<(ReplyKey, Option<u32>)> {
+fn recipient_keys(p: &Parsed<'_>, config: &Config) -> Vec<(ReplyKey, Option<u32>)> {
     let prefix = format!("{}+", config.mail.reply_local.to_ascii_lowercase());
     let suffix = format!("@{}", config.mail.domain.to_ascii_lowercase());
     p.recipients
@@ -116,7 +116,7 @@ fn recipient_keys(p: &Parsed, config: &Config) -> Vec<(ReplyKey, Option<u32>)> {
 /// Reply keys at the start of our Message-IDs: `KEY.RANDOM@domain`, from
 /// In-Reply-To, then References from the most recent back (only its first
 /// and last few: see [`REFERENCES_LAST`]).
-fn reference_keys(p: &Parsed, config: &Config) -> Vec<ReplyKey> {
+fn reference_keys(p: &Parsed<'_>, config: &Config) -> Vec<ReplyKey> {
     let suffix = format!("@{}", config.mail.domain.to_ascii_lowercase());
     let refs = &p.references;
     let (first, last) = if refs.len() > REFERENCES_FIRST + REFERENCES_LAST {
@@ -144,7 +144,7 @@ fn reference_keys(p: &Parsed, config: &Config) -> Vec<ReplyKey> {
 /// Whether the message answers one of cocreate's messages to an LFP (its
 /// Message-ID starts with `lfp.`): such a reply is never a proposal, even
 /// from an address that is also in the registry.
-pub fn answers_lfp_mail(p: &Parsed, config: &Config) -> bool {
+pub fn answers_lfp_mail(p: &Parsed<'_>, config: &Config) -> bool {
     let suffix = format!("@{}", config.mail.domain.to_ascii_lowercase());
     p.in_reply_to
         .iter()
@@ -157,7 +157,7 @@ pub fn answers_lfp_mail(p: &Parsed, config: &Config) -> bool {
 }
 
 /// Every reply key a message carries, in the order routing tries them.
-pub fn keys_of(p: &Parsed, config: &Config) -> Vec<ReplyKey> {
+pub fn keys_of(p: &Parsed<'_>, config: &Config) -> Vec<ReplyKey> {
     let mut keys: Vec<ReplyKey> = recipient_keys(p, config)
         .into_iter()
         .map(|(k, _)| k)
@@ -166,7 +166,11 @@ pub fn keys_of(p: &Parsed, config: &Config) -> Vec<ReplyKey> {
     keys
 }
 
-pub async fn route(store: &dyn Store, config: &Config, p: &Parsed) -> Result<Route, StoreError> {
+pub async fn route(
+    store: &dyn Store,
+    config: &Config,
+    p: &Parsed<'_>,
+) -> Result<Route, StoreError> {
     let consultations = store.consultations().await?;
     let now = store.clock().now();
     let known = store
@@ -215,7 +219,7 @@ pub async fn route_among(
     config: &Config,
     consultations: &[Consultation],
     known: &IntakeLookups,
-    p: &Parsed,
+    p: &Parsed<'_>,
 ) -> Result<Route, StoreError> {
     let today = config.office.date_at(store.clock().now());
     let late = |c: &Consultation| c.late_on(today);

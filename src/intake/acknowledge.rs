@@ -54,7 +54,7 @@ pub(super) struct Placement<'c> {
 
 /// English when the message's Content-Language says so (`en`, `en-GB`),
 /// else Albanian.
-fn content_language(parsed: &Parsed) -> Language {
+fn content_language(parsed: &Parsed<'_>) -> Language {
     let english = parsed.header("content-language").is_some_and(|v| {
         v.split(',')
             .next()
@@ -112,7 +112,7 @@ impl Intake<'_> {
     pub(super) fn acknowledgement(
         &self,
         email: EmailFor<'_>,
-        parsed: &Parsed,
+        parsed: &Parsed<'_>,
         consultation: &Consultation,
         cso: Option<&Cso>,
         receipt_no: &ReceiptNo,

@@ -33,7 +33,7 @@ use crate::web::mark::WebMark;
 
 impl Intake<'_> {
     /// The authentication results that count for `parsed`.
-    fn authentication(&self, parsed: &Parsed) -> Authentication {
+    fn authentication(&self, parsed: &Parsed<'_>) -> Authentication {
         Authentication::of(
             parsed,
             self.app.config.inbound.trusted_authserv_id.as_deref(),
@@ -44,7 +44,7 @@ impl Intake<'_> {
     /// the recipient of the message it names, when the address's signature
     /// holds for that recipient; any other is believed only for an address
     /// a quoted key of ours was sent to.
-    async fn bounce_writes(&self, parsed: &Parsed) -> Result<Vec<IntakeWrite>, IntakeError> {
+    async fn bounce_writes(&self, parsed: &Parsed<'_>) -> Result<Vec<IntakeWrite>, IntakeError> {
         let failures = bounce::failures(&parsed.raw, parsed);
         let key = self.app.signing_key().await?.clone();
         if let Some(bounces) = BounceAddresses::new(&self.app.config.mail, key)
@@ -124,7 +124,7 @@ impl Intake<'_> {
     fn not_a_proposal(
         &self,
         id: i64,
-        parsed: &Parsed,
+        parsed: &Parsed<'_>,
         batch: &mut Batch,
     ) -> Result<Option<IntakeWrite>, IntakeError> {
         if self.authentication(parsed).failed()
@@ -146,7 +146,7 @@ impl Intake<'_> {
     pub(super) async fn decide(
         &self,
         id: i64,
-        reading: Reading,
+        reading: Reading<'_>,
         batch: &mut Batch,
     ) -> Result<Decision, IntakeError> {
         let Reading {
@@ -319,7 +319,7 @@ impl Intake<'_> {
     pub(super) async fn propose(
         &self,
         id: i64,
-        parsed: &Parsed,
+        parsed: &Parsed<'_>,
         trimmed: Trimmed,
         place: Placement<'_>,
         batch: &mut Batch,
@@ -409,7 +409,7 @@ impl Intake<'_> {
     pub(super) async fn follow_up(
         &self,
         id: i64,
-        parsed: &Parsed,
+        parsed: &Parsed<'_>,
         trimmed: Trimmed,
         consultation: &Consultation,
         cso: Option<&Cso>,

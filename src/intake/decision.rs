@@ -82,7 +82,7 @@ impl Batch {
     pub(super) async fn load<'p>(
         store: &dyn Store,
         config: &Config,
-        messages: impl Iterator<Item = &'p Parsed>,
+        messages: impl Iterator<Item = &'p Parsed<'p>>,
     ) -> Result<Self, StoreError> {
         let mut keys = Vec::new();
         let mut senders = Vec::new();
@@ -111,17 +111,17 @@ impl Batch {
 
 /// A message as parsed, with what its sender wrote set apart from quotes
 /// and signature.
-pub(super) struct Reading {
-    pub(super) parsed: Parsed,
+pub(super) struct Reading<'a> {
+    pub(super) parsed: Parsed<'a>,
     pub(super) trimmed: Trimmed,
 }
 
 /// Parses, sets the attachments' bytes aside to be kept apart, and trims:
 /// work without the store, done for a batch on every core.
-pub(super) fn read(
-    raw: &[u8],
+pub(super) fn read<'a>(
+    raw: &'a [u8],
     config: &InboundConfig,
-) -> Result<(Reading, AttachmentFiles), ParseError> {
+) -> Result<(Reading<'a>, AttachmentFiles), ParseError> {
     let mut parsed = parse_within(raw, &config.parse_limits())?;
     let files = attachments::take(
         &config.attachments_dir,
@@ -137,7 +137,10 @@ pub(super) type AttachmentFiles = Vec<(std::path::PathBuf, Vec<u8>)>;
 
 /// Reads a message and writes its attachments at once (one message, or a
 /// batch read again from the store).
-pub(super) fn read_now(raw: &[u8], config: &InboundConfig) -> Result<Reading, ParseError> {
+pub(super) fn read_now<'a>(
+    raw: &'a [u8],
+    config: &InboundConfig,
+) -> Result<Reading<'a>, ParseError> {
     read(raw, config).map(|(reading, files)| {
         attachments::write_all(files);
         reading
@@ -145,7 +148,7 @@ pub(super) fn read_now(raw: &[u8], config: &InboundConfig) -> Result<Reading, Pa
 }
 
 /// A stored message's id and what reading it made of it.
-pub(super) type Stored = (i64, Result<Reading, ParseError>);
+pub(super) type Stored<'a> = (i64, Result<Reading<'a>, ParseError>);
 
 /// Runs `f` on each item, spread over the machine's cores; for the pure,
 /// CPU-heavy steps of a batch (parsing, trimming, rendering). Small

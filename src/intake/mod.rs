@@ -218,7 +218,7 @@ impl Intake<'_> {
         // (the message, its dedupe key and reading, once computed)
         type ReadIn<'r> = (
             &'r [u8],
-            Option<(String, Result<(Reading, AttachmentFiles), ParseError>)>,
+            Option<(String, Result<(Reading<'r>, AttachmentFiles), ParseError>)>,
         );
         let mut read_in: Vec<ReadIn<'_>> = items.iter().map(|(raw, _)| (*raw, None)).collect();
         on_every_core(&mut read_in, |(raw, out)| {
@@ -384,7 +384,7 @@ impl Intake<'_> {
     /// Decides and records a batch (see [`Self::decide_and_record`]); a
     /// message whose processing failed is tried again later with backoff,
     /// and held with the error after `inbound.max_processing_attempts`.
-    async fn process_batch(&self, work: Vec<Stored>) -> Vec<Result<Outcome, IntakeError>> {
+    async fn process_batch(&self, work: Vec<Stored<'_>>) -> Vec<Result<Outcome, IntakeError>> {
         let ids: Vec<i64> = work.iter().map(|(id, _)| *id).collect();
         let results = self.decide_and_record(work).await;
         let inbound = &self.app.config.inbound;
@@ -424,7 +424,7 @@ impl Intake<'_> {
 
     /// Decides what each stored message is, then writes all the decisions in
     /// one transaction. A message whose decision failed is left as received.
-    async fn decide_and_record(&self, work: Vec<Stored>) -> Vec<Result<Outcome, IntakeError>> {
+    async fn decide_and_record(&self, work: Vec<Stored<'_>>) -> Vec<Result<Outcome, IntakeError>> {
         if work.is_empty() {
             return Vec::new();
         }

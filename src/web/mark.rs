@@ -69,7 +69,7 @@ impl WebMark {
 
     /// The mark of `parsed`, if it has one that `key` signed for this
     /// Message-ID and sender.
-    pub fn of(parsed: &Parsed, key: &SigningKey) -> Option<Self> {
+    pub fn of(parsed: &Parsed<'_>, key: &SigningKey) -> Option<Self> {
         let value = parsed.header(&HEADER.to_ascii_lowercase())?;
         let field = |name: &str| {
             value
@@ -97,7 +97,7 @@ impl WebMark {
 
     /// Whether `parsed` claims a mark at all (checked before the key is
     /// looked up).
-    pub fn claimed(parsed: &Parsed) -> bool {
+    pub fn claimed(parsed: &Parsed<'_>) -> bool {
         parsed.header(&HEADER.to_ascii_lowercase()).is_some()
     }
 }
@@ -106,11 +106,13 @@ impl WebMark {
 mod tests {
     use super::*;
 
-    fn parsed(mark: &str) -> Parsed {
+    /// (The message is leaked: a parsed message borrows its bytes, and
+    /// these few live as long as the test.)
+    fn parsed(mark: &str) -> Parsed<'static> {
         let raw = format!(
             "From: visitor@example.net\r\nMessage-ID: <web.n1@ogp.example>\r\n{HEADER}: {mark}\r\n\r\nText\r\n"
         );
-        crate::inbound::parse::parse(raw.as_bytes()).unwrap()
+        crate::inbound::parse::parse(raw.leak().as_bytes()).unwrap()
     }
 
     #[test]
