@@ -9,9 +9,19 @@
 //! The sink is Postfix's smtp-sink when installed (Debian postfix), else the
 //! aiosmtpd relay of the tests. Prints medians of RUNS runs, and each
 //! process's peak resident memory (wait4).
+//!
+//! The ceiling, measured in the same run: a minimal SMTP sender written
+//! here (raw SMTP over tokio, TCP_NODELAY, as many connections as the
+//! outbox's `concurrency`) sends the same 10,000 messages, read back from
+//! the outbox, to the same sink: once a command at a time, and once with
+//! the envelope pipelined (RFC 2920) where the sink offers PIPELINING.
 
 use std::process::Stdio;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
 mod support;
 use support::{median, start_sink};
@@ -19,12 +29,19 @@ use support::{median, start_sink};
 const INVITATIONS: usize = 10_000;
 const RUNS: usize = 3;
 const TARGET_PER_SEC: f64 = 2_000.0;
+/// The outbox's connections to the relay (`[outbox] concurrency`): the
+/// minimal sender opens as many.
+const CONNECTIONS: usize = 8;
 
 struct Run {
     queue_seconds: f64,
     queue_rss_kb: i64,
     deliver_seconds: f64,
     daemon_rss_kb: i64,
+    /// The minimal sender's seconds for the same messages: a command at a
+    /// time, and pipelined.
+    ceiling_seconds: f64,
+    pipelined_seconds: f64,
 }
 
 fn one_run(run: usize, overlapped: bool) -> (Run, &'static str) {
@@ -115,6 +132,9 @@ fn one_run(run: usize, overlapped: bool) -> (Run, &'static str) {
             queue_rss_kb: queued.peak_rss_kb,
             deliver_seconds: total,
             daemon_rss_kb: stop(daemon, start),
+            // (Measured on the sequential runs.)
+            ceiling_seconds: f64::NAN,
+            pipelined_seconds: f64::NAN,
         }
     } else {
         let queued = support::run(dir.path(), &env, &["outreach", "send", "OGP-BENCH"]);
@@ -126,14 +146,114 @@ fn one_run(run: usize, overlapped: bool) -> (Run, &'static str) {
         let start = Instant::now();
         let daemon = start_daemon();
         let deliver_seconds = wait_all_sent(start);
+        let daemon_rss_kb = stop(daemon, start);
+        let messages: Vec<(String, String, Vec<u8>)> = rt
+            .block_on(
+                sqlx::query_as("SELECT envelope_from, recipient, message FROM outbox ORDER BY id")
+                    .fetch_all(&pool),
+            )
+            .unwrap();
+        assert_eq!(messages.len(), INVITATIONS);
+        let messages = Arc::new(messages);
         Run {
             queue_seconds: queued.seconds,
             queue_rss_kb: queued.peak_rss_kb,
             deliver_seconds,
-            daemon_rss_kb: stop(daemon, start),
+            daemon_rss_kb,
+            ceiling_seconds: rt.block_on(minimal_sender(sink.port, messages.clone(), false)),
+            pipelined_seconds: rt.block_on(minimal_sender(sink.port, messages, true)),
         }
     };
     (run, sink.name)
+}
+
+/// Seconds for the minimal sender to hand every message to the sink over
+/// [`CONNECTIONS`] connections, each taking the next message in turn.
+async fn minimal_sender(
+    port: u16,
+    messages: Arc<Vec<(String, String, Vec<u8>)>>,
+    pipelined: bool,
+) -> f64 {
+    let next = Arc::new(AtomicUsize::new(0));
+    let start = Instant::now();
+    let mut connections = tokio::task::JoinSet::new();
+    for _ in 0..CONNECTIONS {
+        let (messages, next) = (messages.clone(), next.clone());
+        connections.spawn(async move {
+            let stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .expect("connect to the sink");
+            stream.set_nodelay(true).unwrap();
+            let (read, mut write) = stream.into_split();
+            let mut read = BufReader::new(read);
+            let offers = reply(&mut read).await;
+            assert!(offers.starts_with("220"), "{offers}");
+            write.write_all(b"EHLO bench.example\r\n").await.unwrap();
+            let offers = reply(&mut read).await;
+            let pipelined = pipelined && offers.contains("PIPELINING");
+            let mut data = Vec::new();
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some((from, to, message)) = messages.get(i) else {
+                    break;
+                };
+                let envelope = format!("MAIL FROM:<{from}>\r\nRCPT TO:<{to}>\r\nDATA\r\n");
+                if pipelined {
+                    write.write_all(envelope.as_bytes()).await.unwrap();
+                    for _ in 0..3 {
+                        reply(&mut read).await;
+                    }
+                } else {
+                    for command in envelope.split_inclusive("\r\n") {
+                        write.write_all(command.as_bytes()).await.unwrap();
+                        reply(&mut read).await;
+                    }
+                }
+                dot_stuffed(message, &mut data);
+                write.write_all(&data).await.unwrap();
+                reply(&mut read).await;
+            }
+            write.write_all(b"QUIT\r\n").await.unwrap();
+            reply(&mut read).await;
+        });
+    }
+    while let Some(done) = connections.join_next().await {
+        done.expect("a connection of the minimal sender failed");
+    }
+    start.elapsed().as_secs_f64()
+}
+
+/// One SMTP reply, every line of it; panics on a refusal.
+async fn reply(read: &mut BufReader<tokio::net::tcp::OwnedReadHalf>) -> String {
+    let mut all = String::new();
+    loop {
+        let mut line = String::new();
+        let n = read.read_line(&mut line).await.unwrap();
+        assert!(n > 0, "the sink closed the connection: {all}");
+        let last = line.as_bytes().get(3) != Some(&b'-');
+        all.push_str(&line);
+        if last {
+            break;
+        }
+    }
+    assert!(matches!(all.as_bytes()[0], b'2' | b'3'), "refused: {all}");
+    all
+}
+
+/// `message` as DATA sends it: a line starting with a dot gets another,
+/// CRLF line ends, and the closing dot.
+fn dot_stuffed(message: &[u8], out: &mut Vec<u8>) {
+    out.clear();
+    for line in message.split_inclusive(|&b| b == b'\n') {
+        if line.first() == Some(&b'.') {
+            out.push(b'.');
+        }
+        out.extend_from_slice(line);
+    }
+    if !out.ends_with(b"\r\n") {
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(b".\r\n");
 }
 
 fn main() {
@@ -173,6 +293,20 @@ fn main() {
         list(&deliver),
         mb(sequential.iter().map(|r| r.daemon_rss_kb).max().unwrap())
     );
+    for (name, ceiling) in [
+        (
+            "one command at a time",
+            rate(&sequential, &|r| r.ceiling_seconds),
+        ),
+        ("pipelined", rate(&sequential, &|r| r.pipelined_seconds)),
+    ] {
+        println!(
+            "  ceiling  minimal sender over {CONNECTIONS} connections,\n           {name:<37} {:>6.0} messages/s (runs {}); cocreate's ratio to it {:.2}",
+            median(ceiling.clone()),
+            list(&ceiling),
+            median(deliver.clone()) / median(ceiling.clone())
+        );
+    }
     let one_after = rate(&sequential, &|r| r.queue_seconds + r.deliver_seconds);
     println!(
         "  end to end, queue then deliver                 {:>6.0} messages/s (runs {}), {:.2}x the {TARGET_PER_SEC:.0}/s target",
