@@ -149,8 +149,11 @@ fn one_run(run: usize, overlapped: bool) -> (Run, &'static str) {
         let daemon_rss_kb = stop(daemon, start);
         let messages: Vec<(String, String, Vec<u8>)> = rt
             .block_on(
-                sqlx::query_as("SELECT envelope_from, recipient, message FROM outbox ORDER BY id")
-                    .fetch_all(&pool),
+                sqlx::query_as(
+                    "SELECT o.envelope_from, o.recipient, b.message FROM outbox o \
+                     JOIN outbox_bodies b ON b.outbox_id = o.id ORDER BY o.id",
+                )
+                .fetch_all(&pool),
             )
             .unwrap();
         assert_eq!(messages.len(), INVITATIONS);

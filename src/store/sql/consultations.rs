@@ -67,6 +67,7 @@ impl<D: Dialect> SqlStore<D>
 where
     (DateTime<Utc>,): for<'r> FromRow<'r, <D::DB as Database>::Row>,
     (String,): for<'r> FromRow<'r, <D::DB as Database>::Row>,
+    (i64, String): for<'r> FromRow<'r, <D::DB as Database>::Row>,
     (i64,): for<'r> FromRow<'r, <D::DB as Database>::Row>,
     ConsultationRow: for<'r> FromRow<'r, <D::DB as Database>::Row>,
     ExtensionRow: for<'r> FromRow<'r, <D::DB as Database>::Row>,
@@ -212,6 +213,7 @@ impl<D: Dialect> ConsultationStore for SqlStore<D>
 where
     (DateTime<Utc>,): for<'r> FromRow<'r, <D::DB as Database>::Row>,
     (String,): for<'r> FromRow<'r, <D::DB as Database>::Row>,
+    (i64, String): for<'r> FromRow<'r, <D::DB as Database>::Row>,
     (i64,): for<'r> FromRow<'r, <D::DB as Database>::Row>,
     ConsultationRow: for<'r> FromRow<'r, <D::DB as Database>::Row>,
     ExtensionRow: for<'r> FromRow<'r, <D::DB as Database>::Row>,

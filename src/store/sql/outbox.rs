@@ -24,20 +24,19 @@ pub struct ClaimedRow {
     kind: String,
     recipient: String,
     envelope_from: String,
-    message: Vec<u8>,
     attempts: i64,
 }
 
-impl From<ClaimedRow> for OutboxMessage {
-    fn from(r: ClaimedRow) -> Self {
+impl ClaimedRow {
+    fn with_message(self, message: Vec<u8>) -> OutboxMessage {
         OutboxMessage {
-            id: r.id,
-            idempotency_key: r.idempotency_key,
-            kind: r.kind,
-            recipient: r.recipient,
-            envelope_from: r.envelope_from,
-            message: r.message,
-            attempts: u32::try_from(r.attempts).unwrap_or(u32::MAX),
+            id: self.id,
+            idempotency_key: self.idempotency_key,
+            kind: self.kind,
+            recipient: self.recipient,
+            envelope_from: self.envelope_from,
+            message,
+            attempts: u32::try_from(self.attempts).unwrap_or(u32::MAX),
         }
     }
 }
@@ -55,14 +54,8 @@ pub(super) fn claim_sql(lock: &str) -> String {
                         AND ((state = 'queued' AND next_attempt_at <= $2) \
                          OR (state = 'sending' AND claimed_until < $2)) \
                       ORDER BY lane, id LIMIT $3 {lock}) \
-         RETURNING id, idempotency_key, kind, recipient, envelope_from, message, attempts"
+         RETURNING id, idempotency_key, kind, recipient, envelope_from, attempts"
     )
-}
-
-pub(super) fn sort_claimed(rows: Vec<ClaimedRow>) -> Vec<OutboxMessage> {
-    let mut out: Vec<OutboxMessage> = rows.into_iter().map(Into::into).collect();
-    out.sort_by_key(|m| m.id);
-    out
 }
 
 #[derive(FromRow)]
@@ -97,6 +90,7 @@ pub struct RelayRefusalRow {
 impl<D: Dialect> SqlStore<D>
 where
     (String,): for<'r> FromRow<'r, <D::DB as Database>::Row>,
+    (i64, String): for<'r> FromRow<'r, <D::DB as Database>::Row>,
     (i64,): for<'r> FromRow<'r, <D::DB as Database>::Row>,
     ClaimedRow: for<'r> FromRow<'r, <D::DB as Database>::Row>,
     CountRow: for<'r> FromRow<'r, <D::DB as Database>::Row>,
@@ -309,7 +303,9 @@ where
 #[async_trait]
 impl<D: Dialect> OutboxStore for SqlStore<D>
 where
+    (i64, Vec<u8>): for<'r> FromRow<'r, <D::DB as Database>::Row>,
     (String,): for<'r> FromRow<'r, <D::DB as Database>::Row>,
+    (i64, String): for<'r> FromRow<'r, <D::DB as Database>::Row>,
     (i64,): for<'r> FromRow<'r, <D::DB as Database>::Row>,
     ClaimedRow: for<'r> FromRow<'r, <D::DB as Database>::Row>,
     CountRow: for<'r> FromRow<'r, <D::DB as Database>::Row>,
@@ -456,10 +452,31 @@ where
             .fetch_all(&mut *tx)
             .await?;
         tx.commit().await?;
-        Ok(Claim {
-            token,
-            messages: sort_claimed(rows),
-        })
+        // The messages themselves, which never change, read after the
+        // claim's commit and outside it.
+        let mut bodies: std::collections::HashMap<i64, Vec<u8>> =
+            std::collections::HashMap::with_capacity(rows.len());
+        let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
+        for chunk in ids.chunks(LIST_CHUNK) {
+            let sql = format!(
+                "SELECT outbox_id, message FROM outbox_bodies WHERE outbox_id IN ({})",
+                numbered(1, chunk.len())
+            );
+            let mut q = sqlx::query_as::<D::DB, (i64, Vec<u8>)>(&sql);
+            for id in chunk {
+                q = q.bind(*id);
+            }
+            bodies.extend(q.fetch_all(&self.read).await?);
+        }
+        let mut messages = rows
+            .into_iter()
+            .map(|r| match bodies.remove(&r.id) {
+                Some(message) => Ok(r.with_message(message)),
+                None => Err(corrupt(format!("outbox message {} has no body", r.id))),
+            })
+            .collect::<Result<Vec<OutboxMessage>, StoreError>>()?;
+        messages.sort_by_key(|m| m.id);
+        Ok(Claim { token, messages })
     }
 
     #[tracing::instrument(

@@ -27,7 +27,7 @@ const OUTBOX_ROWS_PER_INSERT: usize = 200;
 /// their notices and receipts with what they write.
 impl<D: Dialect> SqlStore<D>
 where
-    (String,): for<'r> FromRow<'r, <D::DB as Database>::Row>,
+    (i64, String): for<'r> FromRow<'r, <D::DB as Database>::Row>,
     for<'c> &'c mut <D::DB as Database>::Connection: Executor<'c, Database = D::DB>,
     for<'q> &'q [u8]: Encode<'q, D::DB> + Type<D::DB>,
     for<'q> &'q str: Encode<'q, D::DB> + Type<D::DB>,
@@ -49,16 +49,16 @@ where
         for chunk in messages.chunks(OUTBOX_ROWS_PER_INSERT) {
             let sql = format!(
                 "INSERT INTO outbox (idempotency_key, kind, lane, recipient, envelope_from, \
-                 consultation_id, cso_id, message, state, attempts, next_attempt_at, created_at) \
-                 VALUES {} ON CONFLICT (idempotency_key) DO NOTHING RETURNING idempotency_key",
-                placeholders::<D>(chunk.len(), 10, |p| {
+                 consultation_id, cso_id, state, attempts, next_attempt_at, created_at) \
+                 VALUES {} ON CONFLICT (idempotency_key) DO NOTHING RETURNING id, idempotency_key",
+                placeholders::<D>(chunk.len(), 9, |p| {
                     format!(
-                        "({}, {}, {}, {}, {}, {}, {}, {}, 'queued', 0, {}, {})",
-                        p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], p[8], p[9]
+                        "({}, {}, {}, {}, {}, {}, {}, 'queued', 0, {}, {})",
+                        p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], p[8]
                     )
                 })
             );
-            let mut insert = sqlx::query_as::<D::DB, (String,)>(&sql);
+            let mut insert = sqlx::query_as::<D::DB, (i64, String)>(&sql);
             for m in chunk {
                 insert = insert
                     .bind(m.idempotency_key.as_str())
@@ -68,17 +68,34 @@ where
                     .bind(m.envelope_from.as_str())
                     .bind(m.consultation_id)
                     .bind(m.cso_id)
-                    .bind(m.message.as_slice())
                     .bind(now)
                     .bind(now);
             }
-            let inserted: Vec<(String,)> = insert.fetch_all(&mut *conn).await?;
+            let inserted: Vec<(i64, String)> = insert.fetch_all(&mut *conn).await?;
             new += inserted.len() as u64;
-            let inserted: std::collections::HashSet<&str> =
-                inserted.iter().map(|(k,)| k.as_str()).collect();
+            let inserted: std::collections::HashMap<&str, i64> =
+                inserted.iter().map(|(id, k)| (k.as_str(), *id)).collect();
+            let bodies: Vec<(i64, &[u8])> = chunk
+                .iter()
+                .filter_map(|m| {
+                    let id = inserted.get(m.idempotency_key.as_str())?;
+                    Some((*id, m.message.as_slice()))
+                })
+                .collect();
+            if !bodies.is_empty() {
+                let sql = format!(
+                    "INSERT INTO outbox_bodies (outbox_id, message) VALUES {}",
+                    placeholders::<D>(bodies.len(), 2, |p| format!("({}, {})", p[0], p[1]))
+                );
+                let mut insert = sqlx::query::<D::DB>(&sql);
+                for (id, message) in bodies {
+                    insert = insert.bind(id).bind(message);
+                }
+                insert.execute(&mut *conn).await?;
+            }
             let keys: Vec<&ReplyKeyRecord> = chunk
                 .iter()
-                .filter(|m| inserted.contains(m.idempotency_key.as_str()))
+                .filter(|m| inserted.contains_key(m.idempotency_key.as_str()))
                 .filter_map(|m| m.reply_key.as_ref())
                 .collect();
             if keys.is_empty() {

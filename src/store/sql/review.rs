@@ -192,6 +192,7 @@ impl<D: Dialect> ReviewStore for SqlStore<D>
 where
     (i64,): for<'r> FromRow<'r, <D::DB as Database>::Row>,
     (String,): for<'r> FromRow<'r, <D::DB as Database>::Row>,
+    (i64, String): for<'r> FromRow<'r, <D::DB as Database>::Row>,
     (bool,): for<'r> FromRow<'r, <D::DB as Database>::Row>,
     ReviewRow: for<'r> FromRow<'r, <D::DB as Database>::Row>,
     FollowUpRow: for<'r> FromRow<'r, <D::DB as Database>::Row>,

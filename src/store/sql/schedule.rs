@@ -100,6 +100,7 @@ fn entries_sql(ids: &str, proposals_window: &str, follow_ups_window: &str) -> St
 impl<D: Dialect> ScheduleStore for SqlStore<D>
 where
     (String,): for<'r> FromRow<'r, <D::DB as Database>::Row>,
+    (i64, String): for<'r> FromRow<'r, <D::DB as Database>::Row>,
     (i64,): for<'r> FromRow<'r, <D::DB as Database>::Row>,
     (DateTime<Utc>,): for<'r> FromRow<'r, <D::DB as Database>::Row>,
     (i64, String): for<'r> FromRow<'r, <D::DB as Database>::Row>,

@@ -29,6 +29,7 @@ pub struct SentRow {
 impl<D: Dialect> WebStore for SqlStore<D>
 where
     (String,): for<'r> FromRow<'r, <D::DB as Database>::Row>,
+    (i64, String): for<'r> FromRow<'r, <D::DB as Database>::Row>,
     (i64,): for<'r> FromRow<'r, <D::DB as Database>::Row>,
     (String, i64): for<'r> FromRow<'r, <D::DB as Database>::Row>,
     PendingRow: for<'r> FromRow<'r, <D::DB as Database>::Row>,
