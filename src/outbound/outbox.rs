@@ -197,11 +197,14 @@ impl Worker {
 
     /// One batch of `lane`: claim, send, record.
     ///
-    /// Each send holds one of `concurrency` permits until its outcome is
-    /// committed, and outcomes that finish together are committed together.
-    /// So at any moment at most `concurrency` messages of a lane can have
-    /// been accepted by the relay without being marked sent: the most a
-    /// crash can make us send twice.
+    /// At most `concurrency` sends run at once, and each message holds one
+    /// of [`UNRECORDED_PER_CONNECTION`] × `concurrency` permits from before
+    /// its send until its outcome is committed; outcomes that finish
+    /// together are committed together. So a connection sends its next
+    /// message while the last one's outcome is being written, and at any
+    /// moment at most that many messages of a lane can have been accepted
+    /// by the relay without being marked sent: the most a crash can make us
+    /// send twice.
     ///
     /// A message is only handed over while the claim is ours for longer
     /// than the send may take: the claim is renewed once less than half its
@@ -242,7 +245,8 @@ impl Worker {
             until: asked + lease,
             ids: claimed.iter().map(|m| m.id).collect(),
         };
-        let permits = Arc::new(Semaphore::new(concurrency));
+        let sending = Arc::new(Semaphore::new(concurrency));
+        let permits = Arc::new(Semaphore::new(concurrency * UNRECORDED_PER_CONNECTION));
         let (done_tx, mut done_rx) = mpsc::unbounded_channel();
         // Set by the recorder when the relay refuses us: nothing more is
         // handed over in this pass.
@@ -259,6 +263,14 @@ impl Worker {
                     () = stop.cancelled() => None,
                 };
                 let Some(permit) = permit else {
+                    unsent.push(m.id);
+                    break;
+                };
+                let send_permit = tokio::select! {
+                    p = sending.clone().acquire_owned() => p.ok(),
+                    () = stop.cancelled() => None,
+                };
+                let Some(send_permit) = send_permit else {
                     unsent.push(m.id);
                     break;
                 };
@@ -312,6 +324,9 @@ impl Worker {
                                 budget.as_secs()
                             ))),
                         };
+                        // The connection is free for the next message; this
+                        // one still counts as unrecorded until committed.
+                        drop(send_permit);
                         let _ = done.send((m, outcome, permit));
                     }
                     .instrument(span),
@@ -360,6 +375,7 @@ impl Worker {
                     Ok(_) => {}
                     Err(e) => {
                         permits.close();
+                        sending.close();
                         return Err(OutboxError::Store(e));
                     }
                 }
@@ -432,6 +448,12 @@ impl Worker {
         }
     }
 }
+
+/// Messages a connection may have had accepted by the relay and not yet
+/// recorded as sent: one being sent, one whose outcome is being committed.
+/// With one, each connection would stand idle through every commit (an
+/// fsync on SQLite); more would only widen what a crash re-sends.
+pub const UNRECORDED_PER_CONNECTION: usize = 2;
 
 /// base * 2^(attempt-1), capped, with ±25% jitter so that messages deferred
 /// together do not all return together.
