@@ -242,7 +242,12 @@ impl SqlStore<Sqlite> {
             .pragma(
                 "mmap_size",
                 (u64::from(memory.mmap_mib) * 1024 * 1024).to_string(),
-            );
+            )
+            // A statement journal (each multi-row UPDATE in a transaction:
+            // marking a batch sent) and a sorter's spill are scratch that
+            // lives only as long as its statement: in memory rather than a
+            // file created and unlinked in /var/tmp each time.
+            .pragma("temp_store", "memory");
         if let Some(parent) = options.get_filename().parent()
             && !parent.as_os_str().is_empty()
         {
