@@ -37,6 +37,9 @@ struct Run {
     queue_seconds: f64,
     queue_rss_kb: i64,
     deliver_seconds: f64,
+    /// From the first message recorded sent to the last (the outbox's
+    /// sent_at): delivery without the daemon's start.
+    steady_seconds: f64,
     daemon_rss_kb: i64,
     /// The minimal sender's seconds for the same messages: a command at a
     /// time, and pipelined.
@@ -131,6 +134,7 @@ fn one_run(run: usize, overlapped: bool) -> (Run, &'static str) {
             queue_seconds: queued.seconds,
             queue_rss_kb: queued.peak_rss_kb,
             deliver_seconds: total,
+            steady_seconds: f64::NAN,
             daemon_rss_kb: stop(daemon, start),
             // (Measured on the sequential runs.)
             ceiling_seconds: f64::NAN,
@@ -147,6 +151,11 @@ fn one_run(run: usize, overlapped: bool) -> (Run, &'static str) {
         let daemon = start_daemon();
         let deliver_seconds = wait_all_sent(start);
         let daemon_rss_kb = stop(daemon, start);
+        let (first, last): (chrono::DateTime<chrono::Utc>, chrono::DateTime<chrono::Utc>) = rt
+            .block_on(
+                sqlx::query_as("SELECT MIN(sent_at), MAX(sent_at) FROM outbox").fetch_one(&pool),
+            )
+            .unwrap();
         let messages: Vec<(String, String, Vec<u8>)> = rt
             .block_on(
                 sqlx::query_as(
@@ -162,6 +171,7 @@ fn one_run(run: usize, overlapped: bool) -> (Run, &'static str) {
             queue_seconds: queued.seconds,
             queue_rss_kb: queued.peak_rss_kb,
             deliver_seconds,
+            steady_seconds: (last - first).as_seconds_f64(),
             daemon_rss_kb,
             ceiling_seconds: rt.block_on(minimal_sender(sink.port, messages.clone(), false)),
             pipelined_seconds: rt.block_on(minimal_sender(sink.port, messages, true)),
@@ -296,6 +306,12 @@ fn main() {
         list(&deliver),
         mb(sequential.iter().map(|r| r.daemon_rss_kb).max().unwrap())
     );
+    let steady = rate(&sequential, &|r| r.steady_seconds);
+    println!(
+        "           of which from the first message sent to the last {:>6.0} messages/s (runs {})",
+        median(steady.clone()),
+        list(&steady)
+    );
     for (name, ceiling) in [
         (
             "one command at a time",
@@ -304,10 +320,11 @@ fn main() {
         ("pipelined", rate(&sequential, &|r| r.pipelined_seconds)),
     ] {
         println!(
-            "  ceiling  minimal sender over {CONNECTIONS} connections,\n           {name:<37} {:>6.0} messages/s (runs {}); cocreate's ratio to it {:.2}",
+            "  ceiling  minimal sender over {CONNECTIONS} connections,\n           {name:<37} {:>6.0} messages/s (runs {}); cocreate's ratio to it {:.2} (first to last sent: {:.2})",
             median(ceiling.clone()),
             list(&ceiling),
-            median(deliver.clone()) / median(ceiling.clone())
+            median(deliver.clone()) / median(ceiling.clone()),
+            median(steady.clone()) / median(ceiling.clone())
         );
     }
     let one_after = rate(&sequential, &|r| r.queue_seconds + r.deliver_seconds);
