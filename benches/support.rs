@@ -21,11 +21,18 @@ pub struct Finished {
 /// 2026-12-01) and before it closes, whatever the date they are run on.
 pub const BENCH_NOW: &str = "2026-12-02T09:00:00+01:00";
 
-/// The release binary under test, its clock set to [`BENCH_NOW`] (a
-/// benchmark that sets COCREATE_TEST_CLOCK_OFFSET_SECONDS itself wins).
+/// The release binary under test, its clock set so that the benchmark
+/// starts at [`BENCH_NOW`] (a benchmark that sets
+/// COCREATE_TEST_CLOCK_OFFSET_SECONDS itself wins). One offset for every
+/// process of the run, so that time goes on between them: set afresh for
+/// each, `serve` would start at the moment `outreach send` started and
+/// find the messages it queued not due yet, for as long as queueing took.
 pub fn cocreate() -> Command {
-    let at = chrono::DateTime::parse_from_rfc3339(BENCH_NOW).unwrap();
-    let offset = (at.with_timezone(&chrono::Utc) - chrono::Utc::now()).num_seconds();
+    static OFFSET: std::sync::OnceLock<i64> = std::sync::OnceLock::new();
+    let offset = *OFFSET.get_or_init(|| {
+        let at = chrono::DateTime::parse_from_rfc3339(BENCH_NOW).unwrap();
+        (at.with_timezone(&chrono::Utc) - chrono::Utc::now()).num_seconds()
+    });
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_cocreate"));
     cmd.env("COCREATE_TEST_CLOCK_OFFSET_SECONDS", offset.to_string());
     cmd
