@@ -53,11 +53,7 @@ fn main() {
     println!(
         "SQLite ceiling (the same raw bytes into a bare table, WAL, synchronous=FULL, {BATCH} a transaction): median {:.0} messages/s (runs {}); cocreate's ratio to it, run by run: {} (median {:.3})",
         median(ceiling_rates.clone()),
-        ceiling_rates
-            .iter()
-            .map(|r| format!("{r:.0}"))
-            .collect::<Vec<_>>()
-            .join(" "),
+        support::each_run(&ceiling_rates),
         ratios
             .iter()
             .map(|r| format!("{r:.3}"))
@@ -144,11 +140,7 @@ fn report(backend: &str, runs: &[(f64, i64, f64)], target: f64) {
     println!(
         "{backend}: {REPLIES} replies, median {m:.0} messages/s ({:.2}x the {target:.0}/s target; runs {}), {cpu:.0} µs CPU per message, peak memory {:.0} MB",
         m / target,
-        rates
-            .iter()
-            .map(|r| format!("{r:.0}"))
-            .collect::<Vec<_>>()
-            .join(" "),
+        support::each_run(&rates),
         runs.iter().map(|(_, kb, _)| *kb).max().unwrap() as f64 / 1024.0
     );
 }

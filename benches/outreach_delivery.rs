@@ -283,12 +283,7 @@ fn main() {
         runs.iter().map(|r| INVITATIONS as f64 / secs(r)).collect()
     };
     let mb = |kb: i64| kb as f64 / 1024.0;
-    let list = |v: &[f64]| {
-        v.iter()
-            .map(|x| format!("{x:.0}"))
-            .collect::<Vec<_>>()
-            .join(" ")
-    };
+    let list = support::each_run;
     println!(
         "outreach benchmark: {INVITATIONS} invitations to {sink}, rate limit off, {RUNS} runs each, medians"
     );

@@ -212,11 +212,7 @@ fn report(backend: &str, runs: &[Scenario], rows: usize, ceiling: Option<Vec<f64
             "  {name:<28} median {:>9.0} rows/s ({:.2} s; runs {}), {:.2}x the 50,000 rows/s target, peak memory {:.0} MB",
             m,
             median(secs),
-            rates
-                .iter()
-                .map(|r| format!("{r:.0}"))
-                .collect::<Vec<_>>()
-                .join(" "),
+            support::each_run(&rates),
             m / TARGET_ROWS_PER_SEC,
             peak as f64 / 1024.0
         );
@@ -231,11 +227,7 @@ fn report(backend: &str, runs: &[Scenario], rows: usize, ceiling: Option<Vec<f64
             println!(
                 "  ceiling: {loader:<19} median {:>9.0} rows/s (runs {}); the first import's ratio to it {:.2}",
                 median(rates.clone()),
-                rates
-                    .iter()
-                    .map(|r| format!("{r:.0}"))
-                    .collect::<Vec<_>>()
-                    .join(" "),
+                support::each_run(&rates),
                 first / median(rates)
             );
         }

@@ -258,19 +258,11 @@ impl Worker {
             let mut claimed = claimed.into_iter();
             for m in claimed.by_ref() {
                 // Closed when recording fails: then nothing more is sent.
-                let permit = tokio::select! {
-                    p = permits.clone().acquire_owned() => p.ok(),
-                    () = stop.cancelled() => None,
-                };
-                let Some(permit) = permit else {
+                let Some(permit) = acquire(&permits, stop).await else {
                     unsent.push(m.id);
                     break;
                 };
-                let send_permit = tokio::select! {
-                    p = sending.clone().acquire_owned() => p.ok(),
-                    () = stop.cancelled() => None,
-                };
-                let Some(send_permit) = send_permit else {
+                let Some(send_permit) = acquire(&sending, stop).await else {
                     unsent.push(m.id);
                     break;
                 };
@@ -446,6 +438,18 @@ impl Worker {
                 error,
             },
         }
+    }
+}
+
+/// A permit of `semaphore`; None when it is closed (recording failed) or
+/// `stop` comes first.
+async fn acquire(
+    semaphore: &Arc<Semaphore>,
+    stop: &CancellationToken,
+) -> Option<tokio::sync::OwnedSemaphorePermit> {
+    tokio::select! {
+        p = semaphore.clone().acquire_owned() => p.ok(),
+        () = stop.cancelled() => None,
     }
 }
 
