@@ -16,7 +16,6 @@
 //! the outbox, to the same sink: once a command at a time, and once with
 //! the envelope pipelined (RFC 2920) where the sink offers PIPELINING.
 
-use std::process::Stdio;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -92,17 +91,7 @@ fn one_run(run: usize, overlapped: bool) -> (Run, &'static str) {
         )
         .unwrap()
     };
-    let start_daemon = || {
-        let mut cmd = support::cocreate();
-        cmd.current_dir(dir.path())
-            .arg("serve")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
-        for (k, v) in &env {
-            cmd.env(k, v);
-        }
-        cmd.spawn().expect("start cocreate serve")
-    };
+    let start_daemon = || support::serve(dir.path(), &env);
     let wait_all_sent = |since: Instant| {
         while sent() < INVITATIONS as i64 {
             assert!(since.elapsed() < Duration::from_secs(300), "not delivered");

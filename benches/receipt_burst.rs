@@ -111,23 +111,9 @@ fn one_run(run: usize) -> (&'static str, f64) {
     std::fs::create_dir_all(dir.path().join("inbox/cur")).unwrap();
     std::fs::create_dir_all(dir.path().join("inbox/tmp")).unwrap();
 
-    let mut cmd = support::cocreate();
-    cmd.current_dir(dir.path())
-        .arg("serve")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null());
-    for (k, v) in &env {
-        cmd.env(k, v);
-    }
-    let daemon = cmd.spawn().expect("start cocreate serve");
+    let daemon = support::serve(dir.path(), &env);
     let started = Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "serve did not start"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    support::wait_for_port(port, Duration::from_secs(30), "serve");
 
     // The burst: every reply at once (a rename each, as a mail server
     // delivers into a maildir).

@@ -38,6 +38,30 @@ pub fn cocreate() -> Command {
     cmd
 }
 
+/// `cocreate serve` in `dir` with `env`, its output dropped; the caller
+/// stops it (SIGTERM, then [`reap`]).
+pub fn serve(dir: &std::path::Path, env: &[(&str, String)]) -> Child {
+    let mut cmd = cocreate();
+    cmd.current_dir(dir)
+        .arg("serve")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.spawn().expect("start cocreate serve")
+}
+
+/// Waits until something listens on 127.0.0.1:`port`; `what` did not
+/// start if nothing does within `limit`.
+pub fn wait_for_port(port: u16, limit: Duration, what: &str) {
+    let start = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(start.elapsed() < limit, "{what} did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// Runs `cocreate ARGS` with `env` and measures it.
 pub fn run(dir: &std::path::Path, env: &[(&str, String)], args: &[&str]) -> Finished {
     let start = Instant::now();
@@ -205,14 +229,7 @@ pub fn start_sink(dir: &std::path::Path) -> Sink {
             .expect("start the aiosmtpd sink");
         ("aiosmtpd", child)
     };
-    let start = Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            start.elapsed() < Duration::from_secs(10),
-            "{name} did not start"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_for_port(port, Duration::from_secs(10), name);
     Sink { name, port, child }
 }
 

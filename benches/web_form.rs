@@ -306,18 +306,8 @@ fn run(backend: &str, url: String, ceiling_port: u16, rt: &tokio::runtime::Runti
     let keys = rt.block_on(keys(&any_url));
     assert_eq!(keys.len(), CSOS);
 
-    let mut cmd = support::cocreate();
-    cmd.current_dir(dir.path())
-        .arg("serve")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null());
-    for (k, v) in &env {
-        cmd.env(k, v);
-    }
-    let mut daemon = cmd.spawn().expect("start cocreate serve");
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let mut daemon = support::serve(dir.path(), &env);
+    support::wait_for_port(port, Duration::from_secs(30), "serve");
 
     println!("\n{backend}, {CONNECTIONS} connections, up to {SECONDS} s each:");
     let bare = rt.block_on(load(
