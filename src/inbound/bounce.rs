@@ -64,8 +64,8 @@ pub fn quoted_keys(raw: &[u8], mail: &MailConfig) -> Vec<ReplyKey> {
 
 /// The failed recipients a delivery report names. Who sent it is not
 /// checked here: see [`quoted_keys`].
-pub fn failures(raw: &[u8], parsed: &Parsed<'_>) -> Vec<Failure> {
-    let text = String::from_utf8_lossy(raw);
+pub fn failures(parsed: &Parsed<'_>) -> Vec<Failure> {
+    let text = String::from_utf8_lossy(parsed.raw);
     let mut out = Vec::new();
     // RFC 3464 reports: one block per recipient.
     let mut rest = text.as_ref();
@@ -114,7 +114,7 @@ mod tests {
     #[test]
     fn reports_about_our_mail_name_each_failed_recipient() {
         let p = parse(DSN.as_bytes()).unwrap();
-        let f = failures(DSN.as_bytes(), &p);
+        let f = failures(&p);
         assert_eq!(
             f,
             [

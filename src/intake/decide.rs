@@ -45,7 +45,7 @@ impl Intake<'_> {
     /// holds for that recipient; any other is believed only for an address
     /// a quoted key of ours was sent to.
     async fn bounce_writes(&self, parsed: &Parsed<'_>) -> Result<Vec<IntakeWrite>, IntakeError> {
-        let failures = bounce::failures(parsed.raw, parsed);
+        let failures = bounce::failures(parsed);
         let key = self.app.signing_key().await?.clone();
         if let Some(bounces) = BounceAddresses::new(&self.app.config.mail, key)
             && parsed
