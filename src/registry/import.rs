@@ -3,14 +3,21 @@
 //! An import compares the file with what the store holds and writes only the
 //! difference, in one transaction: importing the same file twice changes
 //! nothing, and a file that is refused or fails half-way leaves no trace.
+//!
+//! The file is read on a thread of its own, a chunk of rows ahead, while the
+//! chunk before is looked up in the store and written: memory holds a few
+//! chunks and one entry for each organisation met, however long the file.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use std::path::Path;
+use std::sync::Arc;
 
-use super::csv_file::{self, CsvFileError, RowProblem, RowWarning};
+use super::csv_file::{Chunk, CsvFileError, FileFacts, RegistryReader, RowProblem, RowWarning};
+use super::encoding::Input;
 use super::{Cso, CsoRecord, ImportLogEntry, RegistryChanges};
 use crate::domain::RegistrationNumber;
-use crate::store::{Store, StoreError};
+use crate::store::{RegistryImport, Store, StoreError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ImportError {
@@ -158,6 +165,10 @@ fn field_changes(old: &Cso, new: &CsoRecord) -> Vec<FieldChange> {
     fields
 }
 
+/// Rows read, looked up and written together: enough to make each
+/// statement worth its round trip, few enough to keep memory flat.
+const CHUNK_ROWS: usize = 5_000;
+
 /// Imports the registry file at `path`.
 pub async fn import_file(
     store: &dyn Store,
@@ -165,14 +176,15 @@ pub async fn import_file(
     options: &ImportOptions,
 ) -> Result<ImportSummary, ImportError> {
     let shown = path.display().to_string();
-    let bytes = std::fs::read(path).map_err(|source| ImportError::Io {
+    // Opened here first, so a missing file is told as the system says it.
+    std::fs::File::open(path).map_err(|source| ImportError::Io {
         path: shown.clone(),
         source,
     })?;
     let file_name = path
         .file_name()
         .map_or_else(|| shown.clone(), |n| n.to_string_lossy().into_owned());
-    import_bytes(store, &bytes, &file_name, options)
+    import_input(store, Input::File(path.to_path_buf()), &file_name, options)
         .await
         .map_err(|e| match e {
             ImportError::File { source, .. } => ImportError::File {
@@ -196,63 +208,124 @@ pub async fn import_bytes(
     name: &str,
     options: &ImportOptions,
 ) -> Result<ImportSummary, ImportError> {
-    let file =
-        csv_file::read(bytes, options.encoding.as_deref()).map_err(|source| ImportError::File {
-            path: name.to_string(),
-            source,
-        })?;
-    let existing = store.csos().await?;
-    let (mut changes, unchanged, listed) = plan(
-        file.rows,
-        &file.skipped_registration_nos,
-        existing,
-        name,
-        options,
-    )?;
-    changes.log.skipped = file.problems.len() as u64;
-
-    let summary = ImportSummary {
-        dry_run: options.dry_run,
-        encoding: file.encoding,
-        other_encoding: file.other_encoding,
-        delimiter: file.delimiter,
-        added: changes.added.len(),
-        updated: changes.updated.len(),
-        unchanged,
-        inactivated: changes.inactivated.len(),
-        skipped: file.problems.len(),
-        problems: file.problems,
-        warnings: file.warnings,
-        changes: listed,
-    };
-    let changed = summary.added + summary.updated + summary.inactivated > 0;
-    if !options.dry_run && changed {
-        let rows = summary.added + summary.updated + summary.inactivated;
-        let spinner = super::progress::spinner(rows, "writing to the database");
-        store.apply_registry_changes(&changes).await?;
-        spinner.finish_and_clear();
-    }
-    Ok(summary)
+    import_input(store, Input::Bytes(Arc::from(bytes)), name, options).await
 }
 
-fn plan(
-    rows: Vec<CsoRecord>,
-    skipped: &[RegistrationNumber],
-    existing: Vec<Cso>,
+async fn import_input(
+    store: &dyn Store,
+    input: Input,
     name: &str,
     options: &ImportOptions,
-) -> Result<(RegistryChanges, usize, Option<Vec<RegistryChange>>), ImportError> {
-    let mut by_reg: HashMap<RegistrationNumber, Cso> = existing
-        .into_iter()
-        .map(|c| (c.record.registration_no.clone(), c))
-        .collect();
-    let active_before = by_reg.values().filter(|c| c.active).count();
+) -> Result<ImportSummary, ImportError> {
+    let file_error = |source| ImportError::File {
+        path: name.to_string(),
+        source,
+    };
+    let (chunks, mut read) = tokio::sync::mpsc::channel::<Chunk>(2);
+    let encoding = options.encoding.clone();
+    let reading = tokio::task::spawn_blocking(move || -> Result<FileFacts, CsvFileError> {
+        let mut reader = RegistryReader::open(&input, encoding.as_deref())?;
+        while let Some(chunk) = reader.next_chunk(CHUNK_ROWS)? {
+            if chunks.blocking_send(chunk).is_err() {
+                break; // the import stopped: its error is the one told
+            }
+        }
+        reader.finish()
+    });
 
-    let mut changes = RegistryChanges::default();
-    let mut unchanged = 0;
-    let mut listed = options.list_changes.then(Vec::new);
-    let mut list = |change, record: &CsoRecord, fields| {
-        if let Some(listed) = listed.as_mut() {
+    // The write lock is taken once the file is known to have a header and
+    // a first chunk of rows, not for a file refused at its start.
+    let Some(first) = read.recv().await else {
+        finished(reading).await.map_err(file_error)?;
+        return Err(file_error(CsvFileError::NoRows));
+    };
+    let mut import = store.begin_import().await?;
+    let mut plan = Plan::new(options);
+    plan.take(import.as_mut(), first).await?;
+    while let Some(chunk) = read.recv().await {
+        plan.take(import.as_mut(), chunk).await?;
+    }
+    let facts = finished(reading).await.map_err(file_error)?;
+    let inactivated = plan.leave(import.as_mut(), name).await?;
+
+    plan.problems.sort_by_key(|p| p.line);
+    let log = ImportLogEntry {
+        file_name: name.to_string(),
+        full: options.mode == ImportMode::Full,
+        added: plan.added as u64,
+        updated: plan.updated as u64,
+        unchanged: plan.unchanged as u64,
+        inactivated: inactivated as u64,
+        skipped: plan.problems.len() as u64,
+    };
+    let changed = plan.added + plan.updated + inactivated > 0;
+    if !options.dry_run && changed {
+        import.commit(&log).await?;
+    }
+    // Otherwise dropped: a dry run's writes are rolled back.
+    Ok(ImportSummary {
+        dry_run: options.dry_run,
+        encoding: facts.encoding,
+        other_encoding: facts.other_encoding,
+        delimiter: facts.delimiter,
+        added: plan.added,
+        updated: plan.updated,
+        unchanged: plan.unchanged,
+        inactivated,
+        skipped: plan.problems.len(),
+        problems: plan.problems,
+        warnings: plan.warnings,
+        changes: plan.listed,
+    })
+}
+
+/// What the reading thread found: how the file was read, or why it is
+/// refused.
+async fn finished(
+    reading: tokio::task::JoinHandle<Result<FileFacts, CsvFileError>>,
+) -> Result<FileFacts, CsvFileError> {
+    reading
+        .await
+        .unwrap_or_else(|e| Err(CsvFileError::Io(std::io::Error::other(e))))
+}
+
+/// In `Plan::met`: an organisation named only by rows that were skipped.
+const SKIPPED_ONLY: u64 = 0;
+
+/// What the import has found and done so far, a chunk at a time.
+struct Plan<'o> {
+    options: &'o ImportOptions,
+    /// Every organisation of the store met in the file, by id: the line of
+    /// its row, or [`SKIPPED_ONLY`]. It tells a registration number
+    /// repeated anywhere in the file, and who a full import leaves out.
+    met: HashMap<i64, u64, foldhash::fast::RandomState>,
+    /// How many of those met were active before the import.
+    met_active: usize,
+    added: usize,
+    updated: usize,
+    unchanged: usize,
+    problems: Vec<RowProblem>,
+    warnings: Vec<RowWarning>,
+    listed: Option<Vec<RegistryChange>>,
+}
+
+impl<'o> Plan<'o> {
+    fn new(options: &'o ImportOptions) -> Self {
+        Self {
+            options,
+            met: HashMap::default(),
+            met_active: 0,
+            added: 0,
+            updated: 0,
+            unchanged: 0,
+            problems: Vec::new(),
+            warnings: Vec::new(),
+            listed: options.list_changes.then(Vec::new),
+        }
+    }
+
+    fn list(&mut self, change: ChangeKind, record: &CsoRecord, fields: Vec<FieldChange>) {
+        if let Some(listed) = self.listed.as_mut() {
             listed.push(RegistryChange {
                 change,
                 registration_no: record.registration_no.to_string(),
@@ -260,53 +333,155 @@ fn plan(
                 fields,
             });
         }
-    };
-    for row in rows {
-        match by_reg.remove(&row.registration_no) {
-            None => {
-                list(ChangeKind::Added, &row, Vec::new());
-                changes.added.push(row);
+    }
+
+    /// Records that `cso` was met; true the first time.
+    fn meet(&mut self, cso: &Cso, line: u64) -> bool {
+        match self.met.entry(cso.id) {
+            Entry::Vacant(v) => {
+                v.insert(line);
+                self.met_active += usize::from(cso.active);
+                true
             }
-            Some(cso) if cso.active && cso.record == row => unchanged += 1,
-            Some(cso) => {
-                if options.list_changes {
-                    list(ChangeKind::Updated, &row, field_changes(&cso, &row));
+            Entry::Occupied(mut o) => {
+                if line != SKIPPED_ONLY && *o.get() == SKIPPED_ONLY {
+                    o.insert(line);
                 }
-                changes.updated.push((cso.id, row));
+                false
             }
         }
     }
 
-    if options.mode == ImportMode::Full {
-        // A row that was skipped still names a registered organisation.
-        let still_registered: HashSet<&RegistrationNumber> = skipped.iter().collect();
-        let mut leaving: Vec<&Cso> = by_reg
-            .values()
-            .filter(|c| c.active && !still_registered.contains(&c.record.registration_no))
+    /// Compares a chunk of rows with the store and writes the difference.
+    async fn take(
+        &mut self,
+        import: &mut dyn RegistryImport,
+        chunk: Chunk,
+    ) -> Result<(), StoreError> {
+        let numbers: Vec<&str> = chunk
+            .rows
+            .iter()
+            .map(|r| r.record.registration_no.as_str())
+            .chain(chunk.skipped_registration_nos.iter().map(|r| r.as_str()))
             .collect();
-        leaving.sort_unstable_by_key(|c| c.id);
-        for c in &leaving {
-            list(ChangeKind::Inactivated, &c.record, Vec::new());
+        let existing: HashMap<RegistrationNumber, Cso> = import
+            .find(&numbers)
+            .await?
+            .into_iter()
+            .map(|c| (c.record.registration_no.clone(), c))
+            .collect();
+
+        let mut changes = RegistryChanges::default();
+        let mut new_here: HashMap<RegistrationNumber, u64> = HashMap::new();
+        for row in chunk.rows {
+            let number = &row.record.registration_no;
+            let cso = existing.get(number);
+            let first = match cso {
+                Some(cso) => self
+                    .met
+                    .get(&cso.id)
+                    .copied()
+                    .filter(|&l| l != SKIPPED_ONLY),
+                None => new_here.get(number).copied(),
+            };
+            if let Some(first) = first {
+                self.problems.push(RowProblem {
+                    line: row.line,
+                    registration_no: Some(number.to_string()),
+                    reason: format!("repeats registration number {number} from line {first}"),
+                });
+                continue;
+            }
+            self.warnings
+                .extend(row.warnings.into_iter().map(|reason| RowWarning {
+                    line: row.line,
+                    registration_no: Some(number.to_string()),
+                    reason,
+                }));
+            match cso {
+                None => {
+                    new_here.insert(number.clone(), row.line);
+                    self.list(ChangeKind::Added, &row.record, Vec::new());
+                    changes.added.push(row.record);
+                }
+                Some(cso) => {
+                    self.meet(cso, row.line);
+                    if cso.active && cso.record == row.record {
+                        self.unchanged += 1;
+                    } else {
+                        if self.options.list_changes {
+                            let fields = field_changes(cso, &row.record);
+                            self.list(ChangeKind::Updated, &row.record, fields);
+                        }
+                        changes.updated.push((cso.id, row.record));
+                    }
+                }
+            }
         }
-        changes.inactivated = leaving.iter().map(|c| c.id).collect();
-        let would = changes.inactivated.len();
-        if !options.allow_mass_inactivation && active_before >= 10 && would * 2 > active_before {
+        // A row that was skipped still names a registered organisation.
+        for number in &chunk.skipped_registration_nos {
+            if let Some(cso) = existing.get(number) {
+                self.meet(cso, SKIPPED_ONLY);
+            }
+        }
+        self.problems.extend(chunk.problems);
+        self.added += changes.added.len();
+        self.updated += changes.updated.len();
+        if changes.added.is_empty() && changes.updated.is_empty() {
+            return Ok(());
+        }
+        let ids = import.write(&changes).await?;
+        for (id, record) in ids.into_iter().zip(&changes.added) {
+            let line = new_here.get(&record.registration_no).copied();
+            self.met.insert(id, line.unwrap_or(SKIPPED_ONLY));
+        }
+        Ok(())
+    }
+
+    /// In a full import, marks inactive every active organisation the file
+    /// did not name; returns how many.
+    async fn leave(
+        &mut self,
+        import: &mut dyn RegistryImport,
+        name: &str,
+    ) -> Result<usize, ImportError> {
+        if self.options.mode != ImportMode::Full {
+            return Ok(0);
+        }
+        let leaving: Vec<i64> = import
+            .active_ids()
+            .await?
+            .into_iter()
+            .filter(|id| !self.met.contains_key(id))
+            .collect();
+        // Those active before: the ones met that were, and the ones not met
+        // (the import only changes organisations it meets).
+        let active = self.met_active + leaving.len();
+        let would = leaving.len();
+        if !self.options.allow_mass_inactivation && active >= 10 && would * 2 > active {
             return Err(ImportError::MassInactivation {
                 path: name.to_string(),
                 would,
-                active: active_before,
+                active,
             });
         }
+        if self.options.list_changes {
+            for ids in leaving.chunks(CHUNK_ROWS) {
+                let mut leavers = import.find_ids(ids).await?;
+                leavers.sort_unstable_by_key(|c| c.id);
+                for cso in leavers {
+                    self.list(ChangeKind::Inactivated, &cso.record, Vec::new());
+                }
+            }
+        }
+        if !leaving.is_empty() {
+            import
+                .write(&RegistryChanges {
+                    inactivated: leaving,
+                    ..RegistryChanges::default()
+                })
+                .await?;
+        }
+        Ok(would)
     }
-
-    changes.log = ImportLogEntry {
-        file_name: name.to_string(),
-        full: options.mode == ImportMode::Full,
-        added: changes.added.len() as u64,
-        updated: changes.updated.len() as u64,
-        unchanged: unchanged as u64,
-        inactivated: changes.inactivated.len() as u64,
-        skipped: 0,
-    };
-    Ok((changes, unchanged, listed))
 }

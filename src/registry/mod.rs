@@ -8,6 +8,7 @@
 mod columns;
 pub mod csv_file;
 pub mod demo;
+pub mod encoding;
 pub mod import;
 mod progress;
 pub mod relevance;

@@ -2,13 +2,11 @@
 //! Nothing is drawn when stderr is not a terminal, so cron logs stay clean.
 
 use std::io::IsTerminal;
-use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressStyle};
 
-/// Below this many bytes (or rows) an import is over before a bar means anything.
+/// Below this many bytes an import is over before a bar means anything.
 const WORTH_SHOWING_BYTES: u64 = 2_000_000;
-const WORTH_SHOWING_ROWS: usize = 10_000;
 
 fn watched() -> bool {
     std::io::stderr().is_terminal()
@@ -27,14 +25,4 @@ pub fn bytes(len: u64, what: &str) -> ProgressBar {
         .expect("the template is valid"),
     );
     bar
-}
-
-/// A spinner for a step of unknown length over `rows` rows.
-pub fn spinner(rows: usize, message: &'static str) -> ProgressBar {
-    if rows < WORTH_SHOWING_ROWS || !watched() {
-        return ProgressBar::hidden();
-    }
-    let spinner = ProgressBar::new_spinner().with_message(message);
-    spinner.enable_steady_tick(Duration::from_millis(120));
-    spinner
 }

@@ -66,6 +66,30 @@ pub enum StoreError {
     NotFound(String),
 }
 
+/// An import being written: one write transaction, fed a chunk of the
+/// file at a time so that memory does not grow with the file. What it
+/// reads, it reads inside that transaction, so it sees its own writes.
+/// Dropped without [`RegistryImport::commit`], it leaves no trace.
+#[async_trait]
+pub trait RegistryImport: Send {
+    /// The organisations with these registration numbers, with their
+    /// addresses.
+    async fn find(&mut self, registration_nos: &[&str]) -> Result<Vec<Cso>, StoreError>;
+
+    /// The organisations with these ids, with their addresses.
+    async fn find_ids(&mut self, ids: &[i64]) -> Result<Vec<Cso>, StoreError>;
+
+    /// The ids of every active organisation.
+    async fn active_ids(&mut self) -> Result<Vec<i64>, StoreError>;
+
+    /// Writes `changes` (its log is left for [`RegistryImport::commit`]);
+    /// returns the ids given to `changes.added`, in its order.
+    async fn write(&mut self, changes: &RegistryChanges) -> Result<Vec<i64>, StoreError>;
+
+    /// Adds the import's history line and commits.
+    async fn commit(self: Box<Self>, log: &ImportLogEntry) -> Result<(), StoreError>;
+}
+
 /// Organisations, the state of their addresses, imports, relevance.
 #[async_trait]
 pub trait RegistryStore: Send + Sync {
@@ -78,8 +102,16 @@ pub trait RegistryStore: Send + Sync {
     /// The CSOs that list `address` among theirs.
     async fn csos_with_address(&self, address: &EmailAddress) -> Result<Vec<Cso>, StoreError>;
 
+    /// Begins an import: one write transaction that the import feeds a
+    /// chunk of the file at a time (see [`RegistryImport`]).
+    async fn begin_import(&self) -> Result<Box<dyn RegistryImport>, StoreError>;
+
     /// Writes one import's changes, all or nothing.
-    async fn apply_registry_changes(&self, changes: &RegistryChanges) -> Result<(), StoreError>;
+    async fn apply_registry_changes(&self, changes: &RegistryChanges) -> Result<(), StoreError> {
+        let mut import = self.begin_import().await?;
+        import.write(changes).await?;
+        import.commit(&changes.log).await
+    }
 
     /// The most recent imports, newest first.
     async fn registry_imports(&self, limit: u32) -> Result<Vec<ImportRecord>, StoreError>;

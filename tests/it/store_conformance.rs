@@ -418,6 +418,83 @@ async fn many_rows_cross_statement_chunks(db: &TestDb) {
             .all(|c| c.record.city.as_deref() == Some("Tiranë"))
     );
     assert!(csos.iter().all(|c| c.record.emails.len() == 1));
+
+    // The import reads, compares and writes a chunk of rows at a time: a
+    // registration number repeated thousands of rows later is still found
+    // (an existing organisation and one new in this file), a skipped row
+    // still keeps its organisation, and a full import that would leave
+    // out most of the registry is refused with nothing written.
+    let kept = changed.lines().take(12_001).collect::<Vec<_>>().join("\n");
+    let file = format!(
+        "{kept}\nREG-030000,Shoqata e Re,re@x.al,,,,\nREG-020000,Pa adresë,,,,,\n{}\n\
+         REG-000001,Again,again@x.al,,,,\nREG-030000,Again,again2@x.al,,,,\n",
+        registry_csv(12_001, 1).lines().nth(1).unwrap()
+    );
+    let refused = import_bytes(
+        store.as_ref(),
+        file.as_bytes(),
+        "part.csv",
+        &ImportOptions::default(),
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(
+            refused,
+            ImportError::MassInactivation {
+                would: 12_998,
+                active: 25_000,
+                ..
+            }
+        ),
+        "{refused}"
+    );
+    assert_eq!(
+        store.csos().await.unwrap().len(),
+        25_000,
+        "nothing was added"
+    );
+    assert!(store.csos().await.unwrap().iter().all(|c| c.active));
+
+    let options = ImportOptions {
+        allow_mass_inactivation: true,
+        ..ImportOptions::default()
+    };
+    let s = import_bytes(store.as_ref(), file.as_bytes(), "part.csv", &options)
+        .await
+        .unwrap();
+    assert_eq!(
+        (s.added, s.updated, s.unchanged, s.inactivated, s.skipped),
+        (1, 1, 12_000, 12_998, 3)
+    );
+    let problems: Vec<(u64, &str)> = s
+        .problems
+        .iter()
+        .map(|p| (p.line, p.reason.as_str()))
+        .collect();
+    assert_eq!(
+        problems,
+        [
+            (12_003, "has no email address"),
+            (12_005, "repeats registration number REG-000001 from line 2"),
+            (
+                12_006,
+                "repeats registration number REG-030000 from line 12002"
+            ),
+        ]
+    );
+    let csos = store.csos().await.unwrap();
+    assert_eq!(csos.len(), 25_001);
+    let active = |reg: &str| {
+        csos.iter()
+            .find(|c| c.record.registration_no.as_str() == reg)
+            .map(|c| c.active)
+    };
+    assert_eq!(active("REG-020000"), Some(true), "named by a skipped row");
+    assert_eq!(active("REG-012001"), Some(true), "updated back to Korçë");
+    assert_eq!(active("REG-012002"), Some(false));
+    assert_eq!(active("REG-030000"), Some(true));
+    assert_eq!(csos.iter().filter(|c| c.active).count(), 12_003);
 }
 
 fn spec(reference: &str) -> ConsultationSpec {

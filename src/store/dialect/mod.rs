@@ -35,12 +35,13 @@ pub trait Dialect: Send + Sync + 'static {
     /// How many rows a statement changed (sqlx has no common trait for it).
     fn rows_affected(result: &<Self::DB as Database>::QueryResult) -> u64;
 
-    /// Writes one import's added, updated and inactivated organisations in
-    /// the caller's transaction: the fast way to write many rows differs
-    /// (multi-row VALUES on SQLite, UNNEST of arrays on PostgreSQL).
+    /// Writes a chunk of an import's added, updated and inactivated
+    /// organisations in the caller's transaction, and returns the ids given
+    /// to the added ones in their order: the fast way to write many rows
+    /// differs (multi-row VALUES on SQLite, COPY on PostgreSQL).
     async fn apply_registry_changes(
         tx: &mut Transaction<'_, Self::DB>,
         changes: &RegistryChanges,
         now: DateTime<Utc>,
-    ) -> Result<(), StoreError>;
+    ) -> Result<Vec<i64>, StoreError>;
 }

@@ -15,7 +15,7 @@ use sqlx::{PgPool, Transaction};
 use super::Dialect;
 use crate::store::records::{CsoRecord, RegistryChanges};
 use crate::store::sql::SqlStore;
-use crate::store::sql::registry::{fields_column, pair_inserted};
+use crate::store::sql::registry::fields_column;
 use crate::store::{StoreError, redact};
 
 /// PostgreSQL, for several daemons on one database.
@@ -44,31 +44,53 @@ impl Dialect for Postgres {
         tx: &mut Transaction<'_, Self::DB>,
         changes: &RegistryChanges,
         now: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
+    ) -> Result<Vec<i64>, StoreError> {
         // Rows per UNNEST statement: large enough to amortise the round
         // trip, small enough to keep each statement's memory modest.
         const ROWS_PER_STATEMENT: usize = 10_000;
-        let mut emails: Vec<(i64, &CsoRecord)> = Vec::with_capacity(changes.added.len());
-        for chunk in changes.added.chunks(ROWS_PER_STATEMENT) {
-            let regs: Vec<&str> = chunk.iter().map(|r| r.registration_no.as_str()).collect();
-            let cols = Columns::of(chunk.iter());
-            let ids: Vec<(i64, String)> = sqlx::query_as(
-                "INSERT INTO csos (registration_no, name, phone, city, fields_of_activity, language, created_at, updated_at) \
-                 SELECT r, n, p, c, f, l, $7, $7 \
-                 FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[]) AS t(r, n, p, c, f, l) \
-                 RETURNING id, registration_no",
+
+        // New organisations go in by COPY, PostgreSQL's bulk load. COPY
+        // gives nothing back, so their ids are taken from the column's
+        // sequence first.
+        let added: Vec<i64> = if changes.added.is_empty() {
+            Vec::new()
+        } else {
+            sqlx::query_scalar(
+                "SELECT nextval(pg_get_serial_sequence('csos', 'id')) FROM generate_series(1, $1)",
             )
-            .bind(&regs)
-            .bind(&cols.names)
-            .bind(&cols.phones)
-            .bind(&cols.cities)
-            .bind(&cols.fields)
-            .bind(&cols.languages)
-            .bind(now)
+            .bind(i64::try_from(changes.added.len()).unwrap_or(i64::MAX))
             .fetch_all(&mut **tx)
+            .await?
+        };
+        if !added.is_empty() {
+            let at = now.to_rfc3339();
+            let mut rows = String::with_capacity(changes.added.len() * 200);
+            for (id, r) in added.iter().zip(&changes.added) {
+                copy_row(
+                    &mut rows,
+                    &[
+                        Some(&id.to_string()),
+                        Some(r.registration_no.as_str()),
+                        Some(&r.name),
+                        r.phone.as_deref(),
+                        r.city.as_deref(),
+                        Some(&fields_column(r)),
+                        Some(r.language.code()),
+                        Some(&at),
+                        Some(&at),
+                    ],
+                );
+            }
+            copy_in(
+                tx,
+                "COPY csos (id, registration_no, name, phone, city, fields_of_activity, language, \
+                 created_at, updated_at) FROM STDIN",
+                rows,
+            )
             .await?;
-            emails.extend(pair_inserted(chunk, &ids)?);
         }
+        let mut emails: Vec<(i64, &CsoRecord)> =
+            added.iter().copied().zip(&changes.added).collect();
 
         for chunk in changes.updated.chunks(ROWS_PER_STATEMENT) {
             let ids: Vec<i64> = chunk.iter().map(|(id, _)| *id).collect();
@@ -95,23 +117,20 @@ impl Dialect for Postgres {
             emails.extend(chunk.iter().map(|(id, r)| (*id, r)));
         }
 
-        for chunk in emails.chunks(ROWS_PER_STATEMENT) {
-            let (mut ids, mut positions, mut addresses) = (Vec::new(), Vec::new(), Vec::new());
-            for (id, r) in chunk {
-                for (pos, e) in r.emails.iter().enumerate() {
-                    ids.push(*id);
-                    positions.push(pos as i32);
-                    addresses.push(e.as_str());
+        if !emails.is_empty() {
+            let mut rows = String::with_capacity(emails.len() * 40);
+            for (id, r) in &emails {
+                let id = id.to_string();
+                for (position, e) in r.emails.iter().enumerate() {
+                    let position = position.to_string();
+                    copy_row(&mut rows, &[Some(&id), Some(&position), Some(e.as_str())]);
                 }
             }
-            sqlx::query(
-                "INSERT INTO cso_emails (cso_id, position, address) \
-                 SELECT * FROM UNNEST($1::bigint[], $2::int[], $3::text[])",
+            copy_in(
+                tx,
+                "COPY cso_emails (cso_id, position, address) FROM STDIN",
+                rows,
             )
-            .bind(&ids)
-            .bind(&positions)
-            .bind(&addresses)
-            .execute(&mut **tx)
             .await?;
         }
 
@@ -124,7 +143,7 @@ impl Dialect for Postgres {
             .execute(&mut **tx)
             .await?;
         }
-        Ok(())
+        Ok(added)
     }
 }
 
@@ -203,6 +222,43 @@ impl SqlStore<Postgres> {
     pub fn pool(&self) -> &PgPool {
         &self.read
     }
+}
+
+/// Appends one row in COPY's text format: a tab between columns, `\N` for
+/// NULL, and a backslash, tab, newline or carriage return in a value
+/// escaped.
+fn copy_row(out: &mut String, values: &[Option<&str>]) {
+    for (i, value) in values.iter().enumerate() {
+        if i > 0 {
+            out.push('\t');
+        }
+        let Some(value) = value else {
+            out.push_str("\\N");
+            continue;
+        };
+        for c in value.chars() {
+            match c {
+                '\\' => out.push_str("\\\\"),
+                '\t' => out.push_str("\\t"),
+                '\n' => out.push_str("\\n"),
+                '\r' => out.push_str("\\r"),
+                c => out.push(c),
+            }
+        }
+    }
+    out.push('\n');
+}
+
+/// Sends `rows` (COPY's text format) to `statement`, a COPY … FROM STDIN.
+async fn copy_in(
+    tx: &mut Transaction<'_, sqlx::Postgres>,
+    statement: &str,
+    rows: String,
+) -> Result<(), StoreError> {
+    let mut copy = tx.copy_in_raw(statement).await?;
+    copy.send(rows.into_bytes()).await?;
+    copy.finish().await?;
+    Ok(())
 }
 
 /// The columns of a set of records, as arrays for UNNEST.

@@ -42,7 +42,7 @@ impl Default for SqliteMemory {
 use crate::store::StoreError;
 use crate::store::records::{CsoRecord, RegistryChanges};
 use crate::store::sql::SqlStore;
-use crate::store::sql::registry::{fields_column, pair_inserted};
+use crate::store::sql::registry::{fields_column, ids_in_order};
 
 /// SQLite, the embedded default.
 pub struct Sqlite;
@@ -79,7 +79,8 @@ impl Dialect for Sqlite {
         tx: &mut Transaction<'_, Self::DB>,
         changes: &RegistryChanges,
         now: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
+    ) -> Result<Vec<i64>, StoreError> {
+        let mut added = Vec::with_capacity(changes.added.len());
         let mut emails: Vec<(i64, &CsoRecord)> = Vec::with_capacity(changes.added.len());
         for chunk in changes.added.chunks(ROWS_PER_INSERT) {
             let mut insert = QueryBuilder::<sqlx::Sqlite>::new(
@@ -97,8 +98,10 @@ impl Dialect for Sqlite {
                     .push_bind(now);
             });
             insert.push(" RETURNING id, registration_no");
-            let ids: Vec<(i64, String)> = insert.build_query_as().fetch_all(&mut **tx).await?;
-            emails.extend(pair_inserted(chunk, &ids)?);
+            let returned: Vec<(i64, String)> = insert.build_query_as().fetch_all(&mut **tx).await?;
+            let ids = ids_in_order(chunk, &returned)?;
+            emails.extend(ids.iter().copied().zip(chunk));
+            added.extend(ids);
         }
 
         // UPDATE … FROM (VALUES …): one statement per chunk, not per row.
@@ -163,7 +166,7 @@ impl Dialect for Sqlite {
             update.push(")");
             update.build().execute(&mut **tx).await?;
         }
-        Ok(())
+        Ok(added)
     }
 }
 

@@ -5,12 +5,12 @@ use std::collections::HashMap;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use sqlx::{Database, Encode, Executor, FromRow, IntoArguments, Pool, Type};
+use sqlx::{Database, Encode, Executor, FromRow, IntoArguments, Pool, Transaction, Type};
 
 use super::*;
 use crate::domain::{EmailAddress, Language, RegistrationNumber, Relevance};
 use crate::store::records::*;
-use crate::store::{RegistryStore, StoreError};
+use crate::store::{RegistryImport, RegistryStore, StoreError};
 
 pub(super) const FIELD_SEPARATOR: &str = "\n";
 
@@ -98,30 +98,125 @@ fn join_fields_back(stored: &str) -> Vec<String> {
         .collect()
 }
 
-/// Pairs the `(id, registration_no)` rows an INSERT … RETURNING gave back
-/// with the records inserted. RETURNING does not promise VALUES order, so
-/// they are matched by registration number, which is unique.
-pub(crate) fn pair_inserted<'a>(
-    inserted: &'a [CsoRecord],
+/// The ids of the records inserted, in their order, from the
+/// `(id, registration_no)` rows an INSERT … RETURNING gave back. RETURNING
+/// does not promise VALUES order, so they are matched by registration
+/// number, which is unique.
+pub(crate) fn ids_in_order(
+    inserted: &[CsoRecord],
     returned: &[(i64, String)],
-) -> Result<Vec<(i64, &'a CsoRecord)>, StoreError> {
-    let by_reg: HashMap<&str, &CsoRecord> = inserted
+) -> Result<Vec<i64>, StoreError> {
+    let by_reg: HashMap<&str, i64> = returned.iter().map(|(id, r)| (r.as_str(), *id)).collect();
+    inserted
         .iter()
-        .map(|r| (r.registration_no.as_str(), r))
-        .collect();
-    returned
-        .iter()
-        .map(|(id, reg)| {
+        .map(|r| {
             by_reg
-                .get(reg.as_str())
-                .map(|r| (*id, *r))
-                .ok_or_else(|| corrupt(format!("an insert returned an unknown number {reg}")))
+                .get(r.registration_no.as_str())
+                .copied()
+                .ok_or_else(|| corrupt(format!("an insert gave no id for {}", r.registration_no)))
         })
         .collect()
 }
 
 pub(crate) fn fields_column(record: &CsoRecord) -> String {
     record.fields_of_activity.join(FIELD_SEPARATOR)
+}
+
+/// The columns of a [`CsoRow`]; `emails_sql` gathers a CSO's addresses.
+fn cso_select(emails_sql: &str) -> String {
+    format!(
+        "SELECT c.id, c.registration_no, c.name, c.phone, c.city, c.fields_of_activity, \
+         c.language, c.active, c.updated_at, ({emails_sql}) AS emails FROM csos c"
+    )
+}
+
+// ----- imports -----------------------------------------------------------------
+
+/// An import being written, in one write transaction: see [`RegistryImport`].
+pub struct SqlImport<D: Dialect> {
+    tx: Transaction<'static, D::DB>,
+    now: DateTime<Utc>,
+}
+
+impl<D: Dialect> SqlImport<D> {
+    pub(super) fn new(tx: Transaction<'static, D::DB>, now: DateTime<Utc>) -> Self {
+        Self { tx, now }
+    }
+}
+
+impl<D: Dialect> SqlImport<D>
+where
+    CsoRow: for<'r> FromRow<'r, <D::DB as Database>::Row>,
+    for<'c> &'c mut <D::DB as Database>::Connection: Executor<'c, Database = D::DB>,
+    for<'q> <D::DB as Database>::Arguments<'q>: IntoArguments<'q, D::DB>,
+{
+    /// The CSOs whose `column` is one of `values`, a list at a time.
+    async fn csos_in<T>(&mut self, column: &str, values: &[T]) -> Result<Vec<Cso>, StoreError>
+    where
+        T: for<'q> Encode<'q, D::DB> + Type<D::DB> + Clone + Send + Sync + 'static,
+    {
+        let mut found = Vec::with_capacity(values.len());
+        for chunk in values.chunks(LIST_CHUNK) {
+            let sql = format!(
+                "{} WHERE c.{column} IN ({})",
+                cso_select(D::EMAILS_OF_CSO),
+                placeholders::<D>(chunk.len(), 1, |p| p[0].clone())
+            );
+            let mut q = sqlx::query_as::<D::DB, CsoRow>(&sql);
+            for value in chunk {
+                q = q.bind(value.clone());
+            }
+            for row in q.fetch_all(&mut *self.tx).await? {
+                found.push(row.into_cso()?);
+            }
+        }
+        Ok(found)
+    }
+}
+
+#[async_trait]
+impl<D: Dialect> RegistryImport for SqlImport<D>
+where
+    (i64,): for<'r> FromRow<'r, <D::DB as Database>::Row>,
+    (String,): for<'r> FromRow<'r, <D::DB as Database>::Row>,
+    AddressRow: for<'r> FromRow<'r, <D::DB as Database>::Row>,
+    CsoRow: for<'r> FromRow<'r, <D::DB as Database>::Row>,
+    ImportRow: for<'r> FromRow<'r, <D::DB as Database>::Row>,
+    OverrideRow: for<'r> FromRow<'r, <D::DB as Database>::Row>,
+    for<'c> &'c Pool<D::DB>: Executor<'c, Database = D::DB>,
+    for<'c> &'c mut <D::DB as Database>::Connection: Executor<'c, Database = D::DB>,
+    for<'q> &'q str: Encode<'q, D::DB> + Type<D::DB>,
+    for<'q> String: Encode<'q, D::DB> + Type<D::DB>,
+    for<'q> <D::DB as Database>::Arguments<'q>: IntoArguments<'q, D::DB>,
+    for<'q> DateTime<Utc>: Encode<'q, D::DB> + Type<D::DB>,
+    for<'q> bool: Encode<'q, D::DB> + Type<D::DB>,
+    for<'q> i64: Encode<'q, D::DB> + Type<D::DB>,
+{
+    async fn find(&mut self, registration_nos: &[&str]) -> Result<Vec<Cso>, StoreError> {
+        let owned: Vec<String> = registration_nos.iter().map(|r| r.to_string()).collect();
+        self.csos_in("registration_no", &owned).await
+    }
+
+    async fn find_ids(&mut self, ids: &[i64]) -> Result<Vec<Cso>, StoreError> {
+        self.csos_in("id", ids).await
+    }
+
+    async fn active_ids(&mut self) -> Result<Vec<i64>, StoreError> {
+        let ids: Vec<(i64,)> = sqlx::query_as("SELECT id FROM csos WHERE active ORDER BY id")
+            .fetch_all(&mut *self.tx)
+            .await?;
+        Ok(ids.into_iter().map(|(id,)| id).collect())
+    }
+
+    async fn write(&mut self, changes: &RegistryChanges) -> Result<Vec<i64>, StoreError> {
+        D::apply_registry_changes(&mut self.tx, changes, self.now).await
+    }
+
+    async fn commit(mut self: Box<Self>, log: &ImportLogEntry) -> Result<(), StoreError> {
+        SqlStore::<D>::insert_import_log_in(&mut self.tx, log, self.now).await?;
+        self.tx.commit().await?;
+        Ok(())
+    }
 }
 
 // ----- addresses ---------------------------------------------------------------
@@ -156,10 +251,7 @@ where
         emails_sql: &str,
         filter: CsoFilter<'_>,
     ) -> Result<Vec<Cso>, StoreError> {
-        let select = format!(
-            "SELECT c.id, c.registration_no, c.name, c.phone, c.city, c.fields_of_activity, \
-             c.language, c.active, c.updated_at, ({emails_sql}) AS emails FROM csos c"
-        );
+        let select = cso_select(emails_sql);
         let rows: Vec<CsoRow> = match filter {
             CsoFilter::All => fetch_all(pool, &format!("{select} ORDER BY c.id")).await?,
             CsoFilter::Id(id) => {
@@ -314,6 +406,7 @@ where
 #[async_trait]
 impl<D: Dialect> RegistryStore for SqlStore<D>
 where
+    (i64,): for<'r> FromRow<'r, <D::DB as Database>::Row>,
     (String,): for<'r> FromRow<'r, <D::DB as Database>::Row>,
     AddressRow: for<'r> FromRow<'r, <D::DB as Database>::Row>,
     CsoRow: for<'r> FromRow<'r, <D::DB as Database>::Row>,
@@ -322,6 +415,7 @@ where
     for<'c> &'c Pool<D::DB>: Executor<'c, Database = D::DB>,
     for<'c> &'c mut <D::DB as Database>::Connection: Executor<'c, Database = D::DB>,
     for<'q> &'q str: Encode<'q, D::DB> + Type<D::DB>,
+    for<'q> String: Encode<'q, D::DB> + Type<D::DB>,
     for<'q> <D::DB as Database>::Arguments<'q>: IntoArguments<'q, D::DB>,
     for<'q> DateTime<Utc>: Encode<'q, D::DB> + Type<D::DB>,
     for<'q> bool: Encode<'q, D::DB> + Type<D::DB>,
@@ -357,15 +451,13 @@ where
         name = "store",
         level = "debug",
         skip_all,
-        fields(call = "apply_registry_changes")
+        fields(call = "begin_import")
     )]
-    async fn apply_registry_changes(&self, changes: &RegistryChanges) -> Result<(), StoreError> {
-        let now = self.now();
-        let mut tx = self.begin().await?;
-        D::apply_registry_changes(&mut tx, changes, now).await?;
-        Self::insert_import_log_in(&mut tx, &changes.log, now).await?;
-        tx.commit().await?;
-        Ok(())
+    async fn begin_import(&self) -> Result<Box<dyn RegistryImport>, StoreError> {
+        Ok(Box::new(SqlImport::<D>::new(
+            self.begin().await?,
+            self.now(),
+        )))
     }
 
     #[tracing::instrument(
