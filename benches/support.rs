@@ -33,7 +33,11 @@ pub fn cocreate() -> Command {
         let at = chrono::DateTime::parse_from_rfc3339(BENCH_NOW).unwrap();
         (at.with_timezone(&chrono::Utc) - chrono::Utc::now()).num_seconds()
     });
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_cocreate"));
+    // BENCH_COCREATE names another build (the code before a change, built
+    // beside it) to measure with the same harness in the same sitting.
+    let binary =
+        std::env::var_os("BENCH_COCREATE").unwrap_or_else(|| env!("CARGO_BIN_EXE_cocreate").into());
+    let mut cmd = Command::new(binary);
     cmd.env("COCREATE_TEST_CLOCK_OFFSET_SECONDS", offset.to_string());
     cmd
 }

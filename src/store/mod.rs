@@ -56,6 +56,9 @@ pub enum StoreError {
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("the database failed: {0}")]
     Query(#[from] sqlx::Error),
+    /// From the registry import's writes on SQLite (see `dialect::sqlite`).
+    #[error("the database failed: {0}")]
+    Bulk(#[from] rusqlite::Error),
     #[error("the database holds a value cocreate cannot read: {0}")]
     Corrupt(String),
     #[error("the database URL must start with sqlite: or postgres://")]

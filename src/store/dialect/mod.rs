@@ -12,7 +12,7 @@ pub use postgres::Postgres;
 pub use sqlite::{Sqlite, SqliteMemory};
 
 use super::StoreError;
-use super::records::RegistryChanges;
+use super::records::{Cso, RegistryChanges};
 
 #[async_trait]
 pub trait Dialect: Send + Sync + 'static {
@@ -34,6 +34,13 @@ pub trait Dialect: Send + Sync + 'static {
 
     /// How many rows a statement changed (sqlx has no common trait for it).
     fn rows_affected(result: &<Self::DB as Database>::QueryResult) -> u64;
+
+    /// The organisations with these registration numbers, with their
+    /// addresses, read in the caller's transaction (an import's chunk).
+    async fn find_registered(
+        tx: &mut Transaction<'_, Self::DB>,
+        registration_nos: &[&str],
+    ) -> Result<Vec<Cso>, StoreError>;
 
     /// Writes a chunk of an import's added, updated and inactivated
     /// organisations in the caller's transaction, and returns the ids given

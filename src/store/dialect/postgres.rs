@@ -13,9 +13,9 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{PgPool, Transaction};
 
 use super::Dialect;
-use crate::store::records::{CsoRecord, RegistryChanges};
+use crate::store::records::{Cso, CsoRecord, RegistryChanges};
 use crate::store::sql::SqlStore;
-use crate::store::sql::registry::fields_column;
+use crate::store::sql::registry::{CsoRow, fields_column};
 use crate::store::{StoreError, redact};
 
 /// PostgreSQL, for several daemons on one database.
@@ -38,6 +38,22 @@ impl Dialect for Postgres {
 
     fn rows_affected(result: &sqlx::postgres::PgQueryResult) -> u64 {
         result.rows_affected()
+    }
+
+    async fn find_registered(
+        tx: &mut Transaction<'_, Self::DB>,
+        registration_nos: &[&str],
+    ) -> Result<Vec<Cso>, StoreError> {
+        let rows: Vec<CsoRow> = sqlx::query_as(&format!(
+            "SELECT c.id, c.registration_no, c.name, c.phone, c.city, c.fields_of_activity, \
+             c.language, c.active, c.updated_at, ({}) AS emails FROM csos c \
+             WHERE c.registration_no = ANY($1)",
+            Self::EMAILS_OF_CSO
+        ))
+        .bind(registration_nos)
+        .fetch_all(&mut **tx)
+        .await?;
+        rows.into_iter().map(CsoRow::into_cso).collect()
     }
 
     async fn apply_registry_changes(

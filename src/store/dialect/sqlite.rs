@@ -14,7 +14,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{ConnectOptions, QueryBuilder, Transaction, TransactionManager};
+use sqlx::{ConnectOptions, Transaction, TransactionManager};
 
 use super::Dialect;
 
@@ -40,16 +40,12 @@ impl Default for SqliteMemory {
     }
 }
 use crate::store::StoreError;
-use crate::store::records::{CsoRecord, RegistryChanges};
+use crate::store::records::{Cso, RegistryChanges};
 use crate::store::sql::SqlStore;
-use crate::store::sql::registry::{fields_column, ids_in_order};
+use crate::store::sql::registry::{CsoRow, fields_column};
 
 /// SQLite, the embedded default.
 pub struct Sqlite;
-
-/// Rows per multi-row INSERT: 9 parameters each stays well under SQLite's
-/// limit of 32,766 bound parameters.
-const ROWS_PER_INSERT: usize = 1000;
 
 #[async_trait]
 impl Dialect for Sqlite {
@@ -75,99 +71,135 @@ impl Dialect for Sqlite {
         result.rows_affected()
     }
 
+    async fn find_registered(
+        tx: &mut Transaction<'_, Self::DB>,
+        registration_nos: &[&str],
+    ) -> Result<Vec<Cso>, StoreError> {
+        let mut handle = tx.lock_handle().await?;
+        // SAFETY: as in `apply_registry_changes`.
+        let db = unsafe { rusqlite::Connection::from_handle(handle.as_raw_handle().as_ptr()) }?;
+        find_registered(&db, registration_nos)
+    }
+
     async fn apply_registry_changes(
         tx: &mut Transaction<'_, Self::DB>,
         changes: &RegistryChanges,
         now: DateTime<Utc>,
     ) -> Result<Vec<i64>, StoreError> {
-        let mut added = Vec::with_capacity(changes.added.len());
-        let mut emails: Vec<(i64, &CsoRecord)> = Vec::with_capacity(changes.added.len());
-        for chunk in changes.added.chunks(ROWS_PER_INSERT) {
-            let mut insert = QueryBuilder::<sqlx::Sqlite>::new(
-                "INSERT INTO csos (registration_no, name, phone, city, fields_of_activity, language, active, created_at, updated_at) ",
-            );
-            insert.push_values(chunk, |mut row, r| {
-                row.push_bind(r.registration_no.as_str())
-                    .push_bind(&r.name)
-                    .push_bind(r.phone.as_deref())
-                    .push_bind(r.city.as_deref())
-                    .push_bind(fields_column(r))
-                    .push_bind(r.language.code())
-                    .push_bind(true)
-                    .push_bind(now)
-                    .push_bind(now);
-            });
-            insert.push(" RETURNING id, registration_no");
-            let returned: Vec<(i64, String)> = insert.build_query_as().fetch_all(&mut **tx).await?;
-            let ids = ids_in_order(chunk, &returned)?;
-            emails.extend(ids.iter().copied().zip(chunk));
-            added.extend(ids);
-        }
-
-        // UPDATE … FROM (VALUES …): one statement per chunk, not per row.
-        for chunk in changes.updated.chunks(ROWS_PER_INSERT) {
-            let mut update = QueryBuilder::<sqlx::Sqlite>::new(
-                "UPDATE csos SET name = v.column2, phone = v.column3, city = v.column4, \
-                 fields_of_activity = v.column5, language = v.column6, active = TRUE, \
-                 inactivated_at = NULL, updated_at = ",
-            );
-            update.push_bind(now).push(" FROM (");
-            update.push_values(chunk, |mut row, (id, r)| {
-                row.push_bind(*id)
-                    .push_bind(&r.name)
-                    .push_bind(r.phone.as_deref())
-                    .push_bind(r.city.as_deref())
-                    .push_bind(fields_column(r))
-                    .push_bind(r.language.code());
-            });
-            update.push(") AS v WHERE csos.id = v.column1");
-            update.build().execute(&mut **tx).await?;
-
-            let mut delete =
-                QueryBuilder::<sqlx::Sqlite>::new("DELETE FROM cso_emails WHERE cso_id IN (");
-            let mut ids = delete.separated(", ");
-            for (id, _) in chunk {
-                ids.push_bind(*id);
-            }
-            delete.push(")");
-            delete.build().execute(&mut **tx).await?;
-            emails.extend(chunk.iter().map(|(id, r)| (*id, r)));
-        }
-
-        let addresses: Vec<(i64, i64, &str)> = emails
-            .iter()
-            .flat_map(|(id, r)| {
-                r.emails
-                    .iter()
-                    .enumerate()
-                    .map(move |(pos, e)| (*id, pos as i64, e.as_str()))
-            })
-            .collect();
-        for chunk in addresses.chunks(ROWS_PER_INSERT) {
-            let mut insert = QueryBuilder::<sqlx::Sqlite>::new(
-                "INSERT INTO cso_emails (cso_id, position, address) ",
-            );
-            insert.push_values(chunk, |mut row, (id, pos, address)| {
-                row.push_bind(*id).push_bind(*pos).push_bind(*address);
-            });
-            insert.build().execute(&mut **tx).await?;
-        }
-
-        for chunk in changes.inactivated.chunks(ROWS_PER_INSERT) {
-            let mut update = QueryBuilder::<sqlx::Sqlite>::new(
-                "UPDATE csos SET active = FALSE, inactivated_at = ",
-            );
-            update.push_bind(now).push(", updated_at = ").push_bind(now);
-            update.push(" WHERE id IN (");
-            let mut ids = update.separated(", ");
-            for id in chunk {
-                ids.push_bind(*id);
-            }
-            update.push(")");
-            update.build().execute(&mut **tx).await?;
-        }
-        Ok(added)
+        let mut handle = tx.lock_handle().await?;
+        // SAFETY: the handle is sqlx's open connection, locked for as long
+        // as `db` lives: sqlx's worker runs nothing on it meanwhile, and
+        // rusqlite never closes a connection it did not open. The writes
+        // join the transaction sqlx began on it.
+        let db = unsafe { rusqlite::Connection::from_handle(handle.as_raw_handle().as_ptr()) }?;
+        Ok(write_registry(&db, changes, now)?)
     }
+}
+
+/// Looks each number up with one prepared statement: a few microseconds
+/// each in SQLite, where a list in one statement would go through sqlx's
+/// worker and its decoding.
+fn find_registered(
+    db: &rusqlite::Connection,
+    registration_nos: &[&str],
+) -> Result<Vec<Cso>, StoreError> {
+    let mut find = db.prepare_cached(&format!(
+        "SELECT c.id, c.registration_no, c.name, c.phone, c.city, c.fields_of_activity, \
+         c.language, c.active, c.updated_at, ({}) AS emails FROM csos c \
+         WHERE c.registration_no = ?1",
+        Sqlite::EMAILS_OF_CSO
+    ))?;
+    let mut found = Vec::new();
+    for number in registration_nos {
+        let mut rows = find.query([number])?;
+        while let Some(r) = rows.next()? {
+            let updated_at: String = r.get(8)?;
+            let row = CsoRow::from_parts(
+                r.get(0)?,
+                r.get(1)?,
+                r.get(2)?,
+                r.get(3)?,
+                r.get(4)?,
+                r.get(5)?,
+                r.get(6)?,
+                r.get(7)?,
+                &updated_at,
+                r.get(9)?,
+            )?;
+            found.push(row.into_cso()?);
+        }
+    }
+    Ok(found)
+}
+
+/// Writes a chunk of an import with one prepared statement a kind of row,
+/// stepped for each.
+fn write_registry(
+    db: &rusqlite::Connection,
+    changes: &RegistryChanges,
+    now: DateTime<Utc>,
+) -> rusqlite::Result<Vec<i64>> {
+    use rusqlite::params;
+    // As sqlx writes a time, so that it reads these back.
+    let at = now.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, false);
+    // The ids are given here, after the largest there is: the transaction
+    // holds the write lock, so nobody else adds one meanwhile.
+    let next: i64 = db.query_row("SELECT COALESCE(MAX(id), 0) + 1 FROM csos", [], |r| {
+        r.get(0)
+    })?;
+    let added: Vec<i64> = (next..).take(changes.added.len()).collect();
+
+    let mut insert = db.prepare_cached(
+        "INSERT INTO csos (id, registration_no, name, phone, city, fields_of_activity, language, \
+         active, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 1, ?8, ?8)",
+    )?;
+    for (id, r) in added.iter().zip(&changes.added) {
+        insert.execute(params![
+            id,
+            r.registration_no.as_str(),
+            r.name,
+            r.phone,
+            r.city,
+            fields_column(r),
+            r.language.code(),
+            at
+        ])?;
+    }
+
+    let mut update = db.prepare_cached(
+        "UPDATE csos SET name = ?2, phone = ?3, city = ?4, fields_of_activity = ?5, language = ?6, \
+         active = 1, inactivated_at = NULL, updated_at = ?7 WHERE id = ?1",
+    )?;
+    let mut forget = db.prepare_cached("DELETE FROM cso_emails WHERE cso_id = ?1")?;
+    for (id, r) in &changes.updated {
+        update.execute(params![
+            id,
+            r.name,
+            r.phone,
+            r.city,
+            fields_column(r),
+            r.language.code(),
+            at
+        ])?;
+        forget.execute([id])?;
+    }
+
+    let mut address = db
+        .prepare_cached("INSERT INTO cso_emails (cso_id, position, address) VALUES (?1, ?2, ?3)")?;
+    let written = added.iter().zip(&changes.added);
+    for (id, r) in written.chain(changes.updated.iter().map(|(id, r)| (id, r))) {
+        for (position, e) in r.emails.iter().enumerate() {
+            address.execute(params![id, position as i64, e.as_str()])?;
+        }
+    }
+
+    let mut inactivate = db.prepare_cached(
+        "UPDATE csos SET active = 0, inactivated_at = ?2, updated_at = ?2 WHERE id = ?1",
+    )?;
+    for id in &changes.inactivated {
+        inactivate.execute(params![id, at])?;
+    }
+    Ok(added)
 }
 
 impl SqlStore<Sqlite> {

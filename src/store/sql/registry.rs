@@ -1,8 +1,6 @@
 //! Organisations, their addresses and the state of each address, the history
 //! of imports, and the POC's relevance decisions.
 
-use std::collections::HashMap;
-
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::{Database, Encode, Executor, FromRow, IntoArguments, Pool, Transaction, Type};
@@ -12,7 +10,7 @@ use crate::domain::{EmailAddress, Language, RegistrationNumber, Relevance};
 use crate::store::records::*;
 use crate::store::{RegistryImport, RegistryStore, StoreError};
 
-pub(super) const FIELD_SEPARATOR: &str = "\n";
+pub(crate) const FIELD_SEPARATOR: &str = "\n";
 
 /// Addresses never contain a newline (EmailAddress refuses whitespace).
 pub(super) const EMAIL_SEPARATOR: char = '\n';
@@ -63,7 +61,39 @@ pub enum CsoFilter<'a> {
 }
 
 impl CsoRow {
-    fn into_cso(self) -> Result<Cso, StoreError> {
+    /// A row read outside sqlx (the SQLite import reads through its
+    /// handle); `updated_at` as sqlx writes it (RFC 3339).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn from_parts(
+        id: i64,
+        registration_no: String,
+        name: String,
+        phone: Option<String>,
+        city: Option<String>,
+        fields_of_activity: String,
+        language: String,
+        active: bool,
+        updated_at: &str,
+        emails: Option<String>,
+    ) -> Result<Self, StoreError> {
+        let updated_at = DateTime::parse_from_rfc3339(updated_at)
+            .map_err(|e| corrupt(format!("updated_at {updated_at:?}: {e}")))?
+            .with_timezone(&Utc);
+        Ok(Self {
+            id,
+            registration_no,
+            name,
+            phone,
+            city,
+            fields_of_activity,
+            language,
+            active,
+            updated_at,
+            emails,
+        })
+    }
+
+    pub(crate) fn into_cso(self) -> Result<Cso, StoreError> {
         let emails = self
             .emails
             .as_deref()
@@ -95,26 +125,6 @@ fn join_fields_back(stored: &str) -> Vec<String> {
         .split(FIELD_SEPARATOR)
         .filter(|f| !f.is_empty())
         .map(str::to_owned)
-        .collect()
-}
-
-/// The ids of the records inserted, in their order, from the
-/// `(id, registration_no)` rows an INSERT … RETURNING gave back. RETURNING
-/// does not promise VALUES order, so they are matched by registration
-/// number, which is unique.
-pub(crate) fn ids_in_order(
-    inserted: &[CsoRecord],
-    returned: &[(i64, String)],
-) -> Result<Vec<i64>, StoreError> {
-    let by_reg: HashMap<&str, i64> = returned.iter().map(|(id, r)| (r.as_str(), *id)).collect();
-    inserted
-        .iter()
-        .map(|r| {
-            by_reg
-                .get(r.registration_no.as_str())
-                .copied()
-                .ok_or_else(|| corrupt(format!("an insert gave no id for {}", r.registration_no)))
-        })
         .collect()
 }
 
@@ -193,8 +203,7 @@ where
     for<'q> i64: Encode<'q, D::DB> + Type<D::DB>,
 {
     async fn find(&mut self, registration_nos: &[&str]) -> Result<Vec<Cso>, StoreError> {
-        let owned: Vec<String> = registration_nos.iter().map(|r| r.to_string()).collect();
-        self.csos_in("registration_no", &owned).await
+        D::find_registered(&mut self.tx, registration_nos).await
     }
 
     async fn find_ids(&mut self, ids: &[i64]) -> Result<Vec<Cso>, StoreError> {
