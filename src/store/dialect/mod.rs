@@ -19,6 +19,9 @@ pub trait Dialect: Send + Sync + 'static {
     type DB: Database;
     /// How a write transaction begins.
     const BEGIN_WRITE: &'static str;
+    /// What an import runs first in its transaction so that imports take
+    /// turns (SQLite's write lock already makes them), or nothing.
+    const LOCK_REGISTRY: &'static str;
     /// What the claim's SELECT adds to lock the rows it takes.
     const CLAIM_LOCK: &'static str;
     /// A subquery gathering a CSO's addresses (`c.id`), in order, into one

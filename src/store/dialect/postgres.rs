@@ -31,6 +31,9 @@ impl Dialect for Postgres {
 
     // Several daemons may claim at once: each skips the rows another has
     // locked, and a plain BEGIN is enough for that.
+    // Imports only read and write organisations, so one waits for the
+    // other to commit and then reads what it wrote; readers go on.
+    const LOCK_REGISTRY: &'static str = "LOCK TABLE csos IN SHARE ROW EXCLUSIVE MODE";
     const CLAIM_LOCK: &'static str = "FOR UPDATE SKIP LOCKED";
     const BEGIN_WRITE: &'static str = "BEGIN";
     const BLOB: &'static str = "BYTEA";
@@ -66,17 +69,21 @@ impl Dialect for Postgres {
         const ROWS_PER_STATEMENT: usize = 10_000;
 
         // New organisations go in by COPY, PostgreSQL's bulk load. COPY
-        // gives nothing back, so their ids are taken from the column's
-        // sequence first.
+        // gives nothing back, so the ids are given here, after the largest
+        // there is (imports take turns: `LOCK_REGISTRY`), and the column's
+        // sequence is moved past them.
         let added: Vec<i64> = if changes.added.is_empty() {
             Vec::new()
         } else {
-            sqlx::query_scalar(
-                "SELECT nextval(pg_get_serial_sequence('csos', 'id')) FROM generate_series(1, $1)",
-            )
-            .bind(i64::try_from(changes.added.len()).unwrap_or(i64::MAX))
-            .fetch_all(&mut **tx)
-            .await?
+            let largest: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(id), 0) FROM csos")
+                .fetch_one(&mut **tx)
+                .await?;
+            let ids: Vec<i64> = (largest + 1..).take(changes.added.len()).collect();
+            sqlx::query("SELECT setval(pg_get_serial_sequence('csos', 'id'), $1)")
+                .bind(ids[ids.len() - 1])
+                .execute(&mut **tx)
+                .await?;
+            ids
         };
         if !added.is_empty() {
             let at = now.to_rfc3339();

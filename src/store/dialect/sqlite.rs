@@ -57,6 +57,7 @@ impl Dialect for Sqlite {
          (SELECT address FROM cso_emails e WHERE e.cso_id = c.id ORDER BY position)";
     // One writer at a time (BEGIN IMMEDIATE), so a claim needs no row
     // locks: two claimers never run the UPDATE at once.
+    const LOCK_REGISTRY: &'static str = "";
     const CLAIM_LOCK: &'static str = "";
     const BLOB: &'static str = "BLOB";
 

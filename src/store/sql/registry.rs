@@ -463,10 +463,13 @@ where
         fields(call = "begin_import")
     )]
     async fn begin_import(&self) -> Result<Box<dyn RegistryImport>, StoreError> {
-        Ok(Box::new(SqlImport::<D>::new(
-            self.begin().await?,
-            self.now(),
-        )))
+        let mut tx = self.begin().await?;
+        if !D::LOCK_REGISTRY.is_empty() {
+            sqlx::query::<D::DB>(D::LOCK_REGISTRY)
+                .execute(&mut *tx)
+                .await?;
+        }
+        Ok(Box::new(SqlImport::<D>::new(tx, self.now())))
     }
 
     #[tracing::instrument(
