@@ -171,7 +171,10 @@ impl RegistryReader {
     /// The next `rows` rows with something on them (good or not), or None
     /// at the end of the file.
     pub fn next_chunk(&mut self, rows: usize) -> Result<Option<Chunk>, CsvFileError> {
-        let mut chunk = Chunk::default();
+        let mut chunk = Chunk {
+            rows: Vec::with_capacity(rows),
+            ..Chunk::default()
+        };
         let mut taken = 0;
         while taken < rows {
             let read = self.csv.read_record(&mut self.record);

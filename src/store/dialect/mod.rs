@@ -45,6 +45,10 @@ pub trait Dialect: Send + Sync + 'static {
         registration_nos: &[&str],
     ) -> Result<Vec<Cso>, StoreError>;
 
+    /// The ids of every active organisation, in order, read in the
+    /// caller's transaction (what a full import may leave out).
+    async fn active_cso_ids(tx: &mut Transaction<'_, Self::DB>) -> Result<Vec<i64>, StoreError>;
+
     /// Writes a chunk of an import's added, updated and inactivated
     /// organisations in the caller's transaction, and returns the ids given
     /// to the added ones in their order: the fast way to write many rows

@@ -59,6 +59,14 @@ impl Dialect for Postgres {
         rows.into_iter().map(CsoRow::into_cso).collect()
     }
 
+    async fn active_cso_ids(tx: &mut Transaction<'_, Self::DB>) -> Result<Vec<i64>, StoreError> {
+        Ok(
+            sqlx::query_scalar("SELECT id FROM csos WHERE active ORDER BY id")
+                .fetch_all(&mut **tx)
+                .await?,
+        )
+    }
+
     async fn apply_registry_changes(
         tx: &mut Transaction<'_, Self::DB>,
         changes: &RegistryChanges,

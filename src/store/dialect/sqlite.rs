@@ -76,10 +76,16 @@ impl Dialect for Sqlite {
         tx: &mut Transaction<'_, Self::DB>,
         registration_nos: &[&str],
     ) -> Result<Vec<Cso>, StoreError> {
-        let mut handle = tx.lock_handle().await?;
-        // SAFETY: as in `apply_registry_changes`.
-        let db = unsafe { rusqlite::Connection::from_handle(handle.as_raw_handle().as_ptr()) }?;
-        find_registered(&db, registration_nos)
+        on_handle(tx, |db| find_registered(db, registration_nos)).await
+    }
+
+    async fn active_cso_ids(tx: &mut Transaction<'_, Self::DB>) -> Result<Vec<i64>, StoreError> {
+        on_handle(tx, |db| {
+            let mut active = db.prepare("SELECT id FROM csos WHERE active ORDER BY id")?;
+            let ids = active.query_map([], |r| r.get(0))?;
+            Ok(ids.collect::<Result<_, _>>()?)
+        })
+        .await
     }
 
     async fn apply_registry_changes(
@@ -87,14 +93,24 @@ impl Dialect for Sqlite {
         changes: &RegistryChanges,
         now: DateTime<Utc>,
     ) -> Result<Vec<i64>, StoreError> {
-        let mut handle = tx.lock_handle().await?;
-        // SAFETY: the handle is sqlx's open connection, locked for as long
-        // as `db` lives: sqlx's worker runs nothing on it meanwhile, and
-        // rusqlite never closes a connection it did not open. The writes
-        // join the transaction sqlx began on it.
-        let db = unsafe { rusqlite::Connection::from_handle(handle.as_raw_handle().as_ptr()) }?;
-        Ok(write_registry(&db, changes, now)?)
+        on_handle(tx, |db| Ok(write_registry(db, changes, now)?)).await
     }
+}
+
+/// Runs `f` on the transaction's own connection through rusqlite: the
+/// registry import's many small statements, stepped in C, instead of each
+/// going to sqlx's worker thread and back.
+async fn on_handle<T>(
+    tx: &mut Transaction<'_, sqlx::Sqlite>,
+    f: impl FnOnce(&rusqlite::Connection) -> Result<T, StoreError>,
+) -> Result<T, StoreError> {
+    let mut handle = tx.lock_handle().await?;
+    // SAFETY: the handle is sqlx's open connection, locked for as long as
+    // `db` lives: sqlx's worker runs nothing on it meanwhile, and rusqlite
+    // never closes a connection it did not open. What `f` does joins the
+    // transaction sqlx began on it.
+    let db = unsafe { rusqlite::Connection::from_handle(handle.as_raw_handle().as_ptr()) }?;
+    f(&db)
 }
 
 /// Looks each number up with one prepared statement: a few microseconds

@@ -211,10 +211,7 @@ where
     }
 
     async fn active_ids(&mut self) -> Result<Vec<i64>, StoreError> {
-        let ids: Vec<(i64,)> = sqlx::query_as("SELECT id FROM csos WHERE active ORDER BY id")
-            .fetch_all(&mut *self.tx)
-            .await?;
-        Ok(ids.into_iter().map(|(id,)| id).collect())
+        D::active_cso_ids(&mut self.tx).await
     }
 
     async fn write(&mut self, changes: &RegistryChanges) -> Result<Vec<i64>, StoreError> {
