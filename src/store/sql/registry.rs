@@ -159,7 +159,35 @@ where
     CsoRow: for<'r> FromRow<'r, <D::DB as Database>::Row>,
     for<'c> &'c mut <D::DB as Database>::Connection: Executor<'c, Database = D::DB>,
     for<'q> <D::DB as Database>::Arguments<'q>: IntoArguments<'q, D::DB>,
+    for<'q> &'q str: Encode<'q, D::DB> + Type<D::DB>,
+    for<'q> DateTime<Utc>: Encode<'q, D::DB> + Type<D::DB>,
+    for<'q> bool: Encode<'q, D::DB> + Type<D::DB>,
+    for<'q> i64: Encode<'q, D::DB> + Type<D::DB>,
 {
+    /// Adds the history line for an import, inside the import's transaction.
+    async fn insert_import_log_in(
+        conn: &mut <D::DB as Database>::Connection,
+        log: &ImportLogEntry,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let n = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+        sqlx::query::<D::DB>(
+            "INSERT INTO registry_imports (file_name, full_import, added, updated, unchanged, inactivated, skipped, imported_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(log.file_name.as_str())
+        .bind(log.full)
+        .bind(n(log.added))
+        .bind(n(log.updated))
+        .bind(n(log.unchanged))
+        .bind(n(log.inactivated))
+        .bind(n(log.skipped))
+        .bind(at)
+        .execute(conn)
+        .await?;
+        Ok(())
+    }
+
     /// The CSOs whose `column` is one of `values`, a list at a time.
     async fn csos_in<T>(&mut self, column: &str, values: &[T]) -> Result<Vec<Cso>, StoreError>
     where
@@ -187,17 +215,10 @@ where
 #[async_trait]
 impl<D: Dialect> RegistryImport for SqlImport<D>
 where
-    (i64,): for<'r> FromRow<'r, <D::DB as Database>::Row>,
-    (String,): for<'r> FromRow<'r, <D::DB as Database>::Row>,
-    AddressRow: for<'r> FromRow<'r, <D::DB as Database>::Row>,
     CsoRow: for<'r> FromRow<'r, <D::DB as Database>::Row>,
-    ImportRow: for<'r> FromRow<'r, <D::DB as Database>::Row>,
-    OverrideRow: for<'r> FromRow<'r, <D::DB as Database>::Row>,
-    for<'c> &'c Pool<D::DB>: Executor<'c, Database = D::DB>,
     for<'c> &'c mut <D::DB as Database>::Connection: Executor<'c, Database = D::DB>,
-    for<'q> &'q str: Encode<'q, D::DB> + Type<D::DB>,
-    for<'q> String: Encode<'q, D::DB> + Type<D::DB>,
     for<'q> <D::DB as Database>::Arguments<'q>: IntoArguments<'q, D::DB>,
+    for<'q> &'q str: Encode<'q, D::DB> + Type<D::DB>,
     for<'q> DateTime<Utc>: Encode<'q, D::DB> + Type<D::DB>,
     for<'q> bool: Encode<'q, D::DB> + Type<D::DB>,
     for<'q> i64: Encode<'q, D::DB> + Type<D::DB>,
@@ -219,7 +240,7 @@ where
     }
 
     async fn commit(mut self: Box<Self>, log: &ImportLogEntry) -> Result<(), StoreError> {
-        SqlStore::<D>::insert_import_log_in(&mut self.tx, log, self.now).await?;
+        Self::insert_import_log_in(&mut self.tx, log, self.now).await?;
         self.tx.commit().await?;
         Ok(())
     }
@@ -343,30 +364,6 @@ where
         Ok(removed.is_some())
     }
 
-    /// Adds the history line for an import, inside the import's transaction.
-    pub(super) async fn insert_import_log_in(
-        conn: &mut <D::DB as Database>::Connection,
-        log: &ImportLogEntry,
-        at: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
-        let n = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
-        sqlx::query::<D::DB>(
-            "INSERT INTO registry_imports (file_name, full_import, added, updated, unchanged, inactivated, skipped, imported_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-        )
-        .bind(log.file_name.as_str())
-        .bind(log.full)
-        .bind(n(log.added))
-        .bind(n(log.updated))
-        .bind(n(log.unchanged))
-        .bind(n(log.inactivated))
-        .bind(n(log.skipped))
-        .bind(at)
-        .execute(conn)
-        .await?;
-        Ok(())
-    }
-
     pub(super) async fn opt_out_in(
         conn: &mut <D::DB as Database>::Connection,
         address: &EmailAddress,
@@ -412,7 +409,6 @@ where
 #[async_trait]
 impl<D: Dialect> RegistryStore for SqlStore<D>
 where
-    (i64,): for<'r> FromRow<'r, <D::DB as Database>::Row>,
     (String,): for<'r> FromRow<'r, <D::DB as Database>::Row>,
     AddressRow: for<'r> FromRow<'r, <D::DB as Database>::Row>,
     CsoRow: for<'r> FromRow<'r, <D::DB as Database>::Row>,
@@ -421,7 +417,6 @@ where
     for<'c> &'c Pool<D::DB>: Executor<'c, Database = D::DB>,
     for<'c> &'c mut <D::DB as Database>::Connection: Executor<'c, Database = D::DB>,
     for<'q> &'q str: Encode<'q, D::DB> + Type<D::DB>,
-    for<'q> String: Encode<'q, D::DB> + Type<D::DB>,
     for<'q> <D::DB as Database>::Arguments<'q>: IntoArguments<'q, D::DB>,
     for<'q> DateTime<Utc>: Encode<'q, D::DB> + Type<D::DB>,
     for<'q> bool: Encode<'q, D::DB> + Type<D::DB>,
