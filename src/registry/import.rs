@@ -335,19 +335,17 @@ impl<'o> Plan<'o> {
         }
     }
 
-    /// Records that `cso` was met; true the first time.
-    fn meet(&mut self, cso: &Cso, line: u64) -> bool {
+    /// Records that `cso` was met on `line` (or by a skipped row).
+    fn meet(&mut self, cso: &Cso, line: u64) {
         match self.met.entry(cso.id) {
             Entry::Vacant(v) => {
                 v.insert(line);
                 self.met_active += usize::from(cso.active);
-                true
             }
             Entry::Occupied(mut o) => {
                 if line != SKIPPED_ONLY && *o.get() == SKIPPED_ONLY {
                     o.insert(line);
                 }
-                false
             }
         }
     }

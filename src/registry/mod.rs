@@ -10,6 +10,7 @@ pub mod csv_file;
 pub mod demo;
 pub mod encoding;
 pub mod import;
+mod lines;
 mod progress;
 pub mod relevance;
 

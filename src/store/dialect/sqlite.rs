@@ -131,18 +131,21 @@ fn find_registered(
         let mut rows = find.query([number])?;
         while let Some(r) = rows.next()? {
             let updated_at: String = r.get(8)?;
-            let row = CsoRow::from_parts(
-                r.get(0)?,
-                r.get(1)?,
-                r.get(2)?,
-                r.get(3)?,
-                r.get(4)?,
-                r.get(5)?,
-                r.get(6)?,
-                r.get(7)?,
-                &updated_at,
-                r.get(9)?,
-            )?;
+            let row = CsoRow {
+                id: r.get(0)?,
+                registration_no: r.get(1)?,
+                name: r.get(2)?,
+                phone: r.get(3)?,
+                city: r.get(4)?,
+                fields_of_activity: r.get(5)?,
+                language: r.get(6)?,
+                active: r.get(7)?,
+                // As sqlx writes a time (RFC 3339).
+                updated_at: DateTime::parse_from_rfc3339(&updated_at)
+                    .map_err(|e| StoreError::Corrupt(format!("updated_at {updated_at:?}: {e}")))?
+                    .with_timezone(&Utc),
+                emails: r.get(9)?,
+            };
             found.push(row.into_cso()?);
         }
     }

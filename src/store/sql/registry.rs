@@ -15,18 +15,20 @@ pub(crate) const FIELD_SEPARATOR: &str = "\n";
 /// Addresses never contain a newline (EmailAddress refuses whitespace).
 pub(super) const EMAIL_SEPARATOR: char = '\n';
 
+/// An organisation's row with its addresses gathered; read by sqlx, or
+/// through the SQLite handle by the import.
 #[derive(FromRow)]
 pub struct CsoRow {
-    id: i64,
-    registration_no: String,
-    name: String,
-    phone: Option<String>,
-    city: Option<String>,
-    fields_of_activity: String,
-    language: String,
-    active: bool,
-    updated_at: DateTime<Utc>,
-    emails: Option<String>,
+    pub(crate) id: i64,
+    pub(crate) registration_no: String,
+    pub(crate) name: String,
+    pub(crate) phone: Option<String>,
+    pub(crate) city: Option<String>,
+    pub(crate) fields_of_activity: String,
+    pub(crate) language: String,
+    pub(crate) active: bool,
+    pub(crate) updated_at: DateTime<Utc>,
+    pub(crate) emails: Option<String>,
 }
 
 #[derive(FromRow)]
@@ -61,38 +63,6 @@ pub enum CsoFilter<'a> {
 }
 
 impl CsoRow {
-    /// A row read outside sqlx (the SQLite import reads through its
-    /// handle); `updated_at` as sqlx writes it (RFC 3339).
-    #[allow(clippy::too_many_arguments)]
-    pub(crate) fn from_parts(
-        id: i64,
-        registration_no: String,
-        name: String,
-        phone: Option<String>,
-        city: Option<String>,
-        fields_of_activity: String,
-        language: String,
-        active: bool,
-        updated_at: &str,
-        emails: Option<String>,
-    ) -> Result<Self, StoreError> {
-        let updated_at = DateTime::parse_from_rfc3339(updated_at)
-            .map_err(|e| corrupt(format!("updated_at {updated_at:?}: {e}")))?
-            .with_timezone(&Utc);
-        Ok(Self {
-            id,
-            registration_no,
-            name,
-            phone,
-            city,
-            fields_of_activity,
-            language,
-            active,
-            updated_at,
-            emails,
-        })
-    }
-
     pub(crate) fn into_cso(self) -> Result<Cso, StoreError> {
         let emails = self
             .emails
